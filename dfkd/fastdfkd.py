@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy, time
 import torch, torch.nn as nn
 from .synthesis import SynthesisContext, CrossEntropyTerm, frozen
-from .inversion import BNStatisticsLoss, batch_statistics
+from .inversion import BNStatisticsLoss, batch_statistics, stat_gap
 from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
 
 # %% auto #0
@@ -24,13 +24,12 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
                  first_multiplier:float=1., bn_layers:list[str]|None=None, name:str|None=None):
         super().__init__(weight, first_multiplier=first_multiplier, bn_layers=bn_layers, name=name)
         self.momentum, self.average, self.current = momentum, {}, {}
-    def _record(self, name, module, inp, out):
-        mean, var = batch_statistics(inp[0])                         # \hat mu_l, \hat sigma^2_l
-        self.current[name] = (mean.detach(), var.detach())
+    def layer_distance(self, name, bn, mean, var):
+        self.current[name] = (mean.detach(), var.detach())           # \hat mu_l, \hat sigma^2_l of this batch
         if name in self.average:
             m, (mean_avg, var_avg) = self.momentum, self.average[name]
             mean, var = (1 - m) * mean + m * mean_avg, (1 - m) * var + m * var_avg
-        self.distances[name] = torch.linalg.vector_norm(module.running_mean - mean) + torch.linalg.vector_norm(module.running_var - var)
+        return stat_gap(mean, var, bn)
     def end_batch(self, ctx):
         m = self.momentum
         for name, (mean, var) in self.current.items():   # the round's last batch statistics update the average
