@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
 import dfkd
-from .core import atomic_write_json, default_device, read_json, set_seed
+from .core import atomic_write_json, default_device, read_json, set_seed, keep_freed_memory
 from .data import DATASETS, get_dls
 from .models import get_model, load_model, save_model, model_names, count_params
 from .kd import train_classifier, distill, evaluate
@@ -264,6 +264,9 @@ def cmd_bench(args) -> dict:
     elif args.which == 'inversion':
         from dfkd.inversion_benchmark import inversion_benchmark
         table = inversion_benchmark(epochs=args.epochs, seeds=tuple(range(args.seeds))); rows = table.to_dict('records')
+    elif args.which == 'cost':
+        from dfkd.inversion_benchmark import synthesis_cost_benchmark
+        table = synthesis_cost_benchmark(); rows = table.reset_index().to_dict('records')
     elif args.which == 'generators':
         from dfkd.generator_benchmark import benchmark_generator_methods
         rows = benchmark_generator_methods(deepinversion_n_per_class=400)
@@ -340,9 +343,9 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(pp); pp.set_defaults(func=cmd_pipeline)
     b = sub.add_parser('bench', help='regenerate a benchmark table')
-    b.add_argument('which', choices=['kd', 'lopes', 'inversion', 'generators'],
+    b.add_argument('which', choices=['kd', 'lopes', 'inversion', 'cost', 'generators'],
                    help='kd: Hinton KD on mnist5k (teacher, student alone, KD); lopes: the five Lopes et al. objectives, KD and noise '
-                        'for both MNIST pairs; inversion: ZSKD, DeepInversion, ADI, soft targets, noise and KD; generators: DAFL, ZSKT, DFQ, CMI, FastDFKD-2/5/10 next to DeepInversion')
+                        'for both MNIST pairs; inversion: ZSKD, DeepInversion, ADI, soft targets, noise and KD; cost: a synthesis step of each inversion method against the teacher forward+backward floor; generators: DAFL, ZSKT, DFQ, CMI, FastDFKD-2/5/10 next to DeepInversion')
     b.add_argument('--run', default='runs/bench', help='run folder [%(default)s]')
     b.add_argument('--epochs', type=int, default=20, help='epochs per training run [%(default)s]')
     b.add_argument('--seeds', type=int, default=3, help='number of seeds (0..n-1) [%(default)s]')
@@ -357,4 +360,5 @@ def main(argv:list|None=None) -> dict:
 
 def console():
     "Entry point of the `dfkd` console script: exit status 0 on success (a returned dict would be printed as an error)."
+    keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`dfkd.core`)
     main()

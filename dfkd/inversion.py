@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 
 # %% ../nbs/13_inversion.ipynb #792765b2
 from __future__ import annotations
-import math, time, tempfile, hashlib, json
+import math, time, tempfile, hashlib, json, copy
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -18,9 +18,10 @@ from .synthesis import (LossTerm, Synthesizer, Schedule, PixelParametrization, C
                             build_transfer_set, merge_manifests, TransferSet, transfer_dls, SynthesisDiverged)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'bn_stat_distance', 'BNStatisticsLoss', 'total_variation',
-           'TotalVariation', 'ImageNorm', 'JitterFlip', 'WithTermParameters', 'js_divergence', 'CompetitionTerm',
-           'RoundsTransferSet', 'student_in_the_loop', 'synthesis_overhead', 'cached_classifier']
+__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'bn_stat_distance', 'bn_scale', 'bn_with_statistics',
+           'BNStatisticsLoss', 'total_variation', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'WithTermParameters',
+           'js_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop', 'synthesis_overhead',
+           'cached_classifier']
 
 # %% ../nbs/13_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -29,33 +30,99 @@ def bn_layer_names(model:nn.Module) -> list[str]:
     "Names of the BatchNorm layers of `model` that track running statistics, in definition order."
     return [n for n in names_of_type(model, BN_TYPES) if model.get_submodule(n).running_mean is not None]
 
+def _channel_statistics(x):
+    "Per-channel mean and E[x²]−mean² of x (N, C, L), each in one sweep."
+    n = x.shape[0] * x.shape[2]
+    mean = x.mean(2).mean(0)
+    mean_sq = torch.linalg.vector_norm(x, 2, dim=2).square().sum(0) / n
+    return mean, (mean_sq - mean * mean).clamp_min(0)
+
+def _statistics_grad(x, mean, g_mean, g_var):
+    "Gradient of a loss of (mean, var) w.r.t. x (N, C, L): a_c·x + b_c, written into one new buffer."
+    n = x.shape[0] * x.shape[2]
+    g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
+    g_var = torch.zeros_like(mean) if g_var is None else g_var
+    a = 2 * g_var / n
+    b = g_mean / n - a * mean
+    gx = x * a[:, None]
+    return gx.add_(b[:, None])
+
 class _BatchStatistics(torch.autograd.Function):
-    "Per-channel mean and E[x²]−mean² of x (N, C, L), with a one-pass backward."
+    "Per-channel mean and variance of x (N, C, L), with a one-buffer backward."
     @staticmethod
     def forward(ctx, x):
-        n = x.shape[0] * x.shape[2]
-        mean = x.mean(2).mean(0)
-        mean_sq = torch.linalg.vector_norm(x, 2, dim=2).square().sum(0) / n
-        ctx.save_for_backward(x, mean); ctx.n = n
-        return mean, (mean_sq - mean * mean).clamp_min(0)
+        mean, var = _channel_statistics(x)
+        ctx.save_for_backward(x, mean)
+        return mean, var
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_mean, g_var):
         x, mean = ctx.saved_tensors
-        g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
-        g_var = torch.zeros_like(mean) if g_var is None else g_var
-        a = 2 * g_var / ctx.n
-        b = g_mean / ctx.n - a * mean
-        return torch.addcmul(b[:, None], x, a[:, None])
+        return _statistics_grad(x, mean, g_mean, g_var)
 
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-channel mean and biased variance of `x` (N, C, ...) over the batch and all positions, with a fused backward."
     return _BatchStatistics.apply(x.float().reshape(x.shape[0], x.shape[1], -1))
 
+class _StatGap(torch.autograd.Function):
+    "‖mean − mean*‖₂ + ‖var − var*‖₂ as one autograd node (per step and BN layer, a handful of tiny ops fewer to dispatch)."
+    @staticmethod
+    def forward(ctx, mean, var, mean_target, var_target):
+        dm, dv = mean - mean_target, var - var_target
+        nm, nv = torch.linalg.vector_norm(dm), torch.linalg.vector_norm(dv)
+        ctx.save_for_backward(dm / nm.clamp_min(1e-12), dv / nv.clamp_min(1e-12))  # the norms' gradients (0 at 0)
+        return nm + nv
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        um, uv = ctx.saved_tensors
+        return um * g, uv * g, None, None
+
+def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
+    "DeepInversion's distance of batch statistics from `bn`'s running ones: L2 norm of the mean gap plus of the variance gap."
+    return _StatGap.apply(mean, var, bn.running_mean, bn.running_var)
+
 def bn_stat_distance(x:torch.Tensor, bn:nn.Module) -> torch.Tensor:
-    "DeepInversion's distance of a batch's statistics from `bn`'s running ones: L2 norm of the mean gap plus of the variance gap."
-    mean, var = batch_statistics(x)
-    return torch.linalg.vector_norm(mean - bn.running_mean) + torch.linalg.vector_norm(var - bn.running_var)
+    "`stat_gap` of the statistics of `x`, the input of `bn`."
+    return stat_gap(*batch_statistics(x), bn)
+
+# %% ../nbs/13_inversion.ipynb #5db5c0b3
+class _EvalBNWithStatistics(torch.autograd.Function):
+    "An eval-mode BN layer's output `out` = x·scale + shift, handed on, and the batch statistics of its input x; one backward for all."
+    @staticmethod
+    def forward(ctx, x, out, scale):
+        mean, var = _channel_statistics(x.reshape(x.shape[0], x.shape[1], -1))
+        ctx.save_for_backward(x, mean, scale)
+        ctx.mark_dirty(out)  # handed on as this function's own output (not a view), so a later in-place op (ReLU(inplace=True)) may change it
+        return out, mean, var
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out, g_mean, g_var):
+        x, mean, scale = ctx.saved_tensors
+        n, c = x.shape[:2]
+        gx = _statistics_grad(x.reshape(n, c, -1), mean, g_mean, g_var)
+        if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])  # the BN layer's own backward: ∂out/∂x = scale
+        return gx.view(x.shape), None, None
+
+def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
+    "Whether the statistics' backward can be folded into `bn`'s: eval mode with running statistics, float32 input that needs a gradient."
+    return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
+            and x.requires_grad and torch.is_grad_enabled())
+
+def bn_scale(bn:nn.Module) -> torch.Tensor:
+    "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BatchNorm layer (its input gradient is s·∂L/∂y)."
+    with torch.no_grad():
+        scale = (bn.running_var + bn.eps).rsqrt()
+        return scale * bn.weight if bn.weight is not None else scale
+
+def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
+                       x:torch.Tensor, # its input
+                       out:torch.Tensor, # its output, as the layer computed it
+                       scale:torch.Tensor|None=None # `bn_scale(bn)`, if the caller keeps it; `None` computes it
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "`bn`'s output (to return from a forward hook) and the batch mean and variance of `x`, with one backward pass for both."
+    if not _foldable(bn, x): return (out, *batch_statistics(x))
+    return _EvalBNWithStatistics.apply(x, out.detach(), bn_scale(bn) if scale is None else scale)
 
 # %% ../nbs/13_inversion.ipynb #21b20d35
 class BNStatisticsLoss(LossTerm):
@@ -67,39 +134,50 @@ class BNStatisticsLoss(LossTerm):
                  name:str|None=None):
         super().__init__(weight, name)
         self.first_multiplier, self.bn_layers = first_multiplier, bn_layers
-        self.hooks, self.distances, self.names = None, {}, []
+        self.hooks, self.distances, self.names, self.scales = None, {}, [], {}
     def begin_batch(self, ctx):
         self.names = list(self.bn_layers or bn_layer_names(ctx.teacher))
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the BN-statistics '
                              'loss has nothing to match; drop the term (weight 0 or leave it out) or use a teacher trained with BN')
         self.hooks = Hooks(ctx.teacher, self.names, fn=self._record)
-    def _record(self, name, module, inp, out): self.distances[name] = bn_stat_distance(inp[0], module)
+        self.scales = {n: bn_scale(m) for n, m in zip(self.names, self.hooks.modules)}  # the teacher is frozen for the batch
+    def _record(self, name, module, inp, out):
+        out, mean, var = bn_with_statistics(module, inp[0], out, self.scales[name])
+        self.distances[name] = self.layer_distance(name, module, mean, var)
+        return out  # the hook's output replaces the layer's: its backward is folded into the statistics'
+    def layer_distance(self, name:str, bn:nn.Module, mean:torch.Tensor, var:torch.Tensor) -> torch.Tensor:
+        "Distance of layer `name`'s batch statistics from the running ones (subclasses may change what is compared)."
+        return stat_gap(mean, var, bn)
     def end_batch(self, ctx):
         if self.hooks is not None: self.hooks.remove()
-        self.hooks, self.distances = None, {}
+        self.hooks, self.distances, self.scales = None, {}, {}
     def __call__(self, ctx):
         d = self.distances
         return self.first_multiplier * d[self.names[0]] + sum(d[n] for n in self.names[1:])
 
 # %% ../nbs/13_inversion.ipynb #02de37e8
 class _TotalVariation(torch.autograd.Function):
-    "TV of x (…, H, W) for p in {1, 2}; backward writes the gradient into one buffer."
+    "TV of x (…, H, W) for p in {1, 2}: two difference buffers in the forward, one gradient buffer in the backward."
     @staticmethod
     def forward(ctx, x, p):
         dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+        nh, nv = dh.numel(), dv.numel()
+        if p == 1:
+            tv = dh.abs().sum() / nh + dv.abs().sum() / nv  # (an L1 `vector_norm` is several times slower on a CPU)
+            dh.sign_(); dv.sign_()  # the L1 gradient needs only the signs
+        else: tv = torch.dot(dh.flatten(), dh.flatten()) / nh + torch.dot(dv.flatten(), dv.flatten()) / nv  # sums of squares, no temporary
         ctx.p, ctx.shape = p, x.shape
         ctx.save_for_backward(dh, dv)
-        return dh.abs().mean() + dv.abs().mean() if p == 1 else dh.square().mean() + dv.square().mean()
+        return tv
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         dh, dv = ctx.saved_tensors
-        gh, gv = (dh.sign(), dv.sign()) if ctx.p == 1 else (2 * dh, 2 * dv)
-        gh.mul_(g / dh.numel()); gv.mul_(g / dv.numel())
+        ch, cv = g * (ctx.p / dh.numel()), g * (ctx.p / dv.numel())  # d|d|/dd = sign(d); d(d²)/dd = 2d
         out = torch.zeros(ctx.shape, dtype=dh.dtype, device=dh.device)
-        out[..., :, 1:] += gh; out[..., :, :-1] -= gh
-        out[..., 1:, :] += gv; out[..., :-1, :] -= gv
+        out[..., :, 1:].addcmul_(dh, ch); out[..., :, :-1].addcmul_(dh, ch, value=-1)
+        out[..., 1:, :].addcmul_(dv, cv); out[..., :-1, :].addcmul_(dv, cv, value=-1)
         return out, None
 
 class _MeanSquare(torch.autograd.Function):
@@ -222,40 +300,50 @@ def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` 
 
 # %% ../nbs/13_inversion.ipynb #2fcc8f76
 class _StepClock:
-    "Wraps an `augment` callable (or none) and records the time of each call: the engine calls it once per step."
-    def __init__(self, augment, sync): self.augment, self.sync, self.times = augment, sync, []
+    "Wraps an `augment` callable (or none), which the engine calls once per step: times each step, and runs `between` between steps."
+    def __init__(self, augment, sync, between:Callable|None=None):
+        self.augment, self.sync, self.between, self.steps, self.start = augment, sync, between, [], None
     def __call__(self, x, generator):
-        self.sync(); self.times.append(time.perf_counter())
+        self.sync(); now = time.perf_counter()
+        if self.start is not None: self.steps.append(now - self.start)  # the previous step ends here
+        if self.between is not None: self.between()
+        self.sync(); self.start = time.perf_counter()
         return self.augment(x, generator) if self.augment is not None else x
 
 def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
                        batch_size:int=256, # images per batch
-                       steps:int=20, # steps timed per measurement (of each kind)
-                       repeats:int=5, # alternating measurements of each
+                       steps:int=20, # synthesis steps per run (each paired with one floor iteration)
+                       repeats:int=5, # timed runs, after one warm-up run
                        seed:int=0) -> dict:
-    "Median synthesis step time over median teacher forward+backward-to-input time on the same batch, plus images per second."
+    "Median synthesis step time over the median time of the teacher's forward+backward-to-input on the same batch, each step paired with one floor iteration; plus images per second."
     teacher, dev = synthesizer.teacher.to(synthesizer.device), synthesizer.device
-    with torch.no_grad(), frozen(teacher):
-        n_classes = teacher(torch.zeros((1,) + tuple(synthesizer.param.img_shape), device=dev)).shape[1]
-    y = torch.arange(batch_size) % n_classes
-    x = torch.randn((batch_size,) + tuple(synthesizer.param.img_shape), device=dev, requires_grad=True)
+    img_shape = tuple(synthesizer.param.img_shape)
+    with torch.no_grad(), frozen(teacher): n_classes = teacher(torch.zeros((1,) + img_shape, device=dev)).shape[1]
+    y = (torch.arange(batch_size) % n_classes).to(dev)
+    x = torch.randn((batch_size,) + img_shape, device=dev, requires_grad=True)
+    twin = copy.deepcopy(teacher)  # the floor's teacher: same weights, none of the hooks the method's terms put on `teacher`
     sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
+    floors = []
+    def floor():
+        sync(); t0 = time.perf_counter()
+        x.grad = None; F.cross_entropy(twin(x), y).backward()
+        sync(); floors.append(time.perf_counter() - t0)
     iterations, augment = synthesizer.schedule.iterations, synthesizer.augment
-    floors, step_times = [], []
+    step_times = []
     try:
         synthesizer.schedule.iterations = steps
-        for r in range(repeats + 1):  # the first round warms up and is not counted
-            with frozen(teacher):
-                for _ in range(steps):
-                    sync(); t0 = time.perf_counter()
-                    x.grad = None; F.cross_entropy(teacher(x), y.to(dev)).backward()
-                    sync(); (floors if r else []).append(time.perf_counter() - t0)
-            synthesizer.augment = clock = _StepClock(augment, sync)
-            synthesizer.synthesize(y, seed=seed)
-            if r: step_times += [b - a for a, b in zip(clock.times[:-1], clock.times[1:])]
+        with frozen(twin):
+            for r in range(repeats + 1):  # the first run warms up and is not counted
+                n_floor = len(floors)
+                synthesizer.augment = clock = _StepClock(augment, sync, between=floor)
+                synthesizer.synthesize(y.cpu(), seed=seed)
+                if r: step_times += clock.steps
+                else: del floors[n_floor:]
     finally: synthesizer.schedule.iterations, synthesizer.augment = iterations, augment
-    step, fl = torch.tensor(step_times).median().item(), torch.tensor(floors).median().item()
-    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl, batch_size=batch_size,
+    steps_t, floors_t = torch.tensor(step_times), torch.tensor(floors)
+    step, fl = steps_t.median().item(), floors_t.median().item()
+    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl, paired_ratio=(steps_t / floors_t[:len(steps_t)]).median().item(),
+                q20_ratio=(steps_t.quantile(0.2) / floors_t.quantile(0.2)).item(), batch_size=batch_size,
                 step_images_per_s=batch_size / step, images_per_s=batch_size / (step * iterations) if iterations else float('inf'))
 
 # %% ../nbs/13_inversion.ipynb #e4d91008

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time, tempfile, shutil
 from pathlib import Path
 import torch, torch.nn as nn
-from .core import set_seed
+from .core import set_seed, keep_freed_memory, keeps_freed_memory
 from .data import get_dls
 from .models import get_model
 from .kd import distill, evaluate
@@ -20,7 +20,8 @@ from .deepinversion import deepinversion_transfer_set, deepinversion_synthesizer
 from .soft_targets import soft_target_transfer_set, soft_target_synthesizer
 
 # %% auto #0
-__all__ = ['INVERSION_METHODS', 'BEST_INVERSION_METHOD', 'inversion_transfer_set', 'inversion_benchmark']
+__all__ = ['INVERSION_METHODS', 'BEST_INVERSION_METHOD', 'inversion_transfer_set', 'inversion_benchmark',
+           'synthesis_cost_benchmark']
 
 # %% ../nbs/23_inversion_benchmark.ipynb #a121dfb3
 INVERSION_METHODS = ('zskd', 'deepinversion', 'adi', 'soft_targets')
@@ -107,3 +108,27 @@ def inversion_benchmark(methods=('noise',) + INVERSION_METHODS, # which rows to 
     if len(kd): df['of_kd'] = df.accuracy / kd.iloc[0]
     df.attrs['teacher_accuracy'] = teacher_acc
     return df
+
+# %% ../nbs/23_inversion_benchmark.ipynb #75ca8517
+def synthesis_cost_benchmark(methods=INVERSION_METHODS, # the methods to measure
+                             teacher:nn.Module|None=None, # `None`: the benchmark's LeNet-5-BN teacher (cached)
+                             img_shape=(1, 32, 32), stats=None, # the teacher's inputs; `stats=None` with `teacher=None` reads MNIST-5k's
+                             batch_size:int=256, steps:int=20, repeats:int=5, # as `synthesis_overhead`
+                             keep_freed:bool=True, # call `keep_freed_memory` first (see above)
+                             seed:int=0):
+    "Cost of a synthesis step of each inversion method against the teacher's forward+backward floor: a pandas DataFrame."
+    import pandas as pd
+    if keep_freed: keep_freed_memory()
+    if teacher is None:
+        teacher = cached_classifier('lenet5_bn', 'mnist5k', size=32, epochs=8, lr=1e-2, seed=seed)
+        stats = get_dls('mnist5k', size=32).stats if stats is None else stats
+    rows = []
+    for m in methods:
+        if m == 'zskd': s = zskd_synthesizer(teacher, img_shape, stats)
+        elif m == 'deepinversion': s = deepinversion_synthesizer(teacher, img_shape, stats)
+        elif m == 'adi': set_seed(seed); s = adi_synthesizer(teacher, get_model('lenet5_half_bn', n_in=img_shape[0]), img_shape, stats)
+        elif m == 'soft_targets': s = soft_target_synthesizer(teacher, img_shape, stats)
+        else: raise ValueError(f'unknown inversion method {m!r}; choose from {INVERSION_METHODS}')
+        c = synthesis_overhead(s, batch_size=batch_size, steps=steps, repeats=repeats, seed=seed)
+        rows.append(dict(method=m, **c, iterations=s.schedule.iterations, allocator='keep_freed' if keeps_freed_memory() else 'default'))
+    return pd.DataFrame(rows).set_index('method')

