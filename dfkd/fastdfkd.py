@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy, time
 import torch, torch.nn as nn
 from .synthesis import SynthesisContext, CrossEntropyTerm, frozen
-from .inversion import BNStatisticsLoss, batch_statistics, stat_gap
+from .inversion import BNStatisticsLoss, stat_gap
 from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
 
 # %% auto #0

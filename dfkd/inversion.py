@@ -18,10 +18,9 @@ from .synthesis import (LossTerm, Synthesizer, Schedule, PixelParametrization, C
                             build_transfer_set, merge_manifests, TransferSet, transfer_dls, SynthesisDiverged)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'bn_stat_distance', 'bn_scale', 'bn_with_statistics',
-           'BNStatisticsLoss', 'total_variation', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'WithTermParameters',
-           'js_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop', 'synthesis_overhead',
-           'cached_classifier']
+__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'bn_scale', 'bn_with_statistics', 'BNStatisticsLoss',
+           'total_variation', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'WithTermParameters', 'js_divergence',
+           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop', 'synthesis_overhead', 'cached_classifier']
 
 # %% ../nbs/13_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -81,10 +80,6 @@ class _StatGap(torch.autograd.Function):
 def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
     "DeepInversion's distance of batch statistics from `bn`'s running ones: L2 norm of the mean gap plus of the variance gap."
     return _StatGap.apply(mean, var, bn.running_mean, bn.running_var)
-
-def bn_stat_distance(x:torch.Tensor, bn:nn.Module) -> torch.Tensor:
-    "`stat_gap` of the statistics of `x`, the input of `bn`."
-    return stat_gap(*batch_statistics(x), bn)
 
 # %% ../nbs/13_inversion.ipynb #5db5c0b3
 class _EvalBNWithStatistics(torch.autograd.Function):
@@ -334,16 +329,15 @@ def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
         synthesizer.schedule.iterations = steps
         with frozen(twin):
             for r in range(repeats + 1):  # the first run warms up and is not counted
-                n_floor = len(floors)
                 synthesizer.augment = clock = _StepClock(augment, sync, between=floor)
                 synthesizer.synthesize(y.cpu(), seed=seed)
                 if r: step_times += clock.steps
-                else: del floors[n_floor:]
+                else: floors.clear()
     finally: synthesizer.schedule.iterations, synthesizer.augment = iterations, augment
     steps_t, floors_t = torch.tensor(step_times), torch.tensor(floors)
     step, fl = steps_t.median().item(), floors_t.median().item()
-    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl, paired_ratio=(steps_t / floors_t[:len(steps_t)]).median().item(),
-                q20_ratio=(steps_t.quantile(0.2) / floors_t.quantile(0.2)).item(), batch_size=batch_size,
+    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl,
+                paired_ratio=(steps_t / floors_t[:len(steps_t)]).median().item(), batch_size=batch_size,
                 step_images_per_s=batch_size / step, images_per_s=batch_size / (step * iterations) if iterations else float('inf'))
 
 # %% ../nbs/13_inversion.ipynb #e4d91008
