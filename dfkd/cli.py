@@ -174,7 +174,7 @@ def cmd_show(args) -> dict:
     return dict(png=str(out))
 
 # %% ../nbs/90_cli.ipynb #e06b4fe4
-PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # the best student per second of synthesis in 35_generator_benchmark
+PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # the best student per second of synthesis in 31_generator_benchmark
 
 def _ns(**kw): return argparse.Namespace(**kw)
 
