@@ -15,13 +15,14 @@ from fastai.data.load import DataLoader
 from .core import default_device, seed_generator
 from .hooks import Hooks
 from .kd import distill, check_teacher_student
-from .synthesis import SynthesisContext, LossTerm, SynthesisDiverged, frozen
+from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule, frozen
 from .viz import image_grid
 
 # %% auto #0
-__all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'GeneratorSynthesizer',
-           'term_gradient_norm', 'LatentDataLoader', 'generator_dls', 'ImagePool', 'OnlineSynthesisCallback',
-           'train_online', 'GeneratorSampler', 'generator_transfer_set', 'show_generated']
+__all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'GeneratorParametrization',
+           'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
+           'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
+           'GeneratorSampler', 'generator_transfer_set', 'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663
 class Generator(nn.Module):
@@ -80,20 +81,14 @@ class ClassBalanceTerm(LossTerm):
         return (p_mean * torch.log(p_mean.clamp_min(1e-8))).sum()      # -H(\bar p)
 
 # %% ../nbs/13_generators.ipynb #82ec5697
-class AdversarialTerm(LossTerm):
+class AdversarialTerm(StudentTerm):
     "-KL(teacher || student) at temperature T: the generator seeks images the student has not learned yet."
     name = 'adv'
     def __init__(self, student:nn.Module, # the student being distilled (frozen while the generator steps)
                  weight:float=1., T:float=1., # softmax temperature of both distributions
                  where_agree:bool=False, # CMI: count only images where teacher and student top-1 classes agree
                  name:str|None=None):
-        super().__init__(weight, name); self.student, self.T, self.where_agree = student, T, where_agree
-        self._frozen = None
-    def begin_batch(self, ctx):
-        check_teacher_student(ctx.teacher, self.student)
-        self.student.to(ctx.device); self._frozen = frozen(self.student); self._frozen.__enter__()
-    def end_batch(self, ctx):
-        if self._frozen is not None: self._frozen.__exit__(None, None, None); self._frozen = None
+        super().__init__(student, weight, name); self.T, self.where_agree = T, where_agree
     def __call__(self, ctx):
         s_logits = self.student(ctx.x).float()
         t_logits = ctx.logits.float()
@@ -107,8 +102,34 @@ def _reset_parameters(module:nn.Module):
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
 
-class GeneratorSynthesizer:
-    "Train a generator against weighted loss terms through a frozen teacher; `update` runs a round, `sample` draws images."
+class GeneratorParametrization:
+    "Images `G(z)` of a generator trained across rounds; each round draws fresh latents (optionally optimised too)."
+    def __init__(self, generator:nn.Module, # maps (B, nz) latents to images in the teacher's input space; has `nz`, `img_shape`
+                 optimize_latent:bool=False, # also optimise the round's latents
+                 lr_latent:float|None=None, # learning rate of the latents; `None` uses the schedule's
+                 reset:bool=False): # re-initialise the generator at the start of every round
+        self.generator, self.optimize_latent, self.lr_latent, self.reset = generator, optimize_latent, lr_latent, reset
+        self.img_shape, self.nz, self.opt, self.net = tuple(generator.img_shape), generator.nz, None, generator
+    def latent_optimizers(self, ctx, schedule) -> list:
+        "A fresh Adam for this round's latents when they are optimised (new latents every round)."
+        if not self.optimize_latent: return []
+        ctx.z.requires_grad_(True)
+        return [torch.optim.Adam([ctx.z], lr=self.lr_latent or schedule.lr, betas=schedule.betas)]
+    def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
+        self.generator.to(ctx.device).train()
+        if self.reset: _reset_parameters(self.generator); self.opt = None
+        if self.opt is None: self.opt = schedule.optimizer(list(self.generator.parameters()) + list(extra_params))
+        ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
+        return [self.opt] + self.latent_optimizers(ctx, schedule)
+    def images(self, ctx) -> torch.Tensor: return self.net(ctx.z)
+    def after_step(self, ctx): pass
+    def end_round(self, ctx): pass
+    def to(self, device): self.generator.to(device); return self
+    def settings(self) -> dict:
+        return dict(kind='generator', nz=self.nz, optimize_latent=self.optimize_latent, lr_latent=self.lr_latent, reset=self.reset)
+
+class GeneratorSynthesizer(Synthesizer):
+    "The engine with a `GeneratorParametrization`: `update` runs a round of generator training, `sample` draws images."
     def __init__(self, teacher:nn.Module, # any classifier
                  generator:nn.Module, # maps (B, nz) latents to images in the teacher's input space; has `nz`
                  terms:Iterable[LossTerm], # loss terms with their weights
@@ -122,111 +143,71 @@ class GeneratorSynthesizer:
                  n_classes:int|None=None, # needed with `targets=True`; `None` reads it from the teacher
                  augment:Callable|None=None, # f(x, generator) -> x applied before the teacher (e.g. jitter)
                  seed:int=0, # seeds latents, targets and augmentation
-                 device=None):
-        self.teacher, self.generator, self.terms = teacher, generator, list(terms)
-        names = [t.name for t in self.terms]
-        if len(set(names)) != len(names): raise ValueError(f'loss term names must be unique, got {names}; pass name=... to tell them apart')
-        self.lr, self.betas, self.steps, self.optimize_latent = lr, tuple(betas), steps, optimize_latent
-        self.lr_latent, self.reset, self.targets, self.n_classes, self.augment = lr_latent or lr, reset, targets, n_classes, augment
-        self.rng, self.device = seed_generator(seed), default_device(device)
-        self.seconds, self.rounds, self.history = 0., 0, []
-        self.opt = None
-
+                 device=None, parametrization=None, # another generator parametrisation (e.g. meta-learned); `None` builds one
+                 callbacks=()):
+        param = parametrization or GeneratorParametrization(generator, optimize_latent, lr_latent, reset)
+        super().__init__(teacher, terms, param, Schedule(steps, lr, betas, score_last=False), augment=augment,
+                         targets='random' if targets else 'teacher', n_classes=n_classes, callbacks=callbacks,
+                         keep_history='all', seed=seed, device=device)
     @property
-    def nz(self) -> int: return self.generator.nz
+    def generator(self) -> nn.Module: return self.param.generator
     @property
-    def layers(self) -> list[str]: return list(dict.fromkeys(n for t in self.terms for n in t.layers))
-    def term_parameters(self) -> list:
-        return [p for t in self.terms if hasattr(t, 'parameters') for p in t.parameters()]
-    def to(self, device):
-        self.device = torch.device(device); self.generator.to(self.device); self.teacher.to(self.device)
-        for t in self.terms:
-            if hasattr(t, 'to'): t.to(self.device)
-        return self
-    def _optimizer(self):
-        return torch.optim.Adam(list(self.generator.parameters()) + self.term_parameters(), lr=self.lr, betas=self.betas)
+    def nz(self) -> int: return self.param.nz
     def latent(self, n:int) -> torch.Tensor: return sample_latent(n, self.nz, self.rng).to(self.device)
-
-    def _targets(self, n):
-        if not self.targets: return None
-        if self.n_classes is None:
-            with torch.no_grad(), frozen(self.teacher):
-                self.n_classes = self.teacher(self.generator(self.latent(2))).shape[1]
-        return torch.randint(0, self.n_classes, (n,), generator=self.rng).to(self.device)
-
-    def loss(self, ctx:SynthesisContext, generator:nn.Module, z:torch.Tensor):
-        "Total weighted loss and the unweighted term values for latents `z` (fills `ctx.z`, `ctx.x`, `ctx.logits`, `ctx.y`)."
-        x = generator(z)
-        ctx.z, ctx.x = z, (self.augment(x, self.rng) if self.augment is not None else x)
-        with Hooks(self.teacher, self.layers) as h:
-            ctx.acts = h.outputs
-            ctx.logits = self.teacher(ctx.x)
-            if not self.targets: ctx.y = ctx.logits.argmax(1).detach()
-            values = {t.name: t(ctx) for t in self.terms}
-        total = sum((t.weight * values[t.name] for t in self.terms), torch.zeros((), device=self.device))
-        if not torch.isfinite(total):
-            raise SynthesisDiverged(f'generator loss is {total.item()} at round {self.rounds}; terms: '
-                                    + ', '.join(f'{k}={v.item():.4g}' for k, v in values.items())
-                                    + '. Lower the learning rate or the weights of the exploding terms.')
-        return total, values, x
-
-    def _round(self, ctx, generator, opts, z):
-        "Run `steps` steps of the optimisers `opts` on `generator` (and `z` if it requires grad); return the best step's images."
-        best, best_loss = None, float('inf')
-        for step in range(self.steps):
-            ctx.step = step
-            total, values, x = self.loss(ctx, generator, z)
-            if total.item() < best_loss: best, best_loss = x.detach().clone(), total.item()
-            self.history.append(dict(round=self.rounds, step=step, total=total.item(), **{k: v.item() for k, v in values.items()}))
-            for o in opts: o.zero_grad(set_to_none=True)
-            total.backward()
-            for o in opts: o.step()
-        return best
-
-    def latent_optimizers(self, z) -> list:
-        "An Adam optimiser for this round's latents when they are optimised (a fresh one each round: new latents)."
-        if not self.optimize_latent: return []
-        z.requires_grad_(True)
-        return [torch.optim.Adam([z], lr=self.lr_latent, betas=self.betas)]
-
-    def update(self, n:int) -> torch.Tensor:
-        "One round of generator training on `n` latents; returns that round's best images (detached)."
-        start = time.perf_counter()
-        self.generator.to(self.device).train()
-        if self.reset: _reset_parameters(self.generator); self.opt = None
-        if self.opt is None: self.opt = self._optimizer()
-        z = self.latent(n)
-        opts = [self.opt] + self.latent_optimizers(z)
-        ctx = SynthesisContext(self.teacher, self._targets(n), self.rng, self.device)
-        with frozen(self.teacher):
-            for t in self.terms: t.begin_batch(ctx)
-            try: best = self._round(ctx, self.generator, opts, z)
-            finally:
-                for t in self.terms: t.end_batch(ctx)
-        self.rounds += 1; self.seconds += time.perf_counter() - start
-        return best
-
     @torch.no_grad()
     def sample(self, n:int|None=None, z:torch.Tensor|None=None) -> torch.Tensor:
         "Images from the current generator for latents `z` (or `n` fresh ones)."
         z = self.latent(n) if z is None else z.to(self.device)
         return self.generator.to(self.device)(z)
 
+# %% ../nbs/13_generators.ipynb #ad549730
+class MetaGeneratorParametrization(GeneratorParametrization):
+    "A generator meta-learned across rounds: each round adapts a clone, `end_round` applies a Reptile or first-order MAML update."
+    def __init__(self, generator:nn.Module, meta:str='reptile', # 'reptile': grad = theta - theta'; 'fomaml': grad = the clone's last gradient
+                 meta_lr:float|None=None, # Adam learning rate of the meta update; `None` is steps * lr
+                 optimize_latent:bool=True, lr_latent:float|None=None):
+        super().__init__(generator, optimize_latent, lr_latent, reset=False)
+        if meta not in ('reptile', 'fomaml'): raise ValueError(f"meta must be 'reptile' or 'fomaml', got {meta!r}")
+        self.meta, self.meta_lr, self.meta_opt = meta, meta_lr, None
+    def start_round(self, ctx, n, schedule, extra_params=()) -> list:
+        base = self.generator.to(ctx.device).train()
+        if self.meta_opt is None:
+            self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr or schedule.iterations * schedule.lr, betas=schedule.betas)
+        self.net = copy.deepcopy(base)                                      # theta' <- theta
+        ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
+        return [schedule.optimizer(list(self.net.parameters()) + list(extra_params))] + self.latent_optimizers(ctx, schedule)
+    @torch.no_grad()
+    def end_round(self, ctx):
+        base, fast = self.generator, self.net
+        self.meta_opt.zero_grad(set_to_none=True)
+        for p, p_fast in zip(base.parameters(), fast.parameters()):
+            if self.meta == 'reptile': p.grad = (p - p_fast).clone()                     # theta - theta'
+            elif p_fast.grad is not None: p.grad = p_fast.grad.clone()                 # first-order MAML
+        self.meta_opt.step()
+        for b, b_fast in zip(base.buffers(), fast.buffers()): b.copy_(b_fast)
+        self.net = base
+    def settings(self) -> dict: return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr)
+
+def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
+                             meta:str='reptile', meta_lr:float|None=None, # the meta update (see `MetaGeneratorParametrization`)
+                             optimize_latent:bool=True, lr_latent:float|None=None,
+                             **kwargs) -> GeneratorSynthesizer: # as `GeneratorSynthesizer` (lr, steps, targets, seed, ...)
+    "A `GeneratorSynthesizer` whose generator is meta-learned across rounds."
+    if kwargs.get('reset'): raise ValueError('a meta-learned generator must not be reset between rounds (reset=False)')
+    param = MetaGeneratorParametrization(generator, meta, meta_lr, optimize_latent, lr_latent)
+    return GeneratorSynthesizer(teacher, generator, terms, parametrization=param, **kwargs)
+
 # %% ../nbs/13_generators.ipynb #cce18e3b
-def term_gradient_norm(synthesizer:GeneratorSynthesizer, term_name:str, n:int=16) -> float:
+def term_gradient_norm(synthesizer:Synthesizer, term_name:str, n:int=16) -> float:
     "Norm of the gradient of one term (unweighted) on the generator's parameters, for `n` fresh latents."
     term = next(t for t in synthesizer.terms if t.name == term_name)
-    ctx = SynthesisContext(synthesizer.teacher, synthesizer._targets(n), synthesizer.rng, synthesizer.device)
-    synthesizer.generator.to(synthesizer.device).train(); synthesizer.generator.zero_grad(set_to_none=True)
-    with frozen(synthesizer.teacher):
-        for t in synthesizer.terms: t.begin_batch(ctx)
-        try:
-            _, values, _ = synthesizer.loss(ctx, synthesizer.generator, synthesizer.latent(n))
-            values[term.name].backward()
-        finally:
-            for t in synthesizer.terms: t.end_batch(ctx)
-    norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in synthesizer.generator.parameters() if p.grad is not None))
-    synthesizer.generator.zero_grad(set_to_none=True)
+    gen = synthesizer.generator
+    gen.zero_grad(set_to_none=True)
+    with synthesizer.round(n) as (ctx, _):
+        synthesizer.loss(ctx)
+        ctx.values[term.name].backward()
+    norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in gen.parameters() if p.grad is not None))
+    gen.zero_grad(set_to_none=True)
     return norm.item()
 
 # %% ../nbs/13_generators.ipynb #32fb7156
@@ -252,18 +233,21 @@ def generator_dls(valid, # real data for validation: `DataLoaders` (its validati
     return dls
 
 # %% ../nbs/13_generators.ipynb #d6b6a389
-class ImagePool:
-    "The last `capacity` synthesised images (a ring buffer); `sample(n)` draws uniformly with replacement."
+class RingBuffer:
+    "The last `capacity` rows added (detached), e.g. images or feature vectors; `sample(n)` draws uniformly with replacement."
     def __init__(self, capacity:int, seed:int=0):
-        self.capacity, self.x, self.rng, self.added = capacity, None, seed_generator(seed), 0
+        self.capacity, self.items, self.rng, self.added = capacity, None, seed_generator(seed), 0
     def add(self, x:torch.Tensor):
         x = x.detach()
-        self.x = x[-self.capacity:] if self.x is None else torch.cat([self.x, x])[-self.capacity:]
+        self.items = x[-self.capacity:] if self.items is None else torch.cat([self.items, x.to(self.items.device)])[-self.capacity:]
         self.added += len(x)
-    def __len__(self): return 0 if self.x is None else len(self.x)
+    def __len__(self): return 0 if self.items is None else len(self.items)
     def sample(self, n:int) -> torch.Tensor:
-        if self.x is None: raise ValueError('the image pool is empty: run a synthesis round first')
-        return self.x[torch.randint(0, len(self.x), (n,), generator=self.rng).to(self.x.device)]
+        if self.items is None: raise ValueError('the buffer is empty: run a synthesis round first')
+        return self.items[torch.randint(0, len(self.items), (n,), generator=self.rng).to(self.items.device)]
+    def to(self, device):
+        if self.items is not None: self.items = self.items.to(device)
+        return self
 
 # %% ../nbs/13_generators.ipynb #6e9dd15f
 class OnlineSynthesisCallback(Callback):
@@ -277,7 +261,7 @@ class OnlineSynthesisCallback(Callback):
     def before_fit(self):
         check_teacher_student(self.synthesizer.teacher, self.learn.model)
         self.synthesizer.to(getattr(self.dls, 'device', None) or default_device())
-        self.pool = ImagePool(self.pool_size) if self.pool_size else None
+        self.pool = RingBuffer(self.pool_size) if self.pool_size else None
         self.count = 0
 
     def before_batch(self):
@@ -325,7 +309,7 @@ class GeneratorSampler:
     def __init__(self, synthesizer:GeneratorSynthesizer, # its generator is sampled, its teacher labels the images
                  pool_factor:int=4): # latents drawn per kept image
         self.synth, self.teacher, self.device, self.pool_factor = synthesizer, synthesizer.teacher, synthesizer.device, pool_factor
-        self.param = type('GeneratedImages', (), dict(img_shape=tuple(synthesizer.generator.img_shape)))()
+        self.param = synthesizer.param  # `build_transfer_set` reads its `img_shape`
     def settings(self) -> dict:
         return dict(kind='generator_samples', pool_factor=self.pool_factor, nz=self.synth.nz, rounds=self.synth.rounds)
     @torch.no_grad()

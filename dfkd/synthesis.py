@@ -7,6 +7,7 @@ Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 # %% ../nbs/11_synthesis.ipynb #8e9bec70
 from __future__ import annotations
 import json, math, time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -14,22 +15,24 @@ from fastprogress.fastprogress import progress_bar
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json
-from .hooks import Hooks
+from .hooks import Hooks, last_linear_name
 from .viz import image_grid, prediction_titles, show_image, to_pixels
 from .models import fingerprint
+from .kd import check_teacher_student
 
 # %% auto #0
-__all__ = ['TRANSFER_SCHEMA', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'PixelParametrization', 'Schedule',
-           'SynthesisDiverged', 'frozen', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'build_transfer_set',
-           'merge_manifests', 'TransferSet', 'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
+__all__ = ['TRANSFER_SCHEMA', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters', 'ActivationTerm',
+           'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History', 'Synthesizer', 'frozen',
+           'shard_name', 'shard_seed', 'plan_jobs', 'build_transfer_set', 'merge_manifests', 'TransferSet',
+           'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
-    "What a loss term sees at one step: images `x`, targets `y`, teacher `logits`, hooked activations `acts`, per-batch `state`."
-    def __init__(self, teacher:nn.Module, y:torch.Tensor, generator:torch.Generator, device:torch.device):
+    "What terms and listeners see: teacher, targets `y`, random `generator`, images `x`, `logits`, hooked `acts`, per-round `state`, `step`, `round`."
+    def __init__(self, teacher:nn.Module, y:torch.Tensor|None, generator:torch.Generator, device:torch.device):
         self.teacher, self.y, self.generator, self.device = teacher, y, generator, device
-        self.x = self.logits = None
-        self.acts, self.state, self.step = {}, {}, 0
+        self.x = self.logits = self.z = self.total = None
+        self.acts, self.state, self.values, self.step, self.round = {}, {}, {}, 0, 0
 
 class LossTerm:
     "A named, weighted loss term; subclasses implement `__call__(ctx) -> scalar` and may use `begin_batch`/`end_batch`."
@@ -50,9 +53,49 @@ class CrossEntropyTerm(LossTerm):
     name = 'ce'
     def __call__(self, ctx): return F.cross_entropy(ctx.logits, ctx.y)
 
+def term_parameters(terms) -> list:
+    "The learnable parameters of `terms` (those with a `parameters()` method), optimised with the images."
+    return [p for t in terms if callable(getattr(t, 'parameters', None)) for p in t.parameters()]
+
+# %% ../nbs/11_synthesis.ipynb #18262c88
+class ActivationTerm(LossTerm):
+    "−mean |f| of one teacher layer's output (or input): rewards strong activations (DAFL; soft-targeted synthesis)."
+    name = 'activation'
+    def __init__(self, weight:float=0.1, # multiplies the term (DAFL's alpha)
+                 layer:str|None=None, # teacher module name; `None` is the last nn.Linear (read at its input)
+                 read:str|None=None, # 'output' or 'input' of `layer`; `None`: 'input' when `layer` is None, else 'output'
+                 name:str|None=None):
+        super().__init__(weight, name)
+        self.layer, self.read = layer, read or ('input' if layer is None else 'output')
+        if self.read not in ('input', 'output'): raise ValueError(f"read must be 'input' or 'output', got {read!r}")
+        self.hooks = self.layer_name = None
+    @property
+    def layers(self): return [self.layer] if self.read == 'output' else []
+    def begin_batch(self, ctx):
+        self.layer_name = self.layer or last_linear_name(ctx.teacher)
+        if self.read == 'input': self.hooks = Hooks(ctx.teacher, [self.layer_name], store_input=True, store_output=False)
+    def end_batch(self, ctx):
+        if self.hooks is not None: self.hooks.remove()
+        self.hooks = None
+    def __call__(self, ctx):
+        f = self.hooks.inputs[self.layer_name] if self.read == 'input' else ctx.acts[self.layer_name]
+        return -f.float().abs().mean()                       # L_a = -mean |f|
+
 # %% ../nbs/11_synthesis.ipynb #db573e20
+class StudentTerm(LossTerm):
+    "Base of terms that read a live `student`: checked against the teacher, frozen during the round, restored after it."
+    def __init__(self, student:nn.Module, weight:float=1., name:str|None=None):
+        super().__init__(weight, name); self.student, self._frozen = student, None
+    def begin_batch(self, ctx):
+        check_teacher_student(ctx.teacher, self.student)
+        self.student.to(ctx.device); self._frozen = frozen(self.student); self._frozen.__enter__()
+    def end_batch(self, ctx):
+        if self._frozen is not None: self._frozen.__exit__(None, None, None)
+        self._frozen = None
+
+# %% ../nbs/11_synthesis.ipynb #6649d99d
 class PixelParametrization:
-    "Images optimised directly: `init` draws Gaussian noise, `images` returns them, `after_step` clamps them to `bounds`."
+    "Images optimised directly: Gaussian noise at the start of a round, clamped to `bounds` after each step."
     def __init__(self, img_shape, # (C, H, W) of one image
                  init_std:float=1., # std of the initial noise (the normalised space has unit std)
                  bounds:tuple|None=None): # per-channel (low, high) lists in normalised space, or None for no clamping
@@ -60,39 +103,193 @@ class PixelParametrization:
         self.x = None
     @classmethod
     def from_stats(cls, img_shape, stats, **kwargs):
-        "Clamp to the normalised image of [0, 1] pixels under normalisation `stats` = (mean, std)."
+        "Clamp to the normalised image of [0, 1] pixels under normalisation `stats` = (mean, std); no clamping for `stats=None`."
+        if stats is None: return cls(img_shape, **kwargs)
         mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
         return cls(img_shape, bounds=((-mean/std).tolist(), ((1-mean)/std).tolist()), **kwargs)
-    def init(self, n:int, generator:torch.Generator, device):
-        self.x = (torch.randn((n,) + self.img_shape, generator=generator) * self.init_std).to(device).requires_grad_(True)
-    def parameters(self) -> list: return [self.x]
-    def images(self) -> torch.Tensor: return self.x
+    def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
+        self.x = (torch.randn((n,) + self.img_shape, generator=ctx.generator) * self.init_std).to(ctx.device).requires_grad_(True)
+        return [schedule.optimizer([self.x] + list(extra_params))]
+    def images(self, ctx=None) -> torch.Tensor: return self.x
     @torch.no_grad()
-    def after_step(self):
+    def after_step(self, ctx=None):
         if self.bounds is None: return
         lows, highs = self.bounds  # clamped in place to Python numbers: ~10x faster on a CPU than to per-channel bound tensors
         if len(lows) == 1: self.x.clamp_(float(lows[0]), float(highs[0]))
         else:
             for c, (lo, hi) in enumerate(zip(lows, highs)): self.x[:, c].clamp_(float(lo), float(hi))
+    def end_round(self, ctx=None): pass
+    def to(self, device): return self
     def settings(self) -> dict: return dict(kind='pixels', init_std=self.init_std, bounds=self.bounds)
 
 class Schedule:
-    "How long and how fast: `iterations` Adam steps at learning rate `lr`, optionally cosine-decayed to zero."
-    def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False):
-        self.iterations, self.lr, self.betas, self.cosine = iterations, lr, tuple(betas), cosine
-    def optimizer(self, params):
+    "How long and how fast: `iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero."
+    def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False,
+                 score_last:bool=True): # one more forward pass after the last step, to score the final images
+        self.iterations, self.lr, self.betas, self.cosine, self.score_last = iterations, lr, tuple(betas), cosine, score_last
+    def optimizer(self, params, lr:float|None=None):
         params = list(params)
         # the fused kernel updates a tensor in one sweep instead of several: half the cost of a step of Adam on a CPU
-        try: return torch.optim.Adam(params, lr=self.lr, betas=self.betas, fused=True)
-        except RuntimeError: return torch.optim.Adam(params, lr=self.lr, betas=self.betas)  # a device or dtype without the fused kernel
-    def lr_at(self, step:int) -> float:
-        return self.lr * 0.5 * (1 + math.cos(math.pi * step / max(self.iterations, 1))) if self.cosine else self.lr
+        try: return torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas, fused=True)
+        except RuntimeError: return torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas)  # a device or dtype without the fused kernel
+    def factor(self, step:int) -> float:
+        "The learning rate at `step` as a fraction of the initial one."
+        return 0.5 * (1 + math.cos(math.pi * step / max(self.iterations, 1))) if self.cosine else 1.
+    def lr_at(self, step:int) -> float: return self.lr * self.factor(step)
     def settings(self) -> dict: return dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)
 
-# %% ../nbs/11_synthesis.ipynb #6649d99d
+# %% ../nbs/11_synthesis.ipynb #6ab3de1c
 class SynthesisDiverged(FloatingPointError):
     "The synthesis loss became NaN or infinite."
 
+class History:
+    "Listener that keeps the unweighted term values of every `every`-th step: of the last round (`keep='round'`) or of all rounds."
+    def __init__(self, every:int=1, keep:str='round'):
+        if keep not in ('round', 'all'): raise ValueError(f"keep must be 'round' or 'all', got {keep!r}")
+        self.every, self.keep, self.records = every, keep, []
+    def before_round(self, synth, ctx):
+        if self.keep == 'round': self.records = []
+    def after_loss(self, synth, ctx):
+        if ctx.step % self.every: return
+        rec = dict(step=ctx.step, total=ctx.total.item(), **{k: v.item() for k, v in ctx.values.items()})
+        self.records.append(dict(round=ctx.round, **rec) if self.keep == 'all' else rec)
+
+_EVENTS = ('before_round', 'before_step', 'after_loss', 'after_step', 'after_round')
+
+class Synthesizer:
+    "Optimise images against a frozen `teacher` under weighted `terms`, through a parametrisation and a schedule; listeners hear every event."
+    def __init__(self, teacher:nn.Module, # any classifier
+                 terms:Iterable[LossTerm], # the loss terms, each with its weight
+                 parametrization, # `PixelParametrization`, `GeneratorParametrization`, ...
+                 schedule:Schedule|None=None, # iterations and learning rate of a round
+                 augment:Callable|None=None, # f(x, generator) -> x applied before the teacher at each step (e.g. jitter)
+                 targets:str='given', # 'given' (the caller's `y`), 'random' (uniform classes) or 'teacher' (the teacher's argmax at each step)
+                 n_classes:int|None=None, # for `targets='random'`; `None` reads it from the teacher
+                 callbacks:Iterable=(), # listeners with any of `before_round`, `before_step`, `after_loss`, `after_step`, `after_round`
+                 log_every:int=1, # keep every `log_every`-th step's term values in `history`
+                 keep_history:str='round', # 'round': `history` is the last round's; 'all': every round's, with the round number
+                 seed:int=0, # seeds the synthesizer's own random stream (`update`)
+                 device=None): # `None` picks `default_device`
+        if targets not in ('given', 'random', 'teacher'): raise ValueError(f"targets must be 'given', 'random' or 'teacher', got {targets!r}")
+        self.teacher, self.terms, self.param = teacher, list(terms), parametrization
+        self.schedule, self.augment, self.targets, self.n_classes = schedule or Schedule(), augment, targets, n_classes
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names) or {'step', 'total', 'round'} & set(names):
+            raise ValueError(f"loss term names must be unique and not 'step', 'total' or 'round', got {names}; pass name=... to tell them apart")
+        self.recorder = History(log_every, keep_history)
+        self.callbacks = [self.recorder] + list(callbacks)
+        self.rng, self.device = seed_generator(seed), default_device(device)
+        self.rounds, self.seconds = 0, 0.
+
+    @property
+    def layers(self) -> list[str]: return list(dict.fromkeys(n for t in self.terms for n in t.layers))
+    @property
+    def history(self) -> list[dict]: return self.recorder.records
+    @property
+    def img_shape(self) -> tuple: return tuple(self.param.img_shape)
+    def settings(self) -> dict:
+        "A JSON-able description for manifests."
+        return dict(terms=[dict(type=type(t).__name__, name=t.name, weight=t.weight) for t in self.terms],
+                    parametrization=self.param.settings(), schedule=self.schedule.settings(), targets=self.targets)
+    def to(self, device):
+        self.device = torch.device(device); self.teacher.to(self.device); self.param.to(self.device)
+        for t in self.terms:
+            if callable(getattr(t, 'to', None)): t.to(self.device)
+        return self
+    def event(self, name:str, ctx:SynthesisContext):
+        for cb in self.callbacks:
+            f = getattr(cb, name, None)
+            if f is not None: f(self, ctx)
+
+    def _targets(self, n:int, y, rng):
+        if y is not None: return torch.as_tensor(y, dtype=torch.long).to(self.device)
+        if self.targets == 'given': raise ValueError("this synthesizer takes its targets from the caller (targets='given'): pass y")
+        if self.targets == 'teacher': return None  # filled at every step from the teacher's answer
+        if self.n_classes is None:
+            with torch.no_grad(), frozen(self.teacher):
+                self.n_classes = self.teacher(torch.zeros((1,) + self.img_shape, device=self.device)).shape[1]
+        return torch.randint(0, self.n_classes, (n,), generator=rng).to(self.device)
+
+    def loss(self, ctx:SynthesisContext) -> torch.Tensor:
+        "One forward pass: fills `ctx.x` (augmented images), `ctx.logits`, `ctx.values` (unweighted terms) and returns the weighted total."
+        x = self.param.images(ctx)
+        ctx.x = self.augment(x, ctx.generator) if self.augment is not None else x
+        ctx.logits = self.teacher(ctx.x)
+        if self.targets == 'teacher': ctx.y = ctx.logits.argmax(1).detach()
+        ctx.values = {t.name: t(ctx) for t in self.terms}
+        ctx.total = sum((t.weight * ctx.values[t.name] for t in self.terms), torch.zeros((), device=self.device))
+        if not torch.isfinite(ctx.total):
+            raise SynthesisDiverged(f"synthesis loss is {ctx.total.item()} at step {ctx.step}; terms: "
+                                    + ', '.join(f'{k}={v.item():.4g}' for k, v in ctx.values.items())
+                                    + f' (round {ctx.round}). Lower the learning rate or the weights of the exploding terms, '
+                                      'and check the teacher gives finite outputs.')
+        return x
+
+    @contextmanager
+    def round(self, n:int|None=None, y=None, rng:torch.Generator|None=None):
+        "Context of one round: teacher frozen and hooked, the parametrisation started, terms prepared; yields `(ctx, optimizers)`."
+        rng = self.rng if rng is None else rng
+        n = len(y) if y is not None else n
+        self.to(self.device)
+        with frozen(self.teacher):
+            ctx = SynthesisContext(self.teacher, None, rng, self.device)
+            ctx.round = self.rounds
+            opts = self.param.start_round(ctx, n, self.schedule, term_parameters(self.terms))
+            ctx.y = self._targets(n, y, rng)
+            for t in self.terms: t.begin_batch(ctx)
+            try:
+                with Hooks(self.teacher, self.layers) as h:
+                    ctx.acts = h.outputs
+                    yield ctx, opts
+            finally:
+                for t in self.terms: t.end_batch(ctx)
+
+    def run_round(self, n:int|None=None, # images in the round (or give `y`)
+                  y=None, # target classes; `None` draws them as `targets` says
+                  rng:torch.Generator|None=None # the round's random stream; `None` is the synthesizer's own
+                 ) -> dict:
+        "The synthesis loop: one round of `schedule.iterations` steps; a dict with the best images `x` (detached, on the device), `y`, `loss`, `step`, `terms`."
+        start, sched = time.perf_counter(), self.schedule
+        best, best_loss, best_step, best_terms, best_y = None, math.inf, -1, {}, None
+        with self.round(n, y, rng) as (ctx, opts):
+            self.event('before_round', ctx)
+            last = sched.iterations if sched.score_last else sched.iterations - 1
+            for step in range(last + 1):
+                ctx.step = step
+                self.event('before_step', ctx)
+                x = self.loss(ctx)
+                self.event('after_loss', ctx)
+                if ctx.total.item() < best_loss:
+                    if best is None: best = x.detach().clone()
+                    else: best.copy_(x.detach())  # one buffer for the whole batch: a copy, never the tensor being optimised
+                    best_loss, best_step, best_y = ctx.total.item(), step, ctx.y
+                    best_terms = {k: v.item() for k, v in ctx.values.items()}
+                if step == sched.iterations: break  # the scoring pass after the last step
+                if sched.cosine:
+                    for o in opts:
+                        for g in o.param_groups: g['lr'] = g.setdefault('initial_lr', g['lr']) * sched.factor(step)
+                for o in opts: o.zero_grad(set_to_none=True)
+                ctx.total.backward()
+                for o in opts: o.step()
+                self.param.after_step(ctx)
+                self.event('after_step', ctx)
+            self.param.end_round(ctx)
+            self.event('after_round', ctx)
+        self.rounds += 1; self.seconds += time.perf_counter() - start
+        return dict(x=best, y=best_y, loss=best_loss, step=best_step, terms=best_terms)
+
+    def synthesize(self, y:torch.Tensor, # target class of each image in the batch
+                   seed:int=0): # seeds everything random in this batch
+        "One batch for targets `y` (offline methods): a dict with the best `x`, `y`, the teacher's `logits` on it, `loss`, `step`, `terms`, on the CPU."
+        out = self.run_round(y=torch.as_tensor(y, dtype=torch.long), rng=seed_generator(seed))
+        with torch.no_grad(), frozen(self.teacher): logits = self.teacher(out['x']).float()
+        return dict(out, x=out['x'].cpu(), y=out['y'].cpu(), logits=logits.cpu())
+
+    def update(self, n:int) -> torch.Tensor:
+        "One round on `n` images from the synthesizer's own random stream (online methods); returns the round's best images (detached)."
+        return self.run_round(n)['x']
+
+# %% ../nbs/11_synthesis.ipynb #0c0efdcf
 class frozen:
     "Context manager: `model` in eval mode with `requires_grad=False` on all parameters; both restored on exit."
     def __init__(self, model:nn.Module): self.model = model
@@ -104,78 +301,6 @@ class frozen:
     def __exit__(self, *exc):
         for p, r in zip(self.model.parameters(), self.req): p.requires_grad_(r)
         self.model.train(self.training)
-
-class Synthesizer:
-    "Optimise a batch of images against a frozen `teacher` under weighted `terms`, with a parametrisation and a schedule."
-    def __init__(self, teacher:nn.Module, # any classifier
-                 terms:Iterable[LossTerm], # the loss terms, each with its weight
-                 parametrization, # e.g. `PixelParametrization`
-                 schedule:Schedule|None=None, # iterations and learning rate
-                 augment:Callable|None=None, # f(x, generator) -> x applied before the teacher at each step (e.g. jitter)
-                 device=None, # `None` picks `default_device`
-                 log_every:int=1): # keep every `log_every`-th step's term values in `history`
-        self.teacher, self.terms, self.param = teacher, list(terms), parametrization
-        self.schedule, self.augment, self.log_every = schedule or Schedule(), augment, log_every
-        self.device = default_device(device)
-        names = [t.name for t in self.terms]
-        if len(set(names)) != len(names) or {'step', 'total'} & set(names):
-            raise ValueError(f"loss term names must be unique and not 'step' or 'total', got {names}; pass name=... to tell them apart")
-        self.history = []
-
-    @property
-    def layers(self) -> list[str]: return list(dict.fromkeys(n for t in self.terms for n in t.layers))
-    def settings(self) -> dict:
-        "A JSON-able description for manifests."
-        return dict(terms=[dict(type=type(t).__name__, name=t.name, weight=t.weight) for t in self.terms],
-                    parametrization=self.param.settings(), schedule=self.schedule.settings())
-
-    def _loss(self, ctx, x):
-        ctx.x = self.augment(x, ctx.generator) if self.augment is not None else x
-        ctx.logits = self.teacher(ctx.x)
-        values = {t.name: t(ctx) for t in self.terms}
-        total = sum((t.weight * values[t.name] for t in self.terms), torch.zeros((), device=self.device))
-        return total, values
-
-    def synthesize(self, y:torch.Tensor, # target class of each image in the batch
-                   seed:int=0): # seeds everything random in this batch
-        "Optimise one batch for targets `y`: a dict with the best `x`, `y`, the teacher's `logits` on it, `loss`, `step`, `terms`."
-        gen, dev = seed_generator(seed), self.device
-        y = torch.as_tensor(y, dtype=torch.long)
-        self.teacher.to(dev)
-        with frozen(self.teacher):
-            ctx = SynthesisContext(self.teacher, y.to(dev), gen, dev)
-            self.param.init(len(y), gen, dev)
-            opt = self.schedule.optimizer(self.param.parameters())
-            for t in self.terms: t.begin_batch(ctx)
-            best, best_loss, best_step, best_terms, self.history = None, math.inf, -1, {}, []
-            try:
-                with Hooks(self.teacher, self.layers) as h:
-                    ctx.acts = h.outputs
-                    for step in range(self.schedule.iterations + 1):  # the last pass only scores the final images
-                        ctx.step = step
-                        x = self.param.images()
-                        total, values = self._loss(ctx, x)
-                        if not torch.isfinite(total):
-                            raise SynthesisDiverged(f"synthesis loss is {total.item()} at step {step}; terms: "
-                                                    + ', '.join(f'{k}={v.item():.4g}' for k, v in values.items())
-                                                    + '. Lower the learning rate or the weights of the exploding terms, '
-                                                      'and check the teacher gives finite outputs.')
-                        if total.item() < best_loss:
-                            if best is None: best = x.detach().clone()
-                            else: best.copy_(x.detach())  # one buffer for the whole batch: a copy, never the tensor being optimised
-                            best_loss, best_step = total.item(), step
-                            best_terms = {k: v.item() for k, v in values.items()}
-                        if step % self.log_every == 0:
-                            self.history.append(dict(step=step, total=total.item(), **{k: v.item() for k, v in values.items()}))
-                        if step == self.schedule.iterations: break
-                        for g in opt.param_groups: g['lr'] = self.schedule.lr_at(step)
-                        opt.zero_grad(set_to_none=True)
-                        total.backward()
-                        opt.step(); self.param.after_step()
-            finally:
-                for t in self.terms: t.end_batch(ctx)
-            with torch.no_grad(): logits = self.teacher(best).float()
-        return dict(x=best.cpu(), y=y.cpu(), logits=logits.cpu(), loss=best_loss, step=best_step, terms=best_terms)
 
 # %% ../nbs/11_synthesis.ipynb #c37f28df
 TRANSFER_SCHEMA = 'dfkd.transfer_set/1'
@@ -312,6 +437,7 @@ def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
                          f'use the normalisation the teacher was trained with')
     dev = default_device(device)
     trn = DataLoader(ts, bs=bs, shuffle=True, drop_last=len(ts) > bs, device=dev)
+    trn.yields_teacher_logits = True  # items are (x, y, teacher logits): `DistillCallback` reads the logits by this name
     if seed is not None: trn.rng.seed(seed)
     dls = DataLoaders(trn, DataLoader(vds, bs=bs*2, shuffle=False, device=dev), device=dev)
     dls.n_inp = 1  # items are (x, y, logits): one input
