@@ -15,7 +15,8 @@ from fastai.data.load import DataLoader
 from .core import default_device, seed_generator
 from .hooks import Hooks
 from .kd import distill, check_teacher_student
-from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule, frozen
+from .kd import frozen
+from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule
 from .viz import image_grid
 
 # %% auto #0
@@ -252,7 +253,7 @@ class RingBuffer:
 # %% ../nbs/13_generators.ipynb #6e9dd15f
 class OnlineSynthesisCallback(Callback):
     "Replace each training batch of latents by generated images; run a generator round every `student_steps` batches."
-    order = 1  # before DistillCallback (5), which then finds the teacher's logits cached in the batch
+    order = 1  # before DistillCallback (5), which then finds the teacher's logits in `learn.teacher_logits`
     def __init__(self, synthesizer:GeneratorSynthesizer, # trains the generator
                  student_steps:int=1, # student steps per synthesis round (k)
                  pool_size:int|None=None): # train on a pool of the rounds' images instead of fresh G(z)
@@ -275,11 +276,10 @@ class OnlineSynthesisCallback(Callback):
             if self.pool is not None: self.pool.add(images)
         self.count += 1
         x = self.pool.sample(len(z)) if self.pool is not None else self.synthesizer.sample(z=z)
-        teacher = self.synthesizer.teacher
-        was = teacher.training; teacher.eval()
-        with torch.no_grad(): logits = teacher(x).float()
-        teacher.train(was)
-        self.learn.xb, self.learn.yb = (x,), (logits.argmax(1), logits)
+        with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: logits = teacher(x).float()
+        # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher again;
+        # the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses it)
+        self.learn.xb, self.learn.yb, self.learn.teacher_logits = (x,), (logits.argmax(1),), logits
 
 # %% ../nbs/13_generators.ipynb #3aaa1d54
 def train_online(student:nn.Module, # the student, trained by a fastai Learner

@@ -1,4 +1,4 @@
-"""The losses of classic knowledge distillation behind one keyword signature (Hinton soft targets, FitNets hints, attention transfer, FSP relations), and `DistillCallback`, which turns any fastai `Learner` into a distillation run with a frozen teacher.
+"""The losses of classic knowledge distillation behind one keyword signature (Hinton soft targets, FitNets hints, attention transfer, FSP relations); `frozen`, the one way to freeze a teacher; `DistillCallback`, which turns any fastai `Learner` into a distillation run, with teacher logits cached by name; and the training helpers, with a cache of trained classifiers.
 
 Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
@@ -6,21 +6,26 @@ Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
 # %% ../nbs/05_kd.ipynb #3288e367
 from __future__ import annotations
+import os, json, hashlib
+from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.learner import Learner
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # patch fit_one_cycle, no_bar, to_fp16 onto Learner
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam, SGD
+from fastai.data.core import DataLoaders
 from fastcore.basics import store_attr
 from .core import default_device, set_seed
 from .hooks import Hooks, get_module
+from .models import get_model, save_model, load_model
+from .data import get_dls  # dfkd.data and dfkd.models import only dfkd.core: no cycle
 
 # %% auto #0
-__all__ = ['soft_target_loss', 'Regressor', 'hint_loss', 'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss',
-           'check_teacher_student', 'DistillCallback', 'LogitsDataset', 'teacher_logits', 'with_teacher_logits',
-           'random_shift', 'ShiftAugment', 'train_classifier', 'distill', 'evaluate', 'HintCallback', 'feature_shape',
-           'fitnets']
+__all__ = ['soft_target_loss', 'Regressor', 'hint_loss', 'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen',
+           'mark_yields_teacher_logits', 'check_teacher_student', 'DistillCallback', 'LogitsDataset', 'teacher_logits',
+           'with_teacher_logits', 'random_shift', 'ShiftAugment', 'train_classifier', 'distill', 'evaluate',
+           'cache_folder', 'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
 
 # %% ../nbs/05_kd.ipynb #4f16ccf6
 def soft_target_loss(s_logits, t_logits, T:float=4., **kwargs):
@@ -80,6 +85,33 @@ def fsp_loss(s_feats, t_feats, **kwargs):
     return total
 
 # %% ../nbs/05_kd.ipynb #39da1b99
+class frozen:
+    "Context manager: `model` in eval mode with `requires_grad=False` on all parameters; exactly the previous state restored on exit."
+    def __init__(self, model:nn.Module): self.model, self.saved = model, None
+    def __enter__(self) -> nn.Module:
+        if self.saved is not None: raise RuntimeError('this `frozen` is already active; create a new one to freeze again')
+        # each module's own mode and each parameter's own flag: `train(was)` alone would switch a BatchNorm kept in eval on purpose
+        self.saved = ([(m, m.training) for m in self.model.modules()], [(p, p.requires_grad) for p in self.model.parameters()])
+        self.model.eval()
+        for p in self.model.parameters(): p.requires_grad_(False)
+        return self.model
+    def __exit__(self, *exc):
+        if self.saved is None: return  # not active (e.g. fastai's after_cancel_fit followed by after_fit)
+        modes, flags = self.saved
+        for p, r in flags: p.requires_grad_(r)
+        for m, t in modes: m.training = t
+        self.saved = None
+
+# %% ../nbs/05_kd.ipynb #fc444050
+def mark_yields_teacher_logits(dl, # a fastai `DataLoader` whose items are `(x, y, teacher_logits)`
+                               yields:bool=True): # `False` removes the declaration
+    "Declare that `dl`'s items are `(x, y, teacher_logits)`, so `DistillCallback` takes the logits from each batch; returns `dl`."
+    if isinstance(dl, DataLoaders):
+        raise TypeError('mark one DataLoader (e.g. `dls.train`), not a DataLoaders: the validation split usually yields (x, y)')
+    dl.yields_teacher_logits = yields
+    return dl
+
+# %% ../nbs/05_kd.ipynb #691966bd
 def check_teacher_student(teacher:nn.Module, student:nn.Module):
     "Refuse a student that is the teacher or shares its parameters: every teacher-student divergence would be zero."
     if student is teacher:
@@ -88,6 +120,11 @@ def check_teacher_student(teacher:nn.Module, student:nn.Module):
     t_params = {id(p) for p in teacher.parameters()}
     if any(id(p) in t_params for p in student.parameters()):
         raise ValueError('the student shares parameters with the teacher; pass a separate copy')
+
+def _same_data(a:torch.Tensor, b:torch.Tensor) -> bool:
+    "`a` and `b` view the same memory the same way (fastai's `CastToTensor` makes a new tensor object over the same data)."
+    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+                      and a.dtype == b.dtype and a.device == b.device)
 
 class DistillCallback(Callback):
     "Distil a frozen `teacher` into the Learner's model: blend the KD (and optional feature) loss into training."
@@ -104,29 +141,39 @@ class DistillCallback(Callback):
         store_attr()
         if feature_loss is not None and (not student_layers or len(student_layers) != len(teacher_layers or [])):
             raise ValueError('feature_loss needs student_layers and teacher_layers of equal length')
-        self.cached = None
+        self.cached = self.cached_for = self.teacher_frozen = self.s_hooks = self.t_hooks = None
 
     def before_fit(self):
         check_teacher_student(self.teacher, self.learn.model)
         dev = getattr(self.dls, 'device', None) or next(self.learn.model.parameters()).device
-        self.teacher.to(dev).eval()
-        self._req = [p.requires_grad for p in self.teacher.parameters()]
-        for p in self.teacher.parameters(): p.requires_grad_(False)
+        self.teacher_frozen = frozen(self.teacher.to(dev)); self.teacher_frozen.__enter__()
+        self.learn.teacher_logits = None
         self.s_hooks = Hooks(self.learn.model, self.student_layers) if self.feature_loss is not None else None
         self.t_hooks = Hooks(self.teacher, self.teacher_layers, detach=True) if self.feature_loss is not None else None
 
     def before_batch(self):
         self.cached = None
-        if len(self.yb) == 2:  # (target, cached teacher logits)
+        if getattr(self.dl, 'yields_teacher_logits', False):
+            if len(self.yb) != 2:
+                raise ValueError(f'a DataLoader marked `yields_teacher_logits` must yield (x, y, teacher_logits) items; this batch has '
+                                 f'{len(self.yb)} target(s) after the input')
             self.cached = self.yb[1]; self.learn.yb = self.yb[:1]
+        elif self.training and len(self.yb) > 1:
+            raise ValueError(f'this training batch has {len(self.yb)} targets, but its DataLoader does not declare `yields_teacher_logits`; '
+                             f'mark a loader of (x, y, teacher_logits) items with `mark_yields_teacher_logits(dl)`, or have a callback '
+                             f'set `learn.teacher_logits`')
+        from_callback = getattr(self.learn, 'teacher_logits', None)
+        if from_callback is not None: self.cached, self.learn.teacher_logits = from_callback, None
+        self.cached_for = self.xb[0] if self.cached is not None else None  # the inputs these logits belong to (kept alive)
 
     def after_pred(self):
         if not self.training: return
         self.teacher.eval()
-        if self.cached is not None and self.feature_loss is None: self.t_logits = self.cached
+        cached = self.cached if self.cached is not None and _same_data(self.xb[0], self.cached_for) else None  # new inputs: stale
+        if cached is not None and self.feature_loss is None: self.t_logits = cached
         else:
             with torch.no_grad(): out = self.teacher(*self.xb)
-            self.t_logits = self.cached if self.cached is not None else out
+            self.t_logits = cached if cached is not None else out
 
     def after_loss(self):
         if not self.training: return
@@ -141,9 +188,10 @@ class DistillCallback(Callback):
         self.learn.loss = loss.detach().clone()
 
     def after_fit(self):
-        for p, r in zip(self.teacher.parameters(), self._req): p.requires_grad_(r)
+        if self.teacher_frozen is not None: self.teacher_frozen.__exit__()
         for h in (self.s_hooks, self.t_hooks):
             if h is not None: h.remove()
+        self.learn.teacher_logits = self.cached = self.cached_for = None
     after_cancel_fit = after_fit
 
 # %% ../nbs/05_kd.ipynb #b74df052
@@ -157,6 +205,7 @@ class _RecordLoss(Callback):
 # %% ../nbs/05_kd.ipynb #c6ea9e84
 class LogitsDataset(torch.utils.data.Dataset):
     "Items `(x, y, teacher_logits)` from a dataset of `(x, y)` and precomputed logits."
+    yields_teacher_logits = True  # any fastai DataLoader over it declares so (it looks attributes up on its dataset)
     def __init__(self, ds, logits): self.ds, self.logits = ds, logits
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
@@ -175,12 +224,12 @@ def with_teacher_logits(dls:DataLoaders, teacher:nn.Module, bs:int|None=None) ->
     if getattr(dls.train_ds, 'augment', None) is not None:
         raise ValueError('cached teacher logits need a fixed training set; this one is augmented (pass augment=False)')
     ds = LogitsDataset(dls.train_ds, teacher_logits(teacher, dls.train_ds, device=dls.device))
-    new = DataLoaders(dls.train.new(ds), dls.valid, device=dls.device)
+    new = DataLoaders(mark_yields_teacher_logits(dls.train.new(ds)), dls.valid, device=dls.device)
     for k in ('stats', 'n_classes', 'classes', 'img_shape', 'dataset_name'): setattr(new, k, getattr(dls, k, None))
     new.n_inp = 1  # items are (x, y, logits): one input, fastai would otherwise guess two
     return new
 
-# %% ../nbs/05_kd.ipynb #1738d6e6
+# %% ../nbs/05_kd.ipynb #ac2b7d63
 def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
                  max_shift:int=2, # largest offset in pixels, per axis
                  flip:bool=False, # also mirror half of the images left-right
@@ -199,13 +248,12 @@ def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
     return x.contiguous()
 
 class ShiftAugment(Callback):
-    "Random shifts (and flips) of every training batch, seen by student and teacher alike; cached teacher logits are dropped."
-    order = 4  # before DistillCallback (5), which must label the shifted images
+    "Random shifts (and flips) of every training batch, seen by student and teacher alike; cached teacher logits become stale."
+    order = 6  # after DistillCallback (5) took any cached logits; it sees the new inputs and runs the teacher on them
     def __init__(self, max_shift:int=2, flip:bool=False): store_attr()
     def before_batch(self):
         if not self.training: return
         self.learn.xb = (random_shift(self.xb[0], self.max_shift, self.flip),) + tuple(self.xb[1:])
-        if len(self.yb) == 2: self.learn.yb = self.yb[:1]  # the cached logits were computed on the unshifted images
 
 # %% ../nbs/05_kd.ipynb #3ac9cfb4
 def _learner(model, dls, cbs, opt, wd, fp16, loss_func=None):
@@ -249,6 +297,32 @@ def evaluate(model:nn.Module, dl, device=None) -> float:
     return correct / max(total, 1)
 
 # %% ../nbs/05_kd.ipynb #0542a0a1
+def cache_folder(folder:str|Path|None=None) -> Path:
+    "Where dfkd caches trained models: `folder`, else `$DFKD_CACHE`, else `$XDG_CACHE_HOME/dfkd`, else `~/.cache/dfkd`."
+    if folder is not None: return Path(folder).expanduser()
+    if os.environ.get('DFKD_CACHE'): return Path(os.environ['DFKD_CACHE']).expanduser()
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'  # an empty variable counts as unset, as XDG says
+    return Path(base).expanduser()/'dfkd'
+
+def cached_classifier(name:str='lenet5_bn', # model registry name
+                      dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
+                      epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
+                      folder:str|Path|None=None, # cache folder; `None` asks `cache_folder` (`$DFKD_CACHE`, else the user's cache)
+                      **model_kwargs) -> nn.Module: # passed to `get_model`
+    "A classifier trained on `dataset` by `train_classifier` with these settings (in eval mode), loaded from the cache when present."
+    settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
+                    init='seeded')  # initial weights drawn after set_seed(seed): the same teacher in every process
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_folder(folder); folder.mkdir(parents=True, exist_ok=True)
+    path = folder/f'{name}-{dataset}-{key}.safetensors'
+    if path.exists(): return load_model(path).eval()
+    dls = get_dls(dataset, bs=bs, size=size)
+    set_seed(seed); model = get_model(name, **model_kwargs)
+    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False)
+    save_model(model, path, extra=dict(training=settings))
+    return model.eval()
+
+# %% ../nbs/05_kd.ipynb #21122710
 class _Hinted(nn.Module):
     "The student with the regressor as a submodule, so one optimiser trains both in stage 1."
     def __init__(self, student, regressor): super().__init__(); self.student, self.regressor = student, regressor
@@ -257,10 +331,9 @@ class _Hinted(nn.Module):
 class HintCallback(Callback):
     "Replace the training loss with the FitNets hint loss between `guided` (student) and `hint` (teacher) layers."
     order = 5
-    def __init__(self, teacher, hint:str, guided:str): store_attr()
+    def __init__(self, teacher, hint:str, guided:str): store_attr(); self.teacher_frozen = None
     def before_fit(self):
-        self.teacher.to(self.dls.device).eval()
-        for p in self.teacher.parameters(): p.requires_grad_(False)
+        self.teacher_frozen = frozen(self.teacher.to(self.dls.device)); self.teacher_frozen.__enter__()
         self.s_hook = Hooks(self.learn.model.student, self.guided); self.t_hook = Hooks(self.teacher, self.hint, detach=True)
     def after_loss(self):
         with torch.no_grad(): self.teacher(*self.xb)
@@ -269,7 +342,7 @@ class HintCallback(Callback):
         self.learn.loss = loss.detach().clone()
     def after_fit(self):
         self.s_hook.remove(); self.t_hook.remove()
-        for p in self.teacher.parameters(): p.requires_grad_(True)
+        if self.teacher_frozen is not None: self.teacher_frozen.__exit__()  # as handed in: layers frozen on purpose stay frozen
     after_cancel_fit = after_fit
 
 def feature_shape(model:nn.Module, layer:str, img_shape, device='cpu') -> tuple:

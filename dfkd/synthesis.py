@@ -18,11 +18,11 @@ from .core import default_device, seed_generator, atomic_save_safetensors, load_
 from .hooks import Hooks, last_linear_name
 from .viz import image_grid, prediction_titles, show_image, to_pixels
 from .models import fingerprint
-from .kd import check_teacher_student
+from .kd import check_teacher_student, frozen
 
 # %% auto #0
 __all__ = ['TRANSFER_SCHEMA', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters', 'ActivationTerm',
-           'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History', 'Synthesizer', 'frozen',
+           'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History', 'Synthesizer',
            'shard_name', 'shard_seed', 'plan_jobs', 'build_transfer_set', 'merge_manifests', 'TransferSet',
            'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
 
@@ -288,19 +288,6 @@ class Synthesizer:
     def update(self, n:int) -> torch.Tensor:
         "One round on `n` images from the synthesizer's own random stream (online methods); returns the round's best images (detached)."
         return self.run_round(n)['x']
-
-# %% ../nbs/11_synthesis.ipynb #0c0efdcf
-class frozen:
-    "Context manager: `model` in eval mode with `requires_grad=False` on all parameters; both restored on exit."
-    def __init__(self, model:nn.Module): self.model = model
-    def __enter__(self):
-        self.training, self.req = self.model.training, [p.requires_grad for p in self.model.parameters()]
-        self.model.eval()
-        for p in self.model.parameters(): p.requires_grad_(False)
-        return self.model
-    def __exit__(self, *exc):
-        for p, r in zip(self.model.parameters(), self.req): p.requires_grad_(r)
-        self.model.train(self.training)
 
 # %% ../nbs/11_synthesis.ipynb #c37f28df
 TRANSFER_SCHEMA = 'dfkd.transfer_set/1'
