@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['default_device', 'limit_test_threads', 'keep_freed_memory', 'keeps_freed_memory', 'set_seed', 'seed_generator',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'read_json', 'atomic_save_safetensors',
-           'load_safetensors', 'tensor_checksum']
+__all__ = ['default_device', 'limit_test_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors', 'tensor_checksum']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -30,29 +29,6 @@ def limit_test_threads(cells=None):
     if 'OMP_NUM_THREADS' not in os.environ:
         os.environ['OMP_NUM_THREADS'] = '1'
         torch.set_num_threads(1)
-
-# %% ../nbs/00_core.ipynb #5e00c9e4
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
-_freed_memory_kept = False
-
-def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come from the heap (32 MiB is glibc's maximum)
-                      trim_threshold:int=1 << 30 # free memory kept at the top of the heap before any goes back to the OS
-                     ) -> bool:
-    "Ask glibc's allocator to keep freed memory for reuse rather than return it to the OS; `True` if it agreed."
-    import ctypes, ctypes.util, platform
-    for name, v in (('mmap_threshold', mmap_threshold), ('trim_threshold', trim_threshold)):
-        if not 0 < v < 2**31: raise ValueError(f'{name}={v} does not fit the C int that mallopt takes; use 1 to 2**31 - 1 bytes')
-    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
-    try: mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
-    except (OSError, AttributeError): return False
-    global _freed_memory_kept
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
-    _freed_memory_kept = _freed_memory_kept or ok
-    return ok
-
-def keeps_freed_memory() -> bool:
-    "Whether `keep_freed_memory` has taken effect in this process (timings are then not those of the default allocator)."
-    return _freed_memory_kept
 
 # %% ../nbs/00_core.ipynb #d832766d
 def set_seed(seed:int, # the seed for `random`, NumPy and torch

@@ -1,4 +1,4 @@
-"""The parts every model-inversion method shares, as loss terms and helpers on the synthesis engine: BatchNorm-statistics matching on every BN layer of any teacher, image priors, jitter and flips, the Jensen–Shannon competition with a live student, a student-in-the-loop mode, and a measurement of what a synthesis step costs.
+"""The parts every model-inversion method shares, as loss terms and helpers on the synthesis engine: BatchNorm-statistics matching on every BN layer of any teacher, image priors, jitter and flips, the Jensen–Shannon competition with a live student, and a student-in-the-loop mode.
 
 Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 
@@ -6,21 +6,19 @@ Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 
 # %% ../nbs/12_inversion.ipynb #792765b2
 from __future__ import annotations
-import math, time, tempfile, hashlib, json, copy
+import math
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import default_device, seed_generator, set_seed, read_json, load_safetensors
+from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
-from .models import get_model, save_model, load_model
-from .kd import train_classifier, distill, evaluate, check_teacher_student
-from .synthesis import (LossTerm, Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, frozen,
-                            build_transfer_set, merge_manifests, TransferSet, transfer_dls, SynthesisDiverged)
+from .kd import distill, cached_classifier  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
+from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'bn_scale', 'bn_with_statistics', 'BNStatisticsLoss',
-           'total_variation', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'WithTermParameters', 'js_divergence',
-           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop', 'synthesis_overhead', 'cached_classifier']
+__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'BNStatisticsLoss', 'total_variation',
+           'mean_square', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence', 'CompetitionTerm',
+           'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -29,180 +27,81 @@ def bn_layer_names(model:nn.Module) -> list[str]:
     "Names of the BatchNorm layers of `model` that track running statistics, in definition order."
     return [n for n in names_of_type(model, BN_TYPES) if model.get_submodule(n).running_mean is not None]
 
-def _channel_statistics(x):
-    "Per-channel mean and E[x²]−mean² of x (N, C, L), each in one sweep."
-    n = x.shape[0] * x.shape[2]
-    mean = x.mean(2).mean(0)
-    mean_sq = torch.linalg.vector_norm(x, 2, dim=2).square().sum(0) / n
-    return mean, (mean_sq - mean * mean).clamp_min(0)
-
-def _statistics_grad(x, mean, g_mean, g_var):
-    "Gradient of a loss of (mean, var) w.r.t. x (N, C, L): a_c·x + b_c, written into one new buffer."
-    n = x.shape[0] * x.shape[2]
-    g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
-    g_var = torch.zeros_like(mean) if g_var is None else g_var
-    a = 2 * g_var / n
-    b = g_mean / n - a * mean
-    gx = x * a[:, None]
-    return gx.add_(b[:, None])
-
-class _BatchStatistics(torch.autograd.Function):
-    "Per-channel mean and variance of x (N, C, L), with a one-buffer backward."
-    @staticmethod
-    def forward(ctx, x):
-        mean, var = _channel_statistics(x)
-        ctx.save_for_backward(x, mean)
-        return mean, var
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_mean, g_var):
-        x, mean = ctx.saved_tensors
-        return _statistics_grad(x, mean, g_mean, g_var)
-
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "Per-channel mean and biased variance of `x` (N, C, ...) over the batch and all positions, with a fused backward."
-    return _BatchStatistics.apply(x.float().reshape(x.shape[0], x.shape[1], -1))
-
-class _StatGap(torch.autograd.Function):
-    "‖mean − mean*‖₂ + ‖var − var*‖₂ as one autograd node (per step and BN layer, a handful of tiny ops fewer to dispatch)."
-    @staticmethod
-    def forward(ctx, mean, var, mean_target, var_target):
-        dm, dv = mean - mean_target, var - var_target
-        nm, nv = torch.linalg.vector_norm(dm), torch.linalg.vector_norm(dv)
-        ctx.save_for_backward(dm / nm.clamp_min(1e-12), dv / nv.clamp_min(1e-12))  # the norms' gradients (0 at 0)
-        return nm + nv
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        um, uv = ctx.saved_tensors
-        return um * g, uv * g, None, None
+    "Per-channel mean μ(x) and biased variance σ²(x) of `x` (N, C, ...) over the batch and all positions, in float32."
+    x = x.float().transpose(0, 1).flatten(1)  # one row per channel
+    mean = x.mean(1)
+    return mean, (x - mean[:, None]).square().mean(1)
 
 def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
-    "DeepInversion's distance of batch statistics from `bn`'s running ones: L2 norm of the mean gap plus of the variance gap."
-    return _StatGap.apply(mean, var, bn.running_mean, bn.running_var)
+    "‖μ(x) − μ‖₂ + ‖σ²(x) − σ²‖₂: DeepInversion's distance of a batch's statistics from `bn`'s running ones."
+    return (mean - bn.running_mean).norm() + (var - bn.running_var).norm()
 
-# %% ../nbs/12_inversion.ipynb #5db5c0b3
-class _EvalBNWithStatistics(torch.autograd.Function):
-    "An eval-mode BN layer's output `out` = x·scale + shift, handed on, and the batch statistics of its input x; one backward for all."
-    @staticmethod
-    def forward(ctx, x, out, scale):
-        mean, var = _channel_statistics(x.reshape(x.shape[0], x.shape[1], -1))
-        ctx.save_for_backward(x, mean, scale)
-        ctx.mark_dirty(out)  # handed on as this function's own output (not a view), so a later in-place op (ReLU(inplace=True)) may change it
-        return out, mean, var
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_out, g_mean, g_var):
-        x, mean, scale = ctx.saved_tensors
-        n, c = x.shape[:2]
-        gx = _statistics_grad(x.reshape(n, c, -1), mean, g_mean, g_var)
-        if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])  # the BN layer's own backward: ∂out/∂x = scale
-        return gx.view(x.shape), None, None
+# %% ../nbs/12_inversion.ipynb #251a40bb
+def fast_kernel(name:str):
+    "The object `name` of `dfkd.performance`, imported when a batch begins, not with this module: the fast path is an optimisation, taught after the engine."
+    from dfkd import performance
+    return getattr(performance, name)
 
-def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
-    "Whether the statistics' backward can be folded into `bn`'s: eval mode with running statistics, float32 input that needs a gradient."
-    return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
-            and x.requires_grad and torch.is_grad_enabled())
-
-def bn_scale(bn:nn.Module) -> torch.Tensor:
-    "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BatchNorm layer (its input gradient is s·∂L/∂y)."
-    with torch.no_grad():
-        scale = (bn.running_var + bn.eps).rsqrt()
-        return scale * bn.weight if bn.weight is not None else scale
-
-def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
-                       x:torch.Tensor, # its input
-                       out:torch.Tensor, # its output, as the layer computed it
-                       scale:torch.Tensor|None=None # `bn_scale(bn)`, if the caller keeps it; `None` computes it
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "`bn`'s output (to return from a forward hook) and the batch mean and variance of `x`, with one backward pass for both."
-    if not _foldable(bn, x): return (out, *batch_statistics(x))
-    return _EvalBNWithStatistics.apply(x, out.detach(), bn_scale(bn) if scale is None else scale)
-
-# %% ../nbs/12_inversion.ipynb #21b20d35
 class BNStatisticsLoss(LossTerm):
     "DeepInversion's BN-statistics loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂) over the teacher's BN layers."
     name = 'bn'
     def __init__(self, weight:float=1., # multiplies the term
                  first_multiplier:float=10., # α of the first BN layer (the others have 1)
                  bn_layers:list[str]|None=None, # BN module names; `None` is every BN layer with running statistics
+                 fast:bool=True, # the kernels of `dfkd.performance` (same values and gradients); `False`: the plain forms above
                  name:str|None=None):
         super().__init__(weight, name)
-        self.first_multiplier, self.bn_layers = first_multiplier, bn_layers
-        self.hooks, self.distances, self.names, self.scales = None, {}, [], {}
+        self.first_multiplier, self.bn_layers, self.fast = first_multiplier, bn_layers, fast
+        self.hooks, self.kernels, self.distances, self.names = None, None, {}, []
     def begin_batch(self, ctx):
         self.names = list(self.bn_layers or bn_layer_names(ctx.teacher))
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the BN-statistics '
                              'loss has nothing to match; drop the term (weight 0 or leave it out) or use a teacher trained with BN')
         self.hooks = Hooks(ctx.teacher, self.names, fn=self._record)
-        self.scales = {n: bn_scale(m) for n, m in zip(self.names, self.hooks.modules)}  # the teacher is frozen for the batch
-    def _record(self, name, module, inp, out):
-        out, mean, var = bn_with_statistics(module, inp[0], out, self.scales[name])
-        self.distances[name] = self.layer_distance(name, module, mean, var)
-        return out  # the hook's output replaces the layer's: its backward is folded into the statistics'
+        if self.fast: self.kernels = fast_kernel('FoldedBNStatistics')(dict(zip(self.names, self.hooks.modules)))  # the teacher is frozen for the batch
+    def _record(self, name, bn, inp, out):
+        if self.kernels is None: mean, var = batch_statistics(inp[0])
+        else: out, mean, var = self.kernels.statistics(name, bn, inp[0], out)  # `out` replaces the layer's: its backward is folded in
+        self.distances[name] = self.layer_distance(name, bn, mean, var)
+        return out
     def layer_distance(self, name:str, bn:nn.Module, mean:torch.Tensor, var:torch.Tensor) -> torch.Tensor:
         "Distance of layer `name`'s batch statistics from the running ones (subclasses may change what is compared)."
-        return stat_gap(mean, var, bn)
+        return (stat_gap if self.kernels is None else self.kernels.gap)(mean, var, bn)
     def end_batch(self, ctx):
         if self.hooks is not None: self.hooks.remove()
-        self.hooks, self.distances, self.scales = None, {}, {}
+        self.hooks, self.kernels, self.distances = None, None, {}
     def __call__(self, ctx):
         d = self.distances
         return self.first_multiplier * d[self.names[0]] + sum(d[n] for n in self.names[1:])
 
 # %% ../nbs/12_inversion.ipynb #02de37e8
-class _TotalVariation(torch.autograd.Function):
-    "TV of x (…, H, W) for p in {1, 2}: two difference buffers in the forward, one gradient buffer in the backward."
-    @staticmethod
-    def forward(ctx, x, p):
-        dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
-        nh, nv = dh.numel(), dv.numel()
-        if p == 1:
-            tv = dh.abs().sum() / nh + dv.abs().sum() / nv  # (an L1 `vector_norm` is several times slower on a CPU)
-            dh.sign_(); dv.sign_()  # the L1 gradient needs only the signs
-        else: tv = torch.dot(dh.flatten(), dh.flatten()) / nh + torch.dot(dv.flatten(), dv.flatten()) / nv  # sums of squares, no temporary
-        ctx.p, ctx.shape = p, x.shape
-        ctx.save_for_backward(dh, dv)
-        return tv
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        dh, dv = ctx.saved_tensors
-        ch, cv = g * (ctx.p / dh.numel()), g * (ctx.p / dv.numel())  # d|d|/dd = sign(d); d(d²)/dd = 2d
-        out = torch.zeros(ctx.shape, dtype=dh.dtype, device=dh.device)
-        out[..., :, 1:].addcmul_(dh, ch); out[..., :, :-1].addcmul_(dh, ch, value=-1)
-        out[..., 1:, :].addcmul_(dv, cv); out[..., :-1, :].addcmul_(dv, cv, value=-1)
-        return out, None
-
-class _MeanSquare(torch.autograd.Function):
-    "mean(x²) with a one-pass backward."
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.linalg.vector_norm(x).square() / x.numel()
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return x * (2 * g / x.numel())
-
 def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
     "Mean |horizontal difference|^p plus mean |vertical difference|^p of images `x` (N, C, H, W), for p = 1 or 2."
     if p not in (1, 2): raise ValueError(f'total variation is defined here for p=1 (L1) or p=2 (squared L2), not p={p}')
-    return _TotalVariation.apply(x, p)
+    dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+    return (dh.abs().mean() + dv.abs().mean()) if p == 1 else (dh.square().mean() + dv.square().mean())
+
+def mean_square(x:torch.Tensor) -> torch.Tensor:
+    "mean(x²) over every element: the squared-L2 image prior."
+    return x.square().mean()
 
 class TotalVariation(LossTerm):
     "Total-variation prior on the images (`p=1`: L1, `p=2`: squared L2)."
     name = 'tv'
-    def __init__(self, weight:float=1., p:int=1, name:str|None=None):
-        super().__init__(weight, name or ('tv_l1' if p == 1 else 'tv_l2')); self.p = p
-    def __call__(self, ctx): return total_variation(ctx.x, self.p)
+    def __init__(self, weight:float=1., p:int=1, fast:bool=True, name:str|None=None):
+        super().__init__(weight, name or ('tv_l1' if p == 1 else 'tv_l2')); self.p, self.fast, self.kernel = p, fast, total_variation
+    def begin_batch(self, ctx): self.kernel = fast_kernel('fast_total_variation') if self.fast else total_variation
+    def __call__(self, ctx): return self.kernel(ctx.x, self.p)
 
 class ImageNorm(LossTerm):
     "Squared-L2 prior: the mean of x² over pixels (the normalised space has zero mean)."
     name = 'l2'
-    def __call__(self, ctx): return _MeanSquare.apply(ctx.x)
+    def __init__(self, weight:float=1., fast:bool=True, name:str|None=None):
+        super().__init__(weight, name); self.fast, self.kernel = fast, mean_square
+    def begin_batch(self, ctx): self.kernel = fast_kernel('fast_mean_square') if self.fast else mean_square
+    def __call__(self, ctx): return self.kernel(ctx.x)
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
 class JitterFlip:
@@ -218,39 +117,18 @@ class JitterFlip:
     def __repr__(self): return f'JitterFlip(max_shift={self.max_shift}, flip={self.flip})'
 
 # %% ../nbs/12_inversion.ipynb #1ebf0dc6
-class WithTermParameters:
-    "A parametrisation whose `parameters()` also lists the learnable parameters of `terms` (those with a `parameters()` method)."
-    def __init__(self, param, terms): self.param, self.terms = param, list(terms)
-    def __getattr__(self, k): return getattr(self.__dict__['param'], k)
-    def init(self, n, generator, device):
-        self.param.init(n, generator, device)
-        for t in self.terms:
-            if hasattr(t, 'parameters'): t.to(device)
-    def parameters(self) -> list:
-        return list(self.param.parameters()) + [p for t in self.terms if hasattr(t, 'parameters') for p in t.parameters()]
-    def images(self): return self.param.images()
-    def after_step(self): self.param.after_step()
-    def settings(self) -> dict: return dict(self.param.settings(), term_parameters=[t.name for t in self.terms if hasattr(t, 'parameters')])
-
-# %% ../nbs/12_inversion.ipynb #6d6d9c32
 def js_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., eps:float=1e-3) -> torch.Tensor:
     "Jensen–Shannon divergence between softmax(p_logits/T) and softmax(q_logits/T), probabilities clamped at `eps`, batch mean."
     p = F.softmax(p_logits.float() / T, 1).clamp(eps, 1.); q = F.softmax(q_logits.float() / T, 1).clamp(eps, 1.)
     log_m = (0.5 * (p + q)).log()
     return 0.5 * (F.kl_div(log_m, p, reduction='batchmean') + F.kl_div(log_m, q, reduction='batchmean'))
 
-class CompetitionTerm(LossTerm):
+class CompetitionTerm(StudentTerm):
     "ADI's competition: 1 − JS(teacher, student) at temperature `T`, so images move to where the two disagree."
     name = 'competition'
     def __init__(self, student:nn.Module, # the live student (trained between synthesis rounds)
                  weight:float=1., T:float=3., name:str|None=None):
-        super().__init__(weight, name); self.student, self.T, self._frozen = student, T, None
-    def begin_batch(self, ctx):
-        check_teacher_student(ctx.teacher, self.student)
-        self.student.to(ctx.device); self._frozen = frozen(self.student); self._frozen.__enter__()
-    def end_batch(self, ctx):
-        if self._frozen is not None: self._frozen.__exit__(None, None, None)
-        self._frozen = None
+        super().__init__(student, weight, name); self.T = T
     def __call__(self, ctx): return 1. - js_divergence(ctx.logits, self.student(ctx.x), self.T).clamp(0., 1.)
 
 # %% ../nbs/12_inversion.ipynb #eef32450
@@ -292,70 +170,3 @@ def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` 
         if on_round is not None: on_round(r, learn)
     if rounds > 1: merge_manifests(path)
     return path
-
-# %% ../nbs/12_inversion.ipynb #2fcc8f76
-class _StepClock:
-    "Wraps an `augment` callable (or none), which the engine calls once per step: times each step, and runs `between` between steps."
-    def __init__(self, augment, sync, between:Callable|None=None):
-        self.augment, self.sync, self.between, self.steps, self.start = augment, sync, between, [], None
-    def __call__(self, x, generator):
-        self.sync(); now = time.perf_counter()
-        if self.start is not None: self.steps.append(now - self.start)  # the previous step ends here
-        if self.between is not None: self.between()
-        self.sync(); self.start = time.perf_counter()
-        return self.augment(x, generator) if self.augment is not None else x
-
-def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
-                       batch_size:int=256, # images per batch
-                       steps:int=20, # synthesis steps per run (each paired with one floor iteration)
-                       repeats:int=5, # timed runs, after one warm-up run
-                       seed:int=0) -> dict:
-    "Median synthesis step time over the median time of the teacher's forward+backward-to-input on the same batch, each step paired with one floor iteration; plus images per second."
-    teacher, dev = synthesizer.teacher.to(synthesizer.device), synthesizer.device
-    img_shape = tuple(synthesizer.param.img_shape)
-    with torch.no_grad(), frozen(teacher): n_classes = teacher(torch.zeros((1,) + img_shape, device=dev)).shape[1]
-    y = (torch.arange(batch_size) % n_classes).to(dev)
-    x = torch.randn((batch_size,) + img_shape, device=dev, requires_grad=True)
-    twin = copy.deepcopy(teacher)  # the floor's teacher: same weights, none of the hooks the method's terms put on `teacher`
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
-    floors = []
-    def floor():
-        sync(); t0 = time.perf_counter()
-        x.grad = None; F.cross_entropy(twin(x), y).backward()
-        sync(); floors.append(time.perf_counter() - t0)
-    iterations, augment = synthesizer.schedule.iterations, synthesizer.augment
-    step_times = []
-    try:
-        synthesizer.schedule.iterations = steps
-        with frozen(twin):
-            for r in range(repeats + 1):  # the first run warms up and is not counted
-                synthesizer.augment = clock = _StepClock(augment, sync, between=floor)
-                synthesizer.synthesize(y.cpu(), seed=seed)
-                if r: step_times += clock.steps
-                else: floors.clear()
-    finally: synthesizer.schedule.iterations, synthesizer.augment = iterations, augment
-    steps_t, floors_t = torch.tensor(step_times), torch.tensor(floors)
-    step, fl = steps_t.median().item(), floors_t.median().item()
-    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl,
-                paired_ratio=(steps_t / floors_t[:len(steps_t)]).median().item(), batch_size=batch_size,
-                step_images_per_s=batch_size / step, images_per_s=batch_size / (step * iterations) if iterations else float('inf'))
-
-# %% ../nbs/12_inversion.ipynb #e4d91008
-def cached_classifier(name:str='lenet5_bn', # model registry name
-                      dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
-                      epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
-                      folder:str|Path|None=None, # cache folder; `None` is `dfkd-cache` in the system's temporary folder
-                      **model_kwargs) -> nn.Module:
-    "A classifier trained on `dataset` by `train_classifier` with these settings, loaded from the cache when present."
-    from dfkd.data import get_dls
-    settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
-                    init='seeded')  # initial weights drawn after set_seed(seed): the same teacher in every process
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())/'dfkd-cache'
-    path = folder/f'{name}-{dataset}-{key}.safetensors'
-    if path.exists(): return load_model(path).eval()
-    dls = get_dls(dataset, bs=bs, size=size)
-    set_seed(seed); model = get_model(name, **model_kwargs)
-    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False)
-    save_model(model, path, extra=dict(training=settings))
-    return model.eval()
