@@ -1,4 +1,4 @@
-"""One entry point for the five generator-based methods (DAFL, ZSKT, DFQ, CMI, FastDFKD), and a benchmark that trains each on the same teacher, student and budget and times its synthesis next to DeepInversion's.
+"""A benchmark that trains every generator-based method of the registry (DAFL, ZSKT, DFQ, CMI, FastDFKD) on the same teacher, student and budget and times its synthesis next to DeepInversion's, and `train_with_generator`, which runs one of them with settings and budget in one call.
 
 Docs: https://dfkd.github.io/dfkd/generator_benchmark.html.md"""
 
@@ -6,47 +6,36 @@ Docs: https://dfkd.github.io/dfkd/generator_benchmark.html.md"""
 
 # %% ../nbs/31_generator_benchmark.ipynb #ccd16a9b
 from __future__ import annotations
-import tempfile, time
+import inspect, tempfile, time
+from dataclasses import fields
 from pathlib import Path
-import torch, torch.nn as nn
+import torch.nn as nn
+import pandas as pd
 from fastprogress.fastprogress import progress_bar
 from .core import set_seed
 from .data import get_dls
 from .models import get_model
-from .kd import distill, evaluate
+from .kd import distill, evaluate, cached_classifier
 from .synthesis import transfer_dls
-from .inversion import cached_classifier
-import inspect
-from .dafl import dafl, dafl_synthesizer
-from .zskt import zskt, zskt_synthesizer
-from .dfq import dfq, dfq_synthesizer
-from .cmi import cmi, cmi_synthesizer
-from .fastdfkd import fastdfkd, fastdfkd_synthesizer
+from .methods import get_method, method_names, method_transfer_set
 
 # %% auto #0
-__all__ = ['GENERATOR_METHODS', 'DEFAULT_RUNS', 'generator_method_settings', 'train_with_generator',
-           'benchmark_generator_methods', 'fastdfkd_speedup', 'format_rows']
+__all__ = ['DEFAULT_RUNS', 'train_with_generator', 'benchmark_generator_methods', 'fastdfkd_speedup']
 
 # %% ../nbs/31_generator_benchmark.ipynb #327e8fd2
-GENERATOR_METHODS = dict(dafl=(dafl, dafl_synthesizer), zskt=(zskt, zskt_synthesizer), dfq=(dfq, dfq_synthesizer),
-                         cmi=(cmi, cmi_synthesizer), fastdfkd=(fastdfkd, fastdfkd_synthesizer))
-
-def generator_method_settings(method:str) -> list[str]:
-    "The settings `method` accepts: its training function's and its synthesizer's keyword arguments."
-    if method not in GENERATOR_METHODS: raise KeyError(f'unknown generator method {method!r}; choose one of {sorted(GENERATOR_METHODS)}')
-    train, synthesizer = GENERATOR_METHODS[method]
-    names = set(inspect.signature(train).parameters) | set(inspect.signature(synthesizer).parameters)
-    return sorted(names - {'teacher', 'student', 'dls', 'synth_kwargs', 'img_shape', 'stats', 'device'})
-
-def train_with_generator(method:str, # one of `GENERATOR_METHODS`
+def train_with_generator(method:str, # a registered online method, e.g. one of `method_names('generator')`
                          teacher:nn.Module, student:nn.Module,
                          dls, # real `DataLoaders`: validation split, `stats`, `img_shape`
-                         **settings): # keyword arguments of the method's function
-    "Train `student` from `teacher` with the generator-based `method`; returns the fastai `Learner`."
-    valid = generator_method_settings(method)
-    unknown = set(settings) - set(valid)
-    if unknown: raise TypeError(f'{method} does not take {sorted(unknown)}; its settings are {valid}')
-    return GENERATOR_METHODS[method][0](teacher, student, dls, **settings)
+                         **kwargs): # the method's settings and the student's budget (epochs, n_batches, bs, lr, seed, show, cbs)
+    "Train `student` from `teacher` with the online `method`; returns the fastai `Learner`."
+    spec = get_method(method)
+    if not spec.online: raise ValueError(f'{method} writes a transfer set (use `method_transfer_set`); online methods: {[m for m in method_names() if get_method(m).online]}')
+    names = {f.name for f in fields(spec.settings)}
+    budget = set(inspect.signature(spec.train).parameters) - {'teacher', 'student', 'dls', 'settings'}
+    unknown = sorted(set(kwargs) - names - budget)
+    if unknown: raise TypeError(f'{method} does not take {unknown}; its settings are {sorted(names)}, the budget {sorted(budget)}')
+    settings = spec.make_settings({k: v for k, v in kwargs.items() if k in names})
+    return spec.train(teacher, student, dls, settings, **{k: v for k, v in kwargs.items() if k not in names})
 
 # %% ../nbs/31_generator_benchmark.ipynb #b0b7ccc7
 DEFAULT_RUNS = (('DAFL', 'dafl', {}), ('ZSKT', 'zskt', {}), ('DFQ', 'dfq', {}), ('CMI', 'cmi', dict(student_steps=10)),
@@ -58,40 +47,35 @@ def benchmark_generator_methods(runs=DEFAULT_RUNS, # (name, method, settings) tr
                                 epochs:int=8, n_batches:int=100, bs:int=64, # the student's budget, the same for every method
                                 deepinversion_n_per_class:int|None=None, # also run DeepInversion with this many images per class
                                 deepinversion_settings:dict|None=None, # overrides of DeepInversion's defaults
-                                seed:int=0, progress:bool=True) -> list[dict]:
-    "Train one student per run and return rows: name, method, student accuracy, synthesis and total seconds."
+                                seed:int=0, progress:bool=True) -> pd.DataFrame:
+    "Train one student per run; one row each: name, method, student accuracy, synthesis and total seconds, rounds, settings."
+    runs = list(runs)
+    for _, method, settings in runs: get_method(method).make_settings(settings)  # a bad name or setting fails before any training
     dls = get_dls(dataset, bs=bs, size=size)
     teacher = teacher if teacher is not None else cached_classifier(teacher_name, dataset=dataset, size=size)
+    new_student = lambda: get_model(student_name, n_in=dls.img_shape[0], img_size=dls.img_shape[-1])
     rows = [dict(name='teacher', method=teacher_name, accuracy=evaluate(teacher, dls.valid), synthesis_s=0., total_s=0.)]
-    for name, method, settings in progress_bar(list(runs), display=progress, leave=False):
-        set_seed(seed); student = get_model(student_name, n_in=dls.img_shape[0], img_size=dls.img_shape[-1])
-        start = time.perf_counter()
+    for name, method, settings in progress_bar(runs, display=progress, leave=False):
+        set_seed(seed); student = new_student(); start = time.perf_counter()
         learn = train_with_generator(method, teacher, student, dls, epochs=epochs, n_batches=n_batches, bs=bs, seed=seed, show=False, **settings)
         rows.append(dict(name=name, method=method, accuracy=evaluate(student, dls.valid), synthesis_s=learn.synthesis_seconds,
                          total_s=time.perf_counter() - start, rounds=learn.synthesizer.rounds, settings=settings))
     if deepinversion_n_per_class:
-        from dfkd.deepinversion import deepinversion_transfer_set
         with tempfile.TemporaryDirectory() as tmp:
             set_seed(seed); start = time.perf_counter()
-            path = deepinversion_transfer_set(teacher, Path(tmp)/'di', dls.img_shape, dls.stats, n_per_class=deepinversion_n_per_class,
-                                              seed=seed, progress=False, **(deepinversion_settings or {}))
+            path = method_transfer_set('deepinversion', teacher, Path(tmp)/'di', dls, n_per_class=deepinversion_n_per_class, batch_size=100,
+                                       seed=seed, settings=deepinversion_settings, progress=False)
             synthesis_s = time.perf_counter() - start
-            set_seed(seed); student = get_model(student_name, n_in=dls.img_shape[0], img_size=dls.img_shape[-1])
+            set_seed(seed); student = new_student()
             distill(student, teacher, transfer_dls(path, dls, bs=bs, seed=seed), epochs=epochs, lr=1e-2, seed=seed, show=False)
             rows.append(dict(name='DeepInversion', method='deepinversion', accuracy=evaluate(student, dls.valid), synthesis_s=synthesis_s,
-                             total_s=time.perf_counter() - start, rounds=None,
-                             settings=dict(deepinversion_settings or {}, n_per_class=deepinversion_n_per_class)))
-    return rows
+                             total_s=time.perf_counter() - start, settings=dict(deepinversion_settings or {}, n_per_class=deepinversion_n_per_class)))
+    return pd.DataFrame(rows)
 
-def fastdfkd_speedup(rows:list[dict]) -> dict:
-    "DeepInversion's synthesis time over each FastDFKD run's, next to both accuracies."
-    di = next((r for r in rows if r['method'] == 'deepinversion'), None)
-    if di is None: raise ValueError('no DeepInversion row: run the benchmark with deepinversion_n_per_class')
-    return {r['name']: dict(speedup=di['synthesis_s'] / max(r['synthesis_s'], 1e-9), accuracy=r['accuracy'], deepinversion_accuracy=di['accuracy'])
-            for r in rows if r['method'] == 'fastdfkd'}
-
-def format_rows(rows:list[dict]) -> str:
-    "The benchmark rows as a Markdown table."
-    lines = ['| run | student accuracy | synthesis (s) | total (s) |', '|---|---|---|---|']
-    lines += [f"| {r['name']} | {100 * r['accuracy']:.1f} % | {r['synthesis_s']:.1f} | {r['total_s']:.1f} |" for r in rows]
-    return '\n'.join(lines)
+def fastdfkd_speedup(df:pd.DataFrame) -> pd.DataFrame:
+    "DeepInversion's synthesis time over each FastDFKD run's, next to both accuracies; one row per FastDFKD run."
+    di = df[df.method == 'deepinversion']
+    if not len(di): raise ValueError('no DeepInversion row: run the benchmark with deepinversion_n_per_class')
+    fast = df[df.method == 'fastdfkd'].set_index('name')
+    return pd.DataFrame(dict(speedup=di.synthesis_s.iloc[0] / fast.synthesis_s.clip(lower=1e-9), accuracy=fast.accuracy,
+                             deepinversion_accuracy=di.accuracy.iloc[0]))

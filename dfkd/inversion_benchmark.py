@@ -1,4 +1,4 @@
-"""One function that synthesises a transfer set with any of the four inversion methods by name, the method we recommend by default, and the benchmark that regenerates the accuracy table of ZSKD, DeepInversion, Adaptive DeepInversion and soft-targeted synthesis against a Gaussian-noise floor and KD with real data.
+"""The benchmarks of the offline methods, read from the method registry: the Lopes et al. table (reconstruction from metadata), the accuracy table of the inversion methods (ZSKD, DeepInversion, Adaptive DeepInversion, soft-targeted synthesis) against the Gaussian-noise floor and KD with real data, and the cost of a synthesis step. Each returns a pandas DataFrame.
 
 Docs: https://dfkd.github.io/dfkd/inversion_benchmark.html.md"""
 
@@ -7,46 +7,90 @@ Docs: https://dfkd.github.io/dfkd/inversion_benchmark.html.md"""
 # %% ../nbs/30_inversion_benchmark.ipynb #cb036d67
 from __future__ import annotations
 import time, tempfile, shutil
+from dataclasses import fields
 from pathlib import Path
 import torch, torch.nn as nn
-from .core import set_seed, keep_freed_memory, keeps_freed_memory
+import pandas as pd
+from .core import set_seed, atomic_write_json, atomic_write_text
 from .data import get_dls
-from .models import get_model
-from .kd import distill, evaluate
+from .models import get_model, save_model, load_model
+from .kd import train_classifier, distill, evaluate, cached_classifier
+from .metadata import record_metadata
 from .synthesis import TransferSet, transfer_dls
-from .inversion import cached_classifier, synthesis_overhead
-from .zskd import zskd_transfer_set, zskd_synthesizer
-from .deepinversion import deepinversion_transfer_set, deepinversion_synthesizer, adi_transfer_set, adi_synthesizer
-from .soft_targets import soft_target_transfer_set, soft_target_synthesizer
+from .performance import synthesis_overhead, keep_freed_memory, keeps_freed_memory
+from .methods import get_method, method_names, method_transfer_set, method_synthesizer
 
 # %% auto #0
-__all__ = ['INVERSION_METHODS', 'BEST_INVERSION_METHOD', 'inversion_transfer_set', 'inversion_benchmark',
-           'synthesis_cost_benchmark']
+__all__ = ['BEST_INVERSION_METHOD', 'LOPES_PAIRS', 'lopes_benchmark', 'inversion_benchmark', 'synthesis_cost_benchmark']
 
 # %% ../nbs/30_inversion_benchmark.ipynb #a121dfb3
-INVERSION_METHODS = ('zskd', 'deepinversion', 'adi', 'soft_targets')
 BEST_INVERSION_METHOD = 'deepinversion'
 
-def inversion_transfer_set(method:str, # one of `INVERSION_METHODS`
-                           teacher:nn.Module, # any classifier (DeepInversion and ADI need BatchNorm layers)
-                           path:str|Path, # folder of the transfer set (resumable)
-                           img_shape, # (C, H, W) of the teacher's inputs
-                           stats=None, # (mean, std) normalisation of those inputs
-                           n_per_class:int=100, batch_size:int=64, seed:int=0,
-                           student:nn.Module|None=None, # ADI only: the student trained between rounds
-                           valid=None, # ADI only: real validation data for the student's rounds, if any
-                           progress:bool=True, **settings) -> Path:
-    "Synthesise a transfer set with the inversion `method` into `path`; `settings` go to the method's recipe."
-    common = dict(n_per_class=n_per_class, batch_size=batch_size, seed=seed, progress=progress)
-    if method == 'zskd': return zskd_transfer_set(teacher, path, img_shape, stats, **common, **settings)
-    if method == 'deepinversion': return deepinversion_transfer_set(teacher, path, img_shape, stats, **common, **settings)
-    if method == 'soft_targets': return soft_target_transfer_set(teacher, path, img_shape, stats, **common, **settings)
-    if method == 'adi':
-        if student is None: raise ValueError('ADI trains a student while it synthesises: pass student=<the student network>')
-        return adi_transfer_set(teacher, student, path, img_shape, stats, valid=valid, **common, **settings)
-    raise ValueError(f'unknown inversion method {method!r}; choose one of {INVERSION_METHODS}')
+def _method_settings(name:str, settings:dict|None, iterations:int|None) -> dict:
+    "The benchmark's settings for method `name`: its entry of `settings`, with `iterations` where the method has steps."
+    kw = dict((settings or {}).get(name) or {})
+    if iterations is not None and 'iterations' in {f.name for f in fields(get_method(name).settings)}: kw.setdefault('iterations', iterations)
+    return kw
 
 # %% ../nbs/30_inversion_benchmark.ipynb #48d9330c
+LOPES_PAIRS = (('hinton1200', 'hinton800', None), ('lenet5', 'lenet5_half', 32))
+
+def lopes_benchmark(folder:str|Path, # where teachers, metadata, transfer sets and results go
+                    pairs=LOPES_PAIRS, # (teacher, student, image size) triples
+                    methods=None, # registered methods; `None`: the floor and every metadata method
+                    dataset:str='mnist5k', # a `dfkd.data` dataset name
+                    n_per_class:int=200, # reconstructed images per class
+                    batch_size:int=100, # images optimised together
+                    iterations:int|None=None, # steps per batch; `None` keeps each method's default
+                    settings:dict|None=None, # per-method settings, e.g. {'top_layer': {'lr': 0.1}}
+                    teacher_epochs:int=10, # training of the teacher, of the student alone, and real-data KD
+                    student_epochs:int=30, # distillation epochs on a transfer set
+                    T:float=4., # distillation temperature
+                    seed:int=0, progress:bool=True) -> pd.DataFrame:
+    "The Lopes et al. table: teacher, student alone, KD, and one row per method (noise floor, metadata methods) per model pair."
+    methods = list(method_names('floor') + method_names('metadata') if methods is None else methods)
+    specs = {m: get_method(m) for m in methods}  # an unknown name fails before any training
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    def _row(pair, method, acc, teacher_acc, **kw):
+        rows.append(dict(pair=pair, method=method, accuracy=round(acc, 4), of_teacher_pct=round(100 * acc / teacher_acc, 1), **kw))
+        atomic_write_text(folder/'results.csv', pd.DataFrame(rows).to_csv(index=False)); atomic_write_json(folder/'results.json', rows)
+        if progress: print(f'{pair:24s} {method:22s} {acc:.4f}  ' + '  '.join(f'{k}={v}' for k, v in kw.items()), flush=True)
+    for t_name, s_name, size in pairs:
+        pair = f'{t_name}->{s_name}'; pdir = folder/f'{t_name}-to-{s_name}'
+        dls = get_dls(dataset, bs=128, size=size)
+        shape = dict(n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+        tfile, t0 = pdir/'teacher.safetensors', time.time()
+        if tfile.exists(): teacher = load_model(tfile)  # a rerun keeps the teacher its transfer sets were made with
+        else:
+            set_seed(seed); teacher = get_model(t_name, **shape)
+            train_classifier(teacher, dls, epochs=teacher_epochs, seed=seed, show=False); save_model(teacher, tfile)
+        t_acc = evaluate(teacher, dls.valid)
+        _row(pair, 'teacher', t_acc, t_acc, train_s=round(time.time() - t0, 1))
+        t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape); train_classifier(st, dls, epochs=teacher_epochs, seed=seed, show=False)
+        _row(pair, 'student alone', evaluate(st, dls.valid), t_acc, train_s=round(time.time() - t0, 1))
+        t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape); distill(st, teacher, dls, epochs=teacher_epochs, T=T, seed=seed, show=False)
+        _row(pair, 'KD (real data)', evaluate(st, dls.valid), t_acc, distill_s=round(time.time() - t0, 1))
+        meta = None
+        for m in methods:
+            spec, kw, extra = specs[m], _method_settings(m, settings, iterations), {}
+            if 'metadata' in spec.needs:
+                if meta is None:  # every kind that applies to this teacher, recorded once for all methods
+                    t0 = time.time(); meta = record_metadata(teacher, dls.train, seed=seed, progress=False)
+                    meta_s = round(time.time() - t0, 1); meta.save(pdir/'metadata.safetensors')
+                try: method_synthesizer(m, teacher, dls.img_shape, dls.stats, settings=kw, metadata=meta)
+                except KeyError as e:  # statistics the teacher cannot have, e.g. dropout statistics of a teacher without dropout
+                    _row(pair, m, float('nan'), t_acc, not_run=str(e).strip('"')); continue
+                extra['stats_s'] = meta_s
+            method_transfer_set(m, teacher, pdir/m, dls, n_per_class, batch_size, seed, settings=kw,
+                                metadata=meta if 'metadata' in spec.needs else None, progress=progress)
+            t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape)
+            distill(st, teacher, transfer_dls(pdir/m, dls, bs=128, seed=seed), epochs=student_epochs, T=spec.student_T or T, alpha=1., seed=seed, show=False)
+            synthesis_s = round(sum(s['seconds'] for s in TransferSet(pdir/m).manifest['shards']), 1)
+            _row(pair, m, evaluate(st, dls.valid), t_acc, **extra, synthesis_s=synthesis_s, distill_s=round(time.time() - t0, 1))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/30_inversion_benchmark.ipynb #ad0f526c
 def _students(teacher, dls, seeds, T, **recipe) -> list[float]:
     "Test accuracies of one freshly seeded LeNet-5-half per seed, distilled from `teacher` on `dls`."
     accs = []
@@ -56,20 +100,21 @@ def _students(teacher, dls, seeds, T, **recipe) -> list[float]:
         accs.append(evaluate(student, d.valid))
     return accs
 
-def inversion_benchmark(methods=('noise',) + INVERSION_METHODS, # which rows to run ('noise' is the floor)
+def inversion_benchmark(methods=None, # registered methods; `None`: the floor and every inversion method
                         n_per_class:int=256, # synthesised images per class
                         batch_size:int=64, # images per optimised batch
-                        iterations:int|None=None, # steps per batch; `None` keeps each recipe's default
+                        iterations:int|None=None, # steps per batch; `None` keeps each method's default
                         epochs:int=20, lr:float=1e-2, T:float=4., alpha:float=0.9, # distillation of every student
                         shift:int=2, # random shifts of the training images during distillation (0: none)
                         seeds=(0, 1, 2), # one student per seed for every row
                         kd_reference:bool=True, # also distil with the real training data
                         seed:int=0, # seeds the teacher and the synthesis
                         folder:str|Path|None=None, # where transfer sets go (`None`: a temporary folder, removed)
-                        settings:dict|None=None, # per-method recipe settings, e.g. {'deepinversion': {'bn': 3.}}
-                        progress:bool=False):
-    "Accuracy of LeNet-5-half students distilled from LeNet-5-BN on MNIST-5k by each inversion method: a pandas DataFrame."
-    import pandas as pd
+                        settings:dict|None=None, # per-method settings, e.g. {'deepinversion': {'bn': 3.}}
+                        progress:bool=False) -> pd.DataFrame:
+    "Accuracy of LeNet-5-half students distilled from LeNet-5-BN on MNIST-5k by each method."
+    methods = list(method_names('floor') + method_names('inversion') if methods is None else methods)
+    specs = {m: get_method(m) for m in methods}  # an unknown name fails before any training
     dls = get_dls('mnist5k', bs=64, size=32)
     teacher = cached_classifier('lenet5_bn', 'mnist5k', size=32, epochs=8, lr=1e-2, seed=seed)
     recipe = dict(epochs=epochs, lr=lr, alpha=alpha, shift=shift)
@@ -85,20 +130,14 @@ def inversion_benchmark(methods=('noise',) + INVERSION_METHODS, # which rows to 
             accs = _students(teacher, lambda s: get_dls('mnist5k', bs=64, size=32, seed=s), seeds, T, **recipe)
             rows.append(row('kd_real_data', accs, n_images=len(dls.train_ds), synth_s=0., distill_s=(time.time() - t0) / len(seeds)))
         for m in methods:
-            kw = dict((settings or {}).get(m, {}))
-            if iterations is not None and m != 'noise': kw.setdefault('iterations', iterations)
-            extra, t0 = {}, time.time()
-            if m == 'noise':  # the floor shared with the Lopes benchmark
-                from dfkd.lopes import noise_transfer_set
-                noise_transfer_set(teacher, folder/m, dls.img_shape, dls.n_classes, n_per_class, batch_size, stats=dls.stats, seed=seed, progress=False)
-            else:
-                set_seed(seed); loop_student = get_model('lenet5_half_bn') if m == 'adi' else None
-                inversion_transfer_set(m, teacher, folder/m, dls.img_shape, dls.stats, n_per_class, batch_size, seed,
-                                       student=loop_student, valid=dls if m == 'adi' else None, progress=progress, **kw)
-                if m == 'adi': extra['loop_student'] = evaluate(loop_student, dls.valid)
+            spec, extra, t0 = specs[m], {}, time.time()
+            set_seed(seed); loop_student = get_model('lenet5_half_bn') if 'student' in spec.needs or spec.online else None
+            method_transfer_set(m, teacher, folder/m, dls, n_per_class, batch_size, seed, settings=_method_settings(m, settings, iterations),
+                                student=loop_student, progress=progress)
+            if loop_student is not None: extra['loop_student'] = evaluate(loop_student, dls.valid)
             synth_s, t1 = time.time() - t0, time.time()
             ts = TransferSet(folder/m, teacher=teacher)
-            accs = _students(teacher, lambda s: transfer_dls(ts, dls, bs=64, seed=s), seeds, 20. if m == 'zskd' else T, **recipe)
+            accs = _students(teacher, lambda s: transfer_dls(ts, dls, bs=64, seed=s), seeds, spec.student_T or T, **recipe)
             rows.append(row(m, accs, n_images=len(ts), synth_s=synth_s, distill_s=(time.time() - t1) / len(seeds),
                             teacher_agrees=(ts.logits.argmax(1) == ts.y).float().mean().item(), **extra))
     finally:
@@ -110,25 +149,22 @@ def inversion_benchmark(methods=('noise',) + INVERSION_METHODS, # which rows to 
     return df
 
 # %% ../nbs/30_inversion_benchmark.ipynb #75ca8517
-def synthesis_cost_benchmark(methods=INVERSION_METHODS, # the methods to measure
+def synthesis_cost_benchmark(methods=None, # registered methods; `None`: every inversion method
                              teacher:nn.Module|None=None, # `None`: the benchmark's LeNet-5-BN teacher (cached)
                              img_shape=(1, 32, 32), stats=None, # the teacher's inputs; `stats=None` with `teacher=None` reads MNIST-5k's
                              batch_size:int=256, steps:int=20, repeats:int=5, # as `synthesis_overhead`
                              keep_freed:bool=True, # call `keep_freed_memory` first (see above)
-                             seed:int=0):
-    "Cost of a synthesis step of each inversion method against the teacher's forward+backward floor: a pandas DataFrame."
-    import pandas as pd
+                             seed:int=0) -> pd.DataFrame:
+    "Cost of a synthesis step of each method against the teacher's forward+backward floor."
+    methods = list(method_names('inversion') if methods is None else methods)
     if keep_freed: keep_freed_memory()
     if teacher is None:
         teacher = cached_classifier('lenet5_bn', 'mnist5k', size=32, epochs=8, lr=1e-2, seed=seed)
         stats = get_dls('mnist5k', size=32).stats if stats is None else stats
     rows = []
     for m in methods:
-        if m == 'zskd': s = zskd_synthesizer(teacher, img_shape, stats)
-        elif m == 'deepinversion': s = deepinversion_synthesizer(teacher, img_shape, stats)
-        elif m == 'adi': set_seed(seed); s = adi_synthesizer(teacher, get_model('lenet5_half_bn', n_in=img_shape[0]), img_shape, stats)
-        elif m == 'soft_targets': s = soft_target_synthesizer(teacher, img_shape, stats)
-        else: raise ValueError(f'unknown inversion method {m!r}; choose from {INVERSION_METHODS}')
+        set_seed(seed); student = get_model('lenet5_half_bn', n_in=img_shape[0]) if 'student' in get_method(m).needs else None
+        s = method_synthesizer(m, teacher, img_shape, stats, student=student)
         c = synthesis_overhead(s, batch_size=batch_size, steps=steps, repeats=repeats, seed=seed)
         rows.append(dict(method=m, **c, iterations=s.schedule.iterations, allocator='keep_freed' if keeps_freed_memory() else 'default'))
-    return pd.DataFrame(rows).set_index('method')
+    return pd.DataFrame(rows)
