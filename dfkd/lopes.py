@@ -1,4 +1,4 @@
-"""The five objectives of Lopes, Fenu & Starner (2017), top_layer, all_layers, all_layers_dropout, spectral_all_layers and spectral_layer_pairs, as loss terms on the synthesis engine, their recipes, and a benchmark on MNIST-5k.
+"""The five objectives of Lopes, Fenu & Starner (2017), top_layer, all_layers, all_layers_dropout, spectral_all_layers and spectral_layer_pairs, as loss terms on the synthesis engine, their recipes and registry entries, and the Gaussian-noise floor every data-free method must beat.
 
 Docs: https://dfkd.github.io/dfkd/lopes.html.md"""
 
@@ -6,18 +6,17 @@ Docs: https://dfkd.github.io/dfkd/lopes.html.md"""
 
 # %% ../nbs/20_lopes.ipynb #51a864f6
 from __future__ import annotations
-import time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import set_seed, seed_generator, atomic_write_json, atomic_write_text
-from .hooks import Hooks
-from .metadata import KINDS, TeacherMetadata, record_metadata, dropout_mask_hooks, dropout_names, pooled_activation
-from .synthesis import (LossTerm, SynthesisContext, Synthesizer, PixelParametrization, Schedule, frozen, build_transfer_set,
-                            TransferSet, transfer_dls)
+from .core import seed_generator
+from .metadata import KINDS, TeacherMetadata, dropout_mask_hooks, pooled_activation
+from .synthesis import LossTerm, Synthesizer, PixelParametrization, Schedule, build_transfer_set
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'LOPES_DEFAULTS', 'PAIRS', 'ActivationMatch', 'SpectralMatch', 'lopes_terms', 'lopes_synthesizer',
-           'lopes_transfer_set', 'noise_transfer_set', 'target_distance', 'lopes_benchmark']
+__all__ = ['OBJECTIVES', 'ActivationMatch', 'SpectralMatch', 'LopesSettings', 'lopes_terms', 'lopes_synthesizer',
+           'lopes_transfer_set', 'noise_transfer_set', 'target_distance', 'NoiseSettings']
 
 # %% ../nbs/20_lopes.ipynb #e4c78751
 class ActivationMatch(LossTerm):
@@ -75,8 +74,14 @@ class SpectralMatch(LossTerm):
         return sum(F.mse_loss(self.coefficients(ctx.acts, g), targets[g]) for g in self.graph_names) / len(self.graph_names)
 
 # %% ../nbs/20_lopes.ipynb #cc8eec03
+@dataclass
+class LopesSettings:
+    "Settings of the five Lopes et al. reconstructions."
+    iterations:int = 200 # Adam steps per batch
+    lr:float = 0.05 # Adam learning rate
+    clamp:bool = True # keep pixels in the normalised image of [0, 1]
+
 OBJECTIVES = KINDS
-LOPES_DEFAULTS = dict(iterations=200, lr=0.05)
 
 def lopes_terms(meta:TeacherMetadata, objective:str) -> list[LossTerm]:
     "The loss terms of one Lopes et al. objective."
@@ -86,22 +91,19 @@ def lopes_terms(meta:TeacherMetadata, objective:str) -> list[LossTerm]:
 def lopes_synthesizer(teacher:nn.Module, # the teacher the metadata was recorded on
                       meta:TeacherMetadata, # its metadata (checked against the teacher)
                       objective:str, # one of `OBJECTIVES`
-                      iterations:int=LOPES_DEFAULTS['iterations'], # Adam steps per batch
-                      lr:float=LOPES_DEFAULTS['lr'], # Adam learning rate
-                      clamp:bool=True, # keep pixels in the normalised image of [0, 1]
+                      iterations:int=LopesSettings.iterations, lr:float=LopesSettings.lr, clamp:bool=LopesSettings.clamp, # see `LopesSettings`
                       device=None) -> Synthesizer:
     "A `Synthesizer` reconstructing inputs for `teacher` from its metadata with one of the five objectives."
     meta.check_teacher(teacher)
-    shape, stats = meta.header['img_shape'], meta.header.get('stats')
-    param = PixelParametrization.from_stats(shape, stats) if clamp and stats else PixelParametrization(shape)
+    param = PixelParametrization.from_stats(meta.header['img_shape'], meta.header.get('stats') if clamp else None)
     return Synthesizer(teacher, lopes_terms(meta, objective), param, Schedule(iterations, lr), device=device)
 
 def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
                        path:str|Path, # folder of the transfer set
                        n_per_class:int=100, # images per class
                        batch_size:int=100, # images per optimised batch (and shard)
-                       seed:int=0, iterations:int=LOPES_DEFAULTS['iterations'], lr:float=LOPES_DEFAULTS['lr'],
-                       clamp:bool=True, device=None, **kwargs) -> Path:
+                       seed:int=0, iterations:int=LopesSettings.iterations, lr:float=LopesSettings.lr,
+                       clamp:bool=LopesSettings.clamp, device=None, **kwargs) -> Path:
     "Reconstruct a transfer set for `teacher` from `meta` with `objective` into `path` (resumable; see `build_transfer_set`)."
     synth = lopes_synthesizer(teacher, meta, objective, iterations, lr, clamp, device)
     settings = dict(objective=objective, iterations=iterations, lr=lr, clamp=clamp, metadata_kinds=meta.kinds)
@@ -120,72 +122,40 @@ def noise_transfer_set(teacher:nn.Module, path:str|Path, img_shape, n_classes:in
 def target_distance(teacher:nn.Module, meta:TeacherMetadata, objective:str, x:torch.Tensor, y:torch.Tensor, seed:int,
                     terms=None) -> float:
     "The objective's loss on images `x` against the targets that a batch for `y` seeded with `seed` draws."
-    term = (terms or lopes_terms(meta, objective))[0]
-    gen = seed_generator(seed); torch.randn(tuple(x.shape), generator=gen)  # the batch's initial noise comes first
-    dev = next(teacher.parameters()).device
-    ctx = SynthesisContext(teacher, y.to(dev), gen, dev)
-    with frozen(teacher):
-        term.begin_batch(ctx)
-        try:
-            with Hooks(teacher, term.layers) as h:
-                teacher(x.to(dev)); ctx.acts = h.outputs
-                return term(ctx).item()
-        finally: term.end_batch(ctx)
+    terms = terms or lopes_terms(meta, objective)
+    synth = Synthesizer(teacher, terms, PixelParametrization(x.shape[1:]), device=next(teacher.parameters()).device)
+    # a round of the engine draws the batch's initial noise, then the targets and filters, exactly as synthesis does
+    with synth.round(y=y, rng=seed_generator(seed)) as (ctx, _):
+        synth.param.x = x.to(ctx.device)  # scored in place of that initial noise
+        synth.loss(ctx)
+    return ctx.values[terms[0].name].item()
 
-# %% ../nbs/20_lopes.ipynb #54d865e0
-PAIRS = (('hinton1200', 'hinton800', None), ('lenet5', 'lenet5_half', 32))
+# %% ../nbs/20_lopes.ipynb #9f7ff8a9
+@dataclass
+class NoiseSettings:
+    "The noise floor has nothing to set: N(0, 1) images in the normalised input space, labelled with the teacher's logits."
 
-def lopes_benchmark(folder:str|Path, # where teachers, metadata, transfer sets and results go
-                    pairs=PAIRS, # (teacher, student, image size) triples
-                    objectives=OBJECTIVES, # which reconstructions to run
-                    dataset:str='mnist5k', # a `dfkd.data` dataset name
-                    n_per_class:int=200, # reconstructed images per class
-                    batch_size:int=100, # images optimised together
-                    iterations:int=LOPES_DEFAULTS['iterations'], lr:float=LOPES_DEFAULTS['lr'], # synthesis schedule
-                    teacher_epochs:int=10, # training of the teacher, of the student alone, and real-data KD
-                    student_epochs:int=30, # distillation epochs on a transfer set
-                    T:float=4., # distillation temperature
-                    seed:int=0, progress:bool=True):
-    "Regenerate the Lopes et al. table: teacher, student alone, KD, noise floor and the five objectives per model pair."
-    import pandas as pd
-    from dfkd.data import get_dls
-    from dfkd.models import get_model, save_model, load_model
-    from dfkd.kd import train_classifier, distill, evaluate
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    def _row(pair, method, acc, teacher_acc, **kw):
-        rows.append(dict(pair=pair, method=method, accuracy=round(acc, 4), of_teacher_pct=round(100 * acc / teacher_acc, 1), **kw))
-        atomic_write_text(folder/'results.csv', pd.DataFrame(rows).to_csv(index=False)); atomic_write_json(folder/'results.json', rows)
-        if progress: print(f'{pair:24s} {method:22s} {acc:.4f}  ' + '  '.join(f'{k}={v}' for k, v in kw.items()), flush=True)
-    for t_name, s_name, size in pairs:
-        pair = f'{t_name}->{s_name}'; pdir = folder/f'{t_name}-to-{s_name}'
-        dls = get_dls(dataset, bs=128, size=size)
-        shape = dict(n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-        tfile, t0 = pdir/'teacher.safetensors', time.time()
-        if tfile.exists(): teacher = load_model(tfile)  # a rerun keeps the teacher its transfer sets were made with
-        else:
-            set_seed(seed); teacher = get_model(t_name, **shape)
-            train_classifier(teacher, dls, epochs=teacher_epochs, seed=seed, show=False); save_model(teacher, tfile)
-        t_acc = evaluate(teacher, dls.valid)
-        _row(pair, 'teacher', t_acc, t_acc, train_s=round(time.time() - t0, 1))
-        t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape); train_classifier(st, dls, epochs=teacher_epochs, seed=seed, show=False)
-        _row(pair, 'student alone', evaluate(st, dls.valid), t_acc, train_s=round(time.time() - t0, 1))
-        t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape); distill(st, teacher, dls, epochs=teacher_epochs, T=T, seed=seed, show=False)
-        _row(pair, 'KD (real data)', evaluate(st, dls.valid), t_acc, distill_s=round(time.time() - t0, 1))
-        def _distil_on(path):
-            t0 = time.time(); set_seed(seed); st = get_model(s_name, **shape)
-            distill(st, teacher, transfer_dls(path, dls, bs=128, seed=seed), epochs=student_epochs, T=T, alpha=1., seed=seed, show=False)
-            return evaluate(st, dls.valid), round(time.time() - t0, 1)
-        def _synthesis_s(path): return round(sum(s['seconds'] for s in TransferSet(path).manifest['shards']), 1)
-        noise_transfer_set(teacher, pdir/'noise', dls.img_shape, dls.n_classes, n_per_class, batch_size, stats=dls.stats, seed=seed, progress=progress)
-        acc, dist_s = _distil_on(pdir/'noise')
-        _row(pair, 'noise', acc, t_acc, synthesis_s=_synthesis_s(pdir/'noise'), distill_s=dist_s)
-        for objective in objectives:
-            if objective == 'all_layers_dropout' and not dropout_names(teacher): continue
-            t0 = time.time(); meta = record_metadata(teacher, dls.train, kinds=[objective], seed=seed, progress=False)
-            stats_s = round(time.time() - t0, 1); meta.save(pdir/f'{objective}.meta.safetensors')
-            lopes_transfer_set(teacher, meta, objective, pdir/objective, n_per_class=n_per_class, batch_size=batch_size,
-                               seed=seed, iterations=iterations, lr=lr, progress=progress)
-            acc, dist_s = _distil_on(pdir/objective)
-            _row(pair, objective, acc, t_acc, stats_s=stats_s, synthesis_s=_synthesis_s(pdir/objective), distill_s=dist_s)
-    return pd.DataFrame(rows)
+def _recorded_on(metadata:TeacherMetadata, img_shape) -> TeacherMetadata:
+    if tuple(metadata.header['img_shape']) != tuple(img_shape):
+        raise ValueError(f"the metadata was recorded on {tuple(metadata.header['img_shape'])} images, not {tuple(img_shape)}: "
+                         'synthesise at the shape of the data it was recorded on, or record metadata on data of this shape')
+    return metadata
+
+def _lopes_spec(objective:str) -> MethodSpec:
+    "The registry entry of one objective: the registry's builders, adapted to `lopes_synthesizer` and `lopes_transfer_set`."
+    def synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
+        return lopes_synthesizer(teacher, _recorded_on(metadata, img_shape), objective, **asdict(settings), device=device)
+    def transfer_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
+                     student=None, metadata=None, valid=None, progress=True):
+        return lopes_transfer_set(teacher, _recorded_on(metadata, img_shape), objective, path, n_per_class, batch_size, seed,
+                                  **asdict(settings), progress=progress)
+    return MethodSpec(objective, 'metadata', 'Lopes, Fenu & Starner 2017, NIPS LLD workshop', LopesSettings, needs=('metadata',),
+                      synthesizer=synthesizer, transfer_set=transfer_set, key_settings=('iterations', 'lr'), notebook='20_lopes')
+
+def _noise_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
+               student=None, metadata=None, valid=None, progress=True):
+    return noise_transfer_set(teacher, path, img_shape, n_classes, n_per_class, batch_size, stats=stats, seed=seed, progress=progress)
+
+for spec in [*map(_lopes_spec, OBJECTIVES),
+             MethodSpec('noise', 'floor', 'Gaussian-noise baseline', NoiseSettings, transfer_set=_noise_set, notebook='20_lopes')]:
+    register(spec)
