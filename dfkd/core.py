@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #6cf66554
 from __future__ import annotations
-import os, json, random, tempfile, hashlib
+import os, json, random, secrets, hashlib
 from pathlib import Path
 import numpy as np, torch
 
@@ -46,9 +46,14 @@ def seed_generator(seed:int, device='cpu') -> torch.Generator:
 
 # %% ../nbs/00_core.ipynb #d5decbc4
 def atomic_write_bytes(path:str|Path, data:bytes) -> Path:
-    "Write `data` to `path` through a temporary file and a rename."
+    "Write `data` to `path` through a temporary file and a rename; the file gets the mode the umask gives, as `open` would."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    # not mkstemp: its files are 0600 whatever the umask; os.open applies the umask to 0666 like any new file
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    while True:
+        tmp = path.parent/f'.{path.name}.{secrets.token_hex(6)}.tmp'
+        try: fd = os.open(tmp, flags, 0o666); break
+        except FileExistsError: continue
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())

@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 
 # %% ../nbs/11_synthesis.ipynb #8e9bec70
 from __future__ import annotations
-import json, math, time
+import json, math, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
@@ -14,17 +14,19 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json
+from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json,
+                       tensor_checksum, _json_default)
 from .hooks import Hooks, last_linear_name
 from .viz import image_grid, prediction_titles, show_image, to_pixels
 from .models import fingerprint
 from .kd import check_teacher_student, frozen
 
 # %% auto #0
-__all__ = ['TRANSFER_SCHEMA', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters', 'ActivationTerm',
-           'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History', 'Synthesizer',
-           'shard_name', 'shard_seed', 'plan_jobs', 'build_transfer_set', 'merge_manifests', 'TransferSet',
-           'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
+__all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters',
+           'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History',
+           'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity', 'identity_differences',
+           'read_manifest', 'build_transfer_set', 'merge_manifests', 'verified_shards', 'finished_transfer_set',
+           'TransferSet', 'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -290,7 +292,7 @@ class Synthesizer:
         return self.run_round(n)['x']
 
 # %% ../nbs/11_synthesis.ipynb #c37f28df
-TRANSFER_SCHEMA = 'dfkd.transfer_set/1'
+TRANSFER_SCHEMA = 'dfkd.transfer_set/2'  # /2: per-shard checksums and label counts, the set's identity in every shard
 
 def shard_name(rank:int, idx:int) -> str: return f'shard-r{rank:02d}-{idx:05d}.safetensors'
 def shard_seed(seed:int, idx:int) -> int: return (seed * 1_000_003 + idx) % 2**63  # one seed per job, whatever the rank
@@ -301,15 +303,81 @@ def plan_jobs(classes:list[int], n_per_class:int, batch_size:int) -> list[tuple[
 
 def _manifest_name(rank, world_size): return 'manifest.json' if world_size == 1 else f'manifest-r{rank:02d}.json'
 
-# the settings that must agree for shards of an earlier run to be reused
-_IDENTITY = ('schema', 'method', 'settings', 'seed', 'n_per_class', 'batch_size', 'classes', 'img_shape', 'world_size')
+# the manifest fields that must agree for shards of an earlier run to be reused (with the teacher's checksum)
+_IDENTITY = ('schema', 'method', 'settings', 'identity', 'seed', 'n_per_class', 'batch_size', 'classes', 'img_shape',
+             'world_size', 'n_classes', 'stats')
+IDENTITY_RTOL = 1e-5  # floats closer than this (relative) are the same setting
 
-def _shard_ok(path:Path) -> bool:
-    try: t, _ = load_safetensors(path); return {'x', 'y', 'logits'} <= set(t)
-    except Exception: return False
+def _as_stored(obj): return json.loads(json.dumps(obj, default=_json_default))  # tuples → lists, numpy → Python: compare as on disk
 
-# %% ../nbs/11_synthesis.ipynb #b5c99395
-def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches
+def set_identity(manifest:dict) -> dict:
+    "What makes the transfer set of `manifest` what it is: its identity fields and the teacher's checksum."
+    return _as_stored(dict({k: manifest.get(k) for k in _IDENTITY}, teacher=(manifest.get('teacher') or {}).get('checksum')))
+
+def identity_differences(a, b, where:str='') -> list[str]:
+    "Dotted paths where JSON-like `a` and `b` differ; floats agree within `IDENTITY_RTOL`."
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in
+                (identity_differences(a[k], b[k], f'{where}.{k}' if where else k) if k in a and k in b else [f'{where}.{k}' if where else k])]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (u, v) in enumerate(zip(a, b)) for d in identity_differences(u, v, f'{where}[{i}]')]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+    if numbers and (isinstance(a, float) or isinstance(b, float)): return [] if math.isclose(a, b, rel_tol=IDENTITY_RTOL, abs_tol=1e-12) else [where]
+    return [] if a == b else [where]
+
+# %% ../nbs/11_synthesis.ipynb #9c139fe1
+def _shard_checksum(t:dict) -> str: return tensor_checksum(t[k] for k in ('x', 'y', 'logits'))
+def _label_counts(y:torch.Tensor) -> dict: return {str(int(k)): int(n) for k, n in zip(*torch.unique(y, return_counts=True))}
+
+def _load_shard(f:Path, entry:dict|None=None) -> tuple[dict|None, dict, str|None]:
+    "`(tensors, header, problem)` of shard `f`, checked against its manifest `entry` (or, without one, its own header); `problem` is None for a good shard."
+    if not f.exists(): return None, {}, 'is missing'
+    try: t, meta = load_safetensors(f)
+    except Exception as e: return None, {}, f'cannot be read ({type(e).__name__})'
+    entry = entry if entry is not None else meta.get('info')
+    if not {'x', 'y', 'logits'} <= set(t): return None, meta, 'lacks one of x, y, logits'
+    if not isinstance(entry, dict) or 'checksum' not in entry: return None, meta, 'records no checksum (written by an older dfkd?)'
+    if _shard_checksum(t) != entry['checksum']: return None, meta, 'does not match its checksum (corrupted, or another shard copied over it)'
+    if not len(t['x']) == len(t['logits']) == len(t['y']) == entry.get('n'): return None, meta, f"holds {len(t['y'])} items, not {entry.get('n')}"
+    if _label_counts(t['y']) != entry.get('labels'): return None, meta, f"has labels {_label_counts(t['y'])}, not {entry.get('labels')}"
+    return t, meta, None
+
+def read_manifest(path:str|Path) -> dict:
+    "The manifest at `path`, refused with the way out when it is truncated, not a manifest, or of another schema."
+    path = Path(path)
+    try: m = read_json(path)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise ValueError(f'{path} cannot be read as JSON ({e}): it was truncated or edited. Delete it and run `build_transfer_set` '
+                         'again with the same arguments: it adopts the shards it can verify (checksum, settings, teacher logits) '
+                         'and synthesises the rest') from None
+    schema = m.get('schema') if isinstance(m, dict) else None
+    if schema == 'dfkd.transfer_set/1':
+        raise ValueError(f'{path} was written by an older dfkd (schema {schema}): its shards carry no checksums and cannot be verified. '
+                         'Rebuild the set: delete the folder (or write to a new one) and run `build_transfer_set` again')
+    if schema != TRANSFER_SCHEMA: raise ValueError(f'{path}: schema {schema!r} is not {TRANSFER_SCHEMA!r}; it is not a dfkd transfer-set manifest')
+    return m
+
+# %% ../nbs/11_synthesis.ipynb #c342280e
+def _refuse_other(path, diffs):
+    shown = ', '.join(diffs[:6]) + (f', … ({len(diffs)} in all)' if len(diffs) > 6 else '')
+    raise ValueError(f'{path} holds a transfer set made with other [{shown}]; resume with the same arguments, '
+                     f'or write to a new folder (or delete this one)')
+
+def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:int, c:int, n:int) -> str|None:
+    "Why a shard the manifest does not list cannot be taken as job `job` of this run, or None."
+    info, made = meta.get('info') or {}, meta.get('set')
+    if made is None: return 'records no set identity (written by an older dfkd or another tool)'
+    diffs = identity_differences(made, ident)
+    if diffs: return f'was made with other [{", ".join(diffs[:4])}]'
+    if (info.get('job'), info.get('seed'), info.get('class'), info.get('n')) != (job, seed, c, n): return f'is not job {job} of this plan'
+    # the header could have been copied: the logits must be the current teacher's on these images
+    with torch.no_grad(), frozen(synthesizer.teacher):
+        fresh = synthesizer.teacher.to(synthesizer.device)(t['x'].to(synthesizer.device)).float().cpu()
+    if (fresh - t['logits']).abs().max() > 1e-2 * (1 + t['logits'].abs().max()): return "holds logits that are not this teacher's"
+    return None
+
+# %% ../nbs/11_synthesis.ipynb #cea8a11d
+def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
                        path:str|Path, # folder of the transfer set (created if missing)
                        n_per_class:int, # images per class
                        batch_size:int=64, # images per shard (each shard holds one class)
@@ -319,11 +387,12 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
                        method:str='custom', # method name recorded in the manifest
                        settings:dict|None=None, # method settings recorded in the manifest (the synthesizer's are added)
                        stats=None, # (mean, std) normalisation of the teacher's inputs, recorded for the reader
+                       identity:dict|None=None, # more that makes the set what it is (e.g. a student's or generator's checksum); a resume must match it
                        rank:int=0, world_size:int=1, # this process's share of the jobs
                        stop_after:int|None=None, # write at most this many new shards, then stop (the manifest says incomplete)
                        on_shard:Callable|None=None, # called as on_shard(shard_path, info) after each shard is written
                        progress:bool=True) -> Path:
-    "Synthesise a transfer set into `path` as shards plus a manifest, resuming from the shards already there."
+    "Synthesise a transfer set into `path` as shards plus a manifest, resuming from the shards already there that verify."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     img_shape = list(synthesizer.param.img_shape)
     if n_classes is None:
@@ -331,77 +400,121 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
             n_classes = synthesizer.teacher.to(synthesizer.device)(torch.zeros(1, *img_shape, device=synthesizer.device)).shape[1]
     classes = list(range(n_classes)) if classes is None else [int(c) for c in classes]
     jobs = plan_jobs(classes, n_per_class, batch_size)
-    manifest = dict(schema=TRANSFER_SCHEMA, method=method, settings=dict(settings or {}, synthesizer=synthesizer.settings()),
-                    seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes, img_shape=img_shape,
-                    world_size=world_size, rank=rank, n_classes=n_classes,
+    manifest = _as_stored(dict(schema=TRANSFER_SCHEMA, method=method, settings=dict(settings or {}, synthesizer=synthesizer.settings()),
+                    identity=dict(identity or {}), seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes,
+                    img_shape=img_shape, world_size=world_size, rank=rank, n_classes=n_classes,
                     stats=[list(map(float, s)) for s in stats] if stats is not None else None,
-                    teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={})
-    mpath = path/_manifest_name(rank, world_size)
+                    teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={}))
+    mpath, old = path/_manifest_name(rank, world_size), None
     if mpath.exists():
-        old = read_json(mpath)
-        diff = [k for k in _IDENTITY if old.get(k) != json.loads(json.dumps(manifest[k]))]  # compare as stored
-        if old.get('teacher', {}).get('checksum') != manifest['teacher']['checksum']: diff.append('teacher')
-        if diff: raise ValueError(f'{path} holds a transfer set made with other {diff}; resume with the same settings, '
-                                  f'or write to a new folder (or delete this one)')
-    done = {s['file']: s for s in (read_json(mpath)['shards'] if mpath.exists() else [])}
-    def _write_manifest(complete):
+        old = read_manifest(mpath)
+        diffs = identity_differences(set_identity(old), set_identity(manifest))
+        if diffs: _refuse_other(path, diffs)
+        manifest.update({k: old[k] for k in _IDENTITY})  # within tolerance: keep the values the set was started with
+    ident, listed = set_identity(manifest), {s['file']: s for s in (old or {}).get('shards', [])}
+    mine = [(i, c, n) for i, (c, n) in enumerate(jobs) if i % world_size == rank]
+    done, todo, unvouched = {}, [], []
+    for i, c, n in mine:
+        name = shard_name(rank, i)
+        t, meta, problem = _load_shard(path/name, listed.get(name))
+        if name in listed:
+            if problem is None: done[name] = listed[name]; continue
+            if (path/name).exists(): warnings.warn(f'{path/name} {problem}: synthesising it again')
+        elif (path/name).exists():
+            problem = problem or _adoption_problem(synthesizer, t, meta, ident, i, shard_seed(seed, i), c, n)
+            if problem is None: done[name] = meta['info']; continue
+            unvouched.append(f'{name} {problem}'); continue
+        todo.append((i, c, n))
+    if unvouched:
+        raise ValueError(f'{path} holds shards {mpath.name} does not list and this run cannot vouch for: {"; ".join(unvouched[:3])}'
+                         f'{" …" if len(unvouched) > 3 else ""}. Delete those shards and resume (they are synthesised again), '
+                         f'or write to a new folder')
+    def _manifest(complete):
         shards = [done[f] for f in sorted(done)]
         counts = {str(c): 0 for c in classes}
-        for s in shards: counts[str(s['class'])] += s['n']
-        atomic_write_json(mpath, dict(manifest, shards=shards, counts=counts, complete=complete))
-    mine = [(i, c, n) for i, (c, n) in enumerate(jobs) if i % world_size == rank]
+        for s in shards:
+            for k, v in s['labels'].items(): counts[k] = counts.get(k, 0) + v
+        return dict(manifest, shards=shards, counts=counts, complete=complete)
+    if not todo and old is not None and _manifest(True) == dict(old, teacher=manifest['teacher']): return path  # finished, all verified
+    atomic_write_json(mpath, _manifest(False))
     written = 0
-    for i, c, n in progress_bar(mine, display=progress, leave=False):
-        name = shard_name(rank, i)
-        if (path/name).exists() and _shard_ok(path/name):
-            if name not in done:  # written before a crash that beat the manifest update
-                t, meta = load_safetensors(path/name); done[name] = meta['info']
-            continue
-        if stop_after is not None and written >= stop_after: _write_manifest(False); return path
-        start = time.perf_counter()
+    for i, c, n in progress_bar(todo, display=progress, leave=False):
+        if stop_after is not None and written >= stop_after: return path
+        name, start = shard_name(rank, i), time.perf_counter()
         out = synthesizer.synthesize(torch.full((n,), c, dtype=torch.long), seed=shard_seed(seed, i))
-        info = dict(file=name, job=i, seed=shard_seed(seed, i), n=n, **{'class': c}, loss=out['loss'], best_step=out['step'],
-                    terms=out['terms'], seconds=round(time.perf_counter() - start, 3))
-        atomic_save_safetensors(dict(x=out['x'].float(), y=out['y'], logits=out['logits']), path/name, dict(info=info))
+        t = dict(x=out['x'].float(), y=out['y'], logits=out['logits'])
+        info = dict(file=name, job=i, seed=shard_seed(seed, i), n=n, **{'class': c}, labels=_label_counts(t['y']), checksum=_shard_checksum(t),
+                    loss=out['loss'], best_step=out['step'], terms=out['terms'], seconds=round(time.perf_counter() - start, 3))
+        atomic_save_safetensors(t, path/name, dict(info=info, set=ident))
         done[name] = info; written += 1
-        _write_manifest(False)
+        atomic_write_json(mpath, _manifest(False))
         if on_shard is not None: on_shard(path/name, info)
-    _write_manifest(len(done) == len(mine))
+    atomic_write_json(mpath, _manifest(True))
     return path
 
 def merge_manifests(path:str|Path) -> Path:
     "Join the per-rank manifests of a multi-process transfer set into one `manifest.json`."
     path = Path(path); parts = sorted(path.glob('manifest-r*.json'))
     if not parts: raise FileNotFoundError(f'no per-rank manifests (manifest-r*.json) in {path}')
-    ms = [read_json(p) for p in parts]
+    ms = [read_manifest(p) for p in parts]
     if len(ms) != ms[0]['world_size']: raise ValueError(f"{path}: {len(ms)} rank manifests for world_size {ms[0]['world_size']}")
     if not all(m['complete'] for m in ms): raise ValueError(f'{path}: ranks {[m["rank"] for m in ms if not m["complete"]]} are incomplete; resume them first')
-    if any(m[k] != ms[0][k] for m in ms for k in _IDENTITY):
-        raise ValueError(f'{path}: the rank manifests disagree on the settings')
+    diffs = sorted({d for m in ms[1:] for d in identity_differences(set_identity(m), set_identity(ms[0]))})
+    if diffs: raise ValueError(f'{path}: the rank manifests disagree on {diffs}; rebuild the ranks that differ with the same arguments')
     shards = sorted((s for m in ms for s in m['shards']), key=lambda s: s['job'])
-    counts = {c: sum(m['counts'][c] for m in ms) for c in ms[0]['counts']}
+    counts = {c: sum(m['counts'].get(c, 0) for m in ms) for c in sorted({c for m in ms for c in m['counts']}, key=int)}
     atomic_write_json(path/'manifest.json', dict(ms[0], rank=None, shards=shards, counts=counts, complete=True))
     return path/'manifest.json'
 
-# %% ../nbs/11_synthesis.ipynb #9c139fe1
+# %% ../nbs/11_synthesis.ipynb #8ddc253d
+def verified_shards(path:str|Path, m:dict) -> tuple[list, list[str]]:
+    "The tensors of the shards manifest `m` lists in folder `path` that verify, in order, and what is wrong with each that does not."
+    path = Path(path)
+    files = [s['file'] for s in m['shards']]
+    twice = sorted({f for f in files if files.count(f) > 1})
+    if twice: return [], [f'{f} is listed more than once' for f in twice]
+    loaded = [(s['file'], *_load_shard(path/s['file'], s)) for s in m['shards']]
+    return [t for _, t, _, p in loaded if p is None], [f'{f} {p}' for f, _, _, p in loaded if p is not None]
+
+def finished_transfer_set(path:str|Path, # folder of the transfer set
+                          teacher:nn.Module|None=None, # the set must have been made from this teacher
+                          **expect) -> bool: # manifest fields it must record (e.g. method, settings, identity, seed, n_per_class)
+    "Whether `path` holds a complete transfer set whose shards verify and that records `expect`; a set that records otherwise is refused."
+    mpath = Path(path)/'manifest.json'
+    if not mpath.exists(): return False
+    m = read_manifest(mpath)
+    got = dict(m, settings={k: v for k, v in m['settings'].items() if k != 'synthesizer'})  # the synthesizer's own are known only once it is built
+    diffs = identity_differences({k: got.get(k) for k in expect}, _as_stored(expect))
+    if teacher is not None and fingerprint(teacher)['checksum'] != m['teacher']['checksum']: diffs.append('teacher')
+    if diffs: _refuse_other(path, diffs)
+    return bool(m['complete']) and not verified_shards(Path(path), m)[1]
+
 class TransferSet(torch.utils.data.Dataset):
-    "A transfer set on disk as a dataset of `(x, y, logits)`."
+    "A transfer set on disk as a dataset of `(x, y, logits)`, verified once on loading."
     def __init__(self, path:str|Path, teacher:nn.Module|None=None, allow_incomplete:bool=False):
         self.path = Path(path)
         mpath = self.path/'manifest.json'
         if not mpath.exists():
             hint = ' (per-rank manifests found: run `merge_manifests`)' if list(self.path.glob('manifest-r*.json')) else ''
             raise FileNotFoundError(f'{self.path} has no manifest.json{hint}; build it with `build_transfer_set`')
-        self.manifest = m = read_json(mpath)
-        if m.get('schema') != TRANSFER_SCHEMA: raise ValueError(f'{mpath}: schema {m.get("schema")!r} is not {TRANSFER_SCHEMA!r}')
+        self.manifest = m = read_manifest(mpath)
         if not m['complete'] and not allow_incomplete:
             raise ValueError(f'{self.path} is incomplete ({len(m["shards"])} shards written); resume `build_transfer_set` '
                              f'with the same arguments, or pass allow_incomplete=True')
         if teacher is not None and fingerprint(teacher)['checksum'] != m['teacher']['checksum']:
             raise ValueError(f"{self.path} was synthesised from another teacher ({m['teacher']['architecture']}, checksum "
                              f"{m['teacher']['checksum']}); its logits do not belong to this one")
-        parts = [load_safetensors(self.path/s['file'])[0] for s in m['shards']]
+        parts, bad = verified_shards(self.path, m)
+        if bad: raise ValueError(f'{self.path}: {len(bad)} shard(s) fail verification: {"; ".join(bad[:3])}{" …" if len(bad) > 3 else ""}. '
+                                 f'Resume `build_transfer_set` with the same arguments (it synthesises bad shards again and rewrites the manifest), or rebuild the set')
         self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) if parts else torch.empty(0) for k in ('x', 'y', 'logits'))
+        labels, counts = _label_counts(self.y), {c: n for c, n in m['counts'].items() if n}
+        if labels != counts:
+            raise ValueError(f"{mpath} counts {counts} but its shards hold labels {labels}: the manifest was edited. Resume "
+                             f"`build_transfer_set` with the same arguments to rewrite it, or rebuild the set")
+        if m['complete'] and len(self.y) != m['n_per_class'] * len(m['classes']):
+            raise ValueError(f"{mpath} says complete but lists {len(self.y)} of {m['n_per_class'] * len(m['classes'])} planned images; "
+                             f"resume `build_transfer_set` with the same arguments, or rebuild the set")
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return self.x[i], self.y[i], self.logits[i]
     @property
