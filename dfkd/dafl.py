@@ -6,55 +6,64 @@ Docs: https://dfkd.github.io/dfkd/dafl.html.md"""
 
 # %% ../nbs/24_dafl.ipynb #6345cc4f
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
-from .hooks import Hooks, last_linear_name
-from .synthesis import LossTerm, CrossEntropyTerm
+from dataclasses import dataclass
+import torch.nn as nn
+from .synthesis import CrossEntropyTerm, ActivationTerm
 from .generators import Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['ActivationTerm', 'dafl_synthesizer', 'dafl']
-
-# %% ../nbs/24_dafl.ipynb #ed627a66
-class ActivationTerm(LossTerm):
-    "DAFL's activation loss: minus the mean |feature| at the input of the teacher's classifier layer."
-    name = 'activation'
-    def __init__(self, weight:float=0.1, # DAFL's alpha
-                 layer:str|None=None, # teacher module whose *input* are the features; `None` is the last nn.Linear
-                 name:str|None=None):
-        super().__init__(weight, name); self.layer, self.hooks = layer, None
-    def begin_batch(self, ctx):
-        self.layer_name = self.layer or last_linear_name(ctx.teacher)
-        self.hooks = Hooks(ctx.teacher, [self.layer_name], store_input=True, store_output=False)
-    def end_batch(self, ctx):
-        if self.hooks is not None: self.hooks.remove()
-        self.hooks = None
-    def __call__(self, ctx):
-        f_T = self.hooks.inputs[self.layer_name]
-        return -f_T.float().abs().mean()                 # L_a = -mean ||f_T||_1
+__all__ = ['DAFLSettings', 'build_dafl_synthesizer', 'train_dafl', 'dafl_synthesizer', 'dafl']
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
-def dafl_synthesizer(teacher:nn.Module, # any classifier
-                     img_shape, # (C, H, W) of the teacher's input
-                     stats=None, # (mean, std) of the teacher's normalisation (used by `output='tanh'`)
-                     nz:int=100, ngf:int=16, output:str='tanh', # generator: latent size, width, output head
-                     lr_g:float=1e-2, # generator's Adam learning rate
-                     onehot:float=1., activation:float=0.1, balance:float=5., # weights of L_oh, L_a (alpha), L_ie (beta)
-                     feature_layer:str|None=None, # layer whose input are the features f_T; `None` is the last nn.Linear
-                     seed:int=0, device=None) -> GeneratorSynthesizer:
-    "DAFL's generator side: a DCGAN generator trained with one-hot, activation and information-entropy terms."
-    generator = Generator(img_shape, nz=nz, ngf=ngf, stats=stats, output=output)
-    terms = [CrossEntropyTerm(onehot, name='onehot'), ActivationTerm(activation, layer=feature_layer), ClassBalanceTerm(balance)]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=lr_g, seed=seed, device=device)
+@dataclass
+class DAFLSettings:
+    "DAFL's choices: generator, loss weights, feature layer, and how the student distils."
+    nz:int = 100 # latent size
+    ngf:int = 16 # generator width (channels of its last feature map)
+    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn' (the paper's tanh + affine-free BatchNorm)
+    lr_g:float = 1e-2 # generator's Adam learning rate
+    onehot:float = 1. # weight of L_oh
+    activation:float = 0.1 # alpha: weight of L_a
+    balance:float = 5. # beta: weight of L_ie
+    feature_layer:str|None = None # teacher layer whose input are the features f_T; `None` is the last nn.Linear
+    T:float = 4. # the student's distillation temperature
+    student_steps:int = 1 # student steps per generator step
 
-def dafl(teacher:nn.Module, # the frozen teacher
-         student:nn.Module, # the student to train (must not be the teacher)
-         dls, # real `DataLoaders` for validation and for `stats`/`img_shape` (their training split is never used)
-         epochs:int=3, n_batches:int=50, bs:int=64, # student: epochs of `n_batches` steps of `bs` generated images
-         lr:float=1e-2, T:float=4., # student's learning rate, distillation temperature
-         seed:int=0, show:bool=True,
-         **synth_kwargs): # passed to `dafl_synthesizer` (nz, ngf, lr_g, weights, ...)
+# %% ../nbs/24_dafl.ipynb #f2806cd3
+def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # any classifier, its input's (C, H, W) and normalisation
+                           settings:DAFLSettings|None=None, student=None, metadata=None, # DAFL plays against no student, reads no metadata
+                           device=None, seed:int=0) -> GeneratorSynthesizer:
+    "DAFL's generator side: a DCGAN generator trained with the one-hot, activation and information-entropy terms."
+    s = settings or DAFLSettings()
+    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer, read='input'),
+             ClassBalanceTerm(s.balance)]
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
+
+def train_dafl(teacher:nn.Module, student:nn.Module, # the frozen teacher; the student to train (must not be the teacher)
+               dls, # real `DataLoaders` for validation and for `stats`/`img_shape` (their training split is never used)
+               settings:DAFLSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student: epochs of `n_batches` steps of `bs` images
+               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
     "Train `student` from `teacher` with DAFL; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
+    s = settings or DAFLSettings()
     check_teacher_student(teacher, student)
-    synth = dafl_synthesizer(teacher, dls.img_shape, dls.stats, seed=seed, **synth_kwargs)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=T,
-                        student_steps=1, seed=seed, show=show)
+    synth = build_dafl_synthesizer(teacher, dls.img_shape, dls.stats, s, seed=seed)
+    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/24_dafl.ipynb #54ccc8d3
+def dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, seed:int=0, device=None,
+                     **settings) -> GeneratorSynthesizer: # fields of `DAFLSettings`
+    "`build_dafl_synthesizer` with the settings as keywords."
+    return build_dafl_synthesizer(teacher, img_shape, stats, DAFLSettings(**settings), device=device, seed=seed)
+
+def dafl(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
+         seed:int=0, show:bool=True, **settings): # fields of `DAFLSettings` (nz, ngf, lr_g, weights, T, ...)
+    "`train_dafl` with the settings as keywords."
+    return train_dafl(teacher, student, dls, DAFLSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+
+# %% ../nbs/24_dafl.ipynb #82b83ec9
+register(MethodSpec('dafl', 'generator', 'Chen et al. 2019, ICCV', DAFLSettings, needs=(),
+                    synthesizer=build_dafl_synthesizer, train=train_dafl, student_T=DAFLSettings.T,
+                    key_settings=('lr_g', 'activation', 'balance', 'T'), notebook='24_dafl'));

@@ -6,14 +6,16 @@ Docs: https://dfkd.github.io/dfkd/dfq.html.md"""
 
 # %% ../nbs/26_dfq.ipynb #9691a722
 from __future__ import annotations
+from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .synthesis import LossTerm
 from .inversion import BNStatisticsLoss
 from .generators import (Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
                              train_online, check_teacher_student)
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['SampleEntropyTerm', 'dfq_synthesizer', 'dfq']
+__all__ = ['SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'train_dfq', 'dfq_synthesizer', 'dfq']
 
 # %% ../nbs/26_dfq.ipynb #79379889
 class SampleEntropyTerm(LossTerm):
@@ -24,29 +26,59 @@ class SampleEntropyTerm(LossTerm):
         return -(log_p.exp() * log_p).sum(1).mean()
 
 # %% ../nbs/26_dfq.ipynb #d58f31f8
-def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
-                    n_generators:int=2, # size of the generator ensemble
-                    nz:int=100, ngf:int=16, output:str='tanh', # each generator
-                    lr_g:float=1e-3, # Adam learning rate of the ensemble
-                    bn:float=1., entropy:float=1., balance:float=5., adversarial:float=1., # term weights
-                    T:float=1., # temperature of the adversarial KL
-                    seed:int=0, device=None) -> GeneratorSynthesizer:
-    "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
-    check_teacher_student(teacher, student)
-    generator = GeneratorEnsemble([Generator(img_shape, nz=nz, ngf=ngf, stats=stats, output=output) for _ in range(n_generators)])
-    terms = [BNStatisticsLoss(bn, first_multiplier=1.), SampleEntropyTerm(entropy), ClassBalanceTerm(balance),
-             AdversarialTerm(student, adversarial, T=T)]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=lr_g, seed=seed, device=device)
+@dataclass
+class DFQSettings:
+    "DFQ's choices: the generator ensemble, the four loss weights, the adversarial temperature, and how the student distils."
+    n_generators:int = 2 # size of the generator ensemble
+    nz:int = 100 # latent size of each generator
+    ngf:int = 16 # width of each generator
+    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn'
+    lr_g:float = 1e-3 # Adam learning rate of the ensemble
+    bn:float = 1. # weight of L_BN
+    entropy:float = 1. # weight of the per-sample entropy
+    balance:float = 5. # weight of the batch entropy -H(mean p_T)
+    adversarial:float = 1. # weight of -KL(p_T || p_S)
+    adv_T:float = 1. # temperature of the generator's adversarial KL
+    T:float = 4. # the student's distillation temperature
+    student_steps:int = 1 # student steps per generator step
 
-def dfq(teacher:nn.Module, student:nn.Module,
-        dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-        epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-        lr:float=1e-2, T:float=4., # student's learning rate and distillation temperature
-        student_steps:int=1, # student steps per generator step
-        seed:int=0, show:bool=True,
-        **synth_kwargs): # passed to `dfq_synthesizer` (n_generators, ngf, lr_g, weights, ...)
-    "Train `student` from `teacher` with DFQ's adversarial distillation; returns the fastai `Learner`."
+# %% ../nbs/26_dfq.ipynb #d82c276b
+def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
+                          settings:DFQSettings|None=None, student:nn.Module|None=None, # the student the generators play against
+                          metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+    "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
+    s = settings or DFQSettings()
+    if student is None: raise ValueError("DFQ's generators play against the student: pass student=")
     check_teacher_student(teacher, student)
-    synth = dfq_synthesizer(teacher, student, dls.img_shape, dls.stats, seed=seed, **synth_kwargs)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=T,
-                        student_steps=student_steps, seed=seed, show=show)
+    generator = GeneratorEnsemble([Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output) for _ in range(s.n_generators)])
+    terms = [BNStatisticsLoss(s.bn, first_multiplier=1.), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
+             AdversarialTerm(student, s.adversarial, T=s.adv_T)]
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
+
+def train_dfq(teacher:nn.Module, student:nn.Module,
+              dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
+              settings:DFQSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
+              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
+    "Train `student` from `teacher` with DFQ's adversarial distillation; returns the fastai `Learner`."
+    s = settings or DFQSettings()
+    check_teacher_student(teacher, student)
+    synth = build_dfq_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/26_dfq.ipynb #eecaf28d
+def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
+                    T:float=DFQSettings.adv_T, # temperature of the adversarial KL (`adv_T`)
+                    **settings) -> GeneratorSynthesizer: # fields of `DFQSettings`
+    "`build_dfq_synthesizer` with the settings as keywords."
+    return build_dfq_synthesizer(teacher, img_shape, stats, DFQSettings(**{'adv_T': T, **settings}), student=student, device=device, seed=seed)
+
+def dfq(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
+        seed:int=0, show:bool=True, **settings): # fields of `DFQSettings` (n_generators, lr_g, weights, T, ...)
+    "`train_dfq` with the settings as keywords."
+    return train_dfq(teacher, student, dls, DFQSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+
+# %% ../nbs/26_dfq.ipynb #60843b92
+register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),
+                    synthesizer=build_dfq_synthesizer, train=train_dfq, student_T=DFQSettings.T,
+                    key_settings=('n_generators', 'bn', 'adversarial', 'T'), notebook='26_dfq'));

@@ -6,12 +6,14 @@ Docs: https://dfkd.github.io/dfkd/zskt.html.md"""
 
 # %% ../nbs/25_zskt.ipynb #c29e5ecb
 from __future__ import annotations
+from dataclasses import dataclass
 import torch, torch.nn as nn
 from .kd import attention_loss
 from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['attention_layers', 'zskt_synthesizer', 'zskt']
+__all__ = ['attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer', 'train_zskt', 'zskt_synthesizer', 'zskt']
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
 def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
@@ -34,30 +36,59 @@ def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
     return names[-n:]
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
-def zskt_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
-                     nz:int=100, ngf:int=16, output:str='bn', # generator
-                     lr_g:float=1e-3, # generator's Adam learning rate
-                     adversarial:float=1., T:float=1., # weight and temperature of -KL(T || S)
-                     seed:int=0, device=None) -> GeneratorSynthesizer:
-    "ZSKT's generator side: a generator maximising the teacher-student KL divergence."
-    check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=nz, ngf=ngf, stats=stats, output=output)
-    return GeneratorSynthesizer(teacher, generator, [AdversarialTerm(student, adversarial, T=T)], lr=lr_g, seed=seed, device=device)
+@dataclass
+class ZSKTSettings:
+    "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer."
+    nz:int = 100 # latent size
+    ngf:int = 16 # generator width
+    output:str = 'bn' # generator head: 'bn' (ZSKT's affine-free BatchNorm) or 'tanh'
+    lr_g:float = 1e-3 # generator's Adam learning rate
+    adversarial:float = 1. # weight of the generator's -KL(T || S)
+    T:float = 1. # temperature of the KL, for the generator and the student alike
+    student_steps:int = 10 # n_S: student steps per generator step
+    beta:float = 250. # weight of attention transfer; 0 turns it off
+    student_layers:list|None = None # student layers of the attention pairs; `None` picks them with `attention_layers`
+    teacher_layers:list|None = None # teacher layers of the attention pairs; `None` picks as many with `attention_layers`
 
-def zskt(teacher:nn.Module, student:nn.Module,
-         dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-         epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs x n_batches, each on bs fresh images
-         lr:float=1e-2, # student's peak learning rate
-         student_steps:int=10, # n_S: student steps per generator step
-         beta:float=250., # weight of attention transfer
-         student_layers:list[str]|None=None, teacher_layers:list[str]|None=None, # AT pairs; `None` picks with `attention_layers`
-         seed:int=0, show:bool=True,
-         **synth_kwargs): # passed to `zskt_synthesizer` (nz, ngf, lr_g, T, ...)
-    "Train `student` from `teacher` with ZSKT's adversarial game; returns the fastai `Learner`."
+# %% ../nbs/25_zskt.ipynb #47615720
+def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # any classifier, its input's (C, H, W) and normalisation
+                           settings:ZSKTSettings|None=None, student:nn.Module|None=None, # the student the generator plays against
+                           metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+    "ZSKT's generator side: a generator maximising the teacher-student KL divergence."
+    s = settings or ZSKTSettings()
+    if student is None: raise ValueError("ZSKT's generator plays against the student: pass student=")
     check_teacher_student(teacher, student)
-    if beta and student_layers is None: student_layers = attention_layers(student, dls.img_shape)
-    if beta and teacher_layers is None: teacher_layers = attention_layers(teacher, dls.img_shape, n=len(student_layers))
-    synth = zskt_synthesizer(teacher, student, dls.img_shape, dls.stats, seed=seed, **synth_kwargs)
-    at = dict(feature_loss=attention_loss, student_layers=student_layers, teacher_layers=teacher_layers, beta=beta) if beta else {}
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=1.,
-                        student_steps=student_steps, seed=seed, show=show, **at)
+    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    return GeneratorSynthesizer(teacher, generator, [AdversarialTerm(student, s.adversarial, T=s.T)], lr=s.lr_g, seed=seed, device=device)
+
+def train_zskt(teacher:nn.Module, student:nn.Module,
+               dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
+               settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs x n_batches, each on bs fresh images
+               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's peak learning rate; extra fastai callbacks
+    "Train `student` from `teacher` with ZSKT's adversarial game; returns the fastai `Learner`."
+    s = settings or ZSKTSettings()
+    check_teacher_student(teacher, student)
+    at = {}
+    if s.beta:
+        s_layers = attention_layers(student, dls.img_shape) if s.student_layers is None else s.student_layers
+        t_layers = attention_layers(teacher, dls.img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
+        at = dict(feature_loss=attention_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
+    synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs, **at)
+
+# %% ../nbs/25_zskt.ipynb #5e77147c
+def zskt_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
+                     **settings) -> GeneratorSynthesizer: # fields of `ZSKTSettings`
+    "`build_zskt_synthesizer` with the settings as keywords."
+    return build_zskt_synthesizer(teacher, img_shape, stats, ZSKTSettings(**settings), student=student, device=device, seed=seed)
+
+def zskt(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
+         seed:int=0, show:bool=True, **settings): # fields of `ZSKTSettings` (student_steps, beta, lr_g, T, ...)
+    "`train_zskt` with the settings as keywords."
+    return train_zskt(teacher, student, dls, ZSKTSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+
+# %% ../nbs/25_zskt.ipynb #de9d154b
+register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
+                    synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
+                    key_settings=('lr_g', 'student_steps', 'beta'), notebook='25_zskt'));
