@@ -6,30 +6,21 @@ Docs: https://dfkd.github.io/dfkd/cmi.html.md"""
 
 # %% ../nbs/27_cmi.ipynb #78b8a89a
 from __future__ import annotations
+from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import seed_generator
+from fastcore.meta import delegates
 from .hooks import Hooks
+from .kd import check_teacher_student
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
-from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
+from .methods import MethodSpec, register, get_method
 
 # %% auto #0
-__all__ = ['MemoryBank', 'random_resized_crop', 'ContrastiveTerm', 'cmi_synthesizer', 'cmi']
+__all__ = ['random_resized_crop', 'ContrastiveTerm', 'CMISettings', 'build_cmi_synthesizer', 'train_cmi', 'cmi_synthesizer',
+           'cmi']
 
 # %% ../nbs/27_cmi.ipynb #bc26212a
-class MemoryBank:
-    "A ring buffer of the last `size` feature vectors (detached)."
-    def __init__(self, size:int=4096): self.size, self.features, self.added = size, None, 0
-    def add(self, f:torch.Tensor):
-        f = f.detach()
-        self.features = f[-self.size:] if self.features is None else torch.cat([self.features, f])[-self.size:]
-        self.added += len(f)
-    def __len__(self): return 0 if self.features is None else len(self.features)
-    def to(self, device):
-        if self.features is not None: self.features = self.features.to(device)
-        return self
-
-# %% ../nbs/27_cmi.ipynb #dfde6328
 def _channel_means(acts:list) -> torch.Tensor:
     return torch.cat([a.float().flatten(2).mean(2) if a.dim() > 2 else a.float() for a in acts], dim=1)
 
@@ -62,11 +53,11 @@ class ContrastiveTerm(LossTerm):
             n_features = _channel_means(h.stored()).shape[1]
         teacher.train(was)
         self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        self.T, self.crop_scale, self.bank = T, crop_scale, MemoryBank(bank_size)
+        self.T, self.crop_scale, self.bank = T, crop_scale, RingBuffer(bank_size)
         self.last = None
     @property
     def layers(self): return self.names
-    def parameters(self): return list(self.head.parameters())
+    def parameters(self): return list(self.head.parameters())  # the engine optimises them with the generator
     def to(self, device): self.head.to(device); self.bank.to(device); return self
     def embed(self, f): return F.normalize(self.head(f), dim=1)
     def __call__(self, ctx):
@@ -76,7 +67,7 @@ class ContrastiveTerm(LossTerm):
             ctx.teacher(random_resized_crop(ctx.x, ctx.generator, self.crop_scale))
             f_local = _channel_means(h.stored())
         v, v_plus = self.embed(f_global), self.embed(f_local)
-        candidates = v_plus if len(self.bank) == 0 else torch.cat([v_plus, self.embed(self.bank.features.to(v.device))])
+        candidates = v_plus if len(self.bank) == 0 else torch.cat([v_plus, self.embed(self.bank.items.to(v.device))])
         logits = v @ candidates.t() / self.T                       # positives on the diagonal of the first B columns
         self.last = f_global.detach()
         return F.cross_entropy(logits, torch.arange(len(v), device=v.device))
@@ -84,31 +75,67 @@ class ContrastiveTerm(LossTerm):
         if self.last is not None: self.bank.add(self.last); self.last = None
 
 # %% ../nbs/27_cmi.ipynb #82260489
-def cmi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
-                    nz:int=100, ngf:int=16, output:str='tanh', # generator
-                    g_steps:int=30, # optimisation steps per round (the generator is reset every round)
-                    lr_g:float=1e-2, lr_z:float|None=None, # Adam learning rates of generator (and head), latents
-                    ce:float=1., bn:float=1., adversarial:float=0.5, contrastive:float=0.8, # term weights
-                    cr_T:float=0.2, bank_size:int=4096, # contrastive temperature, memory bank capacity
-                    seed:int=0, device=None) -> GeneratorSynthesizer:
+@dataclass
+class CMISettings:
+    "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and how the student learns."
+    nz:int = 100 # latent dimension of the generator
+    ngf:int = 16 # generator width (channels of its last feature map)
+    output:str = 'tanh' # generator output head (see `Generator`)
+    g_steps:int = 30 # optimisation steps per round (the generator is reset every round)
+    lr_g:float = 1e-2 # Adam learning rate of the generator and the projection head
+    lr_z:float|None = None # Adam learning rate of the latents; `None` is `lr_g`
+    ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
+    bn:float = 1. # lambda_bn, weight of the BN-statistics term
+    adversarial:float = 0.5 # lambda_adv, weight of the agreement-masked adversarial term
+    contrastive:float = 0.8 # lambda_cr, weight of the contrastive term
+    cr_T:float = 0.2 # tau, temperature of the contrastive logits
+    bank_size:int = 4096 # memory bank capacity (feature vectors)
+    student_steps:int = 5 # student steps (on pool samples) per synthesis round
+    pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
+    T:float = 4. # the student's distillation temperature
+
+def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
+                          settings:CMISettings|None=None, student:nn.Module|None=None, # the student the generator plays against
+                          metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms."
+    s = settings or CMISettings()
+    if student is None: raise ValueError("CMI's generator plays against the student: pass student=")
     check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=nz, ngf=ngf, stats=stats, output=output)
-    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_multiplier=1.), AdversarialTerm(student, adversarial, where_agree=True),
-             ContrastiveTerm(teacher, img_shape, contrastive, T=cr_T, bank_size=bank_size)]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=lr_g, steps=g_steps, optimize_latent=True, lr_latent=lr_z,
+    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True),
+             ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size)]
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
                                 reset=True, targets=True, seed=seed, device=device)
 
+def train_cmi(teacher:nn.Module, student:nn.Module,
+              dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
+              settings:CMISettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
+              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
+    "Distil `student` from `teacher` while CMI's generator plays; returns the fastai `Learner`."
+    s = settings or CMISettings()
+    synth = build_cmi_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                        student_steps=s.student_steps, pool_size=s.pool_size, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/27_cmi.ipynb #78a64574
+@delegates(CMISettings)
+def cmi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
+                    **kwargs) -> GeneratorSynthesizer: # any of `CMISettings`
+    "CMI's generator side for `teacher` against `student`."
+    return build_cmi_synthesizer(teacher, img_shape, stats, get_method('cmi').make_settings(kwargs), student=student, device=device, seed=seed)
+
+@delegates(CMISettings)
 def cmi(teacher:nn.Module, student:nn.Module,
         dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-        epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-        lr:float=1e-2, T:float=4., # student's learning rate, distillation temperature
-        student_steps:int=5, # student steps (on pool samples) per synthesis round
-        pool_size:int=20000, # capacity of the pool of synthesised images
-        seed:int=0, show:bool=True,
-        **synth_kwargs): # passed to `cmi_synthesizer` (g_steps, lr_g, weights, ...)
+        epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs of `n_batches` batches of `bs` images
+        lr:float=1e-2, # student's learning rate
+        seed:int=0, show:bool=True, cbs=None, # `cbs`: more fastai callbacks for the student's `Learner`
+        **kwargs): # any of `CMISettings`
     "Train `student` from `teacher` with CMI; returns the fastai `Learner`."
-    check_teacher_student(teacher, student)
-    synth = cmi_synthesizer(teacher, student, dls.img_shape, dls.stats, seed=seed, **synth_kwargs)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=T,
-                        student_steps=student_steps, pool_size=pool_size, seed=seed, show=show)
+    return train_cmi(teacher, student, dls, get_method('cmi').make_settings(kwargs), epochs=epochs, n_batches=n_batches, bs=bs,
+                     lr=lr, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/27_cmi.ipynb #ff53729c
+register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, needs=('bn', 'student'),
+                    synthesizer=build_cmi_synthesizer, train=train_cmi, key_settings=('g_steps', 'contrastive', 'cr_T', 'bank_size'),
+                    notebook='27_cmi'));

@@ -8,16 +8,32 @@ Docs: https://dfkd.github.io/dfkd/deepinversion.html.md"""
 from __future__ import annotations
 from pathlib import Path
 import torch, torch.nn as nn
+from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, build_transfer_set
 from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'ADI_DEFAULTS', 'deepinversion_terms', 'deepinversion_synthesizer',
-           'deepinversion_transfer_set', 'adi_synthesizer', 'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
+           'deepinversion_synthesizer', 'deepinversion_transfer_set', 'ADISettings', 'adi_synthesizer',
+           'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
-DEEPINVERSION_DEFAULTS = dict(ce=1., bn=3., first_bn_multiplier=30., tv_l1=1e-2, tv_l2=0., l2=1e-3, max_shift=2, flip=False,
-                              iterations=200, lr=0.05)
+@dataclass
+class DeepInversionSettings:
+    "DeepInversion's loss weights, jitter and schedule; a zero weight leaves its term out."
+    ce:float = 1. # cross-entropy to the target class
+    bn:float = 3. # λ_BN: BatchNorm-statistics matching
+    first_bn_multiplier:float = 30. # α of the first BN layer (the others have 1)
+    tv_l1:float = 1e-2 # λ_TV on the mean absolute difference of neighbouring pixels
+    tv_l2:float = 0. # weight of the squared-difference total variation
+    l2:float = 1e-3 # λ_ℓ2 on the mean square of the pixels
+    max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
+    flip:bool = False # random horizontal flips (natural images, not digits)
+    iterations:int = 200 # Adam steps per batch
+    lr:float = 0.05 # initial learning rate, cosine-decayed to zero
+
+DEEPINVERSION_DEFAULTS = asdict(DeepInversionSettings())
 
 def deepinversion_terms(ce:float=1., bn:float=3., first_bn_multiplier:float=30., tv_l1:float=1e-2, tv_l2:float=0., l2:float=1e-3) -> list:
     "DeepInversion's loss terms with their weights; a zero weight leaves a term out."
@@ -27,43 +43,78 @@ def deepinversion_terms(ce:float=1., bn:float=3., first_bn_multiplier:float=30.,
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers
                               img_shape, # (C, H, W) of its inputs
                               stats=None, # (mean, std) input normalisation: clamps pixels to the image of [0, 1]
+                              settings:DeepInversionSettings|dict|None=None, # `None` is the defaults
+                              student=None, metadata=None, # unused: the registry's builders share one signature
+                              device=None,
                               extra_terms=(), # more terms (ADI adds its competition)
-                              device=None, **settings) -> Synthesizer:
-    "A `Synthesizer` for DeepInversion; `settings` override `DEEPINVERSION_DEFAULTS`."
-    unknown = set(settings) - set(DEEPINVERSION_DEFAULTS)
-    if unknown: raise TypeError(f'unknown DeepInversion settings {sorted(unknown)}; choose from {sorted(DEEPINVERSION_DEFAULTS)}')
-    s = dict(DEEPINVERSION_DEFAULTS, **settings)
-    param = PixelParametrization.from_stats(img_shape, stats) if stats is not None else PixelParametrization(img_shape)
-    terms = deepinversion_terms(s['ce'], s['bn'], s['first_bn_multiplier'], s['tv_l1'], s['tv_l2'], s['l2']) + list(extra_terms)
-    return Synthesizer(teacher, terms, param, Schedule(s['iterations'], s['lr'], cosine=True),
-                       augment=JitterFlip(s['max_shift'], s['flip']), device=device, log_every=10)
+                              **overrides) -> Synthesizer: # settings by name
+    "A `Synthesizer` for DeepInversion."
+    s = DEEPINVERSION.make_settings(settings, **overrides)
+    terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2) + list(extra_terms)
+    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
+                       augment=JitterFlip(s.max_shift, s.flip), device=device, log_every=10)
 
 def deepinversion_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
-                               seed:int=0, device=None, progress:bool=True, **settings) -> Path:
+                               seed:int=0, device=None, progress:bool=True, settings:DeepInversionSettings|dict|None=None,
+                               n_classes:int|None=None, **overrides) -> Path:
     "Synthesise a DeepInversion transfer set into `path` (resumable; see `build_transfer_set`)."
-    synth = deepinversion_synthesizer(teacher, img_shape, stats, device=device, **settings)
-    return build_transfer_set(synth, path, n_per_class, batch_size, seed=seed, method='deepinversion',
-                              settings=dict(DEEPINVERSION_DEFAULTS, **settings), stats=stats, progress=progress)
+    s = DEEPINVERSION.make_settings(settings, **overrides)
+    return build_transfer_set(deepinversion_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size,
+                              n_classes=n_classes, seed=seed, method='deepinversion', settings=asdict(s), stats=stats, progress=progress)
+
+def _deepinversion_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
+    return deepinversion_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+
+DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
+                           DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
+                           transfer_set=_deepinversion_transfer_set, key_settings=('bn', 'first_bn_multiplier', 'iterations', 'lr'),
+                           notebook='22_deepinversion')
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
-ADI_DEFAULTS = dict(competition=1., competition_T=3., rounds=2, epochs_per_round=4)
+@dataclass
+class ADISettings(DeepInversionSettings):
+    "Adaptive DeepInversion: DeepInversion's settings, the competition with the student, and the student's rounds."
+    competition:float = 1. # λ_comp: weight of 1 − JS(teacher, student)
+    competition_T:float = 3. # temperature of the JS divergence
+    rounds:int = 2 # synthesis rounds, each followed by training the student
+    epochs_per_round:int = 4 # student epochs after each round
+    distill_lr:float = 1e-2 # the student's learning rate in its rounds
+    distill_T:float = 4. # the student's distillation temperature in its rounds
+    distill_alpha:float = 0.9 # weight of the KD loss against the cross-entropy in the student's rounds
 
-def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, competition:float=ADI_DEFAULTS['competition'],
-                    competition_T:float=ADI_DEFAULTS['competition_T'], device=None, **settings) -> Synthesizer:
+ADI_DEFAULTS = asdict(ADISettings())
+
+def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None, device=None,
+                    **overrides) -> Synthesizer:
     "A DeepInversion `Synthesizer` plus the competition term with the live `student`."
-    return deepinversion_synthesizer(teacher, img_shape, stats, extra_terms=[CompetitionTerm(student, competition, competition_T)],
-                                     device=device, **settings)
+    s = ADI.make_settings(settings, **overrides)
+    di = {f.name: getattr(s, f.name) for f in fields(DeepInversionSettings)}
+    return deepinversion_synthesizer(teacher, img_shape, stats, di, device=device, extra_terms=[CompetitionTerm(student, s.competition, s.competition_T)])
 
 def adi_transfer_set(teacher:nn.Module, student:nn.Module, # the student is trained in place between rounds
                      path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=50,
-                     rounds:int=ADI_DEFAULTS['rounds'], epochs_per_round:int=ADI_DEFAULTS['epochs_per_round'],
                      valid=None, # real validation data for the student's rounds, if any
-                     lr:float=1e-2, T:float=4., alpha:float=0.9, seed:int=0, device=None, progress:bool=True,
-                     competition:float=ADI_DEFAULTS['competition'], competition_T:float=ADI_DEFAULTS['competition_T'],
-                     **settings) -> Path:
+                     seed:int=0, device=None, progress:bool=True, settings:ADISettings|dict|None=None, n_classes:int|None=None,
+                     lr:float|None=None, T:float|None=None, alpha:float|None=None, # older names of distill_lr, distill_T, distill_alpha
+                     **overrides) -> Path:
     "Synthesise an ADI transfer set into `path`, alternating `rounds` of synthesis with training `student`."
-    synth = adi_synthesizer(teacher, student, img_shape, stats, competition, competition_T, device=device, **settings)
-    record = dict(DEEPINVERSION_DEFAULTS, **settings, competition=competition, competition_T=competition_T, epochs_per_round=epochs_per_round,
-                  lr=lr, T=T, alpha=alpha)
-    return student_in_the_loop(synth, student, path, n_per_class, batch_size, rounds, valid=valid, epochs_per_round=epochs_per_round,
-                               lr=lr, T=T, alpha=alpha, seed=seed, method='adi', settings=record, stats=stats, progress=progress)
+    older = {k: v for k, v in dict(distill_lr=lr, distill_T=T, distill_alpha=alpha).items() if v is not None}
+    s = ADI.make_settings(settings, **older, **overrides)
+    return student_in_the_loop(adi_synthesizer(teacher, student, img_shape, stats, s, device=device), student, path, n_per_class, batch_size,
+                               s.rounds, valid=valid, epochs_per_round=s.epochs_per_round, lr=s.distill_lr, T=s.distill_T,
+                               alpha=s.distill_alpha, seed=seed, method='adi', settings=asdict(s), stats=stats, n_classes=n_classes,
+                               progress=progress)
+
+def _adi_synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
+    return adi_synthesizer(teacher, student, img_shape, stats, settings, device=device)
+
+def _adi_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, **kwargs):
+    return adi_transfer_set(teacher, student, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+
+ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInversion)', ADISettings,
+                 needs=('bn', 'student'), synthesizer=_adi_synthesizer, transfer_set=_adi_transfer_set,
+                 key_settings=('competition', 'rounds', 'epochs_per_round', 'iterations'), notebook='22_deepinversion')
+
+# %% ../nbs/22_deepinversion.ipynb #6af0aa4e
+register(DEEPINVERSION)
+register(ADI);

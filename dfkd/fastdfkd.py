@@ -6,14 +6,18 @@ Docs: https://dfkd.github.io/dfkd/fastdfkd.html.md"""
 
 # %% ../nbs/28_fastdfkd.ipynb #ba6f093d
 from __future__ import annotations
-import copy, time
+from dataclasses import dataclass
 import torch, torch.nn as nn
-from .synthesis import SynthesisContext, CrossEntropyTerm, frozen
-from .inversion import BNStatisticsLoss, stat_gap
-from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+from fastcore.meta import delegates
+from .kd import check_teacher_student
+from .synthesis import CrossEntropyTerm
+from .inversion import BNStatisticsLoss
+from .generators import Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
+from .methods import MethodSpec, register, get_method
 
 # %% auto #0
-__all__ = ['MomentumBNStatisticsLoss', 'MetaGeneratorSynthesizer', 'fastdfkd_synthesizer', 'fastdfkd']
+__all__ = ['MomentumBNStatisticsLoss', 'FastDFKDSettings', 'build_fastdfkd_synthesizer', 'train_fastdfkd', 'fastdfkd_synthesizer',
+           'fastdfkd']
 
 # %% ../nbs/28_fastdfkd.ipynb #fcfd2588
 class MomentumBNStatisticsLoss(BNStatisticsLoss):
@@ -21,15 +25,16 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
     name = 'bn'
     def __init__(self, weight:float=1., # multiplies the term
                  momentum:float=0.9, # m: weight of the past rounds' average
-                 first_multiplier:float=1., bn_layers:list[str]|None=None, name:str|None=None):
-        super().__init__(weight, first_multiplier=first_multiplier, bn_layers=bn_layers, name=name)
+                 first_multiplier:float=1., # alpha of the first BN layer (the others have 1)
+                 **kwargs): # as `BNStatisticsLoss` (bn_layers, name, ...)
+        super().__init__(weight, first_multiplier=first_multiplier, **kwargs)
         self.momentum, self.average, self.current = momentum, {}, {}
     def layer_distance(self, name, bn, mean, var):
         self.current[name] = (mean.detach(), var.detach())           # \hat mu_l, \hat sigma^2_l of this batch
         if name in self.average:
             m, (mean_avg, var_avg) = self.momentum, self.average[name]
             mean, var = (1 - m) * mean + m * mean_avg, (1 - m) * var + m * var_avg
-        return stat_gap(mean, var, bn)
+        return super().layer_distance(name, bn, mean, var)          # the engine's distance, on the blended statistics
     def end_batch(self, ctx):
         m = self.momentum
         for name, (mean, var) in self.current.items():   # the round's last batch statistics update the average
@@ -39,67 +44,67 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
         self.current = {}
         super().end_batch(ctx)
 
-# %% ../nbs/28_fastdfkd.ipynb #c7612015
-class MetaGeneratorSynthesizer(GeneratorSynthesizer):
-    "A generator meta-learned across rounds: each round adapts a clone for `steps` steps, then a Reptile or FOMAML update."
-    def __init__(self, teacher:nn.Module, generator:nn.Module, terms,
-                 meta:str='reptile', # 'reptile': grad = theta - theta'; 'fomaml': grad = the clone's last gradient
-                 meta_lr:float|None=None, # Adam learning rate of the meta update; `None` is steps * lr (as Fast-Datafree)
-                 **kwargs): # as `GeneratorSynthesizer` (lr, steps, lr_latent, targets, seed, ...)
-        kwargs.setdefault('optimize_latent', True)
-        super().__init__(teacher, generator, terms, **kwargs)
-        if meta not in ('reptile', 'fomaml'): raise ValueError(f"meta must be 'reptile' or 'fomaml', got {meta!r}")
-        if self.reset: raise ValueError('a meta-learned generator must not be reset between rounds (reset=False)')
-        self.meta, self.meta_lr, self.meta_opt = meta, meta_lr or self.steps * self.lr, None
-
-    def update(self, n:int) -> torch.Tensor:
-        "Adapt a clone of the generator to a new batch in `steps` steps, meta-update the base; return the round's best images."
-        start = time.perf_counter()
-        base = self.generator.to(self.device).train()
-        if self.meta_opt is None: self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr, betas=self.betas)
-        fast = copy.deepcopy(base)                                      # theta' <- theta
-        z = self.latent(n)
-        opts = [torch.optim.Adam(list(fast.parameters()) + self.term_parameters(), lr=self.lr, betas=self.betas)] + self.latent_optimizers(z)
-        ctx = SynthesisContext(self.teacher, self._targets(n), self.rng, self.device)
-        with frozen(self.teacher):
-            for t in self.terms: t.begin_batch(ctx)
-            try: best = self._round(ctx, fast, opts, z)
-            finally:
-                for t in self.terms: t.end_batch(ctx)
-        self.meta_opt.zero_grad(set_to_none=True)
-        for p, p_fast in zip(base.parameters(), fast.parameters()):
-            if self.meta == 'reptile': p.grad = (p.detach() - p_fast.detach()).clone()         # theta - theta'
-            elif p_fast.grad is not None: p.grad = p_fast.grad.detach().clone()              # first-order MAML
-        self.meta_opt.step()
-        for b, b_fast in zip(base.buffers(), fast.buffers()): b.copy_(b_fast)
-        self.rounds += 1; self.seconds += time.perf_counter() - start
-        return best
-
 # %% ../nbs/28_fastdfkd.ipynb #dc205c37
-def fastdfkd_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
-                         nz:int=100, ngf:int=16, output:str='tanh', # generator
-                         g_steps:int=5, # inner steps per round: 2, 5 or 10 in the paper
-                         lr_g:float=5e-3, lr_z:float=1e-2, # inner-loop Adam learning rates of generator and latents
-                         meta:str='reptile', meta_lr:float|None=None, # meta update
-                         ce:float=1., bn:float=1., adversarial:float=1., bn_momentum:float=0.9, # term weights, BN momentum
-                         seed:int=0, device=None) -> MetaGeneratorSynthesizer:
-    "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
-    check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=nz, ngf=ngf, stats=stats, output=output)
-    terms = [CrossEntropyTerm(ce), MomentumBNStatisticsLoss(bn, momentum=bn_momentum), AdversarialTerm(student, adversarial, where_agree=True)]
-    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=meta, meta_lr=meta_lr, lr=lr_g, steps=g_steps,
-                                    lr_latent=lr_z, targets=True, seed=seed, device=device)
+@dataclass
+class FastDFKDSettings:
+    "FastDFKD's settings and their defaults: the generator, its inner loop, the meta update, the loss weights, and how the student learns."
+    nz:int = 100 # latent dimension of the generator
+    ngf:int = 16 # generator width (channels of its last feature map)
+    output:str = 'tanh' # generator output head (see `Generator`)
+    g_steps:int = 5 # inner steps per round: 2, 5 or 10 in the paper (Fast-2/5/10)
+    lr_g:float = 5e-3 # inner-loop Adam learning rate of the generator
+    lr_z:float = 1e-2 # Adam learning rate of the latents
+    meta:str = 'reptile' # meta update: 'reptile' or 'fomaml'
+    meta_lr:float|None = None # Adam learning rate of the meta update; `None` is `g_steps * lr_g`
+    ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
+    bn:float = 1. # lambda_bn, weight of the momentum BN-statistics term
+    adversarial:float = 1. # lambda_adv, weight of the agreement-masked adversarial term
+    bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
+    student_steps:int = 5 # student steps (on pool samples) per synthesis round
+    pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
+    T:float = 4. # the student's distillation temperature
 
+def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
+                               settings:FastDFKDSettings|None=None, student:nn.Module|None=None, # the student the generator plays against
+                               metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+    "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
+    s = settings or FastDFKDSettings()
+    if student is None: raise ValueError("FastDFKD's generator plays against the student: pass student=")
+    check_teacher_student(teacher, student)
+    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), AdversarialTerm(student, s.adversarial, where_agree=True)]
+    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, steps=s.g_steps,
+                                    lr_latent=s.lr_z, targets=True, seed=seed, device=device)
+
+def train_fastdfkd(teacher:nn.Module, student:nn.Module,
+                   dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
+                   settings:FastDFKDSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
+                   lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
+    "Distil `student` from `teacher` while FastDFKD's meta-learned generator plays; returns the fastai `Learner`."
+    s = settings or FastDFKDSettings()
+    synth = build_fastdfkd_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                        student_steps=s.student_steps, pool_size=s.pool_size, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/28_fastdfkd.ipynb #e8c2e034
+@delegates(FastDFKDSettings)
+def fastdfkd_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
+                         **kwargs) -> GeneratorSynthesizer: # any of `FastDFKDSettings`
+    "FastDFKD's generator side for `teacher` against `student`."
+    return build_fastdfkd_synthesizer(teacher, img_shape, stats, get_method('fastdfkd').make_settings(kwargs), student=student, device=device, seed=seed)
+
+@delegates(FastDFKDSettings)
 def fastdfkd(teacher:nn.Module, student:nn.Module,
              dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-             epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-             lr:float=1e-2, T:float=4., # student's learning rate, distillation temperature
-             student_steps:int=5, # student steps (on pool samples) per synthesis round
-             pool_size:int=20000, # capacity of the pool of synthesised images
-             seed:int=0, show:bool=True,
-             **synth_kwargs): # passed to `fastdfkd_synthesizer` (g_steps, lr_g, meta, weights, ...)
+             epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs of `n_batches` batches of `bs` images
+             lr:float=1e-2, # student's learning rate
+             seed:int=0, show:bool=True, cbs=None, # `cbs`: more fastai callbacks for the student's `Learner`
+             **kwargs): # any of `FastDFKDSettings`
     "Train `student` from `teacher` with FastDFKD; returns the fastai `Learner`."
-    check_teacher_student(teacher, student)
-    synth = fastdfkd_synthesizer(teacher, student, dls.img_shape, dls.stats, seed=seed, **synth_kwargs)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=T,
-                        student_steps=student_steps, pool_size=pool_size, seed=seed, show=show)
+    return train_fastdfkd(teacher, student, dls, get_method('fastdfkd').make_settings(kwargs), epochs=epochs, n_batches=n_batches, bs=bs,
+                          lr=lr, seed=seed, show=show, cbs=cbs)
+
+# %% ../nbs/28_fastdfkd.ipynb #1bc57936
+register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDSettings, needs=('bn', 'student'),
+                    synthesizer=build_fastdfkd_synthesizer, train=train_fastdfkd, key_settings=('g_steps', 'meta', 'bn_momentum', 'adversarial'),
+                    notebook='28_fastdfkd'));

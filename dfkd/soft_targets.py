@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
-from .hooks import Hooks, get_module, names_of_type, last_linear_name
-from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
-from .inversion import WithTermParameters, JitterFlip
+from dataclasses import dataclass, asdict
+from .hooks import get_module, names_of_type, last_linear_name
+from .synthesis import LossTerm, ActivationTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
+from .inversion import JitterFlip
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['SOFT_TARGET_DEFAULTS', 'weight_similarity', 'SoftTargetTerm', 'ActivationTerm', 'last_conv_name',
+__all__ = ['SOFT_TARGET_DEFAULTS', 'SOFT_TARGETS', 'weight_similarity', 'SoftTargetTerm', 'last_conv_name', 'SoftTargetSettings',
            'soft_target_synthesizer', 'soft_target_transfer_set']
 
 # %% ../nbs/23_soft_targets.ipynb #38531f42
@@ -46,7 +48,7 @@ class SoftTargetTerm(LossTerm, nn.Module):
     def layers(self): return self.target_layers
     def scales(self) -> list[torch.Tensor]: return [getattr(self, f'log_scale{i}').exp() for i in range(len(self.target_layers))]
     def begin_batch(self, ctx):
-        with torch.no_grad():
+        with torch.no_grad():  # every batch starts from the same scales; the engine hands them to a fresh optimiser each round
             for i in range(len(self.target_layers)): getattr(self, f'log_scale{i}').fill_(math.log(self.init_scale))
         self.to(ctx.device)
         ctx.state[self.name] = [torch.randn((len(ctx.y), len(getattr(self, f'chol{i}'))), generator=ctx.generator).to(ctx.device)
@@ -67,14 +69,6 @@ class SoftTargetTerm(LossTerm, nn.Module):
             total = total + F.kl_div(F.log_softmax(f / self.T, 1), F.log_softmax(a / self.T, 1), reduction='batchmean', log_target=True)
         return total
 
-class ActivationTerm(LossTerm):
-    "−mean ‖f(x)‖₁ of a layer's output: rewards strong activations (DAFL's activation term)."
-    name = 'activation'
-    def __init__(self, layer:str, weight:float=0.1, name:str|None=None): super().__init__(weight, name); self.layer = layer
-    @property
-    def layers(self): return [self.layer]
-    def __call__(self, ctx): return -ctx.acts[self.layer].float().abs().flatten(1).sum(1).mean() / ctx.acts[self.layer][0].numel()
-
 def last_conv_name(model:nn.Module) -> str:
     "Name of the last convolution of `model`."
     names = names_of_type(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
@@ -82,22 +76,47 @@ def last_conv_name(model:nn.Module) -> str:
     return names[-1]
 
 # %% ../nbs/23_soft_targets.ipynb #98bb3a7e
-SOFT_TARGET_DEFAULTS = dict(layers=None, margin=5., init_scale=2., T=1., activation=0.1, max_shift=2, iterations=200, lr=0.05)
+@dataclass
+class SoftTargetSettings:
+    "Soft-targeted synthesis: targeted layers, target distribution, activation weight, jitter and schedule."
+    layers:list|None = None # targeted modules; `None` is the last nn.Linear (the classifier)
+    margin:float = 5. # κ: mean of the target class's entry at the classifier layer
+    init_scale:float = 2. # initial value of every learnable scale d_l
+    T:float = 1. # τ: softmax temperature of targets and outputs
+    activation:float = 0.1 # λ_act: weight of the last convolution's activation term (0 leaves it out)
+    max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
+    iterations:int = 200 # Adam steps per batch
+    lr:float = 0.05 # initial learning rate (images and scales), cosine-decayed to zero
 
-def soft_target_synthesizer(teacher:nn.Module, img_shape, stats=None, device=None, **settings) -> Synthesizer:
-    "A `Synthesizer` for soft-targeted synthesis; `settings` override `SOFT_TARGET_DEFAULTS`."
-    unknown = set(settings) - set(SOFT_TARGET_DEFAULTS)
-    if unknown: raise TypeError(f'unknown soft-target settings {sorted(unknown)}; choose from {sorted(SOFT_TARGET_DEFAULTS)}')
-    s = dict(SOFT_TARGET_DEFAULTS, **settings)
-    terms = [SoftTargetTerm(teacher, s['layers'], s['margin'], s['init_scale'], s['T'])]
-    if s['activation']: terms.append(ActivationTerm(last_conv_name(teacher), s['activation']))
-    param = PixelParametrization.from_stats(img_shape, stats) if stats is not None else PixelParametrization(img_shape)
-    return Synthesizer(teacher, terms, WithTermParameters(param, terms), Schedule(s['iterations'], s['lr'], cosine=True),
-                       augment=JitterFlip(s['max_shift']), device=device, log_every=10)
+SOFT_TARGET_DEFAULTS = asdict(SoftTargetSettings())
+
+def soft_target_synthesizer(teacher:nn.Module, # any classifier (with a convolution, unless activation=0)
+                            img_shape, # (C, H, W) of its inputs
+                            stats=None, # (mean, std) input normalisation: clamps pixels to the image of [0, 1]
+                            settings:SoftTargetSettings|dict|None=None, # `None` is the defaults
+                            student=None, metadata=None, # unused: the registry's builders share one signature
+                            device=None, **overrides) -> Synthesizer: # `overrides`: settings by name
+    "A `Synthesizer` for soft-targeted synthesis."
+    s = SOFT_TARGETS.make_settings(settings, **overrides)
+    terms = [SoftTargetTerm(teacher, s.layers, s.margin, s.init_scale, s.T)]
+    if s.activation: terms.append(ActivationTerm(s.activation, layer=last_conv_name(teacher), read='output'))
+    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
+                       augment=JitterFlip(s.max_shift), device=device, log_every=10)
 
 def soft_target_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
-                             seed:int=0, device=None, progress:bool=True, **settings) -> Path:
+                             seed:int=0, device=None, progress:bool=True, settings:SoftTargetSettings|dict|None=None,
+                             n_classes:int|None=None, **overrides) -> Path:
     "Synthesise a soft-targeted transfer set into `path` (resumable; see `build_transfer_set`)."
-    synth = soft_target_synthesizer(teacher, img_shape, stats, device=device, **settings)
-    return build_transfer_set(synth, path, n_per_class, batch_size, seed=seed, method='soft_targets',
-                              settings=dict(SOFT_TARGET_DEFAULTS, **settings), stats=stats, progress=progress)
+    s = SOFT_TARGETS.make_settings(settings, **overrides)
+    return build_transfer_set(soft_target_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size,
+                              n_classes=n_classes, seed=seed, method='soft_targets', settings=asdict(s), stats=stats, progress=progress)
+
+def _soft_target_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
+    return soft_target_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+
+SOFT_TARGETS = MethodSpec('soft_targets', 'inversion', 'Wang 2021, AAAI',
+                          SoftTargetSettings, synthesizer=soft_target_synthesizer, transfer_set=_soft_target_transfer_set,
+                          key_settings=('margin', 'activation', 'iterations', 'lr'), notebook='23_soft_targets')
+
+# %% ../nbs/23_soft_targets.ipynb #cebf6993
+register(SOFT_TARGETS);

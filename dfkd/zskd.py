@@ -8,12 +8,14 @@ Docs: https://dfkd.github.io/dfkd/zskd.html.md"""
 from __future__ import annotations
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
+from dataclasses import dataclass, asdict
 from .hooks import get_module, last_linear_name
-from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set, frozen
+from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
+from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['ZSKD_DEFAULTS', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'zskd_synthesizer',
-           'zskd_transfer_set']
+__all__ = ['ZSKD_DEFAULTS', 'ZSKD', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'ZSKDSettings',
+           'zskd_synthesizer', 'zskd_transfer_set']
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
 def class_similarity(teacher:nn.Module, # any classifier
@@ -55,24 +57,42 @@ class DirichletTargetTerm(LossTerm):
         return -(ctx.state[self.name] * F.log_softmax(ctx.logits.float() / self.T, 1)).sum(1).mean()
 
 # %% ../nbs/21_zskd.ipynb #dd392f09
-ZSKD_DEFAULTS = dict(betas=(1., 0.1), T=20., iterations=150, lr=0.05)
+@dataclass
+class ZSKDSettings:
+    "ZSKD's settings, with the defaults of our small runs."
+    betas:tuple = (1., 0.1) # β: Dirichlet concentration scales, alternated over each batch
+    T:float = 20. # τ: temperature of the teacher's softmax in the objective
+    iterations:int = 150 # Adam steps per batch
+    lr:float = 0.05 # initial learning rate, cosine-decayed to zero
+    layer:str|None = None # final layer for the class similarity; `None` is the last nn.Linear
+
+ZSKD_DEFAULTS = asdict(ZSKDSettings())
 
 def zskd_synthesizer(teacher:nn.Module, # any classifier
                      img_shape, # (C, H, W) of the teacher's inputs
                      stats=None, # (mean, std) normalisation of the inputs: clamps pixels to the image of [0, 1]
-                     betas=ZSKD_DEFAULTS['betas'], T:float=ZSKD_DEFAULTS['T'],
-                     iterations:int=ZSKD_DEFAULTS['iterations'], lr:float=ZSKD_DEFAULTS['lr'],
-                     layer:str|None=None, # final layer for the class similarity; `None` is the last nn.Linear
-                     device=None) -> Synthesizer:
+                     settings:ZSKDSettings|dict|None=None, # `None` is the defaults
+                     student=None, metadata=None, # unused: the registry's builders share one signature
+                     device=None, **overrides) -> Synthesizer: # `overrides`: settings by name
     "A `Synthesizer` for ZSKD data impressions."
-    param = PixelParametrization.from_stats(img_shape, stats) if stats is not None else PixelParametrization(img_shape)
-    term = DirichletTargetTerm(class_similarity(teacher, layer), betas, T)
-    return Synthesizer(teacher, [term], param, Schedule(iterations, lr, cosine=True), device=device, log_every=10)
+    s = ZSKD.make_settings(settings, **overrides)
+    term = DirichletTargetTerm(class_similarity(teacher, s.layer), s.betas, s.T)
+    return Synthesizer(teacher, [term], PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
+                       device=device, log_every=10)
 
-def zskd_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None,
-                      n_per_class:int=100, batch_size:int=100, seed:int=0, **kwargs) -> Path:
-    "Synthesise a ZSKD transfer set into `path` (resumable; `kwargs` go to `zskd_synthesizer`, then `build_transfer_set`)."
-    skw = {k: kwargs.pop(k) for k in list(kwargs) if k in ('betas', 'T', 'iterations', 'lr', 'layer', 'device')}
-    synth = zskd_synthesizer(teacher, img_shape, stats, **skw)
-    return build_transfer_set(synth, path, n_per_class, batch_size, seed=seed, method='zskd', settings=dict(ZSKD_DEFAULTS, **skw),
-                              stats=stats, **kwargs)
+def zskd_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100, seed:int=0,
+                      settings:ZSKDSettings|dict|None=None, device=None, **kwargs) -> Path:
+    "Synthesise a ZSKD transfer set into `path` (resumable); `kwargs` are settings by name, the rest go to `build_transfer_set`."
+    s = ZSKD.make_settings(settings, **{k: kwargs.pop(k) for k in list(kwargs) if k in ZSKD_DEFAULTS})
+    return build_transfer_set(zskd_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size, seed=seed,
+                              method='zskd', settings=asdict(s), stats=stats, **kwargs)
+
+def _zskd_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
+    return zskd_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+
+ZSKD = MethodSpec('zskd', 'inversion', 'Nayak et al. 2019, ICML', ZSKDSettings,
+                  synthesizer=zskd_synthesizer, transfer_set=_zskd_transfer_set, student_T=20.,
+                  key_settings=('betas', 'T', 'iterations', 'lr'), notebook='21_zskd')
+
+# %% ../nbs/21_zskd.ipynb #1d329ec2
+register(ZSKD);
