@@ -13,11 +13,11 @@ from .hooks import Hooks
 from .kd import check_teacher_student
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
-from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
+from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
 from .methods import MethodSpec, register, get_method
 
 # %% auto #0
-__all__ = ['random_resized_crop', 'ContrastiveTerm', 'CMISettings', 'build_cmi_synthesizer', 'train_cmi', 'cmi_synthesizer',
+__all__ = ['train_cmi', 'random_resized_crop', 'ContrastiveTerm', 'CMISettings', 'build_cmi_synthesizer', 'cmi_synthesizer',
            'cmi']
 
 # %% ../nbs/27_cmi.ipynb #bc26212a
@@ -99,7 +99,6 @@ def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifi
                           metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms."
     s = settings or CMISettings()
-    if student is None: raise ValueError("CMI's generator plays against the student: pass student=")
     check_teacher_student(teacher, student)
     generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
     terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True),
@@ -107,15 +106,7 @@ def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifi
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
                                 reset=True, targets=True, seed=seed, device=device)
 
-def train_cmi(teacher:nn.Module, student:nn.Module,
-              dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-              settings:CMISettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
-    "Distil `student` from `teacher` while CMI's generator plays; returns the fastai `Learner`."
-    s = settings or CMISettings()
-    synth = build_cmi_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                        student_steps=s.student_steps, pool_size=s.pool_size, seed=seed, show=show, cbs=cbs)
+train_cmi = online_trainer(build_cmi_synthesizer, CMISettings)
 
 # %% ../nbs/27_cmi.ipynb #78a64574
 @delegates(CMISettings)

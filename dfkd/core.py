@@ -109,5 +109,5 @@ def tensor_checksum(tensors) -> str:
     for t in tensors:
         t = t.detach().to('cpu').contiguous()
         h.update(str(tuple(t.shape)).encode()); h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')  # reshape: 0-d tensors too (BN's step counter)
     return h.hexdigest()[:16]

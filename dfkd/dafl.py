@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch.nn as nn
 from .synthesis import CrossEntropyTerm, ActivationTerm
-from .generators import Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
+from .generators import online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
 from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['DAFLSettings', 'build_dafl_synthesizer', 'train_dafl', 'dafl_synthesizer', 'dafl']
+__all__ = ['train_dafl', 'DAFLSettings', 'build_dafl_synthesizer', 'dafl_synthesizer', 'dafl']
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
 @dataclass
@@ -41,16 +41,7 @@ def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # any class
              ClassBalanceTerm(s.balance)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
 
-def train_dafl(teacher:nn.Module, student:nn.Module, # the frozen teacher; the student to train (must not be the teacher)
-               dls, # real `DataLoaders` for validation and for `stats`/`img_shape` (their training split is never used)
-               settings:DAFLSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student: epochs of `n_batches` steps of `bs` images
-               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
-    "Train `student` from `teacher` with DAFL; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
-    s = settings or DAFLSettings()
-    check_teacher_student(teacher, student)
-    synth = build_dafl_synthesizer(teacher, dls.img_shape, dls.stats, s, seed=seed)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs)
+train_dafl = online_trainer(build_dafl_synthesizer, DAFLSettings)
 
 # %% ../nbs/24_dafl.ipynb #54ccc8d3
 def dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, seed:int=0, device=None,

@@ -11,7 +11,7 @@ import torch, torch.nn as nn
 from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, build_transfer_set
 from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, synthesized_transfer_set
 
 # %% auto #0
 __all__ = ['DEEPINVERSION_DEFAULTS', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
@@ -58,16 +58,12 @@ def deepinversion_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stat
                                seed:int=0, device=None, progress:bool=True, settings:DeepInversionSettings|dict|None=None,
                                n_classes:int|None=None, **overrides) -> Path:
     "Synthesise a DeepInversion transfer set into `path` (resumable; see `build_transfer_set`)."
-    s = DEEPINVERSION.make_settings(settings, **overrides)
-    return build_transfer_set(deepinversion_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size,
-                              n_classes=n_classes, seed=seed, method='deepinversion', settings=asdict(s), stats=stats, progress=progress)
-
-def _deepinversion_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
-    return deepinversion_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+    return synthesized_transfer_set(DEEPINVERSION, teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size, seed,
+                                    progress=progress, device=device, **overrides)
 
 DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
-                           transfer_set=_deepinversion_transfer_set, key_settings=('bn', 'first_bn_multiplier', 'iterations', 'lr'),
+                           key_settings=('bn', 'first_bn_multiplier', 'iterations', 'lr'),
                            notebook='22_deepinversion')
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087

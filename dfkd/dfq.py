@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .synthesis import LossTerm
 from .inversion import BNStatisticsLoss
-from .generators import (Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
+from .generators import (online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
                              train_online, check_teacher_student)
 from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'train_dfq', 'dfq_synthesizer', 'dfq']
+__all__ = ['train_dfq', 'SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'dfq_synthesizer', 'dfq']
 
 # %% ../nbs/26_dfq.ipynb #79379889
 class SampleEntropyTerm(LossTerm):
@@ -48,23 +48,13 @@ def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifi
                           metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
     s = settings or DFQSettings()
-    if student is None: raise ValueError("DFQ's generators play against the student: pass student=")
     check_teacher_student(teacher, student)
     generator = GeneratorEnsemble([Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output) for _ in range(s.n_generators)])
     terms = [BNStatisticsLoss(s.bn, first_multiplier=1.), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
              AdversarialTerm(student, s.adversarial, T=s.adv_T)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
 
-def train_dfq(teacher:nn.Module, student:nn.Module,
-              dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-              settings:DFQSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
-    "Train `student` from `teacher` with DFQ's adversarial distillation; returns the fastai `Learner`."
-    s = settings or DFQSettings()
-    check_teacher_student(teacher, student)
-    synth = build_dfq_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs)
+train_dfq = online_trainer(build_dfq_synthesizer, DFQSettings)
 
 # %% ../nbs/26_dfq.ipynb #eecaf28d
 def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,

@@ -12,11 +12,11 @@ from fastcore.meta import delegates
 from .kd import check_teacher_student
 from .synthesis import CrossEntropyTerm
 from .inversion import BNStatisticsLoss
-from .generators import Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
+from .generators import online_trainer, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
 from .methods import MethodSpec, register, get_method
 
 # %% auto #0
-__all__ = ['MomentumBNStatisticsLoss', 'FastDFKDSettings', 'build_fastdfkd_synthesizer', 'train_fastdfkd', 'fastdfkd_synthesizer',
+__all__ = ['train_fastdfkd', 'MomentumBNStatisticsLoss', 'FastDFKDSettings', 'build_fastdfkd_synthesizer', 'fastdfkd_synthesizer',
            'fastdfkd']
 
 # %% ../nbs/28_fastdfkd.ipynb #fcfd2588
@@ -69,22 +69,13 @@ def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # a cla
                                metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
     s = settings or FastDFKDSettings()
-    if student is None: raise ValueError("FastDFKD's generator plays against the student: pass student=")
     check_teacher_student(teacher, student)
     generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
     terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), AdversarialTerm(student, s.adversarial, where_agree=True)]
     return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, steps=s.g_steps,
                                     lr_latent=s.lr_z, targets=True, seed=seed, device=device)
 
-def train_fastdfkd(teacher:nn.Module, student:nn.Module,
-                   dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-                   settings:FastDFKDSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps
-                   lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's learning rate; extra fastai callbacks
-    "Distil `student` from `teacher` while FastDFKD's meta-learned generator plays; returns the fastai `Learner`."
-    s = settings or FastDFKDSettings()
-    synth = build_fastdfkd_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                        student_steps=s.student_steps, pool_size=s.pool_size, seed=seed, show=show, cbs=cbs)
+train_fastdfkd = online_trainer(build_fastdfkd_synthesizer, FastDFKDSettings)
 
 # %% ../nbs/28_fastdfkd.ipynb #e8c2e034
 @delegates(FastDFKDSettings)

@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from .core import default_device, seed_generator
+from .core import default_device, seed_generator, tensor_checksum
+from .models import fingerprint
 from .hooks import Hooks
 from .kd import distill, check_teacher_student
 from .kd import frozen
@@ -23,7 +24,7 @@ from .viz import image_grid
 __all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'GeneratorParametrization',
            'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
            'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
-           'GeneratorSampler', 'generator_transfer_set', 'show_generated']
+           'online_trainer', 'GeneratorSampler', 'generator_transfer_set', 'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663
 class Generator(nn.Module):
@@ -202,13 +203,14 @@ def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
 def term_gradient_norm(synthesizer:Synthesizer, term_name:str, n:int=16) -> float:
     "Norm of the gradient of one term (unweighted) on the generator's parameters, for `n` fresh latents."
     term = next(t for t in synthesizer.terms if t.name == term_name)
-    gen = synthesizer.generator
-    gen.zero_grad(set_to_none=True)
     with synthesizer.round(n) as (ctx, _):
+        gen = synthesizer.param.net  # the network this round trains: the generator, or a meta-learned generator's clone
+        gen.zero_grad(set_to_none=True)
         synthesizer.loss(ctx)
         ctx.values[term.name].backward()
-    norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in gen.parameters() if p.grad is not None))
-    gen.zero_grad(set_to_none=True)
+        norm = torch.sqrt(sum(((p.grad.float() ** 2).sum() for p in gen.parameters() if p.grad is not None), torch.zeros(())))
+        gen.zero_grad(set_to_none=True)
+    synthesizer.param.net = synthesizer.generator  # a measurement, not a round: no meta-update, the clone is dropped
     return norm.item()
 
 # %% ../nbs/13_generators.ipynb #32fb7156
@@ -303,6 +305,24 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synthesizer, synthesizer.seconds, cb
     return learn
 
+# %% ../nbs/13_generators.ipynb #9205b6b4
+def online_trainer(build:Callable, # the method's synthesizer builder: (teacher, img_shape, stats, settings, student=, seed=) -> synthesizer
+                   settings_type:type, # the method's settings dataclass (its defaults when `settings` is None)
+                   distill_kwargs:Callable|None=None # (teacher, student, dls, settings) -> extra `DistillCallback` arguments
+                  ) -> Callable:
+    "The registry's `train` builder of an online method: its synthesizer, then `train_online` with the settings' `T`, `student_steps`, `pool_size`."
+    def train(teacher:nn.Module, student:nn.Module, dls, settings=None, epochs:int=3, n_batches:int=50, bs:int=64,
+              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
+        "Train `student` from `teacher` inside the method's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
+        s = settings if settings is not None else settings_type()
+        check_teacher_student(teacher, student)
+        synth = build(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+        extra = distill_kwargs(teacher, student, dls, s) if distill_kwargs is not None else {}
+        return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
+                            student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), seed=seed, show=show, cbs=cbs, **extra)
+    train.__doc__ = f"Train `student` from `teacher` with the game of `{build.__name__}`; returns the fastai `Learner`."
+    return train
+
 # %% ../nbs/13_generators.ipynb #e6a57fa5
 class GeneratorSampler:
     "Adapter for `build_transfer_set`: class-`c` batches drawn from a trained generator, ranked by the teacher's p(c|x)."
@@ -311,7 +331,11 @@ class GeneratorSampler:
         self.synth, self.teacher, self.device, self.pool_factor = synthesizer, synthesizer.teacher, synthesizer.device, pool_factor
         self.param = synthesizer.param  # `build_transfer_set` reads its `img_shape`
     def settings(self) -> dict:
-        return dict(kind='generator_samples', pool_factor=self.pool_factor, nz=self.synth.nz, rounds=self.synth.rounds)
+        # what makes the samples what they are: the generator's weights and the students the game played against
+        students = [fingerprint(t.student)['checksum'] for t in self.synth.terms if isinstance(t, StudentTerm)]
+        return dict(kind='generator_samples', pool_factor=self.pool_factor, nz=self.synth.nz, rounds=self.synth.rounds,
+                    generator_class=type(self.synth.generator).__name__,
+                    generator=tensor_checksum(list(self.synth.generator.state_dict().values())), students=students)
     @torch.no_grad()
     def synthesize(self, y:torch.Tensor, seed:int=0) -> dict:
         "Images for targets `y` (one class per call, as `build_transfer_set` plans them), with the teacher's logits."

@@ -114,6 +114,9 @@ def mark_yields_teacher_logits(dl, # a fastai `DataLoader` whose items are `(x, 
 # %% ../nbs/05_kd.ipynb #691966bd
 def check_teacher_student(teacher:nn.Module, student:nn.Module):
     "Refuse a student that is the teacher or shares its parameters: every teacher-student divergence would be zero."
+    if student is None:
+        raise ValueError('this method needs the student network (it plays against it or distils into it): pass student=... '
+                         '(--student on the command line)')
     if student is teacher:
         raise ValueError('the student is the teacher: pass a separate student network (distilling a model into itself, or an '
                          'adversarial term between a model and itself, is identically zero, as in Fast-Datafree issue #11)')

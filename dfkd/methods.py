@@ -8,13 +8,16 @@ Docs: https://dfkd.github.io/dfkd/methods.html.md"""
 from __future__ import annotations
 import dataclasses, importlib, json
 from dataclasses import dataclass, field, fields, asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn
+from .synthesis import build_transfer_set
 
 # %% auto #0
-__all__ = ['FAMILIES', 'NEEDS', 'BUILTIN_MODULES', 'MethodSpec', 'register', 'method_names', 'get_method', 'check_needs',
-           'method_transfer_set', 'method_synthesizer', 'methods_table', 'format_methods_table']
+__all__ = ['FAMILIES', 'NEEDS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register', 'method_names',
+           'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'methods_table',
+           'format_methods_table']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
@@ -40,8 +43,10 @@ class MethodSpec:
         if not dataclasses.is_dataclass(self.settings): raise TypeError(f'{self.name}: settings must be a dataclass type')
         bad = set(self.needs) - set(NEEDS)
         if bad: raise ValueError(f'{self.name}: unknown needs {sorted(bad)}; choose from {NEEDS}')
+        if self.transfer_set is None and self.train is None and self.synthesizer is not None:
+            self.transfer_set = partial(synthesized_transfer_set, self)  # offline: the synthesizer's batches, written by the engine
         if (self.transfer_set is None) == (self.train is None):
-            raise ValueError(f'{self.name}: give exactly one of transfer_set (offline) or train (online)')
+            raise ValueError(f'{self.name}: give exactly one of transfer_set (offline) or train (online), or a synthesizer alone (offline)')
     @property
     def online(self) -> bool: return self.train is not None
     def defaults(self) -> dict: return asdict(self.settings())
@@ -57,6 +62,16 @@ class MethodSpec:
         unknown = sorted(set(values) - set(valid))
         if unknown: raise TypeError(f'{self.name} has no setting {unknown}; its settings are {valid}')
         return self.settings(**values)
+
+# %% ../nbs/15_methods.ipynb #0dc33b31
+def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None, n_classes:int|None=None,
+                             settings=None, n_per_class:int=100, batch_size:int=64, seed:int=0, student=None, metadata=None, valid=None,
+                             progress:bool=True, device=None, **overrides) -> Path:
+    "An offline transfer set of `spec`'s synthesizer, written (and resumed) by `build_transfer_set` with the settings in the manifest."
+    s = spec.make_settings(settings, **overrides)
+    synth = spec.synthesizer(teacher, img_shape, stats, s, student=student, metadata=metadata, device=device)
+    return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=n_classes, seed=seed, method=spec.name,
+                              settings=asdict(s), stats=stats, progress=progress)
 
 # %% ../nbs/15_methods.ipynb #8aa0d686
 BUILTIN_MODULES = ('dfkd.lopes', 'dfkd.zskd', 'dfkd.deepinversion', 'dfkd.soft_targets',
@@ -116,9 +131,15 @@ def method_transfer_set(name:str, # a registered method
     if spec.online:
         if student is None: raise ValueError(f'{name} trains a generator against a student: pass the student network')
         from dfkd.generators import generator_transfer_set
+        from dfkd.synthesis import finished_transfer_set
+        from dfkd.models import fingerprint
+        # the student before the game (training changes it in place) and the game's budget make the set what it is
+        ident = dict(student=fingerprint(student), online_budget=online_budget or {})
+        if finished_transfer_set(path, teacher, method=name, settings=asdict(s), identity=ident, seed=seed,
+                                 n_per_class=n_per_class, batch_size=batch_size): return Path(path)  # done: do not replay the game
         learn = spec.train(teacher, student, dls, s, seed=seed, show=progress, **(online_budget or {}))
         return generator_transfer_set(learn.synthesizer, path, n_per_class=n_per_class, batch_size=batch_size, method=name,
-                                      stats=dls.stats, seed=seed, progress=progress, settings=asdict(s))
+                                      stats=dls.stats, seed=seed, progress=progress, settings=asdict(s), identity=ident)
     return spec.transfer_set(teacher, path, dls.img_shape, dls.stats, dls.n_classes, s, n_per_class=n_per_class, batch_size=batch_size,
                              seed=seed, student=student, metadata=metadata, valid=dls, progress=progress)
 

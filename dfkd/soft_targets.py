@@ -13,7 +13,7 @@ from dataclasses import dataclass, asdict
 from .hooks import get_module, names_of_type, last_linear_name
 from .synthesis import LossTerm, ActivationTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
 from .inversion import JitterFlip
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, synthesized_transfer_set
 
 # %% auto #0
 __all__ = ['SOFT_TARGET_DEFAULTS', 'SOFT_TARGETS', 'weight_similarity', 'SoftTargetTerm', 'last_conv_name', 'SoftTargetSettings',
@@ -107,15 +107,11 @@ def soft_target_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=
                              seed:int=0, device=None, progress:bool=True, settings:SoftTargetSettings|dict|None=None,
                              n_classes:int|None=None, **overrides) -> Path:
     "Synthesise a soft-targeted transfer set into `path` (resumable; see `build_transfer_set`)."
-    s = SOFT_TARGETS.make_settings(settings, **overrides)
-    return build_transfer_set(soft_target_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size,
-                              n_classes=n_classes, seed=seed, method='soft_targets', settings=asdict(s), stats=stats, progress=progress)
-
-def _soft_target_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
-    return soft_target_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+    return synthesized_transfer_set(SOFT_TARGETS, teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size, seed,
+                                    progress=progress, device=device, **overrides)
 
 SOFT_TARGETS = MethodSpec('soft_targets', 'inversion', 'Wang 2021, AAAI',
-                          SoftTargetSettings, synthesizer=soft_target_synthesizer, transfer_set=_soft_target_transfer_set,
+                          SoftTargetSettings, synthesizer=soft_target_synthesizer,
                           key_settings=('margin', 'activation', 'iterations', 'lr'), notebook='23_soft_targets')
 
 # %% ../nbs/23_soft_targets.ipynb #cebf6993

@@ -11,7 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass, asdict
 from .hooks import get_module, last_linear_name
 from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, synthesized_transfer_set
 
 # %% auto #0
 __all__ = ['ZSKD_DEFAULTS', 'ZSKD', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'ZSKDSettings',
@@ -82,16 +82,12 @@ def zskd_synthesizer(teacher:nn.Module, # any classifier
 
 def zskd_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100, seed:int=0,
                       settings:ZSKDSettings|dict|None=None, device=None, **kwargs) -> Path:
-    "Synthesise a ZSKD transfer set into `path` (resumable); `kwargs` are settings by name, the rest go to `build_transfer_set`."
-    s = ZSKD.make_settings(settings, **{k: kwargs.pop(k) for k in list(kwargs) if k in ZSKD_DEFAULTS})
-    return build_transfer_set(zskd_synthesizer(teacher, img_shape, stats, s, device=device), path, n_per_class, batch_size, seed=seed,
-                              method='zskd', settings=asdict(s), stats=stats, **kwargs)
-
-def _zskd_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, valid=None, **kwargs):
-    return zskd_transfer_set(teacher, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
+    "Synthesise a ZSKD transfer set into `path` (resumable); `kwargs` are settings by name (and `progress`, `n_classes`)."
+    return synthesized_transfer_set(ZSKD, teacher, path, img_shape, stats, kwargs.pop('n_classes', None), settings, n_per_class,
+                                    batch_size, seed, device=device, **kwargs)
 
 ZSKD = MethodSpec('zskd', 'inversion', 'Nayak et al. 2019, ICML', ZSKDSettings,
-                  synthesizer=zskd_synthesizer, transfer_set=_zskd_transfer_set, student_T=20.,
+                  synthesizer=zskd_synthesizer, student_T=20.,
                   key_settings=('betas', 'T', 'iterations', 'lr'), notebook='21_zskd')
 
 # %% ../nbs/21_zskd.ipynb #1d329ec2

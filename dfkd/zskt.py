@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch, torch.nn as nn
 from .kd import attention_loss
-from .generators import Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
 from .methods import MethodSpec, register
 
 # %% auto #0
-__all__ = ['attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer', 'train_zskt', 'zskt_synthesizer', 'zskt']
+__all__ = ['train_zskt', 'attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer', 'zskt_synthesizer', 'zskt']
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
 def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
@@ -56,26 +56,18 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # any class
                            metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "ZSKT's generator side: a generator maximising the teacher-student KL divergence."
     s = settings or ZSKTSettings()
-    if student is None: raise ValueError("ZSKT's generator plays against the student: pass student=")
     check_teacher_student(teacher, student)
     generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
     return GeneratorSynthesizer(teacher, generator, [AdversarialTerm(student, s.adversarial, T=s.T)], lr=s.lr_g, seed=seed, device=device)
 
-def train_zskt(teacher:nn.Module, student:nn.Module,
-               dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-               settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs x n_batches, each on bs fresh images
-               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None): # student's peak learning rate; extra fastai callbacks
-    "Train `student` from `teacher` with ZSKT's adversarial game; returns the fastai `Learner`."
-    s = settings or ZSKTSettings()
-    check_teacher_student(teacher, student)
-    at = {}
-    if s.beta:
-        s_layers = attention_layers(student, dls.img_shape) if s.student_layers is None else s.student_layers
-        t_layers = attention_layers(teacher, dls.img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
-        at = dict(feature_loss=attention_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
-    synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
-    return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                        student_steps=s.student_steps, seed=seed, show=show, cbs=cbs, **at)
+def _attention_transfer(teacher, student, dls, s) -> dict:
+    "ZSKT's student learns the teacher's attention maps too (weight beta), on the layers `attention_layers` picks unless given."
+    if not s.beta: return {}
+    s_layers = attention_layers(student, dls.img_shape) if s.student_layers is None else s.student_layers
+    t_layers = attention_layers(teacher, dls.img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
+    return dict(feature_loss=attention_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
+
+train_zskt = online_trainer(build_zskt_synthesizer, ZSKTSettings, _attention_transfer)
 
 # %% ../nbs/25_zskt.ipynb #5e77147c
 def zskt_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
