@@ -14,11 +14,11 @@ from .kd import check_teacher_student
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
 from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
-from .methods import MethodSpec, register, get_method
+from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_cmi', 'random_resized_crop', 'ContrastiveTerm', 'CMISettings', 'build_cmi_synthesizer', 'cmi_synthesizer',
-           'cmi']
+__all__ = ['train_cmi', 'cmi_synthesizer', 'cmi', 'random_resized_crop', 'ContrastiveTerm', 'CMISettings',
+           'build_cmi_synthesizer']
 
 # %% ../nbs/27_cmi.ipynb #bc26212a
 def _channel_means(acts:list) -> torch.Tensor:
@@ -94,13 +94,11 @@ class CMISettings:
     pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
     T:float = 4. # the student's distillation temperature
 
-def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
-                          settings:CMISettings|None=None, student:nn.Module|None=None, # the student the generator plays against
-                          metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMISettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+                   student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms."
     s = settings or CMISettings()
-    check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    generator = Generator.from_settings(img_shape, stats, s)
     terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True),
              ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
@@ -109,22 +107,9 @@ def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifi
 train_cmi = online_trainer(build_cmi_synthesizer, CMISettings)
 
 # %% ../nbs/27_cmi.ipynb #78a64574
-@delegates(CMISettings)
-def cmi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
-                    **kwargs) -> GeneratorSynthesizer: # any of `CMISettings`
-    "CMI's generator side for `teacher` against `student`."
-    return build_cmi_synthesizer(teacher, img_shape, stats, get_method('cmi').make_settings(kwargs), student=student, device=device, seed=seed)
+cmi_synthesizer = keyword_synthesizer('cmi')
 
-@delegates(CMISettings)
-def cmi(teacher:nn.Module, student:nn.Module,
-        dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-        epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs of `n_batches` batches of `bs` images
-        lr:float=1e-2, # student's learning rate
-        seed:int=0, show:bool=True, cbs=None, # `cbs`: more fastai callbacks for the student's `Learner`
-        **kwargs): # any of `CMISettings`
-    "Train `student` from `teacher` with CMI; returns the fastai `Learner`."
-    return train_cmi(teacher, student, dls, get_method('cmi').make_settings(kwargs), epochs=epochs, n_batches=n_batches, bs=bs,
-                     lr=lr, seed=seed, show=show, cbs=cbs)
+cmi = keyword_trainer('cmi')
 
 # %% ../nbs/27_cmi.ipynb #ff53729c
 register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, needs=('bn', 'student'),

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch.nn as nn
 from .synthesis import CrossEntropyTerm, ActivationTerm
 from .generators import online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
-__all__ = ['train_dafl', 'DAFLSettings', 'build_dafl_synthesizer', 'dafl_synthesizer', 'dafl']
+__all__ = ['train_dafl', 'dafl', 'DAFLSettings', 'build_dafl_synthesizer', 'dafl_synthesizer']
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
 @dataclass
@@ -31,12 +31,11 @@ class DAFLSettings:
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/24_dafl.ipynb #f2806cd3
-def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # any classifier, its input's (C, H, W) and normalisation
-                           settings:DAFLSettings|None=None, student=None, metadata=None, # DAFL plays against no student, reads no metadata
-                           device=None, seed:int=0) -> GeneratorSynthesizer:
+def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DAFLSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+                   student=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer: # DAFL reads no student and no metadata
     "DAFL's generator side: a DCGAN generator trained with the one-hot, activation and information-entropy terms."
     s = settings or DAFLSettings()
-    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    generator = Generator.from_settings(img_shape, stats, s)
     terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer, read='input'),
              ClassBalanceTerm(s.balance)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
@@ -49,10 +48,7 @@ def dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, seed:int=0, devic
     "`build_dafl_synthesizer` with the settings as keywords."
     return build_dafl_synthesizer(teacher, img_shape, stats, DAFLSettings(**settings), device=device, seed=seed)
 
-def dafl(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
-         seed:int=0, show:bool=True, **settings): # fields of `DAFLSettings` (nz, ngf, lr_g, weights, T, ...)
-    "`train_dafl` with the settings as keywords."
-    return train_dafl(teacher, student, dls, DAFLSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+dafl = keyword_trainer('dafl')
 
 # %% ../nbs/24_dafl.ipynb #82b83ec9
 register(MethodSpec('dafl', 'generator', 'Chen et al. 2019, ICCV', DAFLSettings, needs=(),

@@ -14,9 +14,9 @@ from fastai.data.load import DataLoader
 from .core import default_device
 
 # %% auto #0
-__all__ = ['DATASETS', 'load_mnist5k', 'load_digits8', 'load_mnist', 'load_fashion_mnist', 'read_cifar_bin', 'load_cifar10',
-           'load_cifar100', 'write_idx', 'write_tiny_mnist', 'write_tiny_cifar', 'ImageTensorDataset', 'cifar_augment',
-           'resize_images', 'norm_stats', 'make_dls', 'get_dls']
+__all__ = ['load_mnist', 'load_fashion_mnist', 'load_cifar10', 'load_cifar100', 'DATASETS', 'load_mnist5k', 'load_digits8',
+           'disk_loader', 'read_cifar_bin', 'write_idx', 'write_tiny_mnist', 'write_tiny_cifar', 'ImageTensorDataset',
+           'cifar_augment', 'resize_images', 'norm_stats', 'make_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #252de91f
 def _split(n, n_test, seed=0):
@@ -42,6 +42,12 @@ def load_digits8(root=None, download=False):
     return x[trn], y[trn], x[tst], y[tst], [str(i) for i in range(10)]
 
 # %% ../nbs/01_data.ipynb #7620ce9f
+def disk_loader(read, name:str, doc:str):
+    "A loader `f(root='data', download=False)` of the on-disk dataset `name`, read by `read(name, root, download)`."
+    def load(root='data', download=False): return read(name, root, download)
+    load.__doc__ = doc
+    return load
+
 _IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
 
 def _missing_error(name, folder, files, cause=None):
@@ -68,13 +74,8 @@ def _load_idx_dataset(cls_name, root, download):
         except Exception as e2: raise _missing_error(cls_name, raw, _IDX_FILES, e2) from None
     return xt, yt, xv, yv, [str(c) for c in classes]
 
-def load_mnist(root='data', download=False):
-    "Full MNIST from IDX files under `root/MNIST/raw` (60,000 train / 10,000 test)."
-    return _load_idx_dataset('MNIST', root, download)
-
-def load_fashion_mnist(root='data', download=False):
-    "FashionMNIST from IDX files under `root/FashionMNIST/raw`."
-    return _load_idx_dataset('FashionMNIST', root, download)
+load_mnist = disk_loader(_load_idx_dataset, 'MNIST', "Full MNIST from IDX files under `root/MNIST/raw` (60,000 train / 10,000 test).")
+load_fashion_mnist = disk_loader(_load_idx_dataset, 'FashionMNIST', "FashionMNIST from IDX files under `root/FashionMNIST/raw`.")
 
 # %% ../nbs/01_data.ipynb #596b19da
 _CIFAR = {
@@ -110,13 +111,8 @@ def _load_cifar(name, root, download):
     classes = [l for l in meta.read_text().split('\n') if l.strip()] if meta.exists() else [str(i) for i in range(spec['n_classes'])]
     return xt, yt, xv, yv, classes
 
-def load_cifar10(root='data', download=False):
-    "CIFAR-10 from the binary distribution under `root/cifar-10-batches-bin`."
-    return _load_cifar('cifar10', root, download)
-
-def load_cifar100(root='data', download=False):
-    "CIFAR-100 (fine labels) from the binary distribution under `root/cifar-100-binary`."
-    return _load_cifar('cifar100', root, download)
+load_cifar10 = disk_loader(_load_cifar, 'cifar10', "CIFAR-10 from the binary distribution under `root/cifar-10-batches-bin`.")
+load_cifar100 = disk_loader(_load_cifar, 'cifar100', "CIFAR-100 (fine labels) from the binary distribution under `root/cifar-100-binary`.")
 
 # %% ../nbs/01_data.ipynb #8f0bd538
 def write_idx(path, arr:np.ndarray, compress=True):

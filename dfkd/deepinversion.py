@@ -11,12 +11,12 @@ import torch, torch.nn as nn
 from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, build_transfer_set
 from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop
-from .methods import MethodSpec, register, synthesized_transfer_set
+from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
-           'deepinversion_synthesizer', 'deepinversion_transfer_set', 'ADISettings', 'adi_synthesizer',
-           'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI',
+           'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
+           'adi_synthesizer', 'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
@@ -54,12 +54,7 @@ def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm l
     return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
                        augment=JitterFlip(s.max_shift, s.flip), device=device, log_every=10)
 
-def deepinversion_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
-                               seed:int=0, device=None, progress:bool=True, settings:DeepInversionSettings|dict|None=None,
-                               n_classes:int|None=None, **overrides) -> Path:
-    "Synthesise a DeepInversion transfer set into `path` (resumable; see `build_transfer_set`)."
-    return synthesized_transfer_set(DEEPINVERSION, teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size, seed,
-                                    progress=progress, device=device, **overrides)
+deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 
 DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,

@@ -12,10 +12,10 @@ from .synthesis import LossTerm
 from .inversion import BNStatisticsLoss
 from .generators import (online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
                              train_online, check_teacher_student)
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
-__all__ = ['train_dfq', 'SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'dfq_synthesizer', 'dfq']
+__all__ = ['train_dfq', 'dfq', 'SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'dfq_synthesizer']
 
 # %% ../nbs/26_dfq.ipynb #79379889
 class SampleEntropyTerm(LossTerm):
@@ -43,13 +43,11 @@ class DFQSettings:
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/26_dfq.ipynb #d82c276b
-def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
-                          settings:DFQSettings|None=None, student:nn.Module|None=None, # the student the generators play against
-                          metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DFQSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+                   student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
     s = settings or DFQSettings()
-    check_teacher_student(teacher, student)
-    generator = GeneratorEnsemble([Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output) for _ in range(s.n_generators)])
+    generator = GeneratorEnsemble([Generator.from_settings(img_shape, stats, s) for _ in range(s.n_generators)])
     terms = [BNStatisticsLoss(s.bn, first_multiplier=1.), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
              AdversarialTerm(student, s.adversarial, T=s.adv_T)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
@@ -63,10 +61,7 @@ def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
     "`build_dfq_synthesizer` with the settings as keywords."
     return build_dfq_synthesizer(teacher, img_shape, stats, DFQSettings(**{'adv_T': T, **settings}), student=student, device=device, seed=seed)
 
-def dfq(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
-        seed:int=0, show:bool=True, **settings): # fields of `DFQSettings` (n_generators, lr_g, weights, T, ...)
-    "`train_dfq` with the settings as keywords."
-    return train_dfq(teacher, student, dls, DFQSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+dfq = keyword_trainer('dfq')
 
 # %% ../nbs/26_dfq.ipynb #60843b92
 register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),

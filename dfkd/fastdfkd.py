@@ -13,11 +13,11 @@ from .kd import check_teacher_student
 from .synthesis import CrossEntropyTerm
 from .inversion import BNStatisticsLoss
 from .generators import online_trainer, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
-from .methods import MethodSpec, register, get_method
+from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_fastdfkd', 'MomentumBNStatisticsLoss', 'FastDFKDSettings', 'build_fastdfkd_synthesizer', 'fastdfkd_synthesizer',
-           'fastdfkd']
+__all__ = ['train_fastdfkd', 'fastdfkd_synthesizer', 'fastdfkd', 'MomentumBNStatisticsLoss', 'FastDFKDSettings',
+           'build_fastdfkd_synthesizer']
 
 # %% ../nbs/28_fastdfkd.ipynb #fcfd2588
 class MomentumBNStatisticsLoss(BNStatisticsLoss):
@@ -64,13 +64,11 @@ class FastDFKDSettings:
     pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
     T:float = 4. # the student's distillation temperature
 
-def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # a classifier with BatchNorm layers, its input's (C, H, W) and normalisation
-                               settings:FastDFKDSettings|None=None, student:nn.Module|None=None, # the student the generator plays against
-                               metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:FastDFKDSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+                   student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
     s = settings or FastDFKDSettings()
-    check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    generator = Generator.from_settings(img_shape, stats, s)
     terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), AdversarialTerm(student, s.adversarial, where_agree=True)]
     return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, steps=s.g_steps,
                                     lr_latent=s.lr_z, targets=True, seed=seed, device=device)
@@ -78,22 +76,9 @@ def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # a cla
 train_fastdfkd = online_trainer(build_fastdfkd_synthesizer, FastDFKDSettings)
 
 # %% ../nbs/28_fastdfkd.ipynb #e8c2e034
-@delegates(FastDFKDSettings)
-def fastdfkd_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
-                         **kwargs) -> GeneratorSynthesizer: # any of `FastDFKDSettings`
-    "FastDFKD's generator side for `teacher` against `student`."
-    return build_fastdfkd_synthesizer(teacher, img_shape, stats, get_method('fastdfkd').make_settings(kwargs), student=student, device=device, seed=seed)
+fastdfkd_synthesizer = keyword_synthesizer('fastdfkd')
 
-@delegates(FastDFKDSettings)
-def fastdfkd(teacher:nn.Module, student:nn.Module,
-             dls, # real `DataLoaders` for validation and for `stats`/`img_shape`
-             epochs:int=3, n_batches:int=50, bs:int=64, # student steps: epochs of `n_batches` batches of `bs` images
-             lr:float=1e-2, # student's learning rate
-             seed:int=0, show:bool=True, cbs=None, # `cbs`: more fastai callbacks for the student's `Learner`
-             **kwargs): # any of `FastDFKDSettings`
-    "Train `student` from `teacher` with FastDFKD; returns the fastai `Learner`."
-    return train_fastdfkd(teacher, student, dls, get_method('fastdfkd').make_settings(kwargs), epochs=epochs, n_batches=n_batches, bs=bs,
-                          lr=lr, seed=seed, show=show, cbs=cbs)
+fastdfkd = keyword_trainer('fastdfkd')
 
 # %% ../nbs/28_fastdfkd.ipynb #1bc57936
 register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDSettings, needs=('bn', 'student'),

@@ -51,6 +51,11 @@ class Generator(nn.Module):
         # buffers so that .to(device) moves them and state_dict records the normalisation the generator was trained for
         self.register_buffer('mean', mean.view(1, -1, 1, 1)); self.register_buffer('std', std.view(1, -1, 1, 1))
 
+    @classmethod
+    def from_settings(cls, img_shape, stats, s):
+        "The generator a method's settings `s` describe (their `nz`, `ngf` and `output`)."
+        return cls(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+
     def forward(self, z):
         h = self.project(z).view(len(z), -1, *self.side)
         t = torch.tanh(self.body(h))

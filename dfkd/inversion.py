@@ -13,7 +13,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
 from .kd import distill, cached_classifier  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
-from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls)
+from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls,
+                            read_manifest, verified_shards)
 
 # %% auto #0
 __all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'BNStatisticsLoss', 'total_variation',
@@ -133,14 +134,15 @@ class CompetitionTerm(StudentTerm):
 
 # %% ../nbs/12_inversion.ipynb #eef32450
 class RoundsTransferSet(TransferSet):
-    "The shards of the per-rank manifests `ranks` of the transfer set in `path`, as one `TransferSet` (for training between rounds)."
+    "The shards of the per-rank manifests `ranks` of the transfer set in `path`, verified, as one `TransferSet` (for training between rounds)."
     def __init__(self, path:str|Path, ranks, world_size:int):
         self.path = Path(path)
-        ms = [read_json(self.path/f'manifest-r{r:02d}.json') if world_size > 1 else read_json(self.path/'manifest.json') for r in ranks]
+        ms = [read_manifest(self.path/(f'manifest-r{r:02d}.json' if world_size > 1 else 'manifest.json')) for r in ranks]
         shards = [s for m in ms for s in m['shards']]
         counts = {c: sum(m['counts'][c] for m in ms) for c in ms[0]['counts']}
         self.manifest = dict(ms[0], shards=shards, counts=counts, complete=all(m['complete'] for m in ms), rank=None)
-        parts = [load_safetensors(self.path/s['file'])[0] for s in shards]
+        parts, bad = verified_shards(self.path, self.manifest)
+        if bad: raise ValueError(f'{self.path}: ' + '; '.join(bad) + '. Resume with the same arguments (bad shards are synthesised again)')
         self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) for k in ('x', 'y', 'logits'))
 
 def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` (e.g. `CompetitionTerm`)

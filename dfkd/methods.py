@@ -16,8 +16,8 @@ from .synthesis import build_transfer_set
 
 # %% auto #0
 __all__ = ['FAMILIES', 'NEEDS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register', 'method_names',
-           'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'methods_table',
-           'format_methods_table']
+           'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'keyword_trainer',
+           'keyword_synthesizer', 'keyword_transfer_set', 'methods_table', 'format_methods_table']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
@@ -150,6 +150,38 @@ def method_synthesizer(name:str, teacher:nn.Module, img_shape, stats=None, setti
     if spec.synthesizer is None: raise ValueError(f'{name} has no synthesis loop (it is the {spec.family} baseline)')
     check_needs(spec, teacher, student, metadata)
     return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings, preset), student=student, metadata=metadata, device=device)
+
+# %% ../nbs/15_methods.ipynb #a151db57
+def keyword_trainer(name:str) -> Callable:
+    "`get_method(name).train` with the method's settings as keyword arguments (an unknown one is refused with the valid names)."
+    def train(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
+              seed:int=0, show:bool=True, cbs=None, **settings):
+        spec = get_method(name)
+        return spec.train(teacher, student, dls, spec.make_settings(settings), epochs=epochs, n_batches=n_batches, bs=bs, lr=lr,
+                          seed=seed, show=show, cbs=cbs)
+    train.__name__ = train.__qualname__ = name
+    train.__doc__ = f"Train `student` from `teacher` with {name}; the method's settings as keywords, the student's budget as arguments."
+    return train
+
+# %% ../nbs/15_methods.ipynb #6691b2b7
+def keyword_synthesizer(name:str) -> Callable:
+    "`get_method(name).synthesizer` against a student, with the method's settings as keyword arguments."
+    def synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None, **settings):
+        spec = get_method(name)
+        return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings), student=student, device=device, seed=seed)
+    synthesizer.__name__ = synthesizer.__qualname__ = f'{name}_synthesizer'
+    synthesizer.__doc__ = f"The {name} synthesizer for `teacher` against `student`; the method's settings as keywords."
+    return synthesizer
+
+def keyword_transfer_set(name:str) -> Callable:
+    "An offline method's transfer set with its settings as keyword arguments (through `synthesized_transfer_set`)."
+    def transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100, seed:int=0,
+                     device=None, progress:bool=True, settings=None, n_classes:int|None=None, **overrides) -> Path:
+        return synthesized_transfer_set(get_method(name), teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size,
+                                        seed, progress=progress, device=device, **overrides)
+    transfer_set.__name__ = transfer_set.__qualname__ = f'{name}_transfer_set'
+    transfer_set.__doc__ = f"Synthesise a {name} transfer set into `path` (resumable; see `build_transfer_set`); settings as keywords."
+    return transfer_set
 
 # %% ../nbs/15_methods.ipynb #472328dc
 def methods_table(family:str|None=None) -> list[dict]:

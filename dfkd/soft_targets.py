@@ -13,11 +13,11 @@ from dataclasses import dataclass, asdict
 from .hooks import get_module, names_of_type, last_linear_name
 from .synthesis import LossTerm, ActivationTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
 from .inversion import JitterFlip
-from .methods import MethodSpec, register, synthesized_transfer_set
+from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['SOFT_TARGET_DEFAULTS', 'SOFT_TARGETS', 'weight_similarity', 'SoftTargetTerm', 'last_conv_name', 'SoftTargetSettings',
-           'soft_target_synthesizer', 'soft_target_transfer_set']
+__all__ = ['SOFT_TARGET_DEFAULTS', 'soft_target_transfer_set', 'SOFT_TARGETS', 'weight_similarity', 'SoftTargetTerm',
+           'last_conv_name', 'SoftTargetSettings', 'soft_target_synthesizer']
 
 # %% ../nbs/23_soft_targets.ipynb #38531f42
 def weight_similarity(module:nn.Module) -> torch.Tensor:
@@ -103,12 +103,7 @@ def soft_target_synthesizer(teacher:nn.Module, # any classifier (with a convolut
     return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
                        augment=JitterFlip(s.max_shift), device=device, log_every=10)
 
-def soft_target_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
-                             seed:int=0, device=None, progress:bool=True, settings:SoftTargetSettings|dict|None=None,
-                             n_classes:int|None=None, **overrides) -> Path:
-    "Synthesise a soft-targeted transfer set into `path` (resumable; see `build_transfer_set`)."
-    return synthesized_transfer_set(SOFT_TARGETS, teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size, seed,
-                                    progress=progress, device=device, **overrides)
+soft_target_transfer_set = keyword_transfer_set('soft_targets')
 
 SOFT_TARGETS = MethodSpec('soft_targets', 'inversion', 'Wang 2021, AAAI',
                           SoftTargetSettings, synthesizer=soft_target_synthesizer,

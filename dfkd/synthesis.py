@@ -87,6 +87,7 @@ class ActivationTerm(LossTerm):
 class StudentTerm(LossTerm):
     "Base of terms that read a live `student`: checked against the teacher, frozen during the round, restored after it."
     def __init__(self, student:nn.Module, weight:float=1., name:str|None=None):
+        if student is None: raise ValueError(f'{type(self).__name__} reads the student: pass the student network (--student on the command line)')
         super().__init__(weight, name); self.student, self._frozen = student, None
     def begin_batch(self, ctx):
         check_teacher_student(ctx.teacher, self.student)

@@ -11,11 +11,11 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass, asdict
 from .hooks import get_module, last_linear_name
 from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
-from .methods import MethodSpec, register, synthesized_transfer_set
+from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['ZSKD_DEFAULTS', 'ZSKD', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'ZSKDSettings',
-           'zskd_synthesizer', 'zskd_transfer_set']
+__all__ = ['ZSKD_DEFAULTS', 'zskd_transfer_set', 'ZSKD', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm',
+           'ZSKDSettings', 'zskd_synthesizer']
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
 def class_similarity(teacher:nn.Module, # any classifier
@@ -80,11 +80,7 @@ def zskd_synthesizer(teacher:nn.Module, # any classifier
     return Synthesizer(teacher, [term], PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
                        device=device, log_every=10)
 
-def zskd_transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100, seed:int=0,
-                      settings:ZSKDSettings|dict|None=None, device=None, **kwargs) -> Path:
-    "Synthesise a ZSKD transfer set into `path` (resumable); `kwargs` are settings by name (and `progress`, `n_classes`)."
-    return synthesized_transfer_set(ZSKD, teacher, path, img_shape, stats, kwargs.pop('n_classes', None), settings, n_per_class,
-                                    batch_size, seed, device=device, **kwargs)
+zskd_transfer_set = keyword_transfer_set('zskd')
 
 ZSKD = MethodSpec('zskd', 'inversion', 'Nayak et al. 2019, ICML', ZSKDSettings,
                   synthesizer=zskd_synthesizer, student_T=20.,

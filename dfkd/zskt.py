@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch, torch.nn as nn
 from .kd import attention_loss
 from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
-from .methods import MethodSpec, register
+from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_zskt', 'attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer', 'zskt_synthesizer', 'zskt']
+__all__ = ['train_zskt', 'zskt_synthesizer', 'zskt', 'attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer']
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
 def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
@@ -51,13 +51,11 @@ class ZSKTSettings:
     teacher_layers:list|None = None # teacher layers of the attention pairs; `None` picks as many with `attention_layers`
 
 # %% ../nbs/25_zskt.ipynb #47615720
-def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # any classifier, its input's (C, H, W) and normalisation
-                           settings:ZSKTSettings|None=None, student:nn.Module|None=None, # the student the generator plays against
-                           metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
+def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZSKTSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+                   student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "ZSKT's generator side: a generator maximising the teacher-student KL divergence."
     s = settings or ZSKTSettings()
-    check_teacher_student(teacher, student)
-    generator = Generator(img_shape, nz=s.nz, ngf=s.ngf, stats=stats, output=s.output)
+    generator = Generator.from_settings(img_shape, stats, s)
     return GeneratorSynthesizer(teacher, generator, [AdversarialTerm(student, s.adversarial, T=s.T)], lr=s.lr_g, seed=seed, device=device)
 
 def _attention_transfer(teacher, student, dls, s) -> dict:
@@ -70,15 +68,9 @@ def _attention_transfer(teacher, student, dls, s) -> dict:
 train_zskt = online_trainer(build_zskt_synthesizer, ZSKTSettings, _attention_transfer)
 
 # %% ../nbs/25_zskt.ipynb #5e77147c
-def zskt_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None,
-                     **settings) -> GeneratorSynthesizer: # fields of `ZSKTSettings`
-    "`build_zskt_synthesizer` with the settings as keywords."
-    return build_zskt_synthesizer(teacher, img_shape, stats, ZSKTSettings(**settings), student=student, device=device, seed=seed)
+zskt_synthesizer = keyword_synthesizer('zskt')
 
-def zskt(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
-         seed:int=0, show:bool=True, **settings): # fields of `ZSKTSettings` (student_steps, beta, lr_g, T, ...)
-    "`train_zskt` with the settings as keywords."
-    return train_zskt(teacher, student, dls, ZSKTSettings(**settings), epochs, n_batches, bs, lr, seed, show)
+zskt = keyword_trainer('zskt')
 
 # %% ../nbs/25_zskt.ipynb #de9d154b
 register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
