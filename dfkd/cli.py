@@ -1,4 +1,4 @@
-"""`dfkd train`, `dfkd stats`, `dfkd synthesize`, `dfkd distill`, `dfkd show`, `dfkd bench`: the notebooks' functions over a run folder that keeps weights, the training log and a JSON record of settings and results.
+"""`dfkd train`, `dfkd stats`, `dfkd synthesize`, `dfkd distill`, `dfkd show`, `dfkd pipeline`, `dfkd methods`, `dfkd bench`: the library's functions over a run folder that keeps weights, the training log and a JSON record of settings and results.
 
 Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
@@ -6,34 +6,36 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
-import argparse, json, platform, sys, time
+import argparse, ast, inspect, json, sys, time, types, typing
+from dataclasses import fields
 from pathlib import Path
-import torch
-from fastai.callback.progress import CSVLogger
-import dfkd
-from .core import atomic_write_json, default_device, read_json, set_seed, keep_freed_memory
-from .data import DATASETS, get_dls
-from .models import get_model, load_model, save_model, model_names, count_params
-from .kd import train_classifier, distill, evaluate
+from fastcore.docments import docments
+from .core import default_device, set_seed
+from .performance import keep_freed_memory
+from .data import DATASETS
+from .models import get_model, load_model, model_names
 from .metadata import KINDS, record_metadata, load_metadata
-from .synthesis import TransferSet, transfer_dls
-from .lopes import lopes_transfer_set, noise_transfer_set
-from .generators import generator_transfer_set
-from .inversion_benchmark import INVERSION_METHODS, inversion_transfer_set
-from .generator_benchmark import GENERATOR_METHODS, generator_method_settings, train_with_generator
+from .synthesis import TransferSet
+from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
+from .pipeline import write_record, train_run, distill_run, teacher_dls, pipeline, PIPELINE_DEFAULT_METHOD
 
 # %% auto #0
-__all__ = ['SYNTH_METHODS', 'PIPELINE_DEFAULT_METHOD', 'cmd_train', 'cmd_distill', 'cmd_stats', 'cmd_synthesize', 'cmd_show',
-           'cmd_pipeline', 'cmd_bench', 'make_parser', 'main', 'console']
+__all__ = ['SHORTCUTS', 'BENCHMARKS', 'UsageError', 'cmd_train', 'cmd_distill', 'parse_settings', 'cmd_stats', 'cmd_synthesize',
+           'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records', 'cmd_bench', 'make_parser',
+           'main', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
-def _record(run:Path, command:str, args:dict, results:dict, t0:float) -> dict:
-    args = {k: v for k, v in args.items() if not callable(v)}
-    rec = dict(command=command, settings=args, results=results, seconds=round(time.time() - t0, 2),
-               versions=dict(dfkd=dfkd.__version__, torch=torch.__version__, python=platform.python_version()),
-               device=str(default_device()), finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
-    atomic_write_json(run/'record.json', rec)
-    return rec
+class UsageError(ValueError):
+    "A command line the CLI cannot run (an unknown setting, a value of the wrong type); `console` prints it as one line."
+
+def _call(f, args, **kw):
+    "Call `f` with the parsed options named like its parameters, and `kw`."
+    params = inspect.signature(f).parameters
+    return f(**{k: v for k, v in vars(args).items() if k in params and k not in kw}, **kw)
+
+def _default(f, name:str):
+    "The default of parameter `name` of `f`: the CLI's defaults are the library's."
+    return inspect.signature(f).parameters[name].default
 
 def _data_args(p):
     p.add_argument('--dataset', default='mnist5k', choices=sorted(DATASETS), help='dataset (embedded: mnist5k, digits; on disk: the rest) [%(default)s]')
@@ -42,65 +44,75 @@ def _data_args(p):
     p.add_argument('--bs', type=int, default=64, help='batch size [%(default)s]')
     p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
-def _fit_args(p, epochs=8, lr=None):
+def _fit_args(p, epochs=8):
     p.add_argument('--epochs', type=int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
-    p.add_argument('--lr', type=float, default=lr, help='peak learning rate (Adam); default: 1e-3 for MLPs, 1e-2 otherwise')
+    p.add_argument('--lr', type=float, default=None, help='peak learning rate (Adam); default: 1e-3 for MLPs, 1e-2 otherwise')
     p.add_argument('--wd', type=float, default=1e-4, help='weight decay [%(default)s]')
     p.add_argument('--fp16', action='store_true', help='mixed precision (only on a GPU)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
-def _default_lr(args, model_name):
-    return args.lr or (1e-3 if model_name.startswith('hinton') else 1e-2)
-
-def _default_size(args, model_name):
-    return args.size or (28 if model_name.startswith('hinton') else 32 if args.dataset in ('mnist5k', 'mnist', 'fashion_mnist') else None)
-
 # %% ../nbs/90_cli.ipynb #ee27feae
 def cmd_train(args) -> dict:
     "Train `--model` from scratch on `--dataset`; save weights, log and record in `--run`."
-    t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
-    set_seed(args.seed)
-    size = _default_size(args, args.model)
-    dls = get_dls(args.dataset, bs=args.bs, size=size, root=args.root, seed=args.seed)
-    model = get_model(args.model, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-    learn = train_classifier(model, dls, args.epochs, _default_lr(args, args.model), wd=args.wd, fp16=args.fp16,
-                             cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=args.seed, show=not args.quiet)
-    save_model(learn.model, run/'model.safetensors', extra=dict(dataset=args.dataset, img_shape=list(dls.img_shape), stats=dls.stats))
-    acc = evaluate(learn.model, dls.valid)
-    rec = _record(run, 'train', vars(args), dict(test_accuracy=acc, params=count_params(model)), t0)
-    print(f"{args.model} on {args.dataset}: test accuracy {acc:.4f} ({rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
-    return rec
+    return _call(train_run, args)
 
 def cmd_distill(args) -> dict:
     "Distil the teacher at `--teacher` into `--student` with Hinton KD, on `--dataset` or on `--transfer-set`; save in `--run`."
-    t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
-    teacher = load_model(args.teacher, device=default_device())
-    set_seed(args.seed)
-    size = args.size or teacher.dfkd_config.get('img_size') or _default_size(args, args.student)
-    dls = get_dls(args.dataset, bs=args.bs, size=size, root=args.root, seed=args.seed)
-    alpha = args.alpha if args.alpha is not None else (1. if args.transfer_set else 0.9)
-    if args.transfer_set:  # train on the transfer set (cached teacher logits), validate on the real test split
-        dls = transfer_dls(TransferSet(args.transfer_set, teacher=teacher), dls, bs=args.bs, seed=args.seed)
-    student = get_model(args.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-    learn = distill(student, teacher, dls, args.epochs, _default_lr(args, args.student), T=args.T, alpha=alpha, wd=args.wd,
-                    shift=args.shift, fp16=args.fp16, cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=args.seed, show=not args.quiet)
-    save_model(learn.model, run/'model.safetensors', extra=dict(dataset=args.dataset, img_shape=list(dls.img_shape), stats=dls.stats))
-    res = dict(test_accuracy=evaluate(learn.model, dls.valid), teacher_accuracy=evaluate(teacher, dls.valid), params=count_params(student))
-    rec = _record(run, 'distill', vars(args), res, t0)
-    print(f"{args.student} distilled from {args.teacher}: test accuracy {res['test_accuracy']:.4f} "
-          f"(teacher {res['teacher_accuracy']:.4f}, {rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
-    return rec
+    return _call(distill_run, args)
 
 # %% ../nbs/90_cli.ipynb #3857ca1a
-def _teacher_data(args, teacher):
-    size = args.size or teacher.dfkd_config.get('img_size')
-    return get_dls(args.dataset, bs=args.bs, size=size, root=args.root, seed=args.seed)
+def _parse_value(text:str, tp):
+    "`text` as a value of type `tp`; `ValueError` if it is not one."
+    origin, targs = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ('none', 'null') and type(None) in targs: return None
+        for a in targs:
+            if a is type(None): continue
+            try: return _parse_value(text, a)
+            except ValueError: pass
+        raise ValueError
+    if tp is bool:
+        if text.lower() in ('true', 'yes', 'on', '1'): return True
+        if text.lower() in ('false', 'no', 'off', '0'): return False
+        raise ValueError
+    if tp in (int, float, str): return tp(text)
+    try: value = ast.literal_eval(text)  # tuples, lists, dicts
+    except (SyntaxError, ValueError): raise ValueError from None
+    if isinstance(origin or tp, type) and not isinstance(value, origin or tp): raise ValueError
+    return value
 
+def _type_name(tp) -> str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+
+SHORTCUTS = {'iterations': 'iterations', 'synth_lr': 'lr'}  # option -> the setting it stands for
+
+def parse_settings(method:str, # a registered method
+                   pairs=(), # `key=value` strings, as given to `--set`
+                   **shortcuts) -> dict: # `iterations=`, `synth_lr=` (`None`: not given)
+    "The settings of `method` that the command line changes, each checked against the method's settings dataclass and typed."
+    spec = get_method(method)
+    hints, names = typing.get_type_hints(spec.settings), [f.name for f in fields(spec.settings)]
+    out = {}
+    for option, value in shortcuts.items():
+        if value is None: continue
+        key = SHORTCUTS[option]
+        if key not in names:
+            raise UsageError(f"--{option.replace('_', '-')} sets the setting '{key}', which {method} does not have; "
+                             f"its settings are {', '.join(names)} (use --set)")
+        out[key] = value
+    for pair in pairs:
+        key, eq, text = pair.partition('=')
+        if not eq: raise UsageError(f'--set expects key=value, got {pair!r}')
+        if key not in names: raise UsageError(f"--set {pair}: {method} has no setting '{key}'; its settings are {', '.join(names)}")
+        try: out[key] = _parse_value(text, hints[key])
+        except ValueError: raise UsageError(f'--set {pair}: {method} wants {_type_name(hints[key])} for {key}, not {text!r}') from None
+    return out
+
+# %% ../nbs/90_cli.ipynb #c971d9f2
 def cmd_stats(args) -> dict:
     "Record `--kinds` statistics of the teacher on `--dataset`'s training split into `--out`."
     t0 = time.time()
     teacher = load_model(args.teacher, device=default_device())
-    dls = _teacher_data(args, teacher)
+    dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
     out = Path(args.out or Path(args.teacher).with_name('metadata.safetensors'))
     meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k, k_pair=args.k_pair,
                            n_classes=dls.n_classes, seed=args.seed, progress=not args.quiet)
@@ -109,57 +121,21 @@ def cmd_stats(args) -> dict:
     print(f"metadata {meta.kinds} for {len(meta.layers)} layers -> {out} ({res['bytes']/1e6:.2f} MB, {res['seconds']:.0f}s)")
     return res
 
-def _synth_lopes(objective):
-    def _f(teacher, args, out, dls):
-        if not args.metadata: raise ValueError(f'--method {objective} reconstructs from metadata: pass --metadata (made by `dfkd stats`)')
-        meta = load_metadata(args.metadata, teacher)
-        return lopes_transfer_set(teacher, meta, objective, out, n_per_class=args.n_per_class, batch_size=args.batch_size,
-                                  seed=args.seed, iterations=args.iterations or 200, lr=args.synth_lr or 0.05, progress=not args.quiet)
-    return _f
-
-def _synth_noise(teacher, args, out, dls):
-    return noise_transfer_set(teacher, out, dls.img_shape, dls.n_classes, n_per_class=args.n_per_class, batch_size=args.batch_size,
-                              stats=dls.stats, seed=args.seed, progress=not args.quiet)
-
-def _train_online(method, teacher, args, dls, run=None):
-    "Play `method`'s generator game against a fresh `--student`; returns the fastai Learner (student and synthesizer inside)."
-    set_seed(args.seed)
-    student = get_model(args.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-    cbs = [CSVLogger(str((Path(run)/'history.csv').absolute()))] if run else None
-    kw = dict(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed, show=not args.quiet)
-    if cbs: kw['cbs'] = cbs
-    kw = {k: v for k, v in kw.items() if k in generator_method_settings(method)}
-    return train_with_generator(method, teacher, student, dls, **kw)
-
-def _synth_online(method):
-    def _f(teacher, args, out, dls):
-        learn = _train_online(method, teacher, args, dls)
-        return generator_transfer_set(learn.synthesizer, out, n_per_class=args.n_per_class, batch_size=args.batch_size,
-                                      method=method, stats=dls.stats, seed=args.seed, progress=not args.quiet)
-    return _f
-
-def _synth_inversion(method):
-    def _f(teacher, args, out, dls):
-        student = None
-        if method == 'adi':  # ADI's competition term needs the student it trains between rounds
-            set_seed(args.seed)
-            student = get_model(args.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-        kw = {'iterations': args.iterations} if args.iterations else {}
-        return inversion_transfer_set(method, teacher, out, dls.img_shape, dls.stats, n_per_class=args.n_per_class,
-                                      batch_size=args.batch_size, seed=args.seed, student=student, valid=dls,
-                                      progress=not args.quiet, **kw)
-    return _f
-
-SYNTH_METHODS = {**{o: _synth_lopes(o) for o in KINDS}, 'noise': _synth_noise, **{m: _synth_inversion(m) for m in INVERSION_METHODS},
-                 **{m: _synth_online(m) for m in GENERATOR_METHODS}}
-
 def cmd_synthesize(args) -> dict:
     "Synthesise a transfer set for the teacher with `--method` into `--out` (resumes an interrupted run)."
-    t0 = time.time()
+    t0, spec = time.time(), get_method(args.method)
+    settings = parse_settings(args.method, args.set, iterations=args.iterations, synth_lr=args.synth_lr)
+    spec.make_settings(settings, args.preset)  # a bad preset fails before the teacher loads
     teacher = load_model(args.teacher, device=default_device())
-    dls = _teacher_data(args, teacher)
+    dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
     out = Path(args.out or Path(args.teacher).parent/f'transfer_{args.method}')
-    path = SYNTH_METHODS[args.method](teacher, args, out, dls)
+    student = None
+    if spec.online or 'student' in spec.needs:
+        set_seed(args.seed); student = get_model(args.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+    meta = load_metadata(args.metadata, teacher) if args.metadata else None
+    path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size, seed=args.seed,
+                               settings=settings, preset=args.preset, student=student, metadata=meta,
+                               online_budget=dict(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs), progress=not args.quiet)
     ts = TransferSet(path, teacher=teacher)
     res = dict(transfer_set=str(path), images=len(ts), counts=ts.counts, seconds=round(time.time() - t0, 2))
     print(f"{args.method}: {len(ts)} images -> {path} ({res['seconds']:.0f}s)")
@@ -173,110 +149,78 @@ def cmd_show(args) -> dict:
     print(f'-> {out}')
     return dict(png=str(out))
 
-# %% ../nbs/90_cli.ipynb #e06b4fe4
-PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # the best student per second of synthesis in 31_generator_benchmark
-
-def _ns(**kw): return argparse.Namespace(**kw)
-
-def cmd_pipeline(args) -> dict:
-    "Teacher -> transfer set (data-free) -> student, evaluated on the real test split, with the KD-with-data reference."
-    t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
-    common = dict(dataset=args.dataset, root=args.root, size=args.size, bs=args.bs, seed=args.seed, quiet=args.quiet)
-    fit = dict(lr=None, wd=1e-4, fp16=False)
-    teacher_w = Path(args.teacher_weights) if args.teacher_weights else run/'teacher'/'model.safetensors'
-    if not teacher_w.exists():
-        if args.teacher_weights: raise FileNotFoundError(f'{teacher_w} does not exist')
-        cmd_train(_ns(model=args.teacher, run=str(run/'teacher'), epochs=args.teacher_epochs, **common, **fit))
-    teacher = load_model(teacher_w, device=default_device())
-    t_teacher = time.time()
-    meta_path = None
-    if args.method in KINDS:
-        meta_path = run/'teacher'/'metadata.safetensors'
-        if not meta_path.exists() or args.teacher_weights:
-            meta_path = run/'metadata.safetensors'
-            cmd_stats(_ns(teacher=str(teacher_w), kinds=[args.method], layers=None, T=1., k=64, k_pair=16, out=str(meta_path), **common))
-    ts_path = run/f'transfer_{args.method}'
-    if args.method in GENERATOR_METHODS: return _pipeline_online(args, run, teacher, teacher_w, common, fit, t0, t_teacher)
-    cmd_synthesize(_ns(teacher=str(teacher_w), method=args.method, metadata=str(meta_path) if meta_path else None,
-                       n_per_class=args.n_per_class, batch_size=args.batch_size, iterations=args.iterations, synth_lr=None,
-                       out=str(ts_path), student=args.student, **common))
-    t_synth = time.time()
-    dfree = cmd_distill(_ns(teacher=str(teacher_w), student=args.student, run=str(run/'student'), T=args.T, alpha=None,
-                            transfer_set=str(ts_path), epochs=args.epochs, shift=args.shift, **common, **fit))
-    t_student = time.time()
-    ref = None
-    if not args.no_reference:
-        ref = cmd_distill(_ns(teacher=str(teacher_w), student=args.student, run=str(run/'kd_reference'), T=args.T, alpha=None,
-                              transfer_set=None, epochs=args.epochs, shift=args.shift, **common, **fit))  # the same recipe
-    from dfkd.browser import save_transfer_grid
-    save_transfer_grid(ts_path, run/'synthesized.png')
-    res = dict(method=args.method, teacher_accuracy=dfree['results']['teacher_accuracy'],
-               datafree_student_accuracy=dfree['results']['test_accuracy'],
-               kd_with_data_accuracy=ref['results']['test_accuracy'] if ref else None,
-               seconds=dict(teacher=round(t_teacher - t0, 1), synthesis=round(t_synth - t_teacher, 1),
-                            distillation=round(t_student - t_synth, 1), total=round(time.time() - t0, 1)))
-    return _report_pipeline(run, args, res, t0)
-
-# %% ../nbs/90_cli.ipynb #c971d9f2
-def _pipeline_online(args, run, teacher, teacher_w, common, fit, t0, t_teacher) -> dict:
-    dls = _teacher_data(args, teacher)
-    (run/'student').mkdir(parents=True, exist_ok=True)
-    learn = _train_online(args.method, teacher, args, dls, run=run/'student')
-    save_model(learn.model, run/'student'/'model.safetensors', extra=dict(dataset=args.dataset, method=args.method))
-    t_student = time.time()
-    ts_path = generator_transfer_set(learn.synthesizer, run/f'transfer_{args.method}', n_per_class=min(args.n_per_class, 32),
-                                     batch_size=min(args.n_per_class, 32), method=args.method, stats=dls.stats, seed=args.seed, progress=False)
-    ref = None
-    if not args.no_reference:
-        ref = cmd_distill(_ns(teacher=str(teacher_w), student=args.student, run=str(run/'kd_reference'), T=args.T, alpha=None,
-                              transfer_set=None, epochs=8, shift=0, **common, **fit))  # the game's student saw no shifts either
-    from dfkd.browser import save_transfer_grid
-    save_transfer_grid(ts_path, run/'synthesized.png')
-    res = dict(method=args.method, teacher_accuracy=evaluate(teacher, dls.valid), datafree_student_accuracy=evaluate(learn.model, dls.valid),
-               kd_with_data_accuracy=ref['results']['test_accuracy'] if ref else None,
-               seconds=dict(teacher=round(t_teacher - t0, 1), synthesis=round(learn.synthesis_seconds, 1),
-                            distillation=round(t_student - t_teacher - learn.synthesis_seconds, 1), total=round(time.time() - t0, 1)))
-    return _report_pipeline(run, args, res, t0)
-
-def _report_pipeline(run, args, res, t0) -> dict:
-    rec = _record(run, 'pipeline', vars(args), res, t0)
-    ref = res['kd_with_data_accuracy']
-    ratio = f" = {res['datafree_student_accuracy']/ref:.1%} of KD with data" if ref else ''
-    print(f"teacher {res['teacher_accuracy']:.4f} | data-free student ({args.method}) {res['datafree_student_accuracy']:.4f}"
-          + (f" | KD-with-data student {ref:.4f}{ratio}" if ref else '')
-          + f" | {res['seconds']['total']:.0f}s (synthesis {res['seconds']['synthesis']:.0f}s) -> {run}")
-    return rec
-
 # %% ../nbs/90_cli.ipynb #d445f3a8
+def settings_table(method:str) -> list[dict]:
+    "One row per setting of `method`: name, type, default, what it is."
+    spec = get_method(method)
+    hints, docs, defaults = typing.get_type_hints(spec.settings), docments(spec.settings), spec.defaults()
+    return [dict(setting=f.name, type=_type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '') for f in fields(spec.settings)]
+
+def cmd_methods(args) -> dict:
+    "Print the method registry, or one method's settings."
+    if args.method is None:
+        rows = methods_table(args.family)
+        print(format_methods_table(rows))
+        return dict(rows=rows)
+    spec, rows = get_method(args.method), settings_table(args.method)
+    print(f'{spec.name} ({spec.family}, {spec.paper}; notebook {spec.notebook}; needs: {", ".join(spec.needs) or "nothing"})')
+    for r in rows: print(f"  {r['setting']}={r['default']!r} ({r['type']}): {r['doc']}")
+    if spec.presets: print(f"  presets: {', '.join(spec.presets)} (--preset)")
+    return dict(method=spec.name, settings=rows)
+
+# %% ../nbs/90_cli.ipynb #c047d749
+def cmd_pipeline(args) -> dict:
+    "Teacher -> transfer set or online game (data-free) -> student, evaluated on the real test split, with the KD-with-data reference."
+    settings = parse_settings(args.method, args.set, iterations=args.iterations, synth_lr=args.synth_lr)
+    return _call(pipeline, args, settings=settings, reference=not args.no_reference)
+
+# %% ../nbs/90_cli.ipynb #1435a27b
+def _bench(which:str, epochs:int, seeds:int, pairs, run:Path):
+    "The DataFrame of benchmark `which`."
+    if which == 'kd':
+        from dfkd.kd_baselines import kd_baselines, kd_table
+        return kd_table([kd_baselines(p, epochs=epochs, seed=s) for p in pairs for s in range(seeds)])
+    if which == 'lopes':
+        from dfkd.inversion_benchmark import lopes_benchmark
+        return lopes_benchmark(run/'lopes')
+    if which == 'inversion':
+        from dfkd.inversion_benchmark import inversion_benchmark
+        return inversion_benchmark(epochs=epochs, seeds=tuple(range(seeds)))
+    if which == 'cost':
+        from dfkd.inversion_benchmark import synthesis_cost_benchmark
+        return synthesis_cost_benchmark()
+    from dfkd.generator_benchmark import benchmark_generator_methods
+    return benchmark_generator_methods(deepinversion_n_per_class=400)
+
+BENCHMARKS = ('kd', 'lopes', 'inversion', 'cost', 'generators')
+
+def table_records(table) -> list[dict]:
+    "The rows of a benchmark DataFrame as JSON-ready dicts: a named index becomes a column, ('teacher', 'mean') columns become 'teacher_mean'."
+    flat = table.copy()
+    if flat.columns.nlevels > 1: flat.columns = ['_'.join(str(c) for c in col if c != '') for col in flat.columns]
+    if any(n is not None for n in flat.index.names): flat = flat.reset_index()
+    return json.loads(flat.to_json(orient='records'))
+
 def cmd_bench(args) -> dict:
     "Run a benchmark table and save it (JSON + CSV) in `--run`."
-    from dfkd.kd_baselines import kd_baselines, kd_table
     t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
-    import pandas as pd
-    if args.which == 'kd':
-        rows = [kd_baselines(p, epochs=args.epochs, seed=s) for p in args.pairs for s in range(args.seeds)]
-        table = kd_table(rows)
-        rows = [{k: v for k, v in r.items() if k != 'teacher_model'} for r in rows]
-    elif args.which == 'lopes':
-        from dfkd.lopes import lopes_benchmark
-        table = lopes_benchmark(run/'lopes')
-        rows = table.to_dict('records')
-    elif args.which == 'inversion':
-        from dfkd.inversion_benchmark import inversion_benchmark
-        table = inversion_benchmark(epochs=args.epochs, seeds=tuple(range(args.seeds))); rows = table.to_dict('records')
-    elif args.which == 'cost':
-        from dfkd.inversion_benchmark import synthesis_cost_benchmark
-        table = synthesis_cost_benchmark(); rows = table.reset_index().to_dict('records')
-    elif args.which == 'generators':
-        from dfkd.generator_benchmark import benchmark_generator_methods
-        rows = benchmark_generator_methods(deepinversion_n_per_class=400)
-        table = pd.DataFrame([{k: v for k, v in r.items() if k != 'settings'} for r in rows]).set_index('name')
+    table = _bench(args.which, args.epochs, args.seeds, args.pairs, run)
     table.to_csv(run/f'{args.which}.csv')
-    rec = _record(run, f'bench {args.which}', vars(args), dict(rows=rows, table=json.loads(table.to_json(orient='split'))), t0)
+    rows = table_records(table)
+    rec = write_record(run, f'bench {args.which}', vars(args), dict(rows=rows, table=json.loads(table.to_json(orient='split'))), t0)
     print(table.to_string())
     return rec
 
-# %% ../nbs/90_cli.ipynb #c047d749
+# %% ../nbs/90_cli.ipynb #1efd365b
+def _method_args(p, default=None):
+    names = method_names()
+    p.add_argument('--method', default=default, required=default is None, choices=names, metavar='METHOD',
+                   help=f"data-free method, one of {', '.join(names)} (`dfkd methods` describes them)" + (' [%(default)s]' if default else ''))
+    p.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
+                   help="the method's settings, e.g. --set iterations=500 lr=0.1 (`dfkd methods <method>` lists them)")
+    p.add_argument('--iterations', type=int, default=None, help="shortcut for --set iterations=N, for methods that have it")
+    p.add_argument('--synth-lr', type=float, default=None, help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='dfkd', description='Data-free knowledge distillation: train teachers, distil students, run benchmarks.',
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -299,24 +243,24 @@ def make_parser() -> argparse.ArgumentParser:
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
     st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS), help='statistics to record; default: all that apply')
     st.add_argument('--layers', nargs='+', default=None, help='module names to record; default: the zoo\'s choice for the architecture')
-    st.add_argument('--T', type=float, default=1., help='temperature dividing the top layer [%(default)s]')
-    st.add_argument('--k', type=int, default=64, help='graph-Fourier coefficients kept for the whole network [%(default)s]')
-    st.add_argument('--k-pair', type=int, default=16, help='coefficients kept per adjacent-layer pair [%(default)s]')
+    for name, what in (('T', 'temperature dividing the top layer'), ('k', 'graph-Fourier coefficients kept for the whole network'),
+                       ('k_pair', 'coefficients kept per adjacent-layer pair')):
+        v = _default(record_metadata, name)
+        st.add_argument(f"--{name.replace('_', '-')}", type=type(v), default=v, help=f'{what} [%(default)s]')
     st.add_argument('--out', default=None, help='metadata file; default: metadata.safetensors beside the teacher')
     st.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(st); st.set_defaults(func=cmd_stats)
     sy = sub.add_parser('synthesize', help='build a transfer set from the teacher alone (and metadata, for the Lopes methods)')
     sy.add_argument('--teacher', required=True, help='teacher weights (model.safetensors)')
-    sy.add_argument('--method', required=True, choices=list(SYNTH_METHODS), help='synthesis method')
-    sy.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (Lopes methods)')
+    _method_args(sy)
+    sy.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
+    sy.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (methods that need metadata)')
     sy.add_argument('--n-per-class', type=int, default=100, help='images per class [%(default)s]')
     sy.add_argument('--batch-size', type=int, default=100, help='images optimised together (one shard) [%(default)s]')
-    sy.add_argument('--iterations', type=int, default=None, help="optimisation steps per batch; default: the method's")
-    sy.add_argument('--synth-lr', type=float, default=None, help="synthesis learning rate; default: the method's")
     sy.add_argument('--out', default=None, help='transfer set folder; default: transfer_<method> beside the teacher')
-    sy.add_argument('--student', default='lenet5_half_bn', help='generator methods: the student of the game [%(default)s]')
-    sy.add_argument('--epochs', type=int, default=8, help='generator methods: epochs of the game [%(default)s]')
-    sy.add_argument('--n-batches', type=int, default=100, help='generator methods: student batches per epoch [%(default)s]')
+    sy.add_argument('--student', default='lenet5_half_bn', help='methods that play against a student, and online methods: its architecture [%(default)s]')
+    sy.add_argument('--epochs', type=int, default=8, help='online methods: epochs of the game [%(default)s]')
+    sy.add_argument('--n-batches', type=int, default=100, help='online methods: student batches per epoch [%(default)s]')
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(sy); sy.set_defaults(func=cmd_synthesize)
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
@@ -325,25 +269,30 @@ def make_parser() -> argparse.ArgumentParser:
     sh.add_argument('--n', type=int, default=8, help='images per class row [%(default)s]')
     sh.add_argument('--out', default=None, help='PNG path; default: grid.png in the transfer set folder')
     sh.set_defaults(func=cmd_show)
+    me = sub.add_parser('methods', help='list the registered data-free methods, or one method\'s settings')
+    me.add_argument('method', nargs='?', default=None, choices=method_names(), metavar='METHOD', help='list this method\'s settings (for --set)')
+    me.add_argument('--family', default=None, choices=['metadata', 'inversion', 'generator', 'floor'], help='only this family')
+    me.set_defaults(func=cmd_methods)
     pp = sub.add_parser('pipeline', help='the main job: teacher -> data-free transfer set -> student, with the KD-with-data reference')
     pp.add_argument('--run', default='runs/pipeline', help='run folder (a second call reuses the teacher, resumes synthesis) [%(default)s]')
     pp.add_argument('--teacher', default='lenet5_bn', help='teacher architecture to train if no weights exist [%(default)s]')
     pp.add_argument('--teacher-weights', default=None, help='use these teacher weights (model.safetensors) instead of training one')
-    pp.add_argument('--teacher-epochs', type=int, default=8, help='epochs to train the teacher [%(default)s]')
-    pp.add_argument('--student', default='lenet5_half_bn', help='student architecture [%(default)s]')
-    pp.add_argument('--method', default=PIPELINE_DEFAULT_METHOD, choices=list(SYNTH_METHODS), help='data-free method [%(default)s]')
-    pp.add_argument('--n-per-class', type=int, default=200, help='synthesised images per class [%(default)s]')
-    pp.add_argument('--batch-size', type=int, default=64, help='images optimised together [%(default)s]')
-    pp.add_argument('--iterations', type=int, default=None, help="synthesis steps per batch; default: the method's")
-    pp.add_argument('--epochs', type=int, default=8, help='distillation epochs (generator methods: epochs of the game) [%(default)s]')
-    pp.add_argument('--n-batches', type=int, default=100, help='generator methods: student batches per epoch [%(default)s]')
-    pp.add_argument('--T', type=float, default=4., help='distillation temperature [%(default)s]')
-    pp.add_argument('--shift', type=int, default=2, help='transfer-set methods: random shifts during distillation, for the KD reference too [%(default)s]')
+    pp.add_argument('--teacher-epochs', type=int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
+    pp.add_argument('--student', default=_default(pipeline, 'student'), help='student architecture [%(default)s]')
+    _method_args(pp, PIPELINE_DEFAULT_METHOD)
+    pp.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
+    pp.add_argument('--n-per-class', type=int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
+    pp.add_argument('--batch-size', type=int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
+    pp.add_argument('--epochs', type=int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
+    pp.add_argument('--n-batches', type=int, default=_default(pipeline, 'n_batches'), help='online methods: student batches per epoch [%(default)s]')
+    pp.add_argument('--lr', type=float, default=None, help="students' peak learning rate; default: 1e-3 for MLPs, 1e-2 otherwise")
+    pp.add_argument('--T', type=float, default=None, help="distillation temperature of both students; default: the method's (4 for most)")
+    pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'), help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(pp); pp.set_defaults(func=cmd_pipeline)
     b = sub.add_parser('bench', help='regenerate a benchmark table')
-    b.add_argument('which', choices=['kd', 'lopes', 'inversion', 'cost', 'generators'],
+    b.add_argument('which', choices=BENCHMARKS,
                    help='kd: Hinton KD on mnist5k (teacher, student alone, KD); lopes: the five Lopes et al. objectives, KD and noise '
                         'for both MNIST pairs; inversion: ZSKD, DeepInversion, ADI, soft targets, noise and KD; cost: a synthesis step of each inversion method against the teacher forward+backward floor; generators: DAFL, ZSKT, DFQ, CMI, FastDFKD-2/5/10 next to DeepInversion')
     b.add_argument('--run', default='runs/bench', help='run folder [%(default)s]')
@@ -359,6 +308,8 @@ def main(argv:list|None=None) -> dict:
     return args.func(args)
 
 def console():
-    "Entry point of the `dfkd` console script: exit status 0 on success (a returned dict would be printed as an error)."
-    keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`dfkd.core`)
-    main()
+    "Entry point of the `dfkd` console script: exit status 0 on success, 2 with one line on a bad command line."
+    keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
+    try: main()
+    except UsageError as e:
+        print(f'dfkd: error: {e}', file=sys.stderr); sys.exit(2)
