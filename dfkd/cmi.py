@@ -13,11 +13,11 @@ from .hooks import Hooks
 from .kd import check_teacher_student
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
-from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
+from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_cmi', 'cmi_synthesizer', 'cmi', 'random_resized_crop', 'ContrastiveTerm', 'CMISettings',
+__all__ = ['train_cmi', 'cmi', 'cmi_synthesizer', 'random_resized_crop', 'ContrastiveTerm', 'CMISettings',
            'build_cmi_synthesizer']
 
 # %% ../nbs/27_cmi.ipynb #bc26212a
@@ -76,11 +76,8 @@ class ContrastiveTerm(LossTerm):
 
 # %% ../nbs/27_cmi.ipynb #82260489
 @dataclass
-class CMISettings:
-    "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and how the student learns."
-    nz:int = 100 # latent dimension of the generator
-    ngf:int = 16 # generator width (channels of its last feature map)
-    output:str = 'tanh' # generator output head (see `Generator`)
+class CMISettings(PooledStudentSettings):
+    "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and (from `PooledStudentSettings`) how the student learns."
     g_steps:int = 30 # optimisation steps per round (the generator is reset every round)
     lr_g:float = 1e-2 # Adam learning rate of the generator and the projection head
     lr_z:float|None = None # Adam learning rate of the latents; `None` is `lr_g`
@@ -90,9 +87,6 @@ class CMISettings:
     contrastive:float = 0.8 # lambda_cr, weight of the contrastive term
     cr_T:float = 0.2 # tau, temperature of the contrastive logits
     bank_size:int = 4096 # memory bank capacity (feature vectors)
-    student_steps:int = 5 # student steps (on pool samples) per synthesis round
-    pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
-    T:float = 4. # the student's distillation temperature
 
 def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMISettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
@@ -107,9 +101,7 @@ def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMI
 train_cmi = online_trainer(build_cmi_synthesizer, CMISettings)
 
 # %% ../nbs/27_cmi.ipynb #78a64574
-cmi_synthesizer = keyword_synthesizer('cmi')
-
-cmi = keyword_trainer('cmi')
+cmi, cmi_synthesizer = keyword_trainer('cmi'), keyword_synthesizer('cmi')  # the settings as keywords
 
 # %% ../nbs/27_cmi.ipynb #ff53729c
 register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, needs=('bn', 'student'),

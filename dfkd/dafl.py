@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch.nn as nn
 from .synthesis import CrossEntropyTerm, ActivationTerm
-from .generators import online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
+from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
@@ -17,11 +17,8 @@ __all__ = ['train_dafl', 'dafl', 'DAFLSettings', 'build_dafl_synthesizer', 'dafl
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
 @dataclass
-class DAFLSettings:
+class DAFLSettings(GeneratorSettings):
     "DAFL's choices: generator, loss weights, feature layer, and how the student distils."
-    nz:int = 100 # latent size
-    ngf:int = 16 # generator width (channels of its last feature map)
-    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn' (the paper's tanh + affine-free BatchNorm)
     lr_g:float = 1e-2 # generator's Adam learning rate
     onehot:float = 1. # weight of L_oh
     activation:float = 0.1 # alpha: weight of L_a

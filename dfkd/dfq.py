@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .synthesis import LossTerm
 from .inversion import BNStatisticsLoss
-from .generators import (online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
+from .generators import (GeneratorSettings, online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
                              train_online, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer
 
@@ -27,12 +27,9 @@ class SampleEntropyTerm(LossTerm):
 
 # %% ../nbs/26_dfq.ipynb #d58f31f8
 @dataclass
-class DFQSettings:
+class DFQSettings(GeneratorSettings):
     "DFQ's choices: the generator ensemble, the four loss weights, the adversarial temperature, and how the student distils."
     n_generators:int = 2 # size of the generator ensemble
-    nz:int = 100 # latent size of each generator
-    ngf:int = 16 # width of each generator
-    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn'
     lr_g:float = 1e-3 # Adam learning rate of the ensemble
     bn:float = 1. # weight of L_BN
     entropy:float = 1. # weight of the per-sample entropy

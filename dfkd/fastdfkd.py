@@ -12,11 +12,11 @@ from fastcore.meta import delegates
 from .kd import check_teacher_student
 from .synthesis import CrossEntropyTerm
 from .inversion import BNStatisticsLoss
-from .generators import online_trainer, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
+from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_fastdfkd', 'fastdfkd_synthesizer', 'fastdfkd', 'MomentumBNStatisticsLoss', 'FastDFKDSettings',
+__all__ = ['train_fastdfkd', 'fastdfkd', 'fastdfkd_synthesizer', 'MomentumBNStatisticsLoss', 'FastDFKDSettings',
            'build_fastdfkd_synthesizer']
 
 # %% ../nbs/28_fastdfkd.ipynb #fcfd2588
@@ -46,11 +46,8 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
 
 # %% ../nbs/28_fastdfkd.ipynb #dc205c37
 @dataclass
-class FastDFKDSettings:
-    "FastDFKD's settings and their defaults: the generator, its inner loop, the meta update, the loss weights, and how the student learns."
-    nz:int = 100 # latent dimension of the generator
-    ngf:int = 16 # generator width (channels of its last feature map)
-    output:str = 'tanh' # generator output head (see `Generator`)
+class FastDFKDSettings(PooledStudentSettings):
+    "FastDFKD's settings and their defaults: the generator, its inner loop, the meta update, the loss weights, and (from `PooledStudentSettings`) how the student learns."
     g_steps:int = 5 # inner steps per round: 2, 5 or 10 in the paper (Fast-2/5/10)
     lr_g:float = 5e-3 # inner-loop Adam learning rate of the generator
     lr_z:float = 1e-2 # Adam learning rate of the latents
@@ -60,9 +57,6 @@ class FastDFKDSettings:
     bn:float = 1. # lambda_bn, weight of the momentum BN-statistics term
     adversarial:float = 1. # lambda_adv, weight of the agreement-masked adversarial term
     bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
-    student_steps:int = 5 # student steps (on pool samples) per synthesis round
-    pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
-    T:float = 4. # the student's distillation temperature
 
 def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:FastDFKDSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
@@ -76,9 +70,7 @@ def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, setting
 train_fastdfkd = online_trainer(build_fastdfkd_synthesizer, FastDFKDSettings)
 
 # %% ../nbs/28_fastdfkd.ipynb #e8c2e034
-fastdfkd_synthesizer = keyword_synthesizer('fastdfkd')
-
-fastdfkd = keyword_trainer('fastdfkd')
+fastdfkd, fastdfkd_synthesizer = keyword_trainer('fastdfkd'), keyword_synthesizer('fastdfkd')  # the settings as keywords
 
 # %% ../nbs/28_fastdfkd.ipynb #1bc57936
 register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDSettings, needs=('bn', 'student'),

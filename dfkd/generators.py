@@ -7,6 +7,7 @@ Docs: https://dfkd.github.io/dfkd/generators.html.md"""
 # %% ../nbs/13_generators.ipynb #0770320d
 from __future__ import annotations
 import copy, time
+from dataclasses import dataclass
 from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
@@ -24,7 +25,8 @@ from .viz import image_grid
 __all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'GeneratorParametrization',
            'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
            'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
-           'online_trainer', 'GeneratorSampler', 'generator_transfer_set', 'show_generated']
+           'GeneratorSettings', 'PooledStudentSettings', 'online_trainer', 'GeneratorSampler', 'generator_transfer_set',
+           'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663
 class Generator(nn.Module):
@@ -309,6 +311,21 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
                     show=show, **distill_kwargs)
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synthesizer, synthesizer.seconds, cb
     return learn
+
+# %% ../nbs/13_generators.ipynb #e8e885fb
+@dataclass
+class GeneratorSettings:
+    "The generator every online method's settings start with (`Generator.from_settings` reads them)."
+    nz:int = 100 # latent dimension
+    ngf:int = 16 # generator width (channels of its last feature map)
+    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BatchNorm, DAFL's and ZSKT's)
+
+@dataclass
+class PooledStudentSettings(GeneratorSettings):
+    "The generator, and the student's side shared by CMI and FastDFKD: it distils at temperature `T` on a pool of the rounds' images, `student_steps` per round."
+    student_steps:int = 5 # student steps (on pool samples) per synthesis round
+    pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
+    T:float = 4. # the student's distillation temperature
 
 # %% ../nbs/13_generators.ipynb #9205b6b4
 def online_trainer(build:Callable, # the method's synthesizer builder: (teacher, img_shape, stats, settings, student=, seed=) -> synthesizer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch, torch.nn as nn
 from .kd import attention_loss
-from .generators import online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
@@ -37,10 +37,8 @@ def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
 @dataclass
-class ZSKTSettings:
+class ZSKTSettings(GeneratorSettings):
     "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer."
-    nz:int = 100 # latent size
-    ngf:int = 16 # generator width
     output:str = 'bn' # generator head: 'bn' (ZSKT's affine-free BatchNorm) or 'tanh'
     lr_g:float = 1e-3 # generator's Adam learning rate
     adversarial:float = 1. # weight of the generator's -KL(T || S)
