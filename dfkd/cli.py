@@ -15,14 +15,14 @@ from .performance import keep_freed_memory
 from .data import DATASETS
 from .models import get_model, load_model, model_names
 from .metadata import KINDS, record_metadata, load_metadata
-from .synthesis import TransferSet
+from .synthesis import TransferSet, SynthesisDiverged
 from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
 from .pipeline import write_record, train_run, distill_run, teacher_dls, pipeline, PIPELINE_DEFAULT_METHOD
 
 # %% auto #0
-__all__ = ['SHORTCUTS', 'BENCHMARKS', 'UsageError', 'cmd_train', 'cmd_distill', 'parse_settings', 'cmd_stats', 'cmd_synthesize',
-           'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records', 'cmd_bench', 'make_parser',
-           'main', 'console']
+__all__ = ['SHORTCUTS', 'BENCHMARKS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int', 'positive_float', 'cmd_train',
+           'cmd_distill', 'parse_settings', 'cmd_stats', 'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods',
+           'cmd_pipeline', 'table_records', 'cmd_bench', 'make_parser', 'main', 'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 class UsageError(ValueError):
@@ -40,16 +40,31 @@ def _default(f, name:str):
 def _data_args(p):
     p.add_argument('--dataset', default='mnist5k', choices=sorted(DATASETS), help='dataset (embedded: mnist5k, digits; on disk: the rest) [%(default)s]')
     p.add_argument('--root', default='data', help='folder of on-disk datasets [%(default)s]')
-    p.add_argument('--size', type=int, default=None, help='image side: 32 pads MNIST to the LeNet input; default: native (28 for MNIST) ')
-    p.add_argument('--bs', type=int, default=64, help='batch size [%(default)s]')
+    p.add_argument('--size', type=positive_int, default=None, help='image side: 32 pads MNIST to the LeNet input; default: native (28 for MNIST) ')
+    p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
     p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
 def _fit_args(p, epochs=8):
-    p.add_argument('--epochs', type=int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
-    p.add_argument('--lr', type=float, default=None, help='peak learning rate (Adam); default: 1e-3 for MLPs, 1e-2 otherwise')
+    p.add_argument('--epochs', type=positive_int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
+    p.add_argument('--lr', type=positive_float, default=None, help='peak learning rate (Adam); default: 1e-3 for MLPs, 1e-2 otherwise')
     p.add_argument('--wd', type=float, default=1e-4, help='weight decay [%(default)s]')
     p.add_argument('--fp16', action='store_true', help='mixed precision (only on a GPU)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
+
+# %% ../nbs/90_cli.ipynb #03551c15
+def positive_int(text:str) -> int:
+    "argparse type: an integer ≥ 1 (counts: images, batches, epochs, steps)."
+    try: v = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not an integer; give an integer ≥ 1') from None
+    if v < 1: raise argparse.ArgumentTypeError(f'{v} is not allowed; give an integer ≥ 1')
+    return v
+
+def positive_float(text:str) -> float:
+    "argparse type: a finite number > 0 (temperatures, learning rates)."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number; give a number > 0') from None
+    if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f'{v} is not allowed; give a finite number > 0')
+    return v
 
 # %% ../nbs/90_cli.ipynb #ee27feae
 def cmd_train(args) -> dict:
@@ -144,8 +159,14 @@ def cmd_synthesize(args) -> dict:
 def cmd_show(args) -> dict:
     "Write a PNG grid of a transfer set (all classes, or one with `--cls`)."
     from dfkd.browser import save_transfer_grid
+    ts = TransferSet(args.transfer_set, allow_incomplete=args.allow_incomplete)
+    if len(ts) == 0:
+        m = ts.manifest
+        raise ValueError(f"{args.transfer_set} holds no images ({'complete' if m['complete'] else 'incomplete'}, {len(m['shards'])} shards, "
+                         f"{m['n_per_class']} per class planned): fill it with `dfkd synthesize --n-per-class N` (N ≥ 1) into this folder, "
+                         f"or into a new one")
     out = Path(args.out or Path(args.transfer_set)/('grid.png' if args.cls is None else f'grid_class{args.cls}.png'))
-    save_transfer_grid(args.transfer_set, out, cls=args.cls, n_per_class=args.n)
+    save_transfer_grid(ts, out, cls=args.cls, n_per_class=args.n)
     print(f'-> {out}')
     return dict(png=str(out))
 
@@ -218,13 +239,14 @@ def _method_args(p, default=None):
                    help=f"data-free method, one of {', '.join(names)} (`dfkd methods` describes them)" + (' [%(default)s]' if default else ''))
     p.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
                    help="the method's settings, e.g. --set iterations=500 lr=0.1 (`dfkd methods <method>` lists them)")
-    p.add_argument('--iterations', type=int, default=None, help="shortcut for --set iterations=N, for methods that have it")
-    p.add_argument('--synth-lr', type=float, default=None, help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
+    p.add_argument('--iterations', type=positive_int, default=None, help="shortcut for --set iterations=N, for methods that have it")
+    p.add_argument('--synth-lr', type=positive_float, default=None, help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='dfkd', description='Data-free knowledge distillation: train teachers, distil students, run benchmarks.',
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog='Models: ' + ', '.join(model_names()))
+    p.add_argument('--debug', action='store_true', help='on an error, show the full traceback instead of one line')
     sub = p.add_subparsers(dest='command', required=True, metavar='command')
     t = sub.add_parser('train', help='train a classifier (teacher or student) from scratch')
     t.add_argument('--model', default='lenet5_bn', help='model name from the zoo, or torchvision:<name> [%(default)s]')
@@ -234,7 +256,7 @@ def make_parser() -> argparse.ArgumentParser:
     d.add_argument('--teacher', required=True, help='teacher weights saved by `dfkd train` (model.safetensors)')
     d.add_argument('--student', default='lenet5_half_bn', help='student model name [%(default)s]')
     d.add_argument('--run', default='runs/distill', help='run folder [%(default)s]')
-    d.add_argument('--T', type=float, default=4., help='softmax temperature [%(default)s]')
+    d.add_argument('--T', type=positive_float, default=4., help='softmax temperature [%(default)s]')
     d.add_argument('--alpha', type=float, default=None, help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, 1 on a transfer set')
     d.add_argument('--transfer-set', default=None, help='train on this transfer set (from `dfkd synthesize`) instead of real data; --dataset still validates')
     d.add_argument('--shift', type=int, default=0, help='random shifts of up to this many pixels, the teacher labelling each view (0: none) [%(default)s]')
@@ -246,7 +268,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, what in (('T', 'temperature dividing the top layer'), ('k', 'graph-Fourier coefficients kept for the whole network'),
                        ('k_pair', 'coefficients kept per adjacent-layer pair')):
         v = _default(record_metadata, name)
-        st.add_argument(f"--{name.replace('_', '-')}", type=type(v), default=v, help=f'{what} [%(default)s]')
+        st.add_argument(f"--{name.replace('_', '-')}", type=positive_int if isinstance(v, int) else positive_float, default=v, help=f'{what} [%(default)s]')
     st.add_argument('--out', default=None, help='metadata file; default: metadata.safetensors beside the teacher')
     st.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(st); st.set_defaults(func=cmd_stats)
@@ -255,19 +277,20 @@ def make_parser() -> argparse.ArgumentParser:
     _method_args(sy)
     sy.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
     sy.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (methods that need metadata)')
-    sy.add_argument('--n-per-class', type=int, default=100, help='images per class [%(default)s]')
-    sy.add_argument('--batch-size', type=int, default=100, help='images optimised together (one shard) [%(default)s]')
+    sy.add_argument('--n-per-class', type=positive_int, default=100, help='images per class [%(default)s]')
+    sy.add_argument('--batch-size', type=positive_int, default=100, help='images optimised together (one shard) [%(default)s]')
     sy.add_argument('--out', default=None, help='transfer set folder; default: transfer_<method> beside the teacher')
     sy.add_argument('--student', default='lenet5_half_bn', help='methods that play against a student, and online methods: its architecture [%(default)s]')
-    sy.add_argument('--epochs', type=int, default=8, help='online methods: epochs of the game [%(default)s]')
-    sy.add_argument('--n-batches', type=int, default=100, help='online methods: student batches per epoch [%(default)s]')
+    sy.add_argument('--epochs', type=positive_int, default=8, help='online methods: epochs of the game [%(default)s]')
+    sy.add_argument('--n-batches', type=positive_int, default=100, help='online methods: student batches per epoch [%(default)s]')
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(sy); sy.set_defaults(func=cmd_synthesize)
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
     sh.add_argument('transfer_set', help='transfer set folder')
     sh.add_argument('--cls', type=int, default=None, help='only this class (its first page); default: a row per class')
-    sh.add_argument('--n', type=int, default=8, help='images per class row [%(default)s]')
+    sh.add_argument('--n', type=positive_int, default=8, help='images per class row [%(default)s]')
     sh.add_argument('--out', default=None, help='PNG path; default: grid.png in the transfer set folder')
+    sh.add_argument('--allow-incomplete', action='store_true', help='draw a set whose synthesis has not finished, as it is')
     sh.set_defaults(func=cmd_show)
     me = sub.add_parser('methods', help='list the registered data-free methods, or one method\'s settings')
     me.add_argument('method', nargs='?', default=None, choices=method_names(), metavar='METHOD', help='list this method\'s settings (for --set)')
@@ -277,16 +300,16 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--run', default='runs/pipeline', help='run folder (a second call reuses the teacher, resumes synthesis) [%(default)s]')
     pp.add_argument('--teacher', default='lenet5_bn', help='teacher architecture to train if no weights exist [%(default)s]')
     pp.add_argument('--teacher-weights', default=None, help='use these teacher weights (model.safetensors) instead of training one')
-    pp.add_argument('--teacher-epochs', type=int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
+    pp.add_argument('--teacher-epochs', type=positive_int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
     pp.add_argument('--student', default=_default(pipeline, 'student'), help='student architecture [%(default)s]')
     _method_args(pp, PIPELINE_DEFAULT_METHOD)
     pp.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
-    pp.add_argument('--n-per-class', type=int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
-    pp.add_argument('--batch-size', type=int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
-    pp.add_argument('--epochs', type=int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
-    pp.add_argument('--n-batches', type=int, default=_default(pipeline, 'n_batches'), help='online methods: student batches per epoch [%(default)s]')
-    pp.add_argument('--lr', type=float, default=None, help="students' peak learning rate; default: 1e-3 for MLPs, 1e-2 otherwise")
-    pp.add_argument('--T', type=float, default=None, help="distillation temperature of both students; default: the method's (4 for most)")
+    pp.add_argument('--n-per-class', type=positive_int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
+    pp.add_argument('--batch-size', type=positive_int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
+    pp.add_argument('--epochs', type=positive_int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
+    pp.add_argument('--n-batches', type=positive_int, default=_default(pipeline, 'n_batches'), help='online methods: student batches per epoch [%(default)s]')
+    pp.add_argument('--lr', type=positive_float, default=None, help="students' peak learning rate; default: 1e-3 for MLPs, 1e-2 otherwise")
+    pp.add_argument('--T', type=positive_float, default=None, help="distillation temperature of both students; default: the method's (4 for most)")
     pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'), help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
@@ -296,10 +319,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help='kd: Hinton KD on mnist5k (teacher, student alone, KD); lopes: the five Lopes et al. objectives, KD and noise '
                         'for both MNIST pairs; inversion: ZSKD, DeepInversion, ADI, soft targets, noise and KD; cost: a synthesis step of each inversion method against the teacher forward+backward floor; generators: DAFL, ZSKT, DFQ, CMI, FastDFKD-2/5/10 next to DeepInversion')
     b.add_argument('--run', default='runs/bench', help='run folder [%(default)s]')
-    b.add_argument('--epochs', type=int, default=20, help='epochs per training run [%(default)s]')
-    b.add_argument('--seeds', type=int, default=3, help='number of seeds (0..n-1) [%(default)s]')
+    b.add_argument('--epochs', type=positive_int, default=20, help='epochs per training run [%(default)s]')
+    b.add_argument('--seeds', type=positive_int, default=3, help='number of seeds (0..n-1) [%(default)s]')
     b.add_argument('--pairs', nargs='+', default=['mlp', 'lenet'], choices=['mlp', 'lenet'], help='model pairs [%(default)s]')
     b.set_defaults(func=cmd_bench)
+    for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
+        c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='on an error, show the full traceback')
     return p
 
 def main(argv:list|None=None) -> dict:
@@ -307,9 +332,33 @@ def main(argv:list|None=None) -> dict:
     args = make_parser().parse_args(argv)
     return args.func(args)
 
-def console():
-    "Entry point of the `dfkd` console script: exit status 0 on success, 2 with one line on a bad command line."
+LIBRARY_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, SynthesisDiverged)  # what the library raises to refuse a run, with the fix
+
+# The library's hints name its Python arguments; from the command line the same way out is an option or a command.
+CLI_HINTS = {'resume `build_transfer_set` with the same arguments': 'run the same `dfkd synthesize` command again to finish it',
+             'Resume `build_transfer_set` with the same arguments': 'Run the same `dfkd synthesize` command again',
+             'pass allow_incomplete=True': 'pass --allow-incomplete to `dfkd show` to look at it as it is',
+             'build it with `build_transfer_set`': 'build it with `dfkd synthesize`',
+             'run `build_transfer_set` again': 'run `dfkd synthesize` again',
+             'as `root`': 'as --root',
+             'pass `layers=[...]`': 'pass --layers (`dfkd stats`)',
+             'or pass download=True on a machine with internet access':
+                 """or, on a machine with internet access, download them once with python -c "from dfkd.data import DATASETS; DATASETS['{dataset}'](root='{root}', download=True)\""""}
+
+def cli_message(e:BaseException, args=None) -> str:
+    "The one line `console` prints for `e`: its message with the library's hints rewritten to CLI options (`CLI_HINTS`)."
+    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)  # str(KeyError) adds quotes
+    for lib, cli in CLI_HINTS.items():
+        text = text.replace(lib, cli.format(dataset=getattr(args, 'dataset', 'NAME'), root=getattr(args, 'root', 'data')))
+    if isinstance(e, (KeyError, TypeError)): text += ' (`dfkd --debug ...` shows where)'
+    return ' '.join(l.strip() for l in text.splitlines() if l.strip())
+
+def console(argv:list|None=None):
+    "Entry point of the `dfkd` console script: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback)."
     keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
-    try: main()
-    except UsageError as e:
-        print(f'dfkd: error: {e}', file=sys.stderr); sys.exit(2)
+    args = make_parser().parse_args(argv)
+    try: return args.func(args)
+    except (UsageError, *LIBRARY_ERRORS) as e:
+        if args.debug: raise
+        print(f'dfkd: error: {cli_message(e, args)}', file=sys.stderr)
+        sys.exit(2 if isinstance(e, UsageError) else 1)

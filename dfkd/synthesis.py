@@ -443,6 +443,11 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
         if stop_after is not None and written >= stop_after: return path
         name, start = shard_name(rank, i), time.perf_counter()
         out = synthesizer.synthesize(torch.full((n,), c, dtype=torch.long), seed=shard_seed(seed, i))
+        bad = [what for k, what in (('x', 'images'), ('logits', 'teacher logits')) if not torch.isfinite(out[k]).all()]
+        if bad:  # the loss guard misses a batch with no optimisation (noise) or a NaN only in what is kept: refuse before writing
+            raise SynthesisDiverged(f"{path/name} (class {c}, job {i}) was not written: its {' and '.join(bad)} are not all finite. "
+                                    f"Check that the teacher gives finite outputs (no NaN weights), or lower the synthesis learning rate "
+                                    f"or the weights of the exploding terms; the shards already written are kept")
         t = dict(x=out['x'].float(), y=out['y'], logits=out['logits'])
         info = dict(file=name, job=i, seed=shard_seed(seed, i), n=n, **{'class': c}, labels=_label_counts(t['y']), checksum=_shard_checksum(t),
                     loss=out['loss'], best_step=out['step'], terms=out['terms'], seconds=round(time.perf_counter() - start, 3))
