@@ -18,15 +18,15 @@ from fastai.optimizer import Adam, OptimWrapper
 from fastai.metrics import accuracy
 from .core import set_seed, atomic_save_safetensors, load_safetensors
 from .hooks import Hooks
-from .models import ResNet, WideResNet, VGG, LeNet5, HintonMLP, DenseNet, fingerprint
+from .models import ResNet, WideResNet, VGG, LeNet5, HintonMLP, DenseNet, fingerprint, check_fingerprint
 from .kd import frozen, soft_target_loss, DistillCallback
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'HEADS_RECIPE', 'HEADS_SCHEMA', 'Recipe', 'step_schedule', 'ce_loss', 'fit_recipe', 'Head',
            'linear_head', 'pooled_head', 'default_head_layers', 'activation_shapes', 'make_heads', 'IntermediateHeads',
            'summed_head_ce', 'mean_head_accuracy', 'TeacherLabels', 'label_callbacks', 'fine_tune_heads',
-           'head_accuracies', 'HeadsMismatch', 'check_fingerprint', 'heads_path', 'save_heads', 'load_heads',
-           'cohort_loss', 'CohortDistillCallback', 'dih_distill', 'dih']
+           'head_accuracies', 'HeadsMismatch', 'heads_path', 'save_heads', 'load_heads', 'cohort_loss',
+           'CohortDistillCallback', 'dih_distill', 'dih']
 
 # %% ../nbs/40_dih.ipynb #a9cc5e6e
 @dataclass
@@ -183,19 +183,6 @@ HEADS_SCHEMA = 'dfkd.heads/1'
 class HeadsMismatch(ValueError):
     "A heads file trained on another teacher than the one given."
 
-def check_fingerprint(expected:dict, # a `fingerprint` recorded earlier
-                      model:nn.Module, source:str, fix:str): # what was recorded (for the message); how to put it right
-    "Raise `HeadsMismatch` unless `model` has the architecture, state shapes and parameter checksum of `expected`."
-    ours = fingerprint(model)
-    if expected['architecture'] != ours['architecture']:
-        raise HeadsMismatch(f"{source} belongs to a {expected['architecture']}, not a {ours['architecture']}. {fix}")
-    diff = sorted(k for k in set(expected['shapes']) | set(ours['shapes']) if expected['shapes'].get(k) != ours['shapes'].get(k))
-    if diff: raise HeadsMismatch(f"{source} belongs to a {expected['architecture']} whose layers differ from this one at "
-                                 + ', '.join(f"{k} ({expected['shapes'].get(k)} there, {ours['shapes'].get(k)} here)" for k in diff[:4]) + f'. {fix}')
-    if expected['checksum'] != ours['checksum']:
-        raise HeadsMismatch(f"{source} belongs to a {expected['architecture']} with other weights (checksum {expected['checksum']}, "
-                            f"this one {ours['checksum']}). {fix}")
-
 def heads_path(teacher_path) -> Path:
     "Where the heads of the teacher saved at `teacher_path` live: beside it, as `<name>.heads.safetensors`."
     p = Path(teacher_path)
@@ -213,8 +200,8 @@ def load_heads(path, teacher:nn.Module) -> IntermediateHeads:
     hdr = meta.get('header')
     if not isinstance(hdr, dict) or hdr.get('schema') != HEADS_SCHEMA:
         raise ValueError(f'{path} is not a dfkd heads file (schema {HEADS_SCHEMA!r} expected)')
-    check_fingerprint(hdr['teacher'], teacher, str(path),
-                      'Fine-tune heads for this teacher (`fine_tune_heads`; CLI: `dfkd heads`), or load the teacher they were trained on.')
+    check_fingerprint(hdr['teacher'], teacher, str(path), error=HeadsMismatch, relation='belongs to',
+                      fix='Fine-tune heads for this teacher (`fine_tune_heads`; CLI: `dfkd heads`), or load the teacher they were trained on.')
     heads = IntermediateHeads(teacher, hdr['img_shape'], hdr['layers'], hdr['kind'], hdr['n_classes'])
     dev = next(teacher.parameters()).device
     heads.load_state_dict({k: v.to(dev) for k, v in tensors.items()})

@@ -12,7 +12,7 @@ import scipy.sparse as sp, scipy.sparse.linalg as spla
 from fastprogress.fastprogress import progress_bar
 from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors
 from .hooks import Hooks, get_module, names_of_type, last_linear_name
-from .models import fingerprint, HintonMLP, LeNet5
+from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
 
 # %% auto #0
 __all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'edge_weights', 'layer_graph',
@@ -290,18 +290,8 @@ class TeacherMetadata:
 
     def check_teacher(self, teacher:nn.Module, source='this metadata'):
         "Raise `MetadataMismatch` unless `teacher` has the architecture, layer shapes and weights the statistics were recorded on."
-        ours, theirs = self.header['teacher'], fingerprint(teacher)
-        fix = 'Record new statistics for this teacher with `record_metadata` (CLI: `dfkd stats`), or load the teacher the file was made for.'
-        if ours['architecture'] != theirs['architecture']:
-            raise MetadataMismatch(f"{source} was recorded for a {ours['architecture']}, not a {theirs['architecture']}. {fix}")
-        diff = [k for k in set(ours['shapes']) | set(theirs['shapes']) if ours['shapes'].get(k) != theirs['shapes'].get(k)]
-        if diff:
-            d = sorted(diff)[:4]
-            raise MetadataMismatch(f"{source} was recorded for a {ours['architecture']} whose layers differ from this one at "
-                                   + ', '.join(f"{k} ({ours['shapes'].get(k)} there, {theirs['shapes'].get(k)} here)" for k in d) + f". {fix}")
-        if ours['checksum'] != theirs['checksum']:
-            raise MetadataMismatch(f"{source} was recorded for a {ours['architecture']} with other weights (checksum {ours['checksum']}, "
-                                   f"this one {theirs['checksum']}). {fix}")
+        check_fingerprint(self.header['teacher'], teacher, source, error=MetadataMismatch,
+                          fix='Record new statistics for this teacher with `record_metadata` (CLI: `dfkd stats`), or load the teacher the file was made for.')
 
 # %% ../nbs/10_metadata.ipynb #027dda10
 def save_metadata(meta:TeacherMetadata, path) -> Path:

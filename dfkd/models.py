@@ -15,7 +15,8 @@ from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 # %% auto #0
 __all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock', 'WideResNet', 'VGG',
            'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34', 'densenet', 'model_names',
-           'get_model', 'count_params', 'fingerprint', 'save_model', 'read_model_header', 'load_weights', 'load_model']
+           'get_model', 'count_params', 'fingerprint', 'check_fingerprint', 'save_model', 'read_model_header',
+           'load_weights', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -249,6 +250,23 @@ def fingerprint(m:nn.Module) -> dict:
     return dict(architecture=type(m).__name__, config=getattr(m, 'dfkd_config', None),
                 shapes={k: list(v.shape) for k, v in sd.items()},
                 checksum=tensor_checksum(p for _, p in m.named_parameters()))
+
+def check_fingerprint(expected:dict, # a `fingerprint` recorded earlier (in a metadata or heads file)
+                      model:nn.Module, # the network offered now
+                      source:str, # what was recorded, for the message (e.g. the file)
+                      fix:str, # how to put it right
+                      error:type=ValueError, # the exception to raise
+                      relation:str='was recorded for'): # how `source` relates to the network, in the message
+    "Raise `error` unless `model` has the architecture, state shapes and parameter checksum of `expected`, naming the first difference."
+    ours = fingerprint(model)
+    if expected['architecture'] != ours['architecture']:
+        raise error(f"{source} {relation} a {expected['architecture']}, not a {ours['architecture']}. {fix}")
+    diff = sorted(k for k in set(expected['shapes']) | set(ours['shapes']) if expected['shapes'].get(k) != ours['shapes'].get(k))
+    if diff: raise error(f"{source} {relation} a {expected['architecture']} whose layers differ from this one at "
+                         + ', '.join(f"{k} ({expected['shapes'].get(k)} there, {ours['shapes'].get(k)} here)" for k in diff[:4]) + f'. {fix}')
+    if expected['checksum'] != ours['checksum']:
+        raise error(f"{source} {relation} a {expected['architecture']} with other weights (checksum {expected['checksum']}, "
+                    f"this one {ours['checksum']}). {fix}")
 
 # %% ../nbs/02_models.ipynb #b65641d3
 def _describe(cfg, arch):
