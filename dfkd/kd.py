@@ -350,9 +350,7 @@ class HintCallback(Callback):
 
 def feature_shape(model:nn.Module, layer:str, img_shape, device='cpu') -> tuple:
     "Shape (without batch) of `layer`'s output for one input of `img_shape`."
-    was = model.training; model.eval()
-    with Hooks(model, layer, detach=True) as h, torch.no_grad(): model.to(device)(torch.zeros(1, *img_shape, device=device))
-    model.train(was)
+    with frozen(model), Hooks(model, layer, detach=True) as h, torch.no_grad(): model.to(device)(torch.zeros(1, *img_shape, device=device))
     return tuple(h[layer].shape[1:])
 
 def fitnets(student:nn.Module, teacher:nn.Module, dls:DataLoaders, hint:str, guided:str, hint_epochs:int=3, epochs:int=5,
