@@ -7,23 +7,41 @@ Docs: https://dfkd.github.io/dfkd/dafl.html.md"""
 # %% ../nbs/24_dafl.ipynb #6345cc4f
 from __future__ import annotations
 from dataclasses import dataclass
-import torch.nn as nn
+import math, torch.nn as nn
+from .hooks import last_linear_name
+from .models import LeNet5
 from .synthesis import CrossEntropyTerm, ActivationTerm
-from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm, train_online, check_teacher_student
+from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
-__all__ = ['train_dafl', 'dafl', 'DAFLSettings', 'build_dafl_synthesizer', 'dafl_synthesizer']
+__all__ = ['train_dafl', 'dafl', 'DAFL_PRESETS', 'InformationEntropyTerm', 'dafl_feature_layer', 'DAFLSettings',
+           'build_dafl_synthesizer', 'dafl_synthesizer']
+
+# %% ../nbs/24_dafl.ipynb #ed627a66
+class InformationEntropyTerm(ClassBalanceTerm):
+    "DAFL's L_ie = -H_info(mean softmax) with logarithms in base `base` (the authors' code: 10); base e is `ClassBalanceTerm`."
+    def __init__(self, weight:float=5., # beta
+                 base:float=10., # base of the logarithm
+                 name:str|None=None):
+        super().__init__(weight, name); self.base = base
+    def __call__(self, ctx): return super().__call__(ctx) / math.log(self.base)
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
+def dafl_feature_layer(teacher:nn.Module) -> str:
+    "The layer whose input are DAFL's features f_T: `fc2` of a LeNet-5 (the 120 units of its third layer, the authors' conv3), else the last nn.Linear."
+    return 'fc2' if isinstance(teacher, LeNet5) else last_linear_name(teacher)
+
+# %% ../nbs/24_dafl.ipynb #b55b5353
 @dataclass
 class DAFLSettings(GeneratorSettings):
-    "DAFL's choices: generator, loss weights, feature layer, and how the student distils."
+    "DAFL's choices: generator, loss weights, entropy base, feature layer, and how the student distils."
     lr_g:float = 1e-2 # generator's Adam learning rate
     onehot:float = 1. # weight of L_oh
     activation:float = 0.1 # alpha: weight of L_a
     balance:float = 5. # beta: weight of L_ie
-    feature_layer:str|None = None # teacher layer whose input are the features f_T; `None` is the last nn.Linear
+    entropy_base:float = 10. # base of the logarithm in L_ie: 10 as the authors' code; `math.e` for nats (weighs 2.3x more)
+    feature_layer:str|None = None # teacher layer whose input are the features f_T; `None`: `dafl_feature_layer`
     T:float = 4. # the student's distillation temperature
     student_steps:int = 1 # student steps per generator step
 
@@ -33,8 +51,8 @@ def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DA
     "DAFL's generator side: a DCGAN generator trained with the one-hot, activation and information-entropy terms."
     s = settings or DAFLSettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer, read='input'),
-             ClassBalanceTerm(s.balance)]
+    terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer or dafl_feature_layer(teacher), read='input'),
+             InformationEntropyTerm(s.balance, base=s.entropy_base, name='balance')]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
 
 train_dafl = online_trainer(build_dafl_synthesizer, DAFLSettings)
@@ -48,6 +66,14 @@ def dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, seed:int=0, devic
 dafl = keyword_trainer('dafl')
 
 # %% ../nbs/24_dafl.ipynb #82b83ec9
+DAFL_PRESETS = {
+    # huawei-noah/Efficient-Computing Data-Efficient-Model-Compression/DAFL/DAFL-train.py, MNIST defaults
+    'paper': dict(lr_g=0.2, ngf=64, nz=100, output='bn', onehot=1., activation=0.1, balance=5., entropy_base=10., T=1., student_steps=1,
+                  student_T=1.),
+    # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
+    'small': dict(lr_g=1e-2, ngf=16, output='tanh', onehot=1., activation=0.1, balance=5., entropy_base=10., T=4., student_steps=1,
+                  student_T=4.),
+}
 register(MethodSpec('dafl', 'generator', 'Chen et al. 2019, ICCV', DAFLSettings, needs=(),
                     synthesizer=build_dafl_synthesizer, train=train_dafl, student_T=DAFLSettings.T,
-                    key_settings=('lr_g', 'activation', 'balance', 'T'), notebook='24_dafl'));
+                    key_settings=('lr_g', 'activation', 'balance', 'T'), notebook='24_dafl', presets=DAFL_PRESETS));

@@ -15,7 +15,17 @@ from .generators import (GeneratorSettings, online_trainer, Generator, Generator
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
-__all__ = ['train_dfq', 'dfq', 'SampleEntropyTerm', 'DFQSettings', 'build_dfq_synthesizer', 'dfq_synthesizer']
+__all__ = ['BN_FORMS', 'train_dfq', 'dfq', 'DFQ_PRESETS', 'GaussianBNStatisticsLoss', 'SampleEntropyTerm', 'DFQSettings',
+           'build_dfq_synthesizer', 'dfq_synthesizer']
+
+# %% ../nbs/26_dfq.ipynb #a40ac75d
+class GaussianBNStatisticsLoss(BNStatisticsLoss):
+    "DFQ's BN term: sum over BN layers and channels of KL(N(batch mean, batch var) || N(running mean, running var))."
+    def __init__(self, weight:float=1., bn_layers:list[str]|None=None, name:str|None=None):
+        super().__init__(weight, first_multiplier=1., bn_layers=bn_layers, fast=False, name=name)
+    def layer_distance(self, name, bn, mean, var):
+        v_hat, v = var + bn.eps, bn.running_var + bn.eps
+        return 0.5 * (torch.log(v / v_hat) + (v_hat + (mean - bn.running_mean) ** 2) / v - 1).sum()
 
 # %% ../nbs/26_dfq.ipynb #79379889
 class SampleEntropyTerm(LossTerm):
@@ -32,6 +42,7 @@ class DFQSettings(GeneratorSettings):
     n_generators:int = 2 # size of the generator ensemble
     lr_g:float = 1e-3 # Adam learning rate of the ensemble
     bn:float = 1. # weight of L_BN
+    bn_form:str = 'moments' # L_BN's distance: 'moments' (DeepInversion's norms) or 'gaussian_kl' (the paper's, per channel)
     entropy:float = 1. # weight of the per-sample entropy
     balance:float = 5. # weight of the batch entropy -H(mean p_T)
     adversarial:float = 1. # weight of -KL(p_T || p_S)
@@ -40,12 +51,15 @@ class DFQSettings(GeneratorSettings):
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/26_dfq.ipynb #d82c276b
+BN_FORMS = {'gaussian_kl': GaussianBNStatisticsLoss, 'moments': lambda weight: BNStatisticsLoss(weight, first_multiplier=1.)}
+
 def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DFQSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
     s = settings or DFQSettings()
     generator = GeneratorEnsemble([Generator.from_settings(img_shape, stats, s) for _ in range(s.n_generators)])
-    terms = [BNStatisticsLoss(s.bn, first_multiplier=1.), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
+    if s.bn_form not in BN_FORMS: raise ValueError(f'bn_form must be one of {list(BN_FORMS)}, got {s.bn_form!r}')
+    terms = [BN_FORMS[s.bn_form](s.bn), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
              AdversarialTerm(student, s.adversarial, T=s.adv_T)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
 
@@ -61,6 +75,15 @@ def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
 dfq = keyword_trainer('dfq')
 
 # %% ../nbs/26_dfq.ipynb #60843b92
+DFQ_PRESETS = {
+    # the paper's loss terms with the settings of zju-vipa/Fast-Datafree scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64,
+    # nz 256), lr_g 1e-3, bn 1, oh (here: entropy) 1, balance 20, adv 1, 10 student steps per generator step, KD T 20
+    'paper': dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, bn=1., bn_form='gaussian_kl', entropy=1., balance=20., adversarial=1.,
+                  adv_T=1., T=20., student_steps=10, student_T=20.),
+    # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
+    'small': dict(n_generators=2, ngf=16, lr_g=1e-3, bn=1., bn_form='moments', entropy=1., balance=5., adversarial=1., adv_T=1.,
+                  T=4., student_steps=1, student_T=4.),
+}
 register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),
                     synthesizer=build_dfq_synthesizer, train=train_dfq, student_T=DFQSettings.T,
-                    key_settings=('n_generators', 'bn', 'adversarial', 'T'), notebook='26_dfq'));
+                    key_settings=('n_generators', 'bn', 'adversarial', 'T'), notebook='26_dfq', presets=DFQ_PRESETS));

@@ -7,13 +7,33 @@ Docs: https://dfkd.github.io/dfkd/zskt.html.md"""
 # %% ../nbs/25_zskt.ipynb #c29e5ecb
 from __future__ import annotations
 from dataclasses import dataclass
-import torch, torch.nn as nn
-from .kd import attention_loss
-from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, AdversarialTerm, train_online, check_teacher_student
+import torch, torch.nn as nn, torch.nn.functional as F
+from fastai.callback.training import GradientClip
+from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
+from .synthesis import Schedule
+from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm, OnlineSynthesisCallback, generator_dls,
+                             check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_zskt', 'zskt_synthesizer', 'zskt', 'attention_layers', 'ZSKTSettings', 'build_zskt_synthesizer']
+__all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss', 'attention_layers',
+           'ZSKTAdversarialTerm', 'clip_gradients', 'ZSKTGenerator', 'RoundLatents', 'RepeatedBatchCallback',
+           'ZSKTSettings', 'build_zskt_synthesizer', 'train_zskt']
+
+# %% ../nbs/25_zskt.ipynb #326d1ee5
+def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
+    "KL(p_T || p_S) at temperature `T` averaged over every element (images x classes), without T^2: the authors' `kl_div` default."
+    return soft_target_loss(s_logits, t_logits, T) / (T * T * s_logits.shape[1])
+
+def zskt_attention_loss(s_feats, t_feats, **kwargs):
+    "Sum over layer pairs of the mean (over images and positions) squared difference of L2-normalised attention maps: the authors' form."
+    total = 0.
+    for s, t in zip(s_feats, t_feats):
+        if s.shape[-2:] != t.shape[-2:]:
+            raise ValueError(f'attention pairs need maps of the same size, got {tuple(s.shape[-2:])} and {tuple(t.shape[-2:])}; '
+                             'choose student_layers and teacher_layers of equal resolution')
+        total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
+    return total
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
 def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
@@ -36,34 +56,112 @@ def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
     return names[-n:]
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
+class ZSKTAdversarialTerm(AdversarialTerm):
+    "-KL(p_T || p_S) as ZSKT's generator sees it: an element mean (`element_mean`), the student in train mode with its weights frozen."
+    def __init__(self, student:nn.Module, weight:float=1., T:float=1., # softmax temperature of both distributions
+                 element_mean:bool=True, # divide the batch-mean KL by the number of classes, as the authors' `kl_div`
+                 student_train:bool=True): # keep the student's train mode during the generator step, as the authors' loop
+        super().__init__(student, weight, T=T); self.element_mean, self.student_train = element_mean, student_train
+    def begin_batch(self, ctx):
+        super().begin_batch(ctx)               # weights frozen; the mode each module had is restored in `end_batch`
+        if self.student_train: self.student.train()
+    def __call__(self, ctx):
+        value = super().__call__(ctx)
+        return value / ctx.logits.shape[1] if self.element_mean else value
+
+def clip_gradients(schedule:Schedule, max_norm:float) -> Schedule:
+    "`schedule`, whose optimisers now clip their parameters' gradient norm to `max_norm` before every step."
+    make = schedule.optimizer
+    def optimizer(params, lr=None):
+        params = list(params); opt = make(params, lr)
+        def clip(*_): nn.utils.clip_grad_norm_(params, max_norm)   # a step pre-hook returns None
+        opt.register_step_pre_hook(clip)
+        return opt
+    schedule.optimizer = optimizer
+    return schedule
+
+class ZSKTGenerator(Generator):
+    "The engine's generator with ZSKT's head: the last convolution's output through an affine BatchNorm, no tanh (authors' `generator.py`)."
+    def __init__(self, img_shape, nz:int=100, ngf:int=64, stats=None):
+        super().__init__(img_shape, nz=nz, ngf=ngf, stats=stats, output='bn')
+        self.head_bn = nn.BatchNorm2d(img_shape[0])   # affine, learned scale and shift per channel
+    def forward(self, z): return self.head_bn(self.body(self.project(z).view(len(z), -1, *self.side)))
+
+# %% ../nbs/25_zskt.ipynb #47615720
+class RoundLatents:
+    "Synthesizer listener: the latents `z` of the latest round."
+    z = None
+    def before_round(self, synth, ctx): self.z = ctx.z
+
+class RepeatedBatchCallback(OnlineSynthesisCallback):
+    "ZSKT's rounds: one generator step, then `student_steps` student steps on one pseudo-batch, the updated generator's images of that step's latents."
+    def before_fit(self):
+        super().before_fit()
+        self.latents = RoundLatents(); self.synthesizer.callbacks.append(self.latents)
+    def after_fit(self):
+        if self.latents in self.synthesizer.callbacks: self.synthesizer.callbacks.remove(self.latents)
+    def before_batch(self):
+        if not self.training: return
+        if self.count % self.student_steps == 0:
+            self.synthesizer.update(len(self.xb[0]))
+            self.x = self.synthesizer.sample(z=self.latents.z)
+            with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: self.logits = teacher(self.x).float()
+        self.count += 1
+        self.learn.xb, self.learn.yb, self.learn.teacher_logits = (self.x,), (self.logits.argmax(1),), self.logits
+
+# %% ../nbs/25_zskt.ipynb #5b06b859
 @dataclass
 class ZSKTSettings(GeneratorSettings):
-    "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer."
-    output:str = 'bn' # generator head: 'bn' (ZSKT's affine-free BatchNorm) or 'tanh'
+    "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer, loss form, clipping."
+    output:str = 'affine' # generator head: 'affine' (ZSKT's affine BatchNorm, no tanh), 'bn' (tanh + affine-free BatchNorm) or 'tanh'
     lr_g:float = 1e-3 # generator's Adam learning rate
     adversarial:float = 1. # weight of the generator's -KL(T || S)
     T:float = 1. # temperature of the KL, for the generator and the student alike
     student_steps:int = 10 # n_S: student steps per generator step
+    same_batch:bool = True # the n_S steps of a round train on one pseudo-batch (the authors'); False: fresh images every step
     beta:float = 250. # weight of attention transfer; 0 turns it off
     student_layers:list|None = None # student layers of the attention pairs; `None` picks them with `attention_layers`
     teacher_layers:list|None = None # teacher layers of the attention pairs; `None` picks as many with `attention_layers`
+    loss_form:str = 'authors' # 'authors': element-mean KL, mean squared attention difference; 'engine': batch-mean KL, L2 attention distance
+    clip:float|None = 5. # gradient-norm clipping of generator and student; `None` turns it off
 
-# %% ../nbs/25_zskt.ipynb #47615720
+LOSS_FORMS = {'authors': (zskt_divergence, zskt_attention_loss), 'engine': (soft_target_loss, attention_loss)}
+
+# %% ../nbs/25_zskt.ipynb #e8b01182
+def _check_form(s:ZSKTSettings):
+    if s.loss_form not in LOSS_FORMS: raise ValueError(f'loss_form must be one of {list(LOSS_FORMS)}, got {s.loss_form!r}')
+
 def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZSKTSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
-    "ZSKT's generator side: a generator maximising the teacher-student KL divergence."
-    s = settings or ZSKTSettings()
-    generator = Generator.from_settings(img_shape, stats, s)
-    return GeneratorSynthesizer(teacher, generator, [AdversarialTerm(student, s.adversarial, T=s.T)], lr=s.lr_g, seed=seed, device=device)
+    "ZSKT's generator side: a generator maximising the teacher-student KL divergence, its gradients clipped."
+    s = settings or ZSKTSettings(); _check_form(s)
+    generator = ZSKTGenerator(img_shape, s.nz, s.ngf, stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
+    term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
+    synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, seed=seed, device=device)
+    if s.clip: clip_gradients(synth.schedule, s.clip)
+    return synth
 
-def _attention_transfer(teacher, student, dls, s) -> dict:
-    "ZSKT's student learns the teacher's attention maps too (weight beta), on the layers `attention_layers` picks unless given."
-    if not s.beta: return {}
+def _student_loss(teacher, student, dls, s) -> dict:
+    "The student's KL form, and attention transfer (weight beta) on the layers `attention_layers` picks unless given."
+    kd_loss, at_loss = LOSS_FORMS[s.loss_form]
+    if not s.beta: return dict(kd_loss=kd_loss)
     s_layers = attention_layers(student, dls.img_shape) if s.student_layers is None else s.student_layers
     t_layers = attention_layers(teacher, dls.img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
-    return dict(feature_loss=attention_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
+    return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
 
-train_zskt = online_trainer(build_zskt_synthesizer, ZSKTSettings, _attention_transfer)
+def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64,
+               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
+    "Train `student` from `teacher` in ZSKT's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
+    s = settings if settings is not None else ZSKTSettings()
+    check_teacher_student(teacher, student)
+    synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    game = (RepeatedBatchCallback if s.same_batch else OnlineSynthesisCallback)(synth, student_steps=s.student_steps)
+    clip = [GradientClip(s.clip)] if s.clip else []
+    latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
+    learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + clip + list(cbs or []), seed=seed,
+                    show=show, **_student_loss(teacher, student, dls, s))
+    learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
+    return learn
 
 # %% ../nbs/25_zskt.ipynb #5e77147c
 zskt_synthesizer = keyword_synthesizer('zskt')
@@ -71,6 +169,14 @@ zskt_synthesizer = keyword_synthesizer('zskt')
 zskt = keyword_trainer('zskt')
 
 # %% ../nbs/25_zskt.ipynb #de9d154b
+ZSKT_PRESETS = {
+    # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN)
+    'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, T=1., student_steps=10, same_batch=True, beta=250., loss_form='authors', clip=5.,
+                  student_T=1.),
+    # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cells of this notebook
+    'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250., loss_form='authors', clip=5.,
+                  student_T=1.),
+}
 register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
                     synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
-                    key_settings=('lr_g', 'student_steps', 'beta'), notebook='25_zskt'));
+                    key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'), notebook='25_zskt', presets=ZSKT_PRESETS));
