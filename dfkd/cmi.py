@@ -6,14 +6,13 @@ Docs: https://dfkd.github.io/dfkd/cmi.html.md"""
 
 # %% ../nbs/27_cmi.ipynb #78b8a89a
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.meta import delegates
 from .hooks import Hooks
-from .kd import check_teacher_student
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
-from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, train_online
+from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, random_crop_flip
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
@@ -21,26 +20,39 @@ __all__ = ['train_cmi', 'cmi', 'cmi_synthesizer', 'random_resized_crop', 'Contra
            'build_cmi_synthesizer']
 
 # %% ../nbs/27_cmi.ipynb #bc26212a
+def random_resized_crop(x:torch.Tensor, # images (N, C, H, W)
+                        generator:torch.Generator, # seeds the crops and flips
+                        scale=(0.25, 1.), # range of the crop's area, as a fraction of the image's
+                        ratio=(3/4, 4/3), # range of the crop's aspect ratio (width / height), drawn log-uniformly
+                        flip:bool=True # also mirror each image left-right with probability 1/2
+                       ) -> torch.Tensor:
+    "Each image's own random crop, resized back to the full size by bilinear resampling (CMI's local view)."
+    n = len(x)
+    u = torch.rand(5, n, generator=generator)
+    area = scale[0] + (scale[1] - scale[0]) * u[0]
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[1])
+    w, h = (area * aspect).sqrt().clamp(max=1.), (area / aspect).sqrt().clamp(max=1.)  # sides, as fractions of the image's
+    cx, cy = (2 * u[2] - 1) * (1 - w), (2 * u[3] - 1) * (1 - h)                       # centres, in [-1, 1] coordinates
+    mirror = torch.where(u[4] < 0.5, -1., 1.) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * mirror, cx, h, cy
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+# %% ../nbs/27_cmi.ipynb #faf8373d
 def _channel_means(acts:list) -> torch.Tensor:
     return torch.cat([a.float().flatten(2).mean(2) if a.dim() > 2 else a.float() for a in acts], dim=1)
 
-def random_resized_crop(x:torch.Tensor, generator:torch.Generator, scale=(0.25, 1.)) -> torch.Tensor:
-    "One random square crop of side fraction sqrt(U(scale)) of the batch, resized back to the full size."
-    h, w = x.shape[-2:]
-    frac = (scale[0] + (scale[1] - scale[0]) * torch.rand((), generator=generator).item()) ** 0.5
-    ch, cw = max(1, round(h * frac)), max(1, round(w * frac))
-    top = torch.randint(0, h - ch + 1, (), generator=generator).item(); left = torch.randint(0, w - cw + 1, (), generator=generator).item()
-    return F.interpolate(x[..., top:top + ch, left:left + cw], size=(h, w), mode='bilinear', align_corners=False)
-
 class ContrastiveTerm(LossTerm):
-    "CMI's InfoNCE over a global view, a local view and a memory bank, in a learned projection of teacher BN features."
+    "CMI's InfoNCE: local views (anchors) against detached global views, of the batch and of a memory bank of past [local, global] features."
     name = 'contrastive'
     def __init__(self, teacher:nn.Module, # the teacher (its BN layers give the features)
                  img_shape, # (C, H, W) of its input, to size the head
                  weight:float=0.8, # lambda_cr
                  T:float=0.2, # tau, temperature of the InfoNCE logits
-                 bank_size:int=4096, # memory bank capacity (feature vectors)
-                 dim:int=128, hidden:int=256, # projection head: output and hidden width
+                 bank_size:int=4096, # memory bank capacity (rows of [local, global] features)
+                 n_negatives:int=4096, # bank rows a loss sees at most (sampled without replacement)
+                 dim:int=256, hidden:int|None=None, # projection head: output width, hidden width (`None`: the feature width, as Fast-Datafree)
                  feature_layers:list[str]|None=None, # teacher modules whose channel means are the features; `None`: BN layers
                  crop_scale=(0.25, 1.), # area fraction of the local view's crop
                  name:str|None=None):
@@ -52,29 +64,49 @@ class ContrastiveTerm(LossTerm):
             teacher(torch.zeros(2, *img_shape, device=next(teacher.parameters()).device))
             n_features = _channel_means(h.stored()).shape[1]
         teacher.train(was)
+        hidden = hidden or n_features
         self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        self.T, self.crop_scale, self.bank = T, crop_scale, RingBuffer(bank_size)
-        self.last = None
+        self.T, self.crop_scale, self.n_negatives, self.bank = T, crop_scale, n_negatives, RingBuffer(bank_size)
+        self.features = self.best = None; self.best_loss = math.inf
     @property
     def layers(self): return self.names
     def parameters(self): return list(self.head.parameters())  # the engine optimises them with the generator
     def to(self, device): self.head.to(device); self.bank.to(device); return self
     def embed(self, f): return F.normalize(self.head(f), dim=1)
+    def row_losses(self, f_local:torch.Tensor, f_global:torch.Tensor) -> torch.Tensor:
+        "InfoNCE per row: anchor h(f_local[i]) must pick its own key h(f_global[i]) among all keys (detached)."
+        logits = self.embed(f_local) @ self.embed(f_global).detach().t() / self.T
+        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device), reduction='none')
+    def negatives(self, generator:torch.Generator) -> torch.Tensor|None:
+        "Up to `n_negatives` bank rows, drawn without replacement; `None` while the bank is empty."
+        if len(self.bank) == 0: return None
+        rows = self.bank.items
+        if len(rows) > self.n_negatives: rows = rows[torch.randperm(len(rows), generator=generator)[:self.n_negatives].to(rows.device)]
+        return rows
     def __call__(self, ctx):
-        f_global = _channel_means([ctx.acts[n] for n in self.names])
-        # the second teacher pass overwrites hooks that other terms filled; they have been computed already (terms run in order)
+        if getattr(ctx, 'images', None) is None:
+            raise ValueError("ContrastiveTerm cuts its local view from ctx.images, the un-augmented images; use it with a generator parametrisation")
+        global_acts = {n: ctx.acts[n] for n in self.names}                 # the global view: what the teacher saw, ctx.x
+        f_global = _channel_means(list(global_acts.values()))
         with Hooks(ctx.teacher, self.names) as h:
-            ctx.teacher(random_resized_crop(ctx.x, ctx.generator, self.crop_scale))
+            ctx.teacher(random_resized_crop(ctx.images, ctx.generator, self.crop_scale))
             f_local = _channel_means(h.stored())
-        v, v_plus = self.embed(f_global), self.embed(f_local)
-        candidates = v_plus if len(self.bank) == 0 else torch.cat([v_plus, self.embed(self.bank.items.to(v.device))])
-        logits = v @ candidates.t() / self.T                       # positives on the diagonal of the first B columns
-        self.last = f_global.detach()
-        return F.cross_entropy(logits, torch.arange(len(v), device=v.device))
+        ctx.acts.update(global_acts)  # the local pass overwrote the synthesizer's hooks too: later terms and listeners read the global view
+        self.features = torch.cat([f_local, f_global], 1).detach()       # this step's bank row: [local, global]
+        bank, b = self.negatives(ctx.generator), len(f_local)
+        if bank is None: return self.row_losses(f_local, f_global).mean()
+        bank_local, bank_global = bank.chunk(2, dim=1)
+        rows = self.row_losses(torch.cat([f_local, bank_local]), torch.cat([f_global, bank_global]))
+        return rows[:b].mean() + rows[b:].mean()
+    # a listener of the synthesizer: the bank receives the features of the round's best step
+    def before_round(self, synth, ctx): self.best, self.best_loss = None, math.inf
+    def after_loss(self, synth, ctx):
+        if self.features is not None and ctx.total.item() < self.best_loss: self.best, self.best_loss = self.features, ctx.total.item()
     def end_batch(self, ctx):
-        if self.last is not None: self.bank.add(self.last); self.last = None
+        if self.best is not None: self.bank.add(self.best)
+        self.best = self.features = None
 
-# %% ../nbs/27_cmi.ipynb #82260489
+# %% ../nbs/27_cmi.ipynb #6b02c014
 @dataclass
 class CMISettings(PooledStudentSettings):
     "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and (from `PooledStudentSettings`) how the student learns."
@@ -86,17 +118,19 @@ class CMISettings(PooledStudentSettings):
     adversarial:float = 0.5 # lambda_adv, weight of the agreement-masked adversarial term
     contrastive:float = 0.8 # lambda_cr, weight of the contrastive term
     cr_T:float = 0.2 # tau, temperature of the contrastive logits
-    bank_size:int = 4096 # memory bank capacity (feature vectors)
+    bank_size:int = 4096 # memory bank capacity (rows of [local, global] features)
+    n_negatives:int = 4096 # bank rows one loss sees at most
 
 def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMISettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
-    "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms."
+    "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms, on the global view."
     s = settings or CMISettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True),
-             ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size)]
+    contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size, n_negatives=s.n_negatives)
+    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True), contrastive]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
-                                reset=True, targets=True, seed=seed, device=device)
+                                reset=True, targets=True, augment=random_crop_flip, seed=seed, device=device,
+                                callbacks=[contrastive])  # it listens for the round's best step
 
 train_cmi = online_trainer(build_cmi_synthesizer, CMISettings)
 
@@ -106,4 +140,8 @@ cmi, cmi_synthesizer = keyword_trainer('cmi'), keyword_synthesizer('cmi')  # the
 # %% ../nbs/27_cmi.ipynb #ff53729c
 register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, needs=('bn', 'student'),
                     synthesizer=build_cmi_synthesizer, train=train_cmi, key_settings=('g_steps', 'contrastive', 'cr_T', 'bank_size'),
-                    notebook='27_cmi'));
+                    notebook='27_cmi',
+                    presets={'paper': dict(g_steps=200, lr_g=1e-3, ce=1., bn=1., adversarial=0.5, contrastive=0.8, cr_T=0.2,  # scripts/cmi_cifar.sh
+                                           bank_size=40960, n_negatives=4096, nz=256, ngf=64,                     # datafree_kd.py, method cmi
+                                           student_steps=400, pool_size=200 * 256, T=20.),                        # kd_steps 400, 200 epochs x 256, --T 20
+                             'small': dict(g_steps=10, student_steps=5)}));                                        # the small run, 27_cmi

@@ -8,11 +8,9 @@ Docs: https://dfkd.github.io/dfkd/fastdfkd.html.md"""
 from __future__ import annotations
 from dataclasses import dataclass
 import torch, torch.nn as nn
-from fastcore.meta import delegates
-from .kd import check_teacher_student
 from .synthesis import CrossEntropyTerm
 from .inversion import BNStatisticsLoss
-from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, train_online
+from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, random_crop_flip
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
@@ -51,21 +49,26 @@ class FastDFKDSettings(PooledStudentSettings):
     g_steps:int = 5 # inner steps per round: 2, 5 or 10 in the paper (Fast-2/5/10)
     lr_g:float = 5e-3 # inner-loop Adam learning rate of the generator
     lr_z:float = 1e-2 # Adam learning rate of the latents
-    meta:str = 'reptile' # meta update: 'reptile' or 'fomaml'
+    meta:str = 'fomaml' # meta update: 'fomaml' (sum of the inner steps' gradients) or 'reptile'
     meta_lr:float|None = None # Adam learning rate of the meta update; `None` is `g_steps * lr_g`
     ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
     bn:float = 1. # lambda_bn, weight of the momentum BN-statistics term
     adversarial:float = 1. # lambda_adv, weight of the agreement-masked adversarial term
     bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
+    augment:bool = False # show the teacher and student a random crop (padding 4) + flip of each image
+    warmup:int = 0 # rounds before the student's first step, with the adversarial term off
+    reset_l0:int|None = None # round at whose start the generator's first layer is re-initialised; `None`: never
 
 def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:FastDFKDSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
     s = settings or FastDFKDSettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), AdversarialTerm(student, s.adversarial, where_agree=True)]
+    terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum),
+             AdversarialTerm(student, s.adversarial, where_agree=True, start_round=s.warmup)]
     return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, steps=s.g_steps,
-                                    lr_latent=s.lr_z, targets=True, seed=seed, device=device)
+                                    lr_latent=s.lr_z, reset_first_layer_at=s.reset_l0, targets=True,
+                                    augment=random_crop_flip if s.augment else None, seed=seed, device=device)
 
 train_fastdfkd = online_trainer(build_fastdfkd_synthesizer, FastDFKDSettings)
 
@@ -75,4 +78,8 @@ fastdfkd, fastdfkd_synthesizer = keyword_trainer('fastdfkd'), keyword_synthesize
 # %% ../nbs/28_fastdfkd.ipynb #1bc57936
 register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDSettings, needs=('bn', 'student'),
                     synthesizer=build_fastdfkd_synthesizer, train=train_fastdfkd, key_settings=('g_steps', 'meta', 'bn_momentum', 'adversarial'),
-                    notebook='28_fastdfkd'));
+                    notebook='28_fastdfkd',
+                    presets={'paper': dict(meta='fomaml', g_steps=5, lr_g=3e-3, lr_z=1e-2, bn=10., ce=0.4, adversarial=1.1,   # scripts/fast_cifar.sh, wrn-5
+                                           bn_momentum=0.9, warmup=20, reset_l0=120 + 20 - 1, augment=True,              # --warmup 20 --reset_l0 1: fast_meta.py resets at its 140th round
+                                           nz=256, ngf=64, student_steps=400, pool_size=220 * 256, T=20.),               # datafree_kd.py; --kd_steps 400 --epochs 220 --T 20
+                             'small': dict(student_steps=4, meta='reptile')}));                                           # the small run, 28_fastdfkd

@@ -17,16 +17,16 @@ from .core import default_device, seed_generator, tensor_checksum
 from .models import fingerprint
 from .hooks import Hooks
 from .kd import distill, check_teacher_student
-from .kd import frozen
+from .kd import frozen, random_shift
 from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule
 from .viz import image_grid
 
 # %% auto #0
-__all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'GeneratorParametrization',
-           'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
-           'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
-           'GeneratorSettings', 'PooledStudentSettings', 'online_trainer', 'GeneratorSampler', 'generator_transfer_set',
-           'show_generated']
+__all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'random_crop_flip',
+           'GeneratorParametrization', 'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'reset_first_layer',
+           'MetaGeneratorSynthesizer', 'term_gradient_norm', 'LatentDataLoader', 'generator_dls', 'RingBuffer',
+           'OnlineSynthesisCallback', 'train_online', 'GeneratorSettings', 'PooledStudentSettings', 'online_trainer',
+           'GeneratorSampler', 'generator_transfer_set', 'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663
 class Generator(nn.Module):
@@ -96,9 +96,11 @@ class AdversarialTerm(StudentTerm):
     def __init__(self, student:nn.Module, # the student being distilled (frozen while the generator steps)
                  weight:float=1., T:float=1., # softmax temperature of both distributions
                  where_agree:bool=False, # CMI: count only images where teacher and student top-1 classes agree
+                 start_round:int=0, # off (zero) in the rounds before this one: FastDFKD's warm-up
                  name:str|None=None):
-        super().__init__(student, weight, name); self.T, self.where_agree = T, where_agree
+        super().__init__(student, weight, name); self.T, self.where_agree, self.start_round = T, where_agree, start_round
     def __call__(self, ctx):
+        if ctx.round < self.start_round: return ctx.logits.new_zeros(())   # warm-up: the student is not in the game yet
         s_logits = self.student(ctx.x).float()
         t_logits = ctx.logits.float()
         kl = F.kl_div(F.log_softmax(s_logits / self.T, 1), F.log_softmax(t_logits / self.T, 1),
@@ -107,6 +109,11 @@ class AdversarialTerm(StudentTerm):
         return -kl.mean()
 
 # %% ../nbs/13_generators.ipynb #68a9a0d5
+def random_crop_flip(x:torch.Tensor, generator:torch.Generator, padding:int=4) -> torch.Tensor:
+    "RandomCrop(padding) + horizontal flip with probability 1/2, drawn per image (CMI's global view, FastDFKD's augmentation)."
+    return random_shift(x, padding, flip=True, generator=generator)
+
+# %% ../nbs/13_generators.ipynb #ad549730
 def _reset_parameters(module:nn.Module):
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
@@ -130,7 +137,9 @@ class GeneratorParametrization:
         if self.opt is None: self.opt = schedule.optimizer(list(self.generator.parameters()) + list(extra_params))
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
         return [self.opt] + self.latent_optimizers(ctx, schedule)
-    def images(self, ctx) -> torch.Tensor: return self.net(ctx.z)
+    def images(self, ctx) -> torch.Tensor:
+        ctx.images = self.net(ctx.z)  # before the synthesizer's augmentation: CMI draws a second view from them
+        return ctx.images
     def after_step(self, ctx): pass
     def end_round(self, ctx): pass
     def to(self, device): self.generator.to(device); return self
@@ -169,41 +178,57 @@ class GeneratorSynthesizer(Synthesizer):
         z = self.latent(n) if z is None else z.to(self.device)
         return self.generator.to(self.device)(z)
 
-# %% ../nbs/13_generators.ipynb #ad549730
+# %% ../nbs/13_generators.ipynb #8ac667b6
 class MetaGeneratorParametrization(GeneratorParametrization):
     "A generator meta-learned across rounds: each round adapts a clone, `end_round` applies a Reptile or first-order MAML update."
-    def __init__(self, generator:nn.Module, meta:str='reptile', # 'reptile': grad = theta - theta'; 'fomaml': grad = the clone's last gradient
+    def __init__(self, generator:nn.Module, meta:str='fomaml', # 'fomaml': grad = sum of the clone's inner-step gradients; 'reptile': grad = theta - theta'
                  meta_lr:float|None=None, # Adam learning rate of the meta update; `None` is steps * lr
-                 optimize_latent:bool=True, lr_latent:float|None=None):
+                 optimize_latent:bool=True, lr_latent:float|None=None,
+                 reset_first_layer_at:int|None=None): # round at whose start the first layer is re-initialised (FastDFKD's reset_l0); `None`: never
         super().__init__(generator, optimize_latent, lr_latent, reset=False)
         if meta not in ('reptile', 'fomaml'): raise ValueError(f"meta must be 'reptile' or 'fomaml', got {meta!r}")
-        self.meta, self.meta_lr, self.meta_opt = meta, meta_lr, None
+        self.meta, self.meta_lr, self.meta_opt, self.reset_first_layer_at, self.grad_sum = meta, meta_lr, None, reset_first_layer_at, None
     def start_round(self, ctx, n, schedule, extra_params=()) -> list:
         base = self.generator.to(ctx.device).train()
+        if ctx.round == self.reset_first_layer_at: reset_first_layer(base)
         if self.meta_opt is None:
             self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr or schedule.iterations * schedule.lr, betas=schedule.betas)
-        self.net = copy.deepcopy(base)                                      # theta' <- theta
+        self.net, self.grad_sum = copy.deepcopy(base), None                 # theta' <- theta
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
         return [schedule.optimizer(list(self.net.parameters()) + list(extra_params))] + self.latent_optimizers(ctx, schedule)
+    @torch.no_grad()
+    def after_step(self, ctx):
+        if self.meta != 'fomaml': return
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.net.parameters()]
+        self.grad_sum = [g.clone() for g in grads] if self.grad_sum is None else [s.add_(g) for s, g in zip(self.grad_sum, grads)]
     @torch.no_grad()
     def end_round(self, ctx):
         base, fast = self.generator, self.net
         self.meta_opt.zero_grad(set_to_none=True)
-        for p, p_fast in zip(base.parameters(), fast.parameters()):
-            if self.meta == 'reptile': p.grad = (p - p_fast).clone()                     # theta - theta'
-            elif p_fast.grad is not None: p.grad = p_fast.grad.clone()                 # first-order MAML
+        if self.meta == 'reptile':
+            for p, p_fast in zip(base.parameters(), fast.parameters()): p.grad = (p - p_fast).clone()   # theta - theta'
+        elif self.grad_sum is not None:
+            for p, g in zip(base.parameters(), self.grad_sum): p.grad = g                            # sum_j grad L(theta'_j)
         self.meta_opt.step()
         for b, b_fast in zip(base.buffers(), fast.buffers()): b.copy_(b_fast)
-        self.net = base
-    def settings(self) -> dict: return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr)
+        self.net, self.grad_sum = base, None
+    def settings(self) -> dict:
+        return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr, reset_first_layer_at=self.reset_first_layer_at)
+
+def reset_first_layer(generator:nn.Module):
+    "Re-initialise the generator's first weighted layer (the latent projection) as Fast-Datafree's `reset_l0` does: weights N(0, 0.02), bias 0."
+    layer = next(m for m in generator.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)))
+    nn.init.normal_(layer.weight, 0., 0.02)
+    if layer.bias is not None: nn.init.zeros_(layer.bias)
 
 def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
-                             meta:str='reptile', meta_lr:float|None=None, # the meta update (see `MetaGeneratorParametrization`)
+                             meta:str='fomaml', meta_lr:float|None=None, # the meta update (see `MetaGeneratorParametrization`)
                              optimize_latent:bool=True, lr_latent:float|None=None,
+                             reset_first_layer_at:int|None=None, # round at whose start the first layer is re-initialised; `None`: never
                              **kwargs) -> GeneratorSynthesizer: # as `GeneratorSynthesizer` (lr, steps, targets, seed, ...)
     "A `GeneratorSynthesizer` whose generator is meta-learned across rounds."
     if kwargs.get('reset'): raise ValueError('a meta-learned generator must not be reset between rounds (reset=False)')
-    param = MetaGeneratorParametrization(generator, meta, meta_lr, optimize_latent, lr_latent)
+    param = MetaGeneratorParametrization(generator, meta, meta_lr, optimize_latent, lr_latent, reset_first_layer_at)
     return GeneratorSynthesizer(teacher, generator, terms, parametrization=param, **kwargs)
 
 # %% ../nbs/13_generators.ipynb #cce18e3b
@@ -237,7 +262,8 @@ def generator_dls(valid, # real data for validation: `DataLoaders` (its validati
     "fastai `DataLoaders`: training on latents for a generator, validation on real data."
     dev = default_device(device)
     vdl = valid.valid if isinstance(valid, DataLoaders) else valid
-    dls = DataLoaders(LatentDataLoader(n_batches, bs, nz, seed=seed, device=dev), vdl if vdl is not None else [], device=dev)
+    if vdl is None: vdl = DataLoader(dataset=[], bs=bs, device=dev)  # no real data: an empty validation loader, no metrics
+    dls = DataLoaders(LatentDataLoader(n_batches, bs, nz, seed=seed, device=dev), vdl, device=dev)
     dls.n_inp = 1
     for k in ('stats', 'n_classes', 'classes', 'img_shape'): setattr(dls, k, getattr(valid, k, None))
     return dls
@@ -265,8 +291,9 @@ class OnlineSynthesisCallback(Callback):
     order = 1  # before DistillCallback (5), which then finds the teacher's logits in `learn.teacher_logits`
     def __init__(self, synthesizer:GeneratorSynthesizer, # trains the generator
                  student_steps:int=1, # student steps per synthesis round (k)
-                 pool_size:int|None=None): # train on a pool of the rounds' images instead of fresh G(z)
-        self.synthesizer, self.student_steps, self.pool_size = synthesizer, student_steps, pool_size
+                 pool_size:int|None=None, # train on a pool of the rounds' images instead of fresh G(z)
+                 warmup:int=0): # rounds the generator plays alone before the student's first step (FastDFKD)
+        self.synthesizer, self.student_steps, self.pool_size, self.warmup = synthesizer, student_steps, pool_size, warmup
 
     def before_fit(self):
         check_teacher_student(self.synthesizer.teacher, self.learn.model)
@@ -280,15 +307,19 @@ class OnlineSynthesisCallback(Callback):
         if z.dim() != 2 or z.shape[1] != self.synthesizer.nz:
             raise ValueError(f'OnlineSynthesisCallback expects batches of latents (B, {self.synthesizer.nz}), got {tuple(z.shape)}; '
                              f'train on `generator_dls(...)`')
-        if self.count % self.student_steps == 0:
-            images = self.synthesizer.update(len(z))
-            if self.pool is not None: self.pool.add(images)
+        if self.count == 0:
+            for _ in range(self.warmup): self.synthesis_round(len(z))
+        if self.count % self.student_steps == 0: self.synthesis_round(len(z))
         self.count += 1
         x = self.pool.sample(len(z)) if self.pool is not None else self.synthesizer.sample(z=z)
         with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: logits = teacher(x).float()
         # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher again;
         # the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses it)
         self.learn.xb, self.learn.yb, self.learn.teacher_logits = (x,), (logits.argmax(1),), logits
+
+    def synthesis_round(self, n:int):
+        images = self.synthesizer.update(n)
+        if self.pool is not None: self.pool.add(images)
 
 # %% ../nbs/13_generators.ipynb #3aaa1d54
 def train_online(student:nn.Module, # the student, trained by a fastai Learner
@@ -300,13 +331,14 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
                  T:float=4., # distillation temperature
                  student_steps:int=1, # student steps per generator round
                  pool_size:int|None=None, # train on a pool of synthesised images (CMI, FastDFKD)
+                 warmup:int=0, # generator rounds before the student's first step (FastDFKD)
                  seed:int|None=0, show:bool=True, cbs=None,
                  **distill_kwargs): # passed to `DistillCallback` (e.g. feature_loss, student_layers, beta)
     "Distil `teacher` into `student` on images a generator produces during training; returns the fastai `Learner`."
     check_teacher_student(teacher, student)
     if synthesizer.teacher is not teacher: raise ValueError('the synthesizer was built for another teacher')
     dls = generator_dls(valid, n_batches=n_batches, bs=bs, nz=synthesizer.nz, seed=seed or 0)
-    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size)
+    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size, warmup=warmup)
     learn = distill(student, teacher, dls, epochs=epochs, lr=lr, T=T, alpha=1., cbs=[cb] + list(cbs or []), seed=seed,
                     show=show, **distill_kwargs)
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synthesizer, synthesizer.seconds, cb
@@ -341,7 +373,8 @@ def online_trainer(build:Callable, # the method's synthesizer builder: (teacher,
         synth = build(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
         extra = distill_kwargs(teacher, student, dls, s) if distill_kwargs is not None else {}
         return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                            student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), seed=seed, show=show, cbs=cbs, **extra)
+                            student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), warmup=getattr(s, 'warmup', 0),
+                            seed=seed, show=show, cbs=cbs, **extra)
     train.__doc__ = f"Train `student` from `teacher` with the game of `{build.__name__}`; returns the fastai `Learner`."
     return train
 
