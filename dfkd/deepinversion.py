@@ -10,35 +10,47 @@ from pathlib import Path
 import torch, torch.nn as nn
 from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, build_transfer_set
-from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop
+from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop, bn_layer_names
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI',
-           'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
-           'adi_synthesizer', 'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
+           'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
+           'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer', 'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
 class DeepInversionSettings:
-    "DeepInversion's loss weights, jitter and schedule; a zero weight leaves its term out."
+    "DeepInversion's loss weights, priors, batches, jitter and schedule (the `small` preset); a zero weight leaves its term out."
     ce:float = 1. # cross-entropy to the target class
-    bn:float = 3. # λ_BN: BatchNorm-statistics matching
-    first_bn_multiplier:float = 30. # α of the first BN layer (the others have 1)
-    tv_l1:float = 1e-2 # λ_TV on the mean absolute difference of neighbouring pixels
-    tv_l2:float = 0. # weight of the squared-difference total variation
-    l2:float = 1e-3 # λ_ℓ2 on the mean square of the pixels
+    bn:float = 10. # λ_BN: BatchNorm-statistics matching
+    first_bn_multiplier:float = 1. # α of the first BN layer (the others have 1)
+    bn2d_only:bool = True # match only the BatchNorm2d layers, as the authors' hooks do (a teacher without any: all its BN layers); `False`: every BN layer
+    tv_l1:float = 0. # λ_TV on the absolute differences of neighbouring pixels
+    tv_l2:float = 2.5e-5 # λ_TV on their L2 form (squared means for priors='mean', norms for 'deepinversion')
+    l2:float = 0. # λ_ℓ2 of the norm prior
+    priors:str = 'deepinversion' # 'deepinversion': the authors' TV over 4 directions and per-image norm; 'mean': our TV over 2 directions and mean square
+    mix_classes:bool = True # every class in each batch, as the authors do; `False`: one class per batch
+    clamp:bool = True # keep pixels in the range real images occupy (the authors' CIFAR code does not clamp)
     max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
     flip:bool = False # random horizontal flips (natural images, not digits)
     iterations:int = 200 # Adam steps per batch
-    lr:float = 0.05 # initial learning rate, cosine-decayed to zero
+    lr:float = 0.05 # initial learning rate
+    cosine:bool = False # decay the learning rate to zero along a cosine; `False`: constant, as in the authors' CIFAR code
 
 DEEPINVERSION_DEFAULTS = asdict(DeepInversionSettings())
 
-def deepinversion_terms(ce:float=1., bn:float=3., first_bn_multiplier:float=30., tv_l1:float=1e-2, tv_l2:float=0., l2:float=1e-3) -> list:
+def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1., tv_l1:float=0., tv_l2:float=2.5e-5, l2:float=0.,
+                        priors:str='deepinversion', # the form of the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
+                        bn_layers:list[str]|None=None) -> list: # the BN layers to match; `None`: every one
     "DeepInversion's loss terms with their weights; a zero weight leaves a term out."
-    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier), TotalVariation(tv_l1, p=1), TotalVariation(tv_l2, p=2), ImageNorm(l2)]
+    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers), TotalVariation(tv_l1, p=1, form=priors),
+             TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors)]
     return [t for t in terms if t.weight]
+
+def _bn_layers(teacher:nn.Module, bn2d_only:bool) -> list[str]|None:
+    "The BN layers DeepInversion matches: the BatchNorm2d layers (`bn2d_only`, when the teacher has any), else `None`, every one."
+    return (bn_layer_names(teacher, (nn.BatchNorm2d,)) or None) if bn2d_only else None
 
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers
                               img_shape, # (C, H, W) of its inputs
@@ -50,16 +62,28 @@ def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm l
                               **overrides) -> Synthesizer: # settings by name
     "A `Synthesizer` for DeepInversion."
     s = DEEPINVERSION.make_settings(settings, **overrides)
-    terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2) + list(extra_terms)
-    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
-                       augment=JitterFlip(s.max_shift, s.flip), device=device, log_every=10)
+    terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2, s.priors,
+                                _bn_layers(teacher, s.bn2d_only) if s.bn else None) + list(extra_terms)
+    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats if s.clamp else None),
+                       Schedule(s.iterations, s.lr, cosine=s.cosine), augment=JitterFlip(s.max_shift, s.flip), device=device, log_every=10,
+                       mix_classes=s.mix_classes)
 
 deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 
+# NVlabs/DeepInversion, cifar10/README.md ("parameters from the paper": --r_feature_weight=10 --di_lr=0.05) and the defaults of
+# cifar10/deepinversion_cifar10.py: 2,000 Adam steps at a constant rate, batches of 256 that hold the ten classes in turn, TV-L2 over
+# four directions 2.5e-5, L2 0, jitter 2, no flips, no clipping, hooks on BatchNorm2d only, no first-layer multiplier
+DEEPINVERSION_PAPER = dict(ce=1., bn=10., first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0., priors='deepinversion',
+                           mix_classes=True, clamp=False, max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False)
+# the recipe the defaults replaced: one class per batch, every BN layer, a strong first layer (students as good, images not of their class)
+DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3, priors='mean',
+                               mix_classes=False, clamp=True, max_shift=2, flip=False, iterations=200, lr=0.05, cosine=True)
+
 DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
-                           key_settings=('bn', 'first_bn_multiplier', 'iterations', 'lr'),
-                           notebook='22_deepinversion')
+                           key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
+                           notebook='22_deepinversion',
+                           presets=dict(paper=DEEPINVERSION_PAPER, small=DEEPINVERSION_DEFAULTS, one_class=DEEPINVERSION_ONE_CLASS))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
 @dataclass
@@ -74,6 +98,9 @@ class ADISettings(DeepInversionSettings):
     distill_alpha:float = 0.9 # weight of the KD loss against the cross-entropy in the student's rounds
 
 ADI_DEFAULTS = asdict(ADISettings())
+# DeepInversion's paper settings plus the authors' competition: weight 0.2 in their example command (NVlabs/DeepInversion README,
+# --adi_scale 0.2), Jensen-Shannon at T = 3 (deepinversion.py); the student's rounds keep our defaults (their CIFAR loop is not published)
+ADI_PAPER = dict(DEEPINVERSION_PAPER, competition=0.2, competition_T=3.)
 
 def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None, device=None,
                     **overrides) -> Synthesizer:
@@ -104,7 +131,8 @@ def _adi_transfer_set(teacher, path, img_shape, stats, n_classes, settings, stud
 
 ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInversion)', ADISettings,
                  needs=('bn', 'student'), synthesizer=_adi_synthesizer, transfer_set=_adi_transfer_set,
-                 key_settings=('competition', 'rounds', 'epochs_per_round', 'iterations'), notebook='22_deepinversion')
+                 key_settings=('competition', 'rounds', 'epochs_per_round', 'iterations'), notebook='22_deepinversion',
+                 presets=dict(paper=ADI_PAPER, small=ADI_DEFAULTS))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
 register(DEEPINVERSION)

@@ -17,16 +17,17 @@ from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, 
                             read_manifest, verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'BNStatisticsLoss', 'total_variation',
-           'mean_square', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence', 'CompetitionTerm',
-           'RoundsTransferSet', 'student_in_the_loop']
+__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers', 'BNStatisticsLoss',
+           'total_variation', 'mean_square', 'neighbour_differences', 'deepinversion_total_variation', 'image_norm',
+           'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence', 'CompetitionTerm', 'RoundsTransferSet',
+           'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
-def bn_layer_names(model:nn.Module) -> list[str]:
-    "Names of the BatchNorm layers of `model` that track running statistics, in definition order."
-    return [n for n in names_of_type(model, BN_TYPES) if model.get_submodule(n).running_mean is not None]
+def bn_layer_names(model:nn.Module, types:tuple=BN_TYPES) -> list[str]:
+    "Names of the BatchNorm layers of `model` (of `types`) that track running statistics, in definition order."
+    return [n for n in names_of_type(model, types) if model.get_submodule(n).running_mean is not None]
 
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-channel mean μ(x) and biased variance σ²(x) of `x` (N, C, ...) over the batch and all positions, in float32."
@@ -44,6 +45,15 @@ def fast_kernel(name:str):
     from dfkd import performance
     return getattr(performance, name)
 
+def check_bn_layers(model:nn.Module, names:list[str]):
+    "Refuse names of `model`'s modules that are not BatchNorm layers with running statistics, with the kind needed and the valid names."
+    valid = bn_layer_names(model)
+    modules = dict(model.named_modules())
+    wrong = [f"{n!r} ({type(modules[n]).__name__})" for n in names if n in modules and n not in valid]
+    if wrong:
+        raise ValueError(f"the BN-statistics loss matches the running statistics of BatchNorm layers, but {', '.join(wrong)} "
+                         f"{'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running statistics; choose from {valid}")
+
 class BNStatisticsLoss(LossTerm):
     "DeepInversion's BN-statistics loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂) over the teacher's BN layers."
     name = 'bn'
@@ -56,7 +66,8 @@ class BNStatisticsLoss(LossTerm):
         self.first_multiplier, self.bn_layers, self.fast = first_multiplier, bn_layers, fast
         self.hooks, self.kernels, self.distances, self.names = None, None, {}, []
     def begin_batch(self, ctx):
-        self.names = list(self.bn_layers or bn_layer_names(ctx.teacher))
+        self.names = list(bn_layer_names(ctx.teacher) if self.bn_layers is None else self.bn_layers)
+        check_bn_layers(ctx.teacher, self.names)
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the BN-statistics '
                              'loss has nothing to match; drop the term (weight 0 or leave it out) or use a teacher trained with BN')
@@ -77,7 +88,7 @@ class BNStatisticsLoss(LossTerm):
         d = self.distances
         return self.first_multiplier * d[self.names[0]] + sum(d[n] for n in self.names[1:])
 
-# %% ../nbs/12_inversion.ipynb #02de37e8
+# %% ../nbs/12_inversion.ipynb #29ddd9ea
 def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
     "Mean |horizontal difference|^p plus mean |vertical difference|^p of images `x` (N, C, H, W), for p = 1 or 2."
     if p not in (1, 2): raise ValueError(f'total variation is defined here for p=1 (L1) or p=2 (squared L2), not p={p}')
@@ -88,20 +99,45 @@ def mean_square(x:torch.Tensor) -> torch.Tensor:
     "mean(x²) over every element: the squared-L2 image prior."
     return x.square().mean()
 
+def neighbour_differences(x:torch.Tensor) -> list[torch.Tensor]:
+    "Differences of images `x` (N, C, H, W) between each pixel and its neighbour to the right, below, below-right and above-right."
+    return [x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :], x[..., 1:, 1:] - x[..., :-1, :-1], x[..., :-1, 1:] - x[..., 1:, :-1]]
+
+def deepinversion_total_variation(x:torch.Tensor, p:int=2) -> torch.Tensor:
+    "DeepInversion's TV over four directions: Σ_d ‖Δ_d x‖₂ over the whole batch (p=2), or Σ_d mean |Δ_d x| (p=1)."
+    if p not in (1, 2): raise ValueError(f"DeepInversion's total variation is defined for p=1 (L1) or p=2 (L2 norm), not p={p}")
+    return sum(d.abs().mean() if p == 1 else d.norm() for d in neighbour_differences(x))
+
+def image_norm(x:torch.Tensor) -> torch.Tensor:
+    "DeepInversion's L2 prior: the L2 norm of each image, averaged over the batch."
+    return x.flatten(1).norm(dim=1).mean()
+
+_FORMS = ('mean', 'deepinversion')
+def _check_form(form):
+    if form not in _FORMS: raise ValueError(f"form must be 'mean' (ours) or 'deepinversion' (the authors'), got {form!r}")
+
 class TotalVariation(LossTerm):
-    "Total-variation prior on the images (`p=1`: L1, `p=2`: squared L2)."
+    "Total-variation prior on the images: `form='mean'` (ours: p=1 L1, p=2 squared L2, two directions) or 'deepinversion' (four directions)."
     name = 'tv'
-    def __init__(self, weight:float=1., p:int=1, fast:bool=True, name:str|None=None):
-        super().__init__(weight, name or ('tv_l1' if p == 1 else 'tv_l2')); self.p, self.fast, self.kernel = p, fast, total_variation
-    def begin_batch(self, ctx): self.kernel = fast_kernel('fast_total_variation') if self.fast else total_variation
+    def __init__(self, weight:float=1., p:int=1, fast:bool=True, name:str|None=None,
+                 form:str='mean'): # 'mean' (`total_variation`) or 'deepinversion' (`deepinversion_total_variation`)
+        _check_form(form)
+        super().__init__(weight, name or ('tv_l1' if p == 1 else 'tv_l2')); self.p, self.fast, self.form = p, fast, form
+        self.kernel = total_variation if form == 'mean' else deepinversion_total_variation
+    def begin_batch(self, ctx):
+        if self.form == 'mean': self.kernel = fast_kernel('fast_total_variation') if self.fast else total_variation
     def __call__(self, ctx): return self.kernel(ctx.x, self.p)
 
 class ImageNorm(LossTerm):
-    "Squared-L2 prior: the mean of x² over pixels (the normalised space has zero mean)."
+    "L2 prior: `form='mean'`, the mean of x² over pixels (ours), or 'deepinversion', the mean over images of ‖x_n‖₂ (the normalised space has zero mean)."
     name = 'l2'
-    def __init__(self, weight:float=1., fast:bool=True, name:str|None=None):
-        super().__init__(weight, name); self.fast, self.kernel = fast, mean_square
-    def begin_batch(self, ctx): self.kernel = fast_kernel('fast_mean_square') if self.fast else mean_square
+    def __init__(self, weight:float=1., fast:bool=True, name:str|None=None,
+                 form:str='mean'): # 'mean' (`mean_square`) or 'deepinversion' (`image_norm`)
+        _check_form(form)
+        super().__init__(weight, name); self.fast, self.form = fast, form
+        self.kernel = mean_square if form == 'mean' else image_norm
+    def begin_batch(self, ctx):
+        if self.form == 'mean': self.kernel = fast_kernel('fast_mean_square') if self.fast else mean_square
     def __call__(self, ctx): return self.kernel(ctx.x)
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
@@ -150,7 +186,7 @@ def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` 
                         path:str|Path, # folder of the transfer set
                         n_per_class:int, # images per class over all rounds
                         batch_size:int=64, # images per batch and shard
-                        rounds:int=4, # synthesis rounds; n_per_class/batch_size must be a multiple of it
+                        rounds:int=4, # synthesis rounds; they must share the batches evenly
                         valid=None, # real data to validate on (`DataLoaders` or dataset); `None` uses the synthetic set
                         epochs_per_round:int=2, # student epochs after each round
                         lr:float=1e-2, T:float=4., alpha:float=0.9, bs:int=64, # distillation settings
@@ -158,9 +194,13 @@ def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` 
                         n_classes:int|None=None, progress:bool=True,
                         on_round:Callable|None=None): # called as on_round(r, learner) after each round's training
     "Alternate synthesis rounds with student training rounds; returns the folder of the merged transfer set."
-    jobs_per_class = math.ceil(n_per_class / batch_size)
-    if jobs_per_class % rounds:
-        raise ValueError(f'{jobs_per_class} batches per class cannot be shared evenly by {rounds} rounds; choose n_per_class '
+    if synthesizer.mix_classes:
+        n_jobs = math.ceil((n_classes or synthesizer.classes()) * n_per_class / batch_size)
+        if n_jobs % rounds:
+            raise ValueError(f'{n_jobs} mixed batches cannot be shared evenly by {rounds} rounds; choose n_per_class and batch_size so '
+                             f'that classes × n_per_class is a multiple of rounds × batch_size')
+    elif math.ceil(n_per_class / batch_size) % rounds:
+        raise ValueError(f'{math.ceil(n_per_class / batch_size)} batches per class cannot be shared evenly by {rounds} rounds; choose n_per_class '
                          f'= k * rounds * batch_size (e.g. {rounds * batch_size})')
     path = Path(path)
     for r in range(rounds):

@@ -75,6 +75,9 @@ def fsp_matrix(f1, f2):
 
 def fsp_loss(s_feats, t_feats, **kwargs):
     "Relation KD: mean squared difference of FSP matrices of consecutive layer pairs, summed over pairs."
+    if len(s_feats) < 2 or len(t_feats) != len(s_feats):
+        raise ValueError(f'FSP relates consecutive hooked layers: got {len(s_feats)} student and {len(t_feats)} teacher layer(s); hook at least '
+                         f'two layers on each side, paired in order (student_layers=[a, b, ...], teacher_layers=[a2, b2, ...])')
     total = 0.
     for i in range(len(s_feats)-1):
         gs, gt = fsp_matrix(s_feats[i], s_feats[i+1]), fsp_matrix(t_feats[i], t_feats[i+1])
@@ -335,6 +338,8 @@ class HintCallback(Callback):
     "Replace the training loss with the FitNets hint loss between `guided` (student) and `hint` (teacher) layers."
     order = 5
     def __init__(self, teacher, hint:str, guided:str): store_attr(); self.teacher_frozen = None
+    def before_batch(self):  # the hint needs the teacher's features, not the logits a transfer set caches: the plain loss sees (x, y) only
+        if getattr(self.dl, 'yields_teacher_logits', False): self.learn.yb = self.yb[:1]
     def before_fit(self):
         self.teacher_frozen = frozen(self.teacher.to(self.dls.device)); self.teacher_frozen.__enter__()
         self.s_hook = Hooks(self.learn.model.student, self.guided); self.t_hook = Hooks(self.teacher, self.hint, detach=True)

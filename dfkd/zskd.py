@@ -9,20 +9,34 @@ from __future__ import annotations
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass, asdict
-from .hooks import get_module, last_linear_name
+from .hooks import get_module, last_linear_name, names_of_type
 from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['ZSKD_DEFAULTS', 'zskd_transfer_set', 'ZSKD', 'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm',
-           'ZSKDSettings', 'zskd_synthesizer']
+__all__ = ['ZSKD_DEFAULTS', 'ZSKD_PAPER', 'zskd_transfer_set', 'ZSKD', 'classifier_layers', 'final_layer_weight',
+           'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'ZSKDSettings', 'zskd_synthesizer']
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
+def classifier_layers(teacher:nn.Module, n_classes:int|None=None) -> list[str]:
+    "Names of the `nn.Linear` layers of `teacher` (with `n_classes` outputs, if given): the candidates for its final layer."
+    return [n for n in names_of_type(teacher, nn.Linear) if n_classes is None or get_module(teacher, n).out_features == n_classes]
+
+def final_layer_weight(teacher:nn.Module, layer:str|None=None, n_classes:int|None=None) -> torch.Tensor:
+    "The (classes, features) weight of the final layer `layer` (`None`: the last nn.Linear), refused with the valid names when the layer is of another kind."
+    name = layer or last_linear_name(teacher)
+    m = get_module(teacher, name); w = getattr(m, 'weight', None)
+    if not isinstance(w, torch.Tensor) or w.dim() != 2 or (n_classes is not None and w.shape[0] != n_classes):
+        got = f"{type(m).__name__}{f', weight {tuple(w.shape)}' if isinstance(w, torch.Tensor) else ', no weight'}"
+        raise ValueError(f"ZSKD reads the class similarities off the final layer, a linear layer with one weight row per class"
+                         f"{f' ({n_classes})' if n_classes else ''}; {name!r} ({got}) is not one: set layer to one of {classifier_layers(teacher, n_classes)}")
+    return w
+
 def class_similarity(teacher:nn.Module, # any classifier
-                     layer:str|None=None # name of the final layer (a module with `weight` of shape (classes, features)); `None` is the last nn.Linear
+                     layer:str|None=None # name of the final layer (a linear layer, weight (classes, features)); `None` is the last nn.Linear
                     ) -> torch.Tensor:
     "Row-wise min-max normalised cosine similarity of the final layer's class weight vectors: (classes, classes), diagonal 1."
-    w = get_module(teacher, layer or last_linear_name(teacher)).weight.detach().float().flatten(1)
+    w = final_layer_weight(teacher, layer).detach().float()
     w = F.normalize(w, dim=1)
     cos = w @ w.T
     lo, hi = cos.min(1, keepdim=True).values, cos.max(1, keepdim=True).values
@@ -54,6 +68,9 @@ class DirichletTargetTerm(LossTerm):
     def begin_batch(self, ctx):
         ctx.state[self.name] = dirichlet_targets(self.similarity, ctx.y, self.betas, ctx.generator, self.floor).to(ctx.device)
     def __call__(self, ctx):
+        if ctx.logits.shape[1] != len(self.similarity):  # the similarity came from a layer that is not the classifier
+            raise ValueError(f'the class similarity has {len(self.similarity)} rows but the teacher has {ctx.logits.shape[1]} classes: build it '
+                             f'from the final layer, one of {classifier_layers(ctx.teacher, ctx.logits.shape[1])}')
         return -(ctx.state[self.name] * F.log_softmax(ctx.logits.float() / self.T, 1)).sum(1).mean()
 
 # %% ../nbs/21_zskd.ipynb #dd392f09
@@ -63,10 +80,14 @@ class ZSKDSettings:
     betas:tuple = (1., 0.1) # β: Dirichlet concentration scales, alternated over each batch
     T:float = 20. # τ: temperature of the teacher's softmax in the objective
     iterations:int = 150 # Adam steps per batch
-    lr:float = 0.05 # initial learning rate, cosine-decayed to zero
+    lr:float = 0.05 # initial learning rate
+    cosine:bool = True # decay the learning rate to zero along a cosine; `False`: constant, as in the authors' code
     layer:str|None = None # final layer for the class similarity; `None` is the last nn.Linear
 
 ZSKD_DEFAULTS = asdict(ZSKDSettings())
+# vcl-iisc/ZSKD (the authors' code) and Nayak et al. 2019, section 4: β = 1 and 0.1 for half the impressions each, τ = 20,
+# 1,500 Adam steps at a constant 1e-3 per impression; students distilled at temperature 20
+ZSKD_PAPER = dict(betas=(1., 0.1), T=20., iterations=1500, lr=1e-3, cosine=False, student_T=20.)
 
 def zskd_synthesizer(teacher:nn.Module, # any classifier
                      img_shape, # (C, H, W) of the teacher's inputs
@@ -77,14 +98,15 @@ def zskd_synthesizer(teacher:nn.Module, # any classifier
     "A `Synthesizer` for ZSKD data impressions."
     s = ZSKD.make_settings(settings, **overrides)
     term = DirichletTargetTerm(class_similarity(teacher, s.layer), s.betas, s.T)
-    return Synthesizer(teacher, [term], PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
+    return Synthesizer(teacher, [term], PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=s.cosine),
                        device=device, log_every=10)
 
 zskd_transfer_set = keyword_transfer_set('zskd')
 
 ZSKD = MethodSpec('zskd', 'inversion', 'Nayak et al. 2019, ICML', ZSKDSettings,
                   synthesizer=zskd_synthesizer, student_T=20.,
-                  key_settings=('betas', 'T', 'iterations', 'lr'), notebook='21_zskd')
+                  key_settings=('betas', 'T', 'iterations', 'lr'), notebook='21_zskd',
+                  presets=dict(paper=ZSKD_PAPER, small=dict(ZSKD_DEFAULTS, student_T=20.)))
 
 # %% ../nbs/21_zskd.ipynb #1d329ec2
 register(ZSKD);
