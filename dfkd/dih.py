@@ -26,7 +26,7 @@ __all__ = ['HEAD_KINDS', 'HEADS_RECIPE', 'HEADS_SCHEMA', 'Recipe', 'step_schedul
            'linear_head', 'pooled_head', 'default_head_layers', 'activation_shapes', 'make_heads', 'IntermediateHeads',
            'summed_head_ce', 'mean_head_accuracy', 'TeacherLabels', 'label_callbacks', 'fine_tune_heads',
            'head_accuracies', 'HeadsMismatch', 'heads_path', 'save_heads', 'load_heads', 'cohort_loss',
-           'CohortDistillCallback', 'dih_distill', 'dih']
+           'HeadsDistillCallback', 'CohortDistillCallback', 'dih_distill', 'dih']
 
 # %% ../nbs/40_dih.ipynb #a9cc5e6e
 @dataclass
@@ -225,26 +225,34 @@ def cohort_loss(s_logits, t_logits, # the student's logits (B, C); the cohort's 
     raise ValueError(f"form must be 'authors' or 'normalised', got {form!r}")
 
 # %% ../nbs/40_dih.ipynb #f17ec5b3
-class CohortDistillCallback(DistillCallback):
-    "DIH: distil every head of `heads` and the teacher's own classifier into the Learner's model at once, all of them frozen."
-    def __init__(self, heads:IntermediateHeads, # fine-tuned heads on the teacher
-                 T:float=5., alpha:float=0.1, weights=None, form:str='authors'): # as `cohort_loss`
-        super().__init__(heads.teacher, T=T, alpha=alpha)
-        self.heads, self.weights, self.form, self.heads_frozen = heads, weights, form, None
+class HeadsDistillCallback(DistillCallback):
+    "`DistillCallback` for a teacher with fine-tuned `heads`: the heads frozen for the fit like the teacher, and restored afterwards."
+    def __init__(self, heads:IntermediateHeads, **kwargs): # `DistillCallback`'s settings
+        super().__init__(heads.teacher, **kwargs)
+        self.heads, self.heads_frozen = heads, None
     def before_fit(self):
         super().before_fit()
         self.heads_frozen = frozen(self.heads.to(next(self.teacher.parameters()).device)); self.heads_frozen.__enter__()
-    def after_pred(self):
-        if not self.training: return
-        with torch.no_grad(): self.t_logits = self.heads(*self.xb, final=True)
-    def after_loss(self):
-        if not self.training: return
-        loss = cohort_loss(self.pred, self.t_logits.float(), self.yb[0], self.T, self.alpha, self.weights, self.form, ce=self.learn.loss_grad)
+    def set_loss(self, loss):
+        "Make `loss` the training loss of this batch."
         self.learn.loss_grad, self.learn.loss = loss, loss.detach().clone()
     def after_fit(self):
         super().after_fit()
         if self.heads_frozen is not None: self.heads_frozen.__exit__(); self.heads_frozen = None
     after_cancel_fit = after_fit
+
+class CohortDistillCallback(HeadsDistillCallback):
+    "DIH: distil every head of `heads` and the teacher's own classifier into the Learner's model at once, all of them frozen."
+    def __init__(self, heads:IntermediateHeads, # fine-tuned heads on the teacher
+                 T:float=5., alpha:float=0.1, weights=None, form:str='authors'): # as `cohort_loss`
+        super().__init__(heads, T=T, alpha=alpha)
+        self.weights, self.form = weights, form
+    def after_pred(self):
+        if not self.training: return
+        with torch.no_grad(): self.t_logits = self.heads(*self.xb, final=True)
+    def after_loss(self):
+        if self.training: self.set_loss(cohort_loss(self.pred, self.t_logits.float(), self.yb[0], self.T, self.alpha, self.weights, self.form,
+                                                    ce=self.learn.loss_grad))
 
 def dih_distill(student:nn.Module, heads:IntermediateHeads, dls, recipe:Recipe=Recipe(),
                 T:float=5., alpha:float=0.1, weights=None, form:str='authors', # as `cohort_loss`

@@ -16,12 +16,13 @@ from .hooks import Hooks, get_module, last_linear_name
 from .models import BasicBlock, get_model, count_params
 from .kd import DistillCallback, soft_target_loss, attention_loss, fitnets, frozen
 from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads, default_head_layers,
-                      fit_recipe, fine_tune_heads, label_callbacks, dih)
+                      fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
 
 # %% auto #0
 __all__ = ['DISTILLERS', 'WithHeads', 'assistant_name', 'LiveTeacherLogits', 'takd', 'nce_loss', 'ContrastiveMemory',
-           'IndexedDataset', 'with_indices', 'CRDCallback', 'crd', 'mhkd_head', 'tofd_head', 'orthogonal_loss',
-           'PairedHeadsCallback', 'paired_heads', 'tofd', 'mhkd', 'distill_with']
+           'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback', 'crd', 'mhkd_head', 'tofd_head',
+           'orthogonal_loss', 'PairedHeadsCallback', 'paired_heads', 'tofd', 'mhkd', 'TeacherLabelled',
+           'teacher_labelled', 'distill_with']
 
 # %% ../nbs/41_dih_baselines.ipynb #a910bd91
 class WithHeads(nn.Module):
@@ -110,14 +111,18 @@ class IndexedDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): return (*self.ds[i], i)
 
-def with_indices(dls:DataLoaders) -> DataLoaders:
-    "A copy of `dls` whose training items end with their index (`yields_indices`); a declaration of teacher logits is kept."
-    trn = dls.train.new(IndexedDataset(dls.train_ds))
-    trn.yields_indices, trn.yields_teacher_logits = True, getattr(dls.train, 'yields_teacher_logits', False)
+def with_train(dls:DataLoaders, trn) -> DataLoaders:
+    "`DataLoaders` of the training loader `trn` and the validation loader of `dls`, described as `dls` is (stats, classes, image shape)."
     new = DataLoaders(trn, dls.valid, device=dls.device)
     for k in ('stats', 'n_classes', 'classes', 'img_shape', 'dataset_name'): setattr(new, k, getattr(dls, k, None))
     new.n_inp = 1
     return new
+
+def with_indices(dls:DataLoaders) -> DataLoaders:
+    "A copy of `dls` whose training items end with their index (`yields_indices`); a declaration of teacher logits is kept."
+    trn = dls.train.new(IndexedDataset(dls.train_ds))
+    trn.yields_indices, trn.yields_teacher_logits = True, getattr(dls.train, 'yields_teacher_logits', False)
+    return with_train(dls, trn)
 
 class CRDCallback(DistillCallback):
     "CRD: the contrastive loss between the student's and the teacher's penultimate features, added to the loss of `DistillCallback`."
@@ -188,20 +193,19 @@ def orthogonal_loss(w:torch.Tensor):
     return (w @ w.t() - eye(w.shape[0])).norm() + (w.t() @ w - eye(w.shape[1])).norm()
 
 # %% ../nbs/41_dih_baselines.ipynb #4ad642d7
-class PairedHeadsCallback(DistillCallback):
+class PairedHeadsCallback(HeadsDistillCallback):
     "TOFD / MHKD: every student head learns from the label and from the teacher's head at the same stage, beside KD of the final outputs."
     def __init__(self, teacher_heads:IntermediateHeads, T:float=4., alpha:float=0.9,
                  feature_weight:float=0., orth_weight:float=0.): # TOFD's feature distance and orthogonality weights
-        super().__init__(teacher_heads.teacher, T=T, alpha=alpha)
-        self.t_heads, self.feature_weight, self.orth_weight, self.heads_frozen = teacher_heads, feature_weight, orth_weight, None
+        super().__init__(teacher_heads, T=T, alpha=alpha)
+        self.feature_weight, self.orth_weight = feature_weight, orth_weight
     def before_fit(self):
-        super().before_fit()
-        n_s, n_t = len(self.learn.model.heads), len(self.t_heads.heads)
+        n_s, n_t = len(self.learn.model.heads), len(self.heads.heads)
         if n_s != n_t: raise ValueError(f'{n_s} student heads for {n_t} teacher heads: pass as many student layers as teacher layers')
-        self.heads_frozen = frozen(self.t_heads.to(next(self.teacher.parameters()).device)); self.heads_frozen.__enter__()
+        super().before_fit()
     def after_pred(self):
         if not self.training: return
-        with torch.no_grad(): z, self.t_feats = self.t_heads(*self.xb, final=True, features=True)
+        with torch.no_grad(): z, self.t_feats = self.heads(*self.xb, final=True, features=True)
         self.t_logits, self.t_head_logits = z[:, -1], z[:, :-1]
     def after_loss(self):
         if not self.training: return
@@ -211,11 +215,7 @@ class PairedHeadsCallback(DistillCallback):
                                           for i in range(z.shape[1]))
         if self.feature_weight: loss = loss + self.feature_weight * sum(torch.dist(r(f), g) for r, f, g in zip(m.extras, m.head_features, self.t_feats))
         if self.orth_weight: loss = loss + self.orth_weight * sum(orthogonal_loss(r.weight) for r in m.extras)
-        self.learn.loss_grad, self.learn.loss = loss, loss.detach().clone()
-    def after_fit(self):
-        super().after_fit()
-        if self.heads_frozen is not None: self.heads_frozen.__exit__(); self.heads_frozen = None
-    after_cancel_fit = after_fit
+        self.set_loss(loss)
 
 def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
                  teacher_layers=None, student_layers=None, # stage names; `None`: `default_head_layers`
@@ -250,53 +250,67 @@ def _stage(model): layers = default_head_layers(model); return layers[len(layers
 
 def _kd_cbs(teacher, labels, **kw): return label_callbacks(labels) + [DistillCallback(teacher, **kw)]
 
+class TeacherLabelled(torch.utils.data.Dataset):
+    "The items `(x, y, teacher_logits)` of a transfer set as `(x, teacher's top class)`: plain labelled data."
+    def __init__(self, ds): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i): x, _, logits = self.ds[i]; return x, logits.argmax()
+
+def teacher_labelled(dls:DataLoaders) -> DataLoaders:
+    "A copy of `dls` whose training items are `(x, teacher's top class)`, for a method that trains on `(x, y)` batches only."
+    if not getattr(dls.train, 'yields_teacher_logits', False):
+        raise ValueError('teacher labels come from the teacher logits of a transfer set: pass `transfer_dls(...)` (or `with_teacher_logits(...)`)')
+    return with_train(dls, dls.train.new(TeacherLabelled(dls.train_ds)))
+
 def _alone(student, teacher, dls, recipe, head_recipe, labels, seed, show):
     return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels), seed=seed, show=show).model
 
-def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    return fit_recipe(student, dls, recipe, cbs=_kd_cbs(teacher, labels), seed=seed, show=show).model
+def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=4., alpha=0.9):
+    return fit_recipe(student, dls, recipe, cbs=_kd_cbs(teacher, labels, T=T, alpha=alpha), seed=seed, show=show).model
 
-def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    if labels != 'data' or getattr(dls.train, 'yields_teacher_logits', False):
-        raise ValueError('FitNets trains its hint stage on (x, y) batches of real data; distil from a transfer set with another method')
+def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=4., alpha=0.9):
+    if labels == 'teacher': dls = teacher_labelled(dls)  # the hint stage's loss reads (x, y) batches
+    elif getattr(dls.train, 'yields_teacher_logits', False): raise ValueError("a transfer set is labelled by its teacher: pass labels='teacher'")
     fitnets(student, teacher, dls, hint=_stage(teacher), guided=_stage(student), hint_epochs=max(1, round(recipe.epochs / 5)),
-            epochs=recipe.epochs, lr=recipe.lr, show=show, seed=seed)
+            epochs=recipe.epochs, lr=recipe.lr, T=T, alpha=alpha, show=show, seed=seed)
     return student
 
-def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    cbs = _kd_cbs(teacher, labels, feature_loss=attention_loss, student_layers=default_head_layers(student),
-                  teacher_layers=default_head_layers(teacher), beta=1.)
+def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=4., alpha=0.9, beta=1.):
+    cbs = _kd_cbs(teacher, labels, T=T, alpha=alpha, feature_loss=attention_loss, student_layers=default_head_layers(student),
+                  teacher_layers=default_head_layers(teacher), beta=beta)
     return fit_recipe(student, dls, recipe, cbs=cbs, seed=seed, show=show).model
 
-def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show):
+def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show, assistant:str|None=None, **kw):
     names = [getattr(m, 'dfkd_config', None) or {} for m in (teacher, student)]
-    if not all(n.get('name') for n in names): raise ValueError('TAKD picks its assistant by zoo name: build teacher and student with `get_model`')
+    if assistant is None and not all(n.get('name') for n in names):
+        raise ValueError('TAKD picks its assistant by zoo name: build teacher and student with `get_model`, or pass assistant=')
     if seed is not None: set_seed(seed)
-    assistant = get_model(assistant_name(names[0]['name'], names[1]['name']), n_in=dls.img_shape[0], n_classes=dls.n_classes,
-                          img_size=dls.img_shape[-1])
-    takd(student, teacher, assistant, dls, recipe, labels=labels, seed=seed, show=show)
+    assistant = assistant or assistant_name(names[0]['name'], names[1]['name'])
+    net = get_model(assistant, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+    takd(student, teacher, net, dls, recipe, labels=labels, seed=seed, show=show, **kw)
     return student
 
-def _crd(student, teacher, dls, recipe, head_recipe, labels, seed, show, kd=False):
-    crd(student, teacher, dls, recipe, kd=kd, labels=labels, seed=seed, show=show); return student
+def _crd(student, teacher, dls, recipe, head_recipe, labels, seed, show, kd=False, **kw):
+    crd(student, teacher, dls, recipe, kd=kd, labels=labels, seed=seed, show=show, **kw); return student
 
-def _crd_kd(*args): return _crd(*args, kd=True)
+def _crd_kd(*args, **kw): return _crd(*args, kd=True, **kw)
 
-def _tofd(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    tofd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show); return student
+def _tofd(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
+    tofd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **kw); return student
 
-def _mhkd(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    mhkd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show); return student
+def _mhkd(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
+    mhkd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **kw); return student
 
-def _dih(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    dih(teacher, student, dls, head_recipe=head_recipe, recipe=recipe, labels=labels, seed=seed, show=show); return student
+def _dih(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
+    dih(teacher, student, dls, head_recipe=head_recipe, recipe=recipe, labels=labels, seed=seed, show=show, **kw); return student
 
 DISTILLERS = dict(alone=_alone, kd=_kd, fitnets=_fitnets, at=_at, takd=_takd, crd=_crd, crd_kd=_crd_kd, tofd=_tofd, mhkd=_mhkd, dih=_dih)
 
 def distill_with(method:str, # a key of `DISTILLERS`
                  student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
                  labels:str='data', # 'data', or 'teacher' for a transfer set labelled by the teacher
-                 seed:int=0, show:bool=False) -> nn.Module:
+                 seed:int=0, show:bool=False,
+                 **settings) -> nn.Module: # the method's own settings (`T`, `alpha`, TAKD's `assistant`, DIH's `heads`, ...)
     "Train `student` from `teacher` with the method named `method`; returns the trained student."
     if method not in DISTILLERS: raise KeyError(f'unknown method {method!r}; choose one of {list(DISTILLERS)}')
-    return DISTILLERS[method](student, teacher, dls, recipe, head_recipe, labels, seed, show)
+    return DISTILLERS[method](student, teacher, dls, recipe, head_recipe, labels, seed, show, **settings)

@@ -20,7 +20,7 @@ from .dih import Recipe, IntermediateHeads, fine_tune_heads, dih_distill, fit_re
 from .dih_baselines import DISTILLERS, distill_with
 
 # %% auto #0
-__all__ = ['DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIHConfig', 'run_dih_config']
+__all__ = ['DIH_MNIST_QUICK', 'DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIHConfig', 'run_dih_config']
 
 # %% ../nbs/43_dih_benchmark.ipynb #1c7e929e
 def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
@@ -62,6 +62,11 @@ def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
     df = pd.DataFrame(rows)
     df.attrs.update(attrs)
     return df
+
+DIH_MNIST_QUICK = dict(teacher='resnet20', student='resnet8', size=16, teacher_epochs=10, recipe=Recipe(epochs=3, lr=1e-2),
+                       head_recipe=Recipe(epochs=1, lr=0.05, opt='sgd', wd=5e-4), data_free='deepinversion', n_per_class=20,
+                       transfer_settings=dict(iterations=100), transfer_recipe=Recipe(epochs=20, lr=1e-2),
+                       transfer_head_recipe=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4))
 
 def summarise(df:pd.DataFrame) -> pd.DataFrame:
     "Mean ± std of the test accuracy over seeds and the mean seconds, one line per method and data."
