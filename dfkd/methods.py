@@ -15,13 +15,14 @@ import torch, torch.nn as nn
 from .synthesis import build_transfer_set
 
 # %% auto #0
-__all__ = ['FAMILIES', 'NEEDS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register', 'method_names',
-           'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'keyword_trainer',
+__all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register',
+           'method_names', 'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'keyword_trainer',
            'keyword_synthesizer', 'keyword_transfer_set', 'methods_table', 'format_methods_table']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
 NEEDS = ('metadata', 'student', 'bn')
+RECIPE_KEYS = ('student_T',) # preset keys that set the student's recipe rather than the method's settings
 
 @dataclass
 class MethodSpec:
@@ -37,7 +38,7 @@ class MethodSpec:
     student_T:float|None = None # distillation temperature for students of this method's images; `None`: the recipe's
     key_settings:tuple = () # settings shown in `methods_table`
     notebook:str = '' # where the method is explained
-    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}
+    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}; a preset's `student_T` sets the students' temperature
     def __post_init__(self):
         if self.family not in FAMILIES: raise ValueError(f'{self.name}: family must be one of {FAMILIES}, got {self.family!r}')
         if not dataclasses.is_dataclass(self.settings): raise TypeError(f'{self.name}: settings must be a dataclass type')
@@ -54,7 +55,7 @@ class MethodSpec:
         "The settings object: the defaults, then `preset`, then `settings` (an object or dict), then `overrides`; unknown names are refused."
         if preset is not None and preset not in self.presets:
             raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
-        values = dict(self.presets.get(preset, {}) if preset else {})
+        values = {k: v for k, v in (self.presets.get(preset, {}) if preset else {}).items() if k not in RECIPE_KEYS}
         if dataclasses.is_dataclass(settings): values.update(asdict(settings))
         else: values.update(settings or {})
         values.update(overrides)
@@ -62,6 +63,12 @@ class MethodSpec:
         unknown = sorted(set(values) - set(valid))
         if unknown: raise TypeError(f'{self.name} has no setting {unknown}; its settings are {valid}')
         return self.settings(**values)
+    def distill_T(self, preset:str|None=None, default:float=4.) -> float:
+        "The temperature students of this method's images distil at: the preset's `student_T`, else the method's, else `default`."
+        if preset is not None and preset not in self.presets:
+            raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
+        T = self.presets.get(preset, {}).get('student_T') if preset else None
+        return T if T is not None else self.student_T or default
 
 # %% ../nbs/15_methods.ipynb #0dc33b31
 def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None, n_classes:int|None=None,

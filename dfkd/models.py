@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/models.html.md"""
 
 # %% ../nbs/02_models.ipynb #45e54650
 from __future__ import annotations
-import json, re
+import importlib, inspect, json, os, re, sys, typing
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -15,8 +15,8 @@ from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 # %% auto #0
 __all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock', 'WideResNet', 'VGG',
            'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34', 'densenet', 'model_names',
-           'get_model', 'count_params', 'fingerprint', 'check_fingerprint', 'save_model', 'read_model_header',
-           'load_weights', 'load_model']
+           'get_model', 'count_params', 'import_factory', 'fingerprint', 'check_fingerprint', 'save_model',
+           'read_model_header', 'load_weights', 'data_record', 'as_classifier', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -219,9 +219,9 @@ def _torchvision_model(arch, n_in, n_classes, img_size, **kw):
 
 def model_names() -> list[str]:
     "Registered names plus the pattern families."
-    return sorted(MODELS) + ['resnet{6n+2}', 'wrn_{depth}_{width}', 'vgg{11,16,19}', 'torchvision:<name>']
+    return sorted(MODELS) + ['resnet{6n+2}', 'wrn_{depth}_{width}', 'vgg{11,16,19}', 'torchvision:<name>', 'package.module:ClassOrFactory']
 
-def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `vgg11`) or `torchvision:<name>`
+def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `vgg11`), `torchvision:<name>` or `package.module:ClassOrFactory`
               n_in:int=1, # input channels
               n_classes:int=10, # number of classes
               img_size:int|None=None, # input side; `None` uses the architecture's default
@@ -231,6 +231,7 @@ def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `v
     cfg = dict(name=name, n_in=n_in, n_classes=n_classes, img_size=img_size, kwargs=dict(kwargs))
     sz = {} if img_size is None else {'img_size': img_size}
     if name.startswith('torchvision:'): m = _torchvision_model(name.split(':', 1)[1], n_in, n_classes, img_size or 224, **kwargs)
+    elif ':' in name: m = _imported_model(name, n_in, n_classes, img_size, **kwargs)
     elif name in MODELS: m = MODELS[name](n_in=n_in, n_classes=n_classes, **sz, **kwargs)
     else:
         for pat, f in _PATTERNS:
@@ -242,6 +243,49 @@ def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `v
 def count_params(m:nn.Module) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
+
+# %% ../nbs/02_models.ipynb #eedefe3e
+def _import_attr(module:str, attr:str):
+    "`module.attr` (dotted `attr` allowed), importing `module` from the path or, failing that, the current folder."
+    try: obj = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module.split('.')[0] or os.getcwd() in sys.path: raise ValueError(f'cannot import {module!r}: {e}') from None
+        sys.path.append(os.getcwd())  # a console script does not look in the current folder; `python -m` would
+        try: obj = importlib.import_module(module)
+        except ModuleNotFoundError as e2: raise ValueError(f'cannot import {module!r} ({e2}); install it, or run from the folder that holds it') from None
+    for part in attr.split('.'):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith('_')]
+            raise ValueError(f'{module} has no {attr!r}; its public names are {names[:20]}')
+        obj = getattr(obj, part)
+    return obj
+
+def _builds_module(obj) -> bool:
+    "Whether `obj` declares that it builds a network: an `nn.Module` subclass, or a callable annotated `-> nn.Module`."
+    if isinstance(obj, type): return issubclass(obj, nn.Module)
+    try: ret = typing.get_type_hints(obj).get('return')
+    except Exception: return False  # unresolvable annotations declare nothing
+    return isinstance(ret, type) and issubclass(ret, nn.Module)
+
+def import_factory(path:str # `package.module:ClassOrFactory`
+                  ) -> Callable:
+    "The class or factory `path` names, if it declares that it builds a network; anything else is refused before it is called."
+    module, _, attr = path.partition(':')
+    if not module or not attr: raise ValueError(f'{path!r} is not an architecture path; write package.module:ClassOrFactory')
+    obj = _import_attr(module, attr)
+    if not _builds_module(obj):
+        raise ValueError(f'{path} is not an nn.Module subclass nor a function annotated `-> nn.Module`; name the class, '
+                         f'or annotate the factory (dfkd calls only what declares that it builds a network)')
+    return obj
+
+def _imported_model(path, n_in, n_classes, img_size, /, **kwargs) -> nn.Module:
+    "Call the factory `path` names with `kwargs`, adding `n_in`, `n_classes`, `img_size` where it has parameters of those names."
+    f = import_factory(path)
+    params = inspect.signature(f).parameters
+    shape = {k: v for k, v in dict(n_in=n_in, n_classes=n_classes, img_size=img_size).items() if k in params and v is not None}
+    m = f(**{**shape, **kwargs})
+    if not isinstance(m, nn.Module): raise ValueError(f'{path} returned a {type(m).__name__}, not an nn.Module')
+    return m
 
 # %% ../nbs/02_models.ipynb #fca6c02d
 def fingerprint(m:nn.Module) -> dict:
@@ -273,11 +317,24 @@ def _describe(cfg, arch):
     if not cfg: return arch
     return f"{cfg.get('name')} ({arch}, n_in={cfg.get('n_in')}, n_classes={cfg.get('n_classes')}, img_size={cfg.get('img_size')})"
 
+def _state_checksum(sd:dict) -> str: return tensor_checksum(sd[k] for k in sorted(sd))
+
 def save_model(m:nn.Module, path:str|Path, extra:dict|None=None) -> Path:
-    "Save `m`'s state as safetensors at `path` (atomically), with its recipe and architecture in the header."
-    meta = dict(dfkd_config=getattr(m, 'dfkd_config', None), architecture=type(m).__name__, **(extra or {}))
+    "Save `m`'s state as safetensors at `path` (atomically), with its recipe, architecture and tensors' checksum in the header."
     # safetensors refuses tensors that share memory; clone so tied weights save too
-    return atomic_save_safetensors({k: v.clone() for k, v in m.state_dict().items()}, path, meta)
+    sd = {k: v.clone() for k, v in m.state_dict().items()}
+    meta = dict(dfkd_config=getattr(m, 'dfkd_config', None), architecture=type(m).__name__, state_checksum=_state_checksum(sd), **(extra or {}))
+    return atomic_save_safetensors(sd, path, meta)
+
+def _read(path:str|Path) -> tuple[dict, dict]:
+    "Tensors and header of a model file whose tensors still match the checksum saved with them."
+    try: sd, hdr = load_safetensors(path)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f'{path} is not a readable safetensors file ({e}); copy it again from its source, or train it again') from None
+    if 'state_checksum' in hdr and _state_checksum(sd) != hdr['state_checksum']:
+        raise ValueError(f"{path} is damaged: its tensors no longer match the checksum saved with them ({_state_checksum(sd)}, "
+                         f"saved {hdr['state_checksum']}); copy it again from its source, or train it again (`dfkd train`)")
+    return sd, hdr
 
 def read_model_header(path:str|Path) -> dict:
     "The JSON header of a saved model: `dfkd_config`, `architecture` and any extras."
@@ -285,7 +342,7 @@ def read_model_header(path:str|Path) -> dict:
 
 def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     "Load weights saved by `save_model` into `m`; a file for another architecture is refused with both named."
-    sd, hdr = load_safetensors(path)
+    sd, hdr = _read(path)
     ours = m.state_dict()
     bad_shapes = [k for k in sd if k in ours and tuple(sd[k].shape) != tuple(ours[k].shape)]
     missing, unexpected = [k for k in ours if k not in sd], [k for k in sd if k not in ours]
@@ -298,9 +355,46 @@ def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     m.load_state_dict(sd, strict=strict)
     return m
 
+def data_record(header:dict) -> dict:
+    "What a model file records about the data its model was trained on: `dataset`, `img_shape`, `stats` (those it has)."
+    training, cfg = header.get('training') or {}, header.get('dfkd_config') or {}  # `training`: `kd.cached_classifier`'s record
+    rec = dict(dataset=header.get('dataset') or training.get('dataset'), img_shape=header.get('img_shape'), stats=header.get('stats'))
+    side = training.get('size') or cfg.get('img_size')
+    if rec['img_shape'] is None and side and cfg.get('n_in'): rec['img_shape'] = [cfg['n_in'], side, side]
+    return {k: v for k, v in rec.items() if v is not None}
+
+def _first_output(module, inputs, output): return output[0]
+
+def as_classifier(m:nn.Module, # a network
+                  img_shape, # (C, H, W) of its inputs
+                  what:str='the model', # how messages name it
+                  n_classes:int|None=None # the number of classes it must score, if known
+                 ) -> nn.Module:
+    "`m`, checked on a batch of zeros: a forward returning a tuple or list answers with its first element (the logits) from now on; one that fails, or gives no (batch, classes) logits, is refused."
+    p = next(m.parameters(), None)
+    x, was = torch.zeros(2, *img_shape, device=p.device if p is not None else 'cpu'), m.training
+    m.eval()
+    try:
+        with torch.no_grad(): out = m(x)
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        raise ValueError(f"{what} cannot take {'x'.join(map(str, img_shape))} images: {str(e).strip().splitlines()[0]}") from None
+    finally: m.train(was)
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        m.register_forward_hook(_first_output); out = out[0]
+    if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == 2):
+        got = f'a tensor of shape {tuple(out.shape)}' if isinstance(out, torch.Tensor) else f'a {type(out).__name__}'
+        raise ValueError(f'{what} returns {got} for a batch of 2; dfkd needs a classifier whose forward returns logits '
+                         f'of shape (batch, classes), or a tuple whose first element they are')
+    if n_classes is not None and out.shape[1] != n_classes:
+        raise ValueError(f'{what} scores {out.shape[1]} classes, the data has {n_classes}')
+    return m
+
 def load_model(path:str|Path, device='cpu') -> nn.Module:
-    "Rebuild a model saved by `save_model` from its header and load its weights."
+    "Rebuild a model saved by `save_model` from its header and load its weights; `model.dfkd_data` is its `data_record`, checked with `as_classifier`."
     hdr = read_model_header(path); cfg = hdr.get('dfkd_config')
     if not cfg: raise ValueError(f'{path} has no dfkd_config header; build the model yourself and call `load_weights(model, path)`')
     m = get_model(cfg['name'], cfg['n_in'], cfg['n_classes'], cfg['img_size'], **cfg['kwargs'])
-    return load_weights(m, path).to(device)
+    m = load_weights(m, path).to(device)
+    m.dfkd_data = data_record(hdr)
+    if 'img_shape' in m.dfkd_data: as_classifier(m, m.dfkd_data['img_shape'], f"{path} ({cfg['name']})", cfg.get('n_classes'))
+    return m

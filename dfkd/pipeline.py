@@ -12,17 +12,18 @@ from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
 import dfkd
-from .core import atomic_write_json, default_device, set_seed
+from .core import atomic_write_json, default_device, set_seed, read_json
 from .data import get_dls
-from .models import get_model, load_model, save_model, count_params
+from .models import get_model, load_model, save_model, count_params, as_classifier
 from .kd import train_classifier, distill, evaluate
 from .metadata import record_metadata, load_metadata
 from .synthesis import TransferSet, transfer_dls
 from .generators import generator_transfer_set
-from .methods import get_method, method_transfer_set
+from .methods import get_method, method_names, method_transfer_set
 
 # %% auto #0
-__all__ = ['PIPELINE_DEFAULT_METHOD', 'write_record', 'default_lr', 'default_size', 'train_run', 'teacher_dls', 'distill_run',
+__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'write_record', 'start_run', 'default_lr', 'default_size',
+           'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model', 'distill_run',
            'reference_epochs', 'student_temperature', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
@@ -39,26 +40,34 @@ def write_record(run:str|Path, # the run folder
     atomic_write_json(Path(run)/'record.json', rec)
     return rec
 
+def start_run(run:str|Path) -> Path:
+    "Create the run folder and remove the record of an earlier run there: until this run's record is written, the folder holds no finished run."
+    run = Path(run); run.mkdir(parents=True, exist_ok=True)
+    (run/'record.json').unlink(missing_ok=True)
+    return run
+
 def default_lr(model:str, lr:float|None=None) -> float:
     "The peak learning rate: `lr` if given, else 1e-3 for the Hinton MLPs and 1e-2 for everything else."
     return lr or (1e-3 if model.startswith('hinton') else 1e-2)
 
 def default_size(model:str, dataset:str, size:int|None=None) -> int|None:
-    "The image side: `size` if given, else 28 for the MLPs, 32 for LeNet-style nets on MNIST (padded), else the dataset's own."
-    return size or (28 if model.startswith('hinton') else 32 if dataset in ('mnist5k', 'mnist', 'fashion_mnist') else None)
+    "The image side: `size` if given, else 28 for the MLPs, 32 for the zoo's LeNet-style nets on MNIST (padded), else the dataset's own."
+    if size or ':' in model: return size  # your own architecture (`package.module:Class`) and torchvision's: the data's side unless given
+    return 28 if model.startswith('hinton') else 32 if dataset in ('mnist5k', 'mnist', 'fashion_mnist') else None
 
 # %% ../nbs/85_pipeline.ipynb #cb9473b3
 def train_run(run:str|Path, # the run folder
-              model:str='lenet5_bn', # a model name from the zoo, or torchvision:<name>
+              model:str='lenet5_bn', # a model name from the zoo, `torchvision:<name>` or `package.module:ClassOrFactory`
+              model_kwargs:dict|None=None, # keyword arguments of the architecture (recorded in the model file)
               dataset:str='mnist5k', root:str='data', size:int|None=None, # the data (see `get_dls`); `size`: see `default_size`
               bs:int=64, seed:int=0,
               epochs:int=8, lr:float|None=None, wd:float=1e-4, # one-cycle Adam; `lr`: see `default_lr`
               fp16:bool=False, quiet:bool=False) -> dict: # mixed precision (GPU only); no progress bars
     "Train `model` from scratch on `dataset`; save weights, log and record in `run`; return the record."
-    settings, t0, run = dict(locals()), time.time(), Path(run); run.mkdir(parents=True, exist_ok=True)
+    settings, t0, run = dict(locals()), time.time(), start_run(run)
     set_seed(seed)
     dls = get_dls(dataset, bs=bs, size=default_size(model, dataset, size), root=root, seed=seed)
-    net = get_model(model, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+    net = build_model(model, dls, model_kwargs, 'the model', '--model')
     learn = train_classifier(net, dls, epochs, default_lr(model, lr), wd=wd, fp16=fp16,
                              cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
     save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
@@ -67,28 +76,82 @@ def train_run(run:str|Path, # the run folder
     print(f"{model} on {dataset}: test accuracy {acc:.4f} ({rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
     return rec
 
-def teacher_dls(teacher:torch.nn.Module, dataset:str='mnist5k', root:str='data', size:int|None=None, bs:int=64, seed:int=0):
-    "The real `DataLoaders` of a saved teacher's data, at the image side it was trained at (`size` overrides)."
-    return get_dls(dataset, bs=bs, size=size or teacher.dfkd_config.get('img_size'), root=root, seed=seed)
+def teacher_data(teacher:torch.nn.Module, # a teacher from `load_model` (its `dfkd_data` is what its file records)
+                 dataset:str|None=None, # the dataset asked for; `None`: the teacher's
+                 size:int|None=None # the image side asked for; `None`: the teacher's
+                ) -> tuple[str, int|None]:
+    "The dataset and image side to use a saved teacher with: what its file records, unless asked; asking for another is refused."
+    rec = getattr(teacher, 'dfkd_data', {})
+    known, side = rec.get('dataset'), rec['img_shape'][-1] if 'img_shape' in rec else None
+    if dataset and known and dataset != known:
+        raise ValueError(f"the teacher was trained on {known} (its model file records it), so dataset {dataset!r} (--dataset on the command line) "
+                         f"contradicts it: leave it unset to use {known}, or train a teacher on {dataset}")
+    if size and side and size != side:
+        raise ValueError(f"the teacher takes {side}x{side} images (its model file records it), so size {size} (--size on the command line) "
+                         f"contradicts it: leave it unset to use {side}")
+    return dataset or known or 'mnist5k', size or side
+
+def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0):
+    "The real `DataLoaders` of a saved teacher's data (`teacher_data`), checked against what the teacher takes: channels, side, normalisation, classes."
+    dataset, size = teacher_data(teacher, dataset, size)
+    dls = get_dls(dataset, bs=bs, size=size, root=root, seed=seed)
+    rec, cfg = getattr(teacher, 'dfkd_data', {}), getattr(teacher, 'dfkd_config', None) or {}
+    n_in = rec['img_shape'][0] if 'img_shape' in rec else cfg.get('n_in')
+    if n_in and dls.img_shape[0] != n_in:
+        raise ValueError(f"the teacher takes {n_in}-channel images and {dataset} has {dls.img_shape[0]} channels: choose a dataset with "
+                         f"{n_in} (--dataset on the command line), or a teacher trained on {dataset}")
+    if 'stats' in rec and not torch.allclose(torch.tensor(rec['stats'], dtype=torch.float64), torch.tensor(dls.stats, dtype=torch.float64), atol=1e-4):
+        raise ValueError(f"the teacher was trained on data normalised with mean, std {rec['stats']}; {dataset} at this size gives {dls.stats}: "
+                         f"use the teacher's own dataset and size (leave --dataset and --size unset)")
+    as_classifier(teacher, dls.img_shape, 'the teacher', dls.n_classes)
+    return dls
+
+def transfer_set_T(manifest:dict) -> float:
+    "The temperature a transfer set's method asks its students to distil at (`MethodSpec.distill_T` of its preset, if recorded); 4 for a method the registry does not know."
+    name = manifest['method'].rpartition(':')[2]  # a manifest may name the family too, e.g. 'lopes:top_layer'
+    return get_method(name).distill_T(manifest.get('preset')) if name in method_names() else 4.
+
+def build_model(name:str, # an architecture, as `get_model` takes it
+                dls, # the data it is for: image shape and classes
+                kwargs:dict|None=None, # its keyword arguments
+                what:str='the student', option:str='--student' # how messages name it, and the command-line option that chooses it
+               ) -> torch.nn.Module:
+    "A new network `name` (with `kwargs`) for `dls`'s images and classes, checked on them with `as_classifier`; one that cannot take them is refused with the fix."
+    fix = (f"choose an architecture that takes them ({option} on the command line; the zoo's MLPs, hinton800 and hinton1200, "
+           f"take any size), or use larger images")
+    try:
+        net = get_model(name, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1], **(kwargs or {}))
+        return as_classifier(net.to(dls.device), dls.img_shape, f'{what} {name}', dls.n_classes)
+    except RuntimeError as e: raise ValueError(f"{what} {name} cannot be built for {'x'.join(map(str, dls.img_shape))} images ({e}): {fix}") from None
+    except ValueError as e:
+        if 'cannot take' not in str(e): raise
+        raise ValueError(f'{e}: {fix}') from None
 
 def distill_run(run:str|Path, # the run folder
                 teacher:str|Path, # teacher weights saved by `train_run` (`model.safetensors`)
                 student:str='lenet5_half_bn', # the student's model name
+                student_kwargs:dict|None=None, # keyword arguments of the student's architecture
                 transfer_set:str|Path|None=None, # train on this transfer set instead of the real training split
-                dataset:str='mnist5k', root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data: validation, and training without a transfer set
-                epochs:int=8, lr:float|None=None, T:float=4., # epochs (one-cycle Adam), peak learning rate, temperature
+                dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (see `teacher_dls`): validation, and training without a transfer set
+                epochs:int=8, lr:float|None=None, # epochs (one-cycle Adam), peak learning rate
+                T:float|None=None, # temperature; `None`: what the transfer set's method asks for (`MethodSpec.distill_T`), 4 on real data
                 alpha:float|None=None, # weight of the KD term; `None`: 1 on a transfer set, 0.9 on real data
                 wd:float=1e-4, shift:int=0, # weight decay; random shifts of up to `shift` pixels, the teacher labelling each view
                 fp16:bool=False, quiet:bool=False) -> dict:
     "Distil the saved `teacher` into a new `student` with Hinton KD; save weights, log and record in `run`; return the record."
-    settings, t0, run = dict(locals()), time.time(), Path(run); run.mkdir(parents=True, exist_ok=True)
+    settings, t0 = dict(locals()), time.time()
     if not Path(teacher).exists(): raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
     net_t = load_model(teacher, device=default_device())
-    set_seed(seed)
-    dls = get_dls(dataset, bs=bs, size=size or net_t.dfkd_config.get('img_size') or default_size(student, dataset), root=root, seed=seed)
+    dataset, size = teacher_data(net_t, dataset, size)
     if alpha is None: alpha = 1. if transfer_set else 0.9
-    if transfer_set: dls = transfer_dls(TransferSet(transfer_set, teacher=net_t), dls, bs=bs, seed=seed)
-    net = get_model(student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+    ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
+    if T is None: T = transfer_set_T(ts.manifest) if ts else 4.
+    settings.update(dataset=dataset, size=size, T=T, alpha=alpha)  # the record holds what ran
+    run = start_run(run)
+    set_seed(seed)
+    dls = teacher_dls(net_t, dataset, root, size, bs, seed)
+    if ts: dls = transfer_dls(ts, dls, bs=bs, seed=seed)
+    net = build_model(student, dls, student_kwargs)
     learn = distill(net, net_t, dls, epochs, default_lr(student, lr), T=T, alpha=alpha, wd=wd, shift=shift, fp16=fp16,
                     cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
     save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
@@ -109,25 +172,42 @@ def _setting_names(settings) -> set: return {f.name for f in fields(settings)}
 
 def student_temperature(spec, # a `MethodSpec`
                         settings, # the method's settings object
-                        T:float|None=None): # an explicit temperature, or `None`
+                        T:float|None=None, # an explicit temperature, or `None`
+                        preset:str|None=None): # the preset the settings came from
     "The temperature both students distil at, and the settings that carry it (an online method's game reads its `T` setting)."
     if spec.online and 'T' in _setting_names(settings):
         return (settings.T, settings) if T is None else (T, replace(settings, T=T))
     if spec.online and T is not None:
         raise ValueError(f"{spec.name}'s game distils at a temperature of its own (it has no `T` setting); leave `T` unset")
-    return (T if T is not None else spec.student_T or 4.), settings
+    return (T if T is not None else spec.distill_T(preset)), settings
 
 # %% ../nbs/85_pipeline.ipynb #4b9cc191
-PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # the best student per second of synthesis in 31_generator_benchmark
+PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # a generator game: no transfer set to write before the student trains (`30_benchmark` compares the methods)
 
-def _teacher(run, teacher, teacher_weights, teacher_epochs, data, quiet) -> Path:
-    "The teacher's weights: `teacher_weights` if given, else `run/teacher`, trained there if missing."
+PIPELINE_DEFAULT_TEACHER = 'lenet5_bn'  # trained when the run folder has no teacher and none is named
+
+def _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data, quiet) -> Path:
+    "The teacher's weights: `teacher_weights` if given, else `run/teacher`, trained there if missing; a teacher there trained otherwise than asked is refused."
     if teacher_weights:
         if not Path(teacher_weights).exists(): raise FileNotFoundError(f'{teacher_weights} does not exist')
         return Path(teacher_weights)
-    path = run/'teacher'/'model.safetensors'
-    if not path.exists(): train_run(run/'teacher', model=teacher, epochs=teacher_epochs, quiet=quiet, **data)
-    return path
+    folder = run/'teacher'
+    train = dict(model=teacher, model_kwargs=teacher_kwargs, epochs=teacher_epochs, **{k: v for k, v in data.items() if k != 'root'})
+    if (folder/'record.json').exists():  # a finished teacher: reused only if it is the one asked for (unset names accept what is there)
+        there = read_json(folder/'record.json')['settings']
+        diff = [f'{k} {there.get(k)!r} there, {v!r} asked' for k, v in train.items()
+                if there.get(k) != v and not (v is None and k in ('model', 'dataset', 'size'))]
+        if diff: raise ValueError(f"{folder} holds a teacher trained otherwise ({'; '.join(diff)}): use another run folder (--run), "
+                                  f"or delete {folder} to train the teacher asked for")
+        return folder/'model.safetensors'
+    train_run(folder, **dict(train, model=teacher or PIPELINE_DEFAULT_TEACHER, dataset=data['dataset'] or 'mnist5k'), root=data['root'], quiet=quiet)
+    return folder/'model.safetensors'
+
+def _check_named(teacher, net_t, path):
+    "Refuse a teacher name that contradicts the architecture of the weights given."
+    name = net_t.dfkd_config['name']
+    if teacher and teacher != name:
+        raise ValueError(f'{path} holds a {name}, not a {teacher}: leave the teacher architecture unset (--teacher) to use it, or give the weights of a {teacher}')
 
 def _metadata(run, spec, teacher, dls, seed, quiet):
     "The teacher's metadata if the method reads some: recorded once (every kind that applies) and reused."
@@ -149,11 +229,14 @@ def _report(run, settings, res, t0) -> dict:
 def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses the teacher and metadata and resumes synthesis
              method:str=PIPELINE_DEFAULT_METHOD, # a registered method (`dfkd.methods.method_names()`)
              settings:dict|None=None, preset:str|None=None, # the method's settings that differ from its defaults; a named preset
-             teacher:str='lenet5_bn', # teacher architecture, trained on the real data if no weights exist
+             teacher:str|None=None, # teacher architecture, trained on the real data if the run has none; `None`: the run's, else `PIPELINE_DEFAULT_TEACHER`
+             teacher_kwargs:dict|None=None, # keyword arguments of the teacher's architecture
              teacher_weights:str|Path|None=None, # use these teacher weights (`model.safetensors`) instead
              teacher_epochs:int=8, # epochs to train the teacher
              student:str='lenet5_half_bn', # student architecture, for the data-free student and the reference
-             dataset:str='mnist5k', root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; batch size of the students
+             student_kwargs:dict|None=None, # keyword arguments of the student's architecture
+             dataset:str|None=None, # the teacher's dataset; `None`: the one its file records, else mnist5k for a new teacher
+             root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; batch size of the students
              n_per_class:int=200, batch_size:int=64, # offline: images per class and per synthesis batch (online: samples of the final generator, at most 32 per class)
              epochs:int=8, # students' epochs (online: epochs of the game)
              n_batches:int=100, # online: student steps per epoch of the game
@@ -163,20 +246,26 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
              reference:bool=True, # also train the KD-with-real-data student
              quiet:bool=False) -> dict: # no progress bars
     "Teacher -> [metadata] -> transfer set or online game -> student, evaluated on the real test split next to KD with real data; returns the record."
-    args, t0, run = dict(locals()), time.time(), Path(run); run.mkdir(parents=True, exist_ok=True)
+    args, t0 = dict(locals()), time.time()
     spec = get_method(method)
-    s, data = spec.make_settings(settings, preset), dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed)
-    T, s = student_temperature(spec, s, T)
+    s = spec.make_settings(settings, preset)
+    T, s = student_temperature(spec, s, T, preset)
     lr, shift = default_lr(student, lr), 0 if spec.online else shift
-    teacher_w = _teacher(run, teacher, teacher_weights, teacher_epochs, data, quiet)
+    run = Path(run)
+    teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
     net_t = load_model(teacher_w, device=default_device())
+    _check_named(teacher, net_t, teacher_w)
+    dataset, size = teacher_data(net_t, dataset, size)
+    data = dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed)
+    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
+    start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
     t_teacher = time.time()
     ts_path, recipe = run/f'transfer_{method}', dict(student=student, lr=lr, T=T, shift=shift, bs=bs)
     if spec.online:
         set_seed(seed)
-        net_s = get_model(student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-        (run/'student').mkdir(parents=True, exist_ok=True)
+        net_s = build_model(student, dls, student_kwargs)
+        start_run(run/'student')
         learn = spec.train(net_t, net_s, dls, s, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, seed=seed, show=not quiet,
                            cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
         save_model(learn.model, run/'student'/'model.safetensors', extra=dict(dataset=dataset, method=method, img_shape=list(dls.img_shape), stats=dls.stats))
@@ -192,18 +281,20 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
     else:
         net_s = None
         if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
-            set_seed(seed); net_s = get_model(student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+            set_seed(seed); net_s = build_model(student, dls, student_kwargs)
         meta = _metadata(run, spec, net_t, dls, seed, quiet)
         method_transfer_set(method, net_t, ts_path, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed, settings=s,
                             student=net_s, metadata=meta, progress=not quiet)
         print(f'{method}: {len(TransferSet(ts_path))} images -> {ts_path} ({time.time() - t_teacher:.0f}s)')
         t_synth = time.time()
-        dfree = distill_run(run/'student', teacher_w, student, transfer_set=ts_path, epochs=epochs, lr=lr, T=T, shift=shift, quiet=quiet, **data)
+        dfree = distill_run(run/'student', teacher_w, student, student_kwargs, transfer_set=ts_path, epochs=epochs, lr=lr, T=T, shift=shift,
+                            quiet=quiet, **data)
         acc, steps, ref_epochs = dfree['results']['test_accuracy'], dfree['results']['steps'], epochs
         synthesis_s, distill_s = t_synth - t_teacher, time.time() - t_synth
     ref = None
     if reference:
-        ref = distill_run(run/'kd_reference', teacher_w, student, epochs=ref_epochs, lr=lr, T=T, shift=shift, quiet=quiet, **data)['results']
+        ref = distill_run(run/'kd_reference', teacher_w, student, student_kwargs, epochs=ref_epochs, lr=lr, T=T, shift=shift, quiet=quiet,
+                          **data)['results']
     from dfkd.browser import save_transfer_grid
     save_transfer_grid(ts_path, run/'synthesized.png')
     res = dict(method=method, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=acc,
