@@ -7,20 +7,33 @@ Docs: https://dfkd.github.io/dfkd/kd_mnist.html.md"""
 # %% ../nbs/06_kd_mnist.ipynb #7b608d1b
 from __future__ import annotations
 import time
-import pandas as pd, torch
+import pandas as pd, torch, torch.nn as nn
 from .core import set_seed
 from .data import get_dls
 from .models import get_model
 from .kd import train_classifier, distill, evaluate
 
 # %% auto #0
-__all__ = ['KD_PAIRS', 'PAIR_LR', 'kd_baselines', 'kd_table']
+__all__ = ['DENSENET_BLOCKS', 'KD_PAIRS', 'PAIR_LR', 'kd_baselines', 'kd_table']
 
 # %% ../nbs/06_kd_mnist.ipynb #3f603e40
-KD_PAIRS = {'mlp': ('hinton1200', 'hinton800', 28), 'lenet': ('lenet5', 'lenet5_half', 32)}
-PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2}  # Adam one-cycle peaks that train each family well in a few epochs
+DENSENET_BLOCKS = (1, 1, 1)  # three dense blocks of one layer each: small enough to train on a CPU
+KD_PAIRS = {'mlp': ('hinton1200', 'hinton800', 28), 'lenet': ('lenet5', 'lenet5_half', 32),
+            'densenet': (('densenet', dict(growth=32, blocks=DENSENET_BLOCKS)), ('densenet', dict(growth=12, blocks=DENSENET_BLOCKS)), 16)}
+PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2, 'densenet': 1e-2}  # Adam one-cycle peaks that train each family well in a few epochs
 
-def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student, img_size) tuple
+def _member(m) -> tuple[str, dict]: return (m, {}) if isinstance(m, str) else m  # a zoo name, or (name, architecture kwargs)
+
+def _build(m, **shape) -> nn.Module:
+    "A pair member as a fresh network."
+    name, kw = _member(m); return get_model(name, **shape, **kw)
+
+def _model_name(m) -> str:
+    "A pair member's label: the zoo name, with its growth rate for a DenseNet."
+    name, kw = _member(m)
+    return f"{name}-k{kw['growth']}" if 'growth' in kw else name
+
+def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student, img_size) tuple; a member is a zoo name or (name, kwargs)
                  epochs:int=8, # epochs for each of the three runs
                  T:float=4., alpha:float=0.9, lr:float|None=None, bs:int=64, seed:int=0,
                  dataset:str='mnist5k', teacher=None, show:bool=False) -> dict:
@@ -28,7 +41,7 @@ def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student
     t_name, s_name, size = KD_PAIRS[pair] if isinstance(pair, str) else pair
     lr = lr or (PAIR_LR.get(pair, 3e-3) if isinstance(pair, str) else 3e-3)
     dls = get_dls(dataset, size=size, bs=bs, seed=seed)
-    mk = lambda n: get_model(n, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=size)
+    mk = lambda m: _build(m, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=size)
     t0 = time.time()
     if teacher is None:
         set_seed(seed); teacher = train_classifier(mk(t_name), dls, epochs, lr, seed=seed, show=show).model
@@ -37,7 +50,7 @@ def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student
     t2 = time.time(); set_seed(seed)
     kd = distill(mk(s_name), teacher, dls, epochs, lr, T=T, alpha=alpha, seed=seed, show=show).model
     t3 = time.time()
-    return dict(pair=f'{t_name} -> {s_name}', seed=seed, epochs=epochs, teacher=evaluate(teacher, dls.valid),
+    return dict(pair=f'{_model_name(t_name)} -> {_model_name(s_name)}', seed=seed, epochs=epochs, teacher=evaluate(teacher, dls.valid),
                 student_alone=evaluate(alone, dls.valid), student_kd=evaluate(kd, dls.valid),
                 teacher_s=round(t1-t0, 1), student_s=round(t2-t1, 1), kd_s=round(t3-t2, 1), teacher_model=teacher)
 
