@@ -11,18 +11,21 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import scipy.sparse as sp, scipy.sparse.linalg as spla
 from fastprogress.fastprogress import progress_bar
 from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors
+from .distributed import rank_share, all_reduce_sums
 from .hooks import Hooks, get_module, names_of_type, last_linear_name
 from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
+from fastai.data.transforms import Normalize
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'edge_weights', 'layer_graph',
-           'graph_fourier_basis', 'dropout_mask_hooks', 'record_metadata', 'MetadataMismatch', 'TeacherMetadata',
+__all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'graph_coefficients', 'edge_weights',
+           'layer_graph', 'graph_fourier_basis', 'cholesky_factor', 'bernoulli_keep_masks', 'dropout_mask_hooks',
+           'data_normalisation', 'default_metadata_path', 'record_metadata', 'MetadataMismatch', 'TeacherMetadata',
            'save_metadata', 'load_metadata', 'plot_top_layer_stats', 'plot_statistics_sample',
            'class_output_distributions', 'plot_output_distributions']
 
 # %% ../nbs/10_metadata.ipynb #22c42e23
 KINDS = ('top_layer', 'all_layers', 'all_layers_dropout', 'spectral_all_layers', 'spectral_layer_pairs')
-SCHEMA = 'dfkd.metadata/1'
+SCHEMA = 'dfkd.metadata/2'  # 2: normalisation, per-class covariances (Cholesky factors), dropout modules always listed
 
 def default_layers(model:nn.Module) -> list[str]:
     "Names of the layers whose statistics are recorded by default: every weight layer of the Hinton MLPs and LeNet-5."
@@ -43,23 +46,31 @@ def pooled_activation(act:torch.Tensor) -> torch.Tensor:
     "Per-vertex activation of a layer output: feature maps are averaged over space, vectors are kept."
     return act.flatten(2).mean(-1) if act.dim() > 2 else act.flatten(1)
 
+def graph_coefficients(acts:dict, # layer name -> activation (batch, ...)
+                       layers:list[str], # the graph's layers, in vertex order
+                       basis:torch.Tensor # (vertices, k) graph Fourier basis
+                      ) -> torch.Tensor:
+    "Graph-Fourier coefficients (batch, k) of the pooled activations of `layers`: their concatenation times `basis`."
+    return torch.cat([pooled_activation(acts[n]) for n in layers], 1) @ basis
+
 def edge_weights(model:nn.Module, prev:str, nxt:str, prev_shape) -> torch.Tensor:
     "Edge weights (units of `nxt`, units of `prev`): |weights| of module `nxt`, summed over kernel positions or flattened positions."
     m, n_prev = get_module(model, nxt), _units(prev_shape)
+    if not isinstance(m, (nn.Linear, nn.Conv2d)):
+        raise ValueError(f"spectral statistics need every layer after the first to be nn.Linear or nn.Conv2d (their weights are the "
+                         f"graph's edges); {nxt!r} is {type(m).__name__}. Layers of that kind: {names_of_type(model, (nn.Linear, nn.Conv2d))}")
     w = m.weight.detach().abs().float().cpu()
     if isinstance(m, nn.Conv2d):
         if m.in_channels != n_prev or m.groups != 1:
             raise ValueError(f"{nxt!r} (Conv2d, {m.in_channels} input channels, groups={m.groups}) is not fed directly by {prev!r} "
                              f"({n_prev} channels); choose adjacent layers")
         return w.sum((2, 3))
-    if isinstance(m, nn.Linear):
-        if m.in_features == n_prev: return w
-        if len(prev_shape) > 1 and m.in_features % n_prev == 0:
-            # a (pooled) feature map was flattened into this layer; flatten order is channel-major
-            return w.view(w.shape[0], n_prev, -1).sum(-1)
-        raise ValueError(f"{nxt!r} (Linear, {m.in_features} inputs) is not fed by {prev!r} (output shape {tuple(prev_shape)}); "
-                         f"choose adjacent layers")
-    raise ValueError(f"spectral statistics need every layer after the first to be nn.Linear or nn.Conv2d; {nxt!r} is {type(m).__name__}")
+    if m.in_features == n_prev: return w  # nn.Linear from here on
+    if len(prev_shape) > 1 and m.in_features % n_prev == 0:
+        # a (pooled) feature map was flattened into this layer; flatten order is channel-major
+        return w.view(w.shape[0], n_prev, -1).sum(-1)
+    raise ValueError(f"{nxt!r} (Linear, {m.in_features} inputs) is not fed by {prev!r} (output shape {tuple(prev_shape)}); "
+                     f"choose adjacent layers")
 
 def layer_graph(model:nn.Module, layers:list[str], shapes:dict) -> sp.csr_matrix:
     "Symmetric sparse adjacency of the graph whose vertices are the units of `layers` (in order), edges |weights| between adjacent layers."
@@ -105,19 +116,45 @@ def graph_fourier_basis(adjacency:sp.spmatrix, # symmetric weighted adjacency (n
 
 # %% ../nbs/10_metadata.ipynb #4998f8d0
 class _ClassMoments:
-    "Running per-class count, sum and sum of squares of flat feature vectors (float64)."
-    def __init__(self, n_classes, n_features):
-        self.n = torch.zeros(n_classes, dtype=torch.float64)
-        self.s = torch.zeros(n_classes, n_features, dtype=torch.float64); self.s2 = torch.zeros_like(self.s)
+    "Running per-class count, sum and sum of squares (with `full`, of outer products) of flat feature vectors (float64)."
+    def __init__(self, n_classes, n_features, full=False):
+        self.n, self.full = torch.zeros(n_classes, dtype=torch.float64), full
+        self.s = torch.zeros(n_classes, n_features, dtype=torch.float64)
+        self.s2 = torch.zeros(n_classes, n_features, n_features, dtype=torch.float64) if full else torch.zeros_like(self.s)
     def add(self, v, y):
-        v = v.detach().flatten(1).double().cpu()
-        onehot = F.one_hot(y.cpu(), len(self.n)).double().T  # (classes, batch): class sums as one matrix product
-        self.n += onehot.sum(1); self.s += onehot @ v; self.s2 += onehot @ (v * v)
+        v, y = v.detach().flatten(1).double().cpu(), y.cpu()
+        onehot = F.one_hot(y, len(self.n)).double().T  # (classes, batch): class sums as one matrix product
+        self.n += onehot.sum(1); self.s += onehot @ v
+        if not self.full: self.s2 += onehot @ (v * v); return
+        for c in y.unique().tolist(): vc = v[y == c]; self.s2[c] += vc.T @ vc
     def mean_std(self):
         n = self.n.clamp_min(1)[:, None]
         mean = self.s / n
-        var = (self.s2 - n * mean**2).clamp_min(0) / (n - 1).clamp_min(1)  # unbiased, as torch.std
+        sq = self.s2.diagonal(dim1=1, dim2=2) if self.full else self.s2
+        var = (sq - n * mean**2).clamp_min(0) / (n - 1).clamp_min(1)  # unbiased, as torch.std
         return mean.float(), var.sqrt().float()
+    def covariance(self) -> torch.Tensor:
+        "Unbiased per-class covariance (classes, d, d), as `torch.cov`; needs `full`."
+        n = self.n.clamp_min(1)[:, None, None]
+        mean = self.s[:, :, None] / n
+        return (self.s2 - n * mean * mean.transpose(1, 2)) / (n - 1).clamp_min(1)
+
+def cholesky_factor(cov:torch.Tensor # (..., d, d) symmetric positive semi-definite
+                   ) -> torch.Tensor:
+    "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the smallest of 0, 1e-10, ..., 1e-2 times the mean variance that makes `cov` positive definite."
+    cov = cov.double()
+    eye, scale = torch.eye(cov.shape[-1], dtype=cov.dtype), cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[..., None, None]
+    for eps in (0., 1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
+        # a class with fewer examples than units has a singular covariance: a jitter far below its variances makes it factorisable
+        L, info = torch.linalg.cholesky_ex(cov + eps * scale * eye)
+        if not info.any(): return L.float()
+    raise ValueError('the covariance is not positive semi-definite (not finite?); check the activations it was recorded from')
+
+def bernoulli_keep_masks(n:int, # examples
+                         dropouts:list[dict], # the dropout modules, as the metadata header lists them: dicts of name, p, shape
+                         generator:torch.Generator|None=None) -> dict:
+    "Fresh keep-masks {name: bool tensor (n, *shape)} for each dropout module, each unit kept with probability 1 - p."
+    return {d['name']: torch.rand((n,) + tuple(d['shape']), generator=generator) >= d['p'] for d in dropouts}
 
 def dropout_mask_hooks(model:nn.Module, masks:dict) -> list:
     "Hooks making each dropout module `name` apply the fixed keep-mask `masks[name]` (batch-shaped) as training-mode dropout would."
@@ -129,9 +166,24 @@ def _ordered_loader(dl):
     "A fastai DataLoader without shuffling or dropped batches, so every example counts once; other iterables as they are."
     return dl.new(shuffle=False, drop_last=False) if hasattr(dl, 'new') else dl
 
+def data_normalisation(dl) -> tuple[list, list]|None:
+    "Per-channel `(mean, std)` the batches of `dl` are normalised with: a `stats` attribute (dfkd `DataLoaders`), the dataset's `mean`/`std` (dfkd datasets), or a fastai `Normalize` batch transform; `None` if none of these says."
+    if getattr(dl, 'stats', None) is not None: return tuple([float(v) for v in s] for s in dl.stats)
+    ds = getattr(dl, 'dataset', None)
+    if all(isinstance(getattr(ds, a, None), torch.Tensor) for a in ('mean', 'std')): return ds.mean.flatten().tolist(), ds.std.flatten().tolist()
+    batch_tfms = getattr(dl, 'after_batch', None)  # a fastai Pipeline (TfmdDL) or a single transform (DataLoader)
+    for tfm in getattr(batch_tfms, 'fs', [batch_tfms]):
+        if isinstance(tfm, Normalize) and isinstance(tfm.mean, torch.Tensor): return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
+    return None
+
+def default_metadata_path(teacher_path) -> Path:
+    "Where a teacher's metadata goes unless told: beside the teacher file and named after it (`lenet.safetensors` -> `lenet.metadata.safetensors`)."
+    teacher_path = Path(teacher_path)
+    return teacher_path.with_name(f'{teacher_path.stem}.metadata.safetensors')
+
 # %% ../nbs/10_metadata.ipynb #f0d422ea
 def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
-                    dl, # batches of (x, y): a fastai or torch DataLoader over the teacher's (normalised) training data
+                    dl, # batches of (x, y) over the teacher's (normalised) training data: fastai `DataLoaders` (its train split), or a fastai or torch DataLoader
                     kinds=None, # subset of `KINDS`; `None` records all that apply (dropout only for dropout teachers)
                     layers:list[str]|None=None, # module names to record; `None` uses `default_layers`
                     top_layer:str|None=None, # the logits module; `None` is the last `nn.Linear`
@@ -140,12 +192,17 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
                     k_pair:int=32, # coefficients kept per adjacent-layer pair
                     normalized_laplacian:bool=True, # bases from the normalised Laplacian (False: the combinatorial D - A)
                     n_masks:int=32, # dropout filters kept per class
-                    n_classes:int|None=None, # number of classes; `None` reads `dl.dls.n_classes` or the top layer's width
+                    cov_max_units:int=256, # statistics of at most this many units get a full per-class covariance (the top layer always does)
+                    n_classes:int|None=None, # number of classes; `None` reads the `DataLoaders`' `n_classes` or the top layer's width
+                    stats=None, # per-channel (mean, std) the data is normalised with; `None` reads it from `dl` (`data_normalisation`)
+                    dataset:str|None=None, # the data's name, for the reader; `None` reads the `DataLoaders`' `dataset_name`
                     seed:int=0, # seeds the dropout filters
                     device=None, # where the teacher runs; `None` picks `default_device`
                     progress:bool=True):
     "Record the per-class statistics of `teacher` on `dl` that the Lopes et al. reconstructions need."
     dev = default_device(device); teacher = teacher.to(dev).eval()
+    dls, dl = (dl, dl.train) if hasattr(dl, 'train') and hasattr(dl, 'valid') else (None, dl)
+    stats = stats if stats is not None else data_normalisation(dl if dls is None else dls)
     layers = list(layers) if layers is not None else default_layers(teacher)
     top_layer = top_layer or last_linear_name(teacher)
     drops = dropout_names(teacher)
@@ -155,15 +212,15 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     if 'all_layers_dropout' in kinds and not drops:
         raise ValueError(f'{type(teacher).__name__} has no dropout with p > 0; drop "all_layers_dropout" from `kinds`')
     hooked = list(dict.fromkeys(layers + [top_layer]))
-    dl = _ordered_loader(dl)
+    dl = rank_share(_ordered_loader(dl))  # under torchrun: this process's part of the data (`16_distributed`)
     x0 = next(iter(dl))[0]
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
         teacher(x0[:2].to(dev)); shapes = {n: tuple(h[n].shape[1:]) for n in hooked}
-        drop_shapes = {}
+        drop_specs = []
         if drops:
             with Hooks(teacher, drops, detach=True) as hd:
-                teacher(x0[:2].to(dev)); drop_shapes = {n: tuple(hd[n].shape[1:]) for n in drops}
-    if n_classes is None: n_classes = getattr(getattr(dl, 'dls', None), 'n_classes', None) or int(np.prod(shapes[top_layer]))
+                teacher(x0[:2].to(dev)); drop_specs = [dict(name=n, p=get_module(teacher, n).p, shape=list(hd[n].shape[1:])) for n in drops]
+    if n_classes is None: n_classes = getattr(dls, 'n_classes', None) or int(np.prod(shapes[top_layer]))
     graphs = {}
     if 'spectral_all_layers' in kinds:
         if len(layers) < 2: raise ValueError('spectral statistics need at least two layers')
@@ -180,8 +237,8 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
 
     mom, mom_shape = {}, {}  # running moments and the per-example shape their statistics take
     def _moments(key, shape):
-        mom_shape[key] = tuple(shape)
-        return mom.setdefault(key, _ClassMoments(n_classes, int(np.prod(shape))))
+        mom_shape[key] = tuple(shape); size = int(np.prod(shape))
+        return mom.setdefault(key, _ClassMoments(n_classes, size, full=key == 'top_layer' or size <= cov_max_units))
     def _accumulate(acts, y, prefix):
         for n in layers: _moments(f'{prefix}:{n}', shapes[n]).add(acts[n], y)
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
@@ -189,13 +246,11 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
             teacher(xb.to(dev)); yb = yb.cpu()
             if 'top_layer' in kinds: _moments('top_layer', shapes[top_layer]).add(h[top_layer] / T, yb)
             if 'all_layers' in kinds: _accumulate(h.outputs, yb, 'all_layers')
-            for g, spec in graphs.items():
-                coef = torch.cat([pooled_activation(h[n]) for n in spec['layers']], 1) @ bases[g]
-                _moments(f'graph:{g}', (spec['k'],)).add(coef, yb)
+            for g, spec in graphs.items(): _moments(f'graph:{g}', (spec['k'],)).add(graph_coefficients(h.outputs, spec['layers'], bases[g]), yb)
         if 'all_layers_dropout' in kinds:
             gen, kept = seed_generator(seed), {n: [[] for _ in range(n_classes)] for n in drops}
             for xb, yb in progress_bar(dl, leave=False, display=progress):
-                masks = {n: (torch.rand((len(xb),) + drop_shapes[n], generator=gen) >= get_module(teacher, n).p) for n in drops}
+                masks = bernoulli_keep_masks(len(xb), drop_specs, gen)
                 handles = dropout_mask_hooks(teacher, {n: m.to(dev, torch.float32) for n, m in masks.items()})
                 try: teacher(xb.to(dev))
                 finally:
@@ -207,18 +262,22 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
             short = [c for c in range(n_classes) if len(kept[drops[0]][c]) < n_masks]
             if short: raise ValueError(f'classes {short} have fewer than n_masks={n_masks} examples; lower `n_masks`')
             for n in drops: tensors[f'masks:{n}'] = torch.stack([torch.stack(kept[n][c]) for c in range(n_classes)]).to(torch.uint8)
+    all_reduce_sums(t for m in mom.values() for t in (m.n, m.s, m.s2))  # under torchrun: counts and sums over every process's part
     for key, m in mom.items():
         mean, std = m.mean_std()
         tensors[f'{key}:mean'], tensors[f'{key}:std'] = mean.view(n_classes, *mom_shape[key]), std.view(n_classes, *mom_shape[key])
+        if m.full: tensors[f'{key}:cholesky'] = cholesky_factor(m.covariance())
     tensors['count'] = counts = next(iter(mom.values())).n.long()  # every kind saw the same examples
     if (counts < 2).any(): raise ValueError(f'classes {torch.nonzero(counts < 2).flatten().tolist()} have fewer than 2 examples in `dl`')
     header = dict(schema=SCHEMA, kinds=kinds, layers=[dict(name=n, shape=list(shapes[n])) for n in layers],
                   top_layer=dict(name=top_layer, shape=list(shapes[top_layer])), temperature=T, n_classes=n_classes,
                   img_shape=list(x0.shape[1:]), graphs=graphs, normalized_laplacian=normalized_laplacian, seed=seed,
-                  dropout=[dict(name=n, p=get_module(teacher, n).p, shape=list(drop_shapes[n])) for n in drops] if 'all_layers_dropout' in kinds else [],
+                  covariance=dict(max_units=cov_max_units, full=[key for key, m in mom.items() if m.full],
+                                  note='statistics not listed in `full` have per-unit (diagonal) standard deviations only'),
+                  dropout=drop_specs,
                   n_masks=n_masks if 'all_layers_dropout' in kinds else 0,
-                  stats=getattr(getattr(dl, 'dls', None), 'stats', None), dataset=getattr(getattr(dl, 'dls', None), 'dataset_name', None),
-                  teacher=fingerprint(teacher))
+                  stats=[list(map(float, s)) for s in stats] if stats is not None else None,
+                  dataset=dataset or getattr(dls, 'dataset_name', None), teacher=fingerprint(teacher))
     return TeacherMetadata(header, tensors)
 
 # %% ../nbs/10_metadata.ipynb #b7fb0e2e
@@ -249,7 +308,13 @@ class TeacherMetadata:
         else: self._need(kind); key = kind if kind == 'top_layer' else f'{kind}:{name}'
         return self.tensors[f'{key}:mean'], self.tensors[f'{key}:std']
 
-    def sample(self, kind:str, y:torch.Tensor, generator:torch.Generator|None=None) -> dict:
+    def has_covariance(self, key:str) -> bool:
+        "Whether statistic `key` (e.g. 'top_layer', 'all_layers:fc1', 'graph:all') has a full per-class covariance."
+        return f'{key}:cholesky' in self.tensors
+
+    def sample(self, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
+               covariance:bool=True # draw with the per-class covariance where it was recorded; False: per-unit std only (diagonal)
+              ) -> dict:
         "Targets drawn from the per-class Gaussians for labels `y`: {layer or graph name: tensor (len(y), ...)}."
         y = torch.as_tensor(y).cpu()
         if kind == 'top_layer': names, k2 = [self.top_layer], lambda n: 'top_layer'
@@ -262,9 +327,23 @@ class TeacherMetadata:
         self._need(kind)
         out = {}
         for n in names:
-            mean, std = self.tensors[f'{k2(n)}:mean'][y], self.tensors[f'{k2(n)}:std'][y]
-            out[n] = mean + std * torch.randn(mean.shape, generator=generator)
+            key = k2(n)
+            mean = self.tensors[f'{key}:mean'][y]
+            z = torch.randn(mean.shape, generator=generator)
+            if covariance and self.has_covariance(key):  # mean + L z has covariance L L^T
+                out[n] = mean + (self.tensors[f'{key}:cholesky'][y] @ z.flatten(1)[..., None]).view(mean.shape)
+            else: out[n] = mean + self.tensors[f'{key}:std'][y] * z
         return out
+
+    def check_normalisation(self, stats, source:str='the data'):
+        "Refuse `stats` (per-channel mean, std) unless they are the normalisation the statistics were recorded under (up to float noise)."
+        mine = self.header.get('stats')
+        if stats is None or mine is None: return
+        a, b = (torch.tensor(v, dtype=torch.float64) for v in (mine, [list(map(float, s)) for s in stats]))
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-6):
+            raise ValueError(f"the metadata was recorded on data normalised by mean/std {mine}, but {source} is normalised by {b.tolist()}: "
+                             f"the activations the statistics describe come from differently scaled inputs. Use the dataset the teacher "
+                             f"was trained on ({self.header.get('dataset') or 'see the teacher file'}), or record metadata on this one")
 
     def sample_masks(self, y:torch.Tensor, generator:torch.Generator|None=None) -> dict:
         "Recorded dropout keep-masks for labels `y`, one drawn per example from its class's bank: {dropout module: float tensor}."
@@ -272,6 +351,11 @@ class TeacherMetadata:
         y = torch.as_tensor(y).cpu()
         pick = torch.randint(0, self.header['n_masks'], (len(y),), generator=generator)
         return {d['name']: self.tensors[f"masks:{d['name']}"][y, pick].float() for d in self.header['dropout']}
+
+    def fresh_masks(self, n:int, generator:torch.Generator|None=None) -> dict:
+        "Fresh Bernoulli keep-masks for `n` examples at the rates of the teacher's dropout modules: {dropout module: float tensor}."
+        if not self.header['dropout']: raise ValueError('the teacher these statistics describe has no dropout module with p > 0; dropout filters need one')
+        return {name: m.float() for name, m in bernoulli_keep_masks(n, self.header['dropout'], generator).items()}
 
     def save(self, path) -> Path:
         "Write tensors and header to one safetensors file, atomically."
@@ -282,6 +366,9 @@ class TeacherMetadata:
         "Read a metadata file; with `teacher`, refuse it unless it was recorded for exactly that teacher."
         tensors, meta = load_safetensors(path)
         header = meta.get('header')
+        if isinstance(header, dict) and header.get('schema') == 'dfkd.metadata/1':
+            raise ValueError(f"{path} was recorded by an earlier dfkd (schema 'dfkd.metadata/1': no normalisation, no covariances); "
+                             "record it again with `record_metadata` (CLI: `dfkd stats`)")
         if not isinstance(header, dict) or header.get('schema') != SCHEMA:
             raise ValueError(f"{path} is not a dfkd metadata file (schema {SCHEMA!r} expected, found {None if not isinstance(header, dict) else header.get('schema')!r})")
         res = cls(header, tensors)
