@@ -17,16 +17,17 @@ from fastai.data.load import DataLoader
 from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json,
                        tensor_checksum, _json_default)
 from .hooks import Hooks, last_linear_name
+from .distributed import across_ranks
 from .viz import image_grid, prediction_titles, show_image, to_pixels
 from .models import fingerprint
 from .kd import check_teacher_student, frozen
 
 # %% auto #0
-__all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters',
-           'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged', 'History',
-           'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity', 'identity_differences',
-           'read_manifest', 'build_transfer_set', 'merge_manifests', 'verified_shards', 'finished_transfer_set',
-           'TransferSet', 'transfer_dls', 'show_transfer_set', 'plot_transfer_set_means']
+__all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm',
+           'term_parameters', 'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged',
+           'History', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity', 'identity_differences',
+           'read_manifest', 'merge_manifests', 'verified_shards', 'finished_transfer_set', 'TransferSet',
+           'transfer_dls', 'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -66,9 +67,10 @@ class ActivationTerm(LossTerm):
     def __init__(self, weight:float=0.1, # multiplies the term (DAFL's alpha)
                  layer:str|None=None, # teacher module name; `None` is the last nn.Linear (read at its input)
                  read:str|None=None, # 'output' or 'input' of `layer`; `None`: 'input' when `layer` is None, else 'output'
+                 rectify:bool=False, # reward ReLU(f), the positive part, instead of |f| (for a layer read before its ReLU)
                  name:str|None=None):
         super().__init__(weight, name)
-        self.layer, self.read = layer, read or ('input' if layer is None else 'output')
+        self.layer, self.read, self.rectify = layer, read or ('input' if layer is None else 'output'), rectify
         if self.read not in ('input', 'output'): raise ValueError(f"read must be 'input' or 'output', got {read!r}")
         self.hooks = self.layer_name = None
     @property
@@ -81,7 +83,8 @@ class ActivationTerm(LossTerm):
         self.hooks = None
     def __call__(self, ctx):
         f = self.hooks.inputs[self.layer_name] if self.read == 'input' else ctx.acts[self.layer_name]
-        return -f.float().abs().mean()                       # L_a = -mean |f|
+        f = f.float()
+        return -(F.relu(f) if self.rectify else f.abs()).mean()  # L_a = -mean |f| (or -mean ReLU(f))
 
 # %% ../nbs/11_synthesis.ipynb #db573e20
 class StudentTerm(LossTerm):
@@ -172,6 +175,7 @@ class Synthesizer:
                  log_every:int=1, # keep every `log_every`-th step's term values in `history`
                  keep_history:str='round', # 'round': `history` is the last round's; 'all': every round's, with the round number
                  seed:int=0, # seeds the synthesizer's own random stream (`update`)
+                 mix_classes:bool=False, # transfer sets (`build_transfer_set`) put every class in each batch; `False`: one class per batch
                  device=None): # `None` picks `default_device`
         if targets not in ('given', 'random', 'teacher'): raise ValueError(f"targets must be 'given', 'random' or 'teacher', got {targets!r}")
         self.teacher, self.terms, self.param = teacher, list(terms), parametrization
@@ -181,7 +185,7 @@ class Synthesizer:
             raise ValueError(f"loss term names must be unique and not 'step', 'total' or 'round', got {names}; pass name=... to tell them apart")
         self.recorder = History(log_every, keep_history)
         self.callbacks = [self.recorder] + list(callbacks)
-        self.rng, self.device = seed_generator(seed), default_device(device)
+        self.rng, self.device, self.mix_classes = seed_generator(seed), default_device(device), mix_classes
         self.rounds, self.seconds = 0, 0.
 
     @property
@@ -208,10 +212,14 @@ class Synthesizer:
         if y is not None: return torch.as_tensor(y, dtype=torch.long).to(self.device)
         if self.targets == 'given': raise ValueError("this synthesizer takes its targets from the caller (targets='given'): pass y")
         if self.targets == 'teacher': return None  # filled at every step from the teacher's answer
+        return torch.randint(0, self.classes(), (n,), generator=rng).to(self.device)
+
+    def classes(self) -> int:
+        "The number of classes: `n_classes`, or else the width of the teacher's output on one blank image."
         if self.n_classes is None:
             with torch.no_grad(), frozen(self.teacher):
-                self.n_classes = self.teacher(torch.zeros((1,) + self.img_shape, device=self.device)).shape[1]
-        return torch.randint(0, self.n_classes, (n,), generator=rng).to(self.device)
+                self.n_classes = self.teacher.to(self.device)(torch.zeros((1,) + self.img_shape, device=self.device)).shape[1]
+        return self.n_classes
 
     def loss(self, ctx:SynthesisContext) -> torch.Tensor:
         "One forward pass: fills `ctx.x` (augmented images), `ctx.logits`, `ctx.values` (unweighted terms) and returns the weighted total."
@@ -239,8 +247,8 @@ class Synthesizer:
             ctx.round = self.rounds
             opts = self.param.start_round(ctx, n, self.schedule, term_parameters(self.terms))
             ctx.y = self._targets(n, y, rng)
-            for t in self.terms: t.begin_batch(ctx)
-            try:
+            try:  # a term that refuses in `begin_batch` must not leave the hooks of the terms before it on the teacher
+                for t in self.terms: t.begin_batch(ctx)
                 with Hooks(self.teacher, self.layers) as h:
                     ctx.acts = h.outputs
                     yield ctx, opts
@@ -298,22 +306,27 @@ TRANSFER_SCHEMA = 'dfkd.transfer_set/2'  # /2: per-shard checksums and label cou
 def shard_name(rank:int, idx:int) -> str: return f'shard-r{rank:02d}-{idx:05d}.safetensors'
 def shard_seed(seed:int, idx:int) -> int: return (seed * 1_000_003 + idx) % 2**63  # one seed per job, whatever the rank
 
-def plan_jobs(classes:list[int], n_per_class:int, batch_size:int) -> list[tuple[int, int]]:
-    "The batches of a transfer set: `(class, count)` per job, class by class."
-    return [(c, min(batch_size, n_per_class - s)) for c in classes for s in range(0, n_per_class, batch_size)]
+def plan_jobs(classes:list[int], n_per_class:int, batch_size:int, mixed:bool=False) -> list[list[int]]:
+    "The batches of a transfer set as the target class of each image: class by class, or (`mixed`) the classes in turn through every batch."
+    if not mixed: return [[c] * min(batch_size, n_per_class - s) for c in classes for s in range(0, n_per_class, batch_size)]
+    targets = [c for _ in range(n_per_class) for c in classes]  # 0, 1, …, k, 0, 1, …: each batch holds every class (when it is large enough)
+    return [targets[s:s + batch_size] for s in range(0, len(targets), batch_size)]
+
+def _job_class(targets:list[int]) -> int|None: return targets[0] if len(set(targets)) == 1 else None  # None: a mixed batch
 
 def _manifest_name(rank, world_size): return 'manifest.json' if world_size == 1 else f'manifest-r{rank:02d}.json'
 
 # the manifest fields that must agree for shards of an earlier run to be reused (with the teacher's checksum)
 _IDENTITY = ('schema', 'method', 'settings', 'identity', 'seed', 'n_per_class', 'batch_size', 'classes', 'img_shape',
-             'world_size', 'n_classes', 'stats')
+             'world_size', 'n_classes', 'stats', 'mixed_classes')
+_IDENTITY_DEFAULTS = dict(mixed_classes=False)  # what a manifest without the field (written before it existed) means
 IDENTITY_RTOL = 1e-5  # floats closer than this (relative) are the same setting
 
 def _as_stored(obj): return json.loads(json.dumps(obj, default=_json_default))  # tuples → lists, numpy → Python: compare as on disk
 
 def set_identity(manifest:dict) -> dict:
     "What makes the transfer set of `manifest` what it is: its identity fields and the teacher's checksum."
-    return _as_stored(dict({k: manifest.get(k) for k in _IDENTITY}, teacher=(manifest.get('teacher') or {}).get('checksum')))
+    return _as_stored(dict({k: manifest.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY}, teacher=(manifest.get('teacher') or {}).get('checksum')))
 
 def identity_differences(a, b, where:str='') -> list[str]:
     "Dotted paths where JSON-like `a` and `b` differ; floats agree within `IDENTITY_RTOL`."
@@ -364,13 +377,14 @@ def _refuse_other(path, diffs):
     raise ValueError(f'{path} holds a transfer set made with other [{shown}]; resume with the same arguments, '
                      f'or write to a new folder (or delete this one)')
 
-def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:int, c:int, n:int) -> str|None:
+def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:int, targets:list[int]) -> str|None:
     "Why a shard the manifest does not list cannot be taken as job `job` of this run, or None."
     info, made = meta.get('info') or {}, meta.get('set')
     if made is None: return 'records no set identity (written by an older dfkd or another tool)'
-    diffs = identity_differences(made, ident)
+    diffs = identity_differences(dict(_IDENTITY_DEFAULTS, **made), ident)  # a shard written before a field existed has its default
     if diffs: return f'was made with other [{", ".join(diffs[:4])}]'
-    if (info.get('job'), info.get('seed'), info.get('class'), info.get('n')) != (job, seed, c, n): return f'is not job {job} of this plan'
+    planned = (job, seed, _job_class(targets), len(targets), _label_counts(torch.tensor(targets)))
+    if (info.get('job'), info.get('seed'), info.get('class'), info.get('n'), info.get('labels')) != planned: return f'is not job {job} of this plan'
     # the header could have been copied: the logits must be the current teacher's on these images
     with torch.no_grad(), frozen(synthesizer.teacher):
         fresh = synthesizer.teacher.to(synthesizer.device)(t['x'].to(synthesizer.device)).float().cpu()
@@ -381,7 +395,7 @@ def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:
 def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
                        path:str|Path, # folder of the transfer set (created if missing)
                        n_per_class:int, # images per class
-                       batch_size:int=64, # images per shard (each shard holds one class)
+                       batch_size:int=64, # images per shard (each shard holds one class, or every class when mixed)
                        n_classes:int|None=None, # `None` reads it from a forward pass of the teacher
                        classes:list[int]|None=None, # the classes to synthesise; `None` is all
                        seed:int=0, # seeds every shard (shard i uses `shard_seed(seed, i)`)
@@ -392,6 +406,7 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
                        rank:int=0, world_size:int=1, # this process's share of the jobs
                        stop_after:int|None=None, # write at most this many new shards, then stop (the manifest says incomplete)
                        on_shard:Callable|None=None, # called as on_shard(shard_path, info) after each shard is written
+                       mix_classes:bool|None=None, # every class in each batch; `None`: as the synthesizer says (`Synthesizer.mix_classes`)
                        progress:bool=True) -> Path:
     "Synthesise a transfer set into `path` as shards plus a manifest, resuming from the shards already there that verify."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
@@ -400,10 +415,11 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
         with torch.no_grad(), frozen(synthesizer.teacher):
             n_classes = synthesizer.teacher.to(synthesizer.device)(torch.zeros(1, *img_shape, device=synthesizer.device)).shape[1]
     classes = list(range(n_classes)) if classes is None else [int(c) for c in classes]
-    jobs = plan_jobs(classes, n_per_class, batch_size)
+    mixed = bool(getattr(synthesizer, 'mix_classes', False) if mix_classes is None else mix_classes)
+    jobs = plan_jobs(classes, n_per_class, batch_size, mixed)
     manifest = _as_stored(dict(schema=TRANSFER_SCHEMA, method=method, settings=dict(settings or {}, synthesizer=synthesizer.settings()),
                     identity=dict(identity or {}), seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes,
-                    img_shape=img_shape, world_size=world_size, rank=rank, n_classes=n_classes,
+                    img_shape=img_shape, world_size=world_size, rank=rank, n_classes=n_classes, mixed_classes=mixed,
                     stats=[list(map(float, s)) for s in stats] if stats is not None else None,
                     teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={}))
     mpath, old = path/_manifest_name(rank, world_size), None
@@ -411,21 +427,21 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
         old = read_manifest(mpath)
         diffs = identity_differences(set_identity(old), set_identity(manifest))
         if diffs: _refuse_other(path, diffs)
-        manifest.update({k: old[k] for k in _IDENTITY})  # within tolerance: keep the values the set was started with
+        manifest.update({k: old[k] for k in _IDENTITY if k in old})  # within tolerance: keep the values the set was started with
     ident, listed = set_identity(manifest), {s['file']: s for s in (old or {}).get('shards', [])}
-    mine = [(i, c, n) for i, (c, n) in enumerate(jobs) if i % world_size == rank]
+    mine = [(i, targets) for i, targets in enumerate(jobs) if i % world_size == rank]
     done, todo, unvouched = {}, [], []
-    for i, c, n in mine:
+    for i, targets in mine:
         name = shard_name(rank, i)
         t, meta, problem = _load_shard(path/name, listed.get(name))
         if name in listed:
             if problem is None: done[name] = listed[name]; continue
             if (path/name).exists(): warnings.warn(f'{path/name} {problem}: synthesising it again')
         elif (path/name).exists():
-            problem = problem or _adoption_problem(synthesizer, t, meta, ident, i, shard_seed(seed, i), c, n)
+            problem = problem or _adoption_problem(synthesizer, t, meta, ident, i, shard_seed(seed, i), targets)
             if problem is None: done[name] = meta['info']; continue
             unvouched.append(f'{name} {problem}'); continue
-        todo.append((i, c, n))
+        todo.append((i, targets))
     if unvouched:
         raise ValueError(f'{path} holds shards {mpath.name} does not list and this run cannot vouch for: {"; ".join(unvouched[:3])}'
                          f'{" …" if len(unvouched) > 3 else ""}. Delete those shards and resume (they are synthesised again), '
@@ -439,17 +455,17 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
     if not todo and old is not None and _manifest(True) == dict(old, teacher=manifest['teacher']): return path  # finished, all verified
     atomic_write_json(mpath, _manifest(False))
     written = 0
-    for i, c, n in progress_bar(todo, display=progress, leave=False):
+    for i, targets in progress_bar(todo, display=progress, leave=False):
         if stop_after is not None and written >= stop_after: return path
-        name, start = shard_name(rank, i), time.perf_counter()
-        out = synthesizer.synthesize(torch.full((n,), c, dtype=torch.long), seed=shard_seed(seed, i))
+        name, start, c = shard_name(rank, i), time.perf_counter(), _job_class(targets)
+        out = synthesizer.synthesize(torch.tensor(targets, dtype=torch.long), seed=shard_seed(seed, i))
         bad = [what for k, what in (('x', 'images'), ('logits', 'teacher logits')) if not torch.isfinite(out[k]).all()]
         if bad:  # the loss guard misses a batch with no optimisation (noise) or a NaN only in what is kept: refuse before writing
-            raise SynthesisDiverged(f"{path/name} (class {c}, job {i}) was not written: its {' and '.join(bad)} are not all finite. "
+            raise SynthesisDiverged(f"{path/name} ({'mixed classes' if c is None else f'class {c}'}, job {i}) was not written: its {' and '.join(bad)} are not all finite. "
                                     f"Check that the teacher gives finite outputs (no NaN weights), or lower the synthesis learning rate "
                                     f"or the weights of the exploding terms; the shards already written are kept")
         t = dict(x=out['x'].float(), y=out['y'], logits=out['logits'])
-        info = dict(file=name, job=i, seed=shard_seed(seed, i), n=n, **{'class': c}, labels=_label_counts(t['y']), checksum=_shard_checksum(t),
+        info = dict(file=name, job=i, seed=shard_seed(seed, i), n=len(targets), **{'class': c}, labels=_label_counts(t['y']), checksum=_shard_checksum(t),
                     loss=out['loss'], best_step=out['step'], terms=out['terms'], seconds=round(time.perf_counter() - start, 3))
         atomic_save_safetensors(t, path/name, dict(info=info, set=ident))
         done[name] = info; written += 1
@@ -457,6 +473,8 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
         if on_shard is not None: on_shard(path/name, info)
     atomic_write_json(mpath, _manifest(True))
     return path
+
+build_transfer_set = across_ranks(build_transfer_set)  # under torchrun: this process's share of the jobs, merged by rank 0 (`16_distributed`)
 
 def merge_manifests(path:str|Path) -> Path:
     "Join the per-rank manifests of a multi-process transfer set into one `manifest.json`."
@@ -551,6 +569,26 @@ def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
     dls.img_shape, dls.dataset_name = tuple(ts.manifest['img_shape']), f"transfer:{ts.manifest['method']}"
     dls.classes = getattr(valid, 'classes', None) or [str(i) for i in range(dls.n_classes)]
     return dls
+
+# %% ../nbs/11_synthesis.ipynb #964ea1a7
+@torch.no_grad()
+def class_fidelity(teacher:nn.Module|None, # the classifier; `None` reads a transfer set's cached teacher logits
+                   data, # a `TransferSet` (or its folder), or images (N, C, H, W)
+                   labels=None, # target class of each image; a transfer set has its own
+                   bs:int=512) -> float: # images per teacher forward
+    "Share of the images that `teacher` assigns to their target class (top-1 prediction equals the label)."
+    if isinstance(data, (str, Path)): data = TransferSet(data, teacher=teacher)
+    if isinstance(data, TransferSet):
+        if labels is not None: raise ValueError('a transfer set has its own labels: leave labels=None')
+        if teacher is None: return (data.logits.argmax(1) == data.y).float().mean().item()
+        data, labels = data.x, data.y
+    if teacher is None: raise ValueError('images alone carry no teacher logits: pass the teacher (or a TransferSet, which caches them)')
+    if labels is None: raise ValueError('pass the target class of each image (labels=...), or a TransferSet, which has its own')
+    labels = torch.as_tensor(labels).long().cpu()
+    if len(labels) != len(data) or not len(data): raise ValueError(f'{len(data)} images and {len(labels)} labels: give one label per image, and at least one image')
+    dev = next(teacher.parameters()).device
+    with frozen(teacher): preds = torch.cat([teacher(data[i:i + bs].to(dev)).argmax(1).cpu() for i in range(0, len(data), bs)])
+    return (preds == labels).float().mean().item()
 
 # %% ../nbs/11_synthesis.ipynb #72592152
 def show_transfer_set(ts:TransferSet, # the transfer set (duck-typed: `x`, `y`, `logits`, `stats`, `counts`)
