@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
-import argparse, ast, inspect, json, sys, time, types, typing
+import argparse, ast, inspect, json, math, sys, time, types, typing
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
@@ -14,15 +14,19 @@ from .core import default_device, set_seed
 from .performance import keep_freed_memory
 from .data import DATASETS
 from .models import get_model, load_model, model_names
-from .metadata import KINDS, record_metadata, load_metadata
+from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
 from .synthesis import TransferSet, SynthesisDiverged
 from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
-from .pipeline import write_record, train_run, distill_run, teacher_dls, pipeline, PIPELINE_DEFAULT_METHOD
+from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
+from .benchmark import add_bench_command
+from .dih_cli import add_heads_command, add_distill_methods, add_bench_dih
+
 
 # %% auto #0
-__all__ = ['SHORTCUTS', 'BENCHMARKS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int', 'positive_float', 'cmd_train',
-           'cmd_distill', 'parse_settings', 'cmd_stats', 'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods',
-           'cmd_pipeline', 'table_records', 'cmd_bench', 'make_parser', 'main', 'cli_message', 'console']
+__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int', 'positive_float',
+           'json_object', 'cmd_train', 'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats', 'cmd_synthesize',
+           'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records', 'make_parser', 'main',
+           'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 class UsageError(ValueError):
@@ -37,10 +41,14 @@ def _default(f, name:str):
     "The default of parameter `name` of `f`: the CLI's defaults are the library's."
     return inspect.signature(f).parameters[name].default
 
-def _data_args(p):
-    p.add_argument('--dataset', default='mnist5k', choices=sorted(DATASETS), help='dataset (embedded: mnist5k, digits; on disk: the rest) [%(default)s]')
+def _data_args(p, dataset:str|None=None):
+    "The data options; `dataset=None`: a command that reads a teacher, whose file records its dataset and image side."
+    teacher = dataset is None
+    p.add_argument('--dataset', default=dataset, choices=sorted(DATASETS),
+                   help='dataset (embedded: mnist5k, digits; on disk: the rest) ' + ("[default: the teacher's, as its model file records it]" if teacher else '[%(default)s]'))
     p.add_argument('--root', default='data', help='folder of on-disk datasets [%(default)s]')
-    p.add_argument('--size', type=positive_int, default=None, help='image side: 32 pads MNIST to the LeNet input; default: native (28 for MNIST) ')
+    p.add_argument('--size', type=positive_int, default=None,
+                   help="image side [default: the teacher's]" if teacher else 'image side: 32 pads MNIST to the LeNet input; default: 28 for the MLPs, 32 for the other zoo nets on MNIST, else native')
     p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
     p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
@@ -64,6 +72,13 @@ def positive_float(text:str) -> float:
     try: v = float(text)
     except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number; give a number > 0') from None
     if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f'{v} is not allowed; give a finite number > 0')
+    return v
+
+def json_object(text:str) -> dict:
+    "argparse type: a JSON object (an architecture's keyword arguments)."
+    try: v = json.loads(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({e}); give an object such as \'{{"n_classes": 10}}\'') from None
+    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
     return v
 
 # %% ../nbs/90_cli.ipynb #ee27feae
@@ -91,14 +106,44 @@ def _parse_value(text:str, tp):
         if text.lower() in ('false', 'no', 'off', '0'): return False
         raise ValueError
     if tp in (int, float, str): return tp(text)
-    try: value = ast.literal_eval(text)  # tuples, lists, dicts
+    if (origin or tp) in (list, tuple): return _parse_sequence(text, origin or tp)
+    try: value = ast.literal_eval(text)  # dicts
     except (SyntaxError, ValueError): raise ValueError from None
     if isinstance(origin or tp, type) and not isinstance(value, origin or tp): raise ValueError
     return value
 
+def _literal_or_name(text:str):
+    try: return ast.literal_eval(text)
+    except (SyntaxError, ValueError): return text  # a module name needs no quotes
+
+def _parse_sequence(text:str, tp:type):
+    "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; module names need no quotes."
+    inner = text.strip()
+    if inner[:1] in '[(' and inner[-1:] in '])': inner = inner[1:-1]
+    return tp(_literal_or_name(t.strip()) for t in inner.split(',') if t.strip())
+
 def _type_name(tp) -> str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
 
 SHORTCUTS = {'iterations': 'iterations', 'synth_lr': 'lr'}  # option -> the setting it stands for
+COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')  # integer settings where 0 means "none"; every other one counts from 1
+
+def _is_rate(key:str) -> bool:
+    "Learning rates, temperatures, scales and clipping norms: settings that must be > 0."
+    return key in ('lr', 'T', 'init_scale', 'clip') or key.startswith('lr_') or key.endswith(('_lr', '_T'))
+
+def check_setting(key:str, value, pair:str):
+    "Refuse a setting value no run can use: a count below 1 (0 for `COUNTS_FROM_ZERO`), a rate or temperature ≤ 0, a weight < 0, a non-finite number."
+    if value is None or isinstance(value, bool): return
+    if isinstance(value, (tuple, list)):
+        for v in value: check_setting(key, v, pair)
+        return
+    if isinstance(value, int):
+        low = 0 if key in COUNTS_FROM_ZERO else 1
+        if value < low: raise UsageError(f'--set {pair}: {key} is a count; give an integer ≥ {low}')
+    elif isinstance(value, float):
+        if not math.isfinite(value): raise UsageError(f'--set {pair}: {key} must be a finite number')
+        if _is_rate(key) and value <= 0: raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
+        if value < 0: raise UsageError(f'--set {pair}: {key} is a weight or factor; give a number ≥ 0')
 
 def parse_settings(method:str, # a registered method
                    pairs=(), # `key=value` strings, as given to `--set`
@@ -120,6 +165,7 @@ def parse_settings(method:str, # a registered method
         if key not in names: raise UsageError(f"--set {pair}: {method} has no setting '{key}'; its settings are {', '.join(names)}")
         try: out[key] = _parse_value(text, hints[key])
         except ValueError: raise UsageError(f'--set {pair}: {method} wants {_type_name(hints[key])} for {key}, not {text!r}') from None
+        check_setting(key, out[key], pair)
     return out
 
 # %% ../nbs/90_cli.ipynb #c971d9f2
@@ -128,7 +174,7 @@ def cmd_stats(args) -> dict:
     t0 = time.time()
     teacher = load_model(args.teacher, device=default_device())
     dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
-    out = Path(args.out or Path(args.teacher).with_name('metadata.safetensors'))
+    out = Path(args.out or default_metadata_path(args.teacher))
     meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k, k_pair=args.k_pair,
                            n_classes=dls.n_classes, seed=args.seed, progress=not args.quiet)
     meta.save(out)
@@ -146,7 +192,7 @@ def cmd_synthesize(args) -> dict:
     out = Path(args.out or Path(args.teacher).parent/f'transfer_{args.method}')
     student = None
     if spec.online or 'student' in spec.needs:
-        set_seed(args.seed); student = get_model(args.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
+        set_seed(args.seed); student = build_model(args.student, dls, args.student_kwargs)
     meta = load_metadata(args.metadata, teacher) if args.metadata else None
     path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size, seed=args.seed,
                                settings=settings, preset=args.preset, student=student, metadata=meta,
@@ -196,25 +242,6 @@ def cmd_pipeline(args) -> dict:
     return _call(pipeline, args, settings=settings, reference=not args.no_reference)
 
 # %% ../nbs/90_cli.ipynb #1435a27b
-def _bench(which:str, epochs:int, seeds:int, pairs, run:Path):
-    "The DataFrame of benchmark `which`."
-    if which == 'kd':
-        from dfkd.kd_baselines import kd_baselines, kd_table
-        return kd_table([kd_baselines(p, epochs=epochs, seed=s) for p in pairs for s in range(seeds)])
-    if which == 'lopes':
-        from dfkd.inversion_benchmark import lopes_benchmark
-        return lopes_benchmark(run/'lopes')
-    if which == 'inversion':
-        from dfkd.inversion_benchmark import inversion_benchmark
-        return inversion_benchmark(epochs=epochs, seeds=tuple(range(seeds)))
-    if which == 'cost':
-        from dfkd.inversion_benchmark import synthesis_cost_benchmark
-        return synthesis_cost_benchmark()
-    from dfkd.generator_benchmark import benchmark_generator_methods
-    return benchmark_generator_methods(deepinversion_n_per_class=400)
-
-BENCHMARKS = ('kd', 'lopes', 'inversion', 'cost', 'generators')
-
 def table_records(table) -> list[dict]:
     "The rows of a benchmark DataFrame as JSON-ready dicts: a named index becomes a column, ('teacher', 'mean') columns become 'teacher_mean'."
     flat = table.copy()
@@ -222,15 +249,6 @@ def table_records(table) -> list[dict]:
     if any(n is not None for n in flat.index.names): flat = flat.reset_index()
     return json.loads(flat.to_json(orient='records'))
 
-def cmd_bench(args) -> dict:
-    "Run a benchmark table and save it (JSON + CSV) in `--run`."
-    t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
-    table = _bench(args.which, args.epochs, args.seeds, args.pairs, run)
-    table.to_csv(run/f'{args.which}.csv')
-    rows = table_records(table)
-    rec = write_record(run, f'bench {args.which}', vars(args), dict(rows=rows, table=json.loads(table.to_json(orient='split'))), t0)
-    print(table.to_string())
-    return rec
 
 # %% ../nbs/90_cli.ipynb #1efd365b
 def _method_args(p, default=None):
@@ -242,6 +260,10 @@ def _method_args(p, default=None):
     p.add_argument('--iterations', type=positive_int, default=None, help="shortcut for --set iterations=N, for methods that have it")
     p.add_argument('--synth-lr', type=positive_float, default=None, help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
 
+def _student_args(p, what:str='student architecture: a zoo name, torchvision:<name> or package.module:ClassOrFactory'):
+    p.add_argument('--student', default=_default(distill_run, 'student'), help=f'{what} [%(default)s]')
+    p.add_argument('--student-kwargs', type=json_object, default=None, metavar='JSON', help="keyword arguments of the student's architecture, a JSON object")
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='dfkd', description='Data-free knowledge distillation: train teachers, distil students, run benchmarks.',
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -249,18 +271,23 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument('--debug', action='store_true', help='on an error, show the full traceback instead of one line')
     sub = p.add_subparsers(dest='command', required=True, metavar='command')
     t = sub.add_parser('train', help='train a classifier (teacher or student) from scratch')
-    t.add_argument('--model', default='lenet5_bn', help='model name from the zoo, or torchvision:<name> [%(default)s]')
+    t.add_argument('--model', '--arch', dest='model', default='lenet5_bn',
+                   help='architecture: a name from the zoo, torchvision:<name>, or your own package.module:ClassOrFactory [%(default)s]')
+    t.add_argument('--arch-kwargs', dest='model_kwargs', type=json_object, default=None, metavar='JSON',
+                   help='keyword arguments of the architecture, a JSON object, e.g. \'{"hidden": 64}\' (recorded in the model file)')
     t.add_argument('--run', default='runs/teacher', help='run folder [%(default)s]')
-    _data_args(t); _fit_args(t); t.set_defaults(func=cmd_train)
+    _data_args(t, 'mnist5k'); _fit_args(t); t.set_defaults(func=cmd_train)
     d = sub.add_parser('distill', help='distil a saved teacher into a student with Hinton KD on real data')
     d.add_argument('--teacher', required=True, help='teacher weights saved by `dfkd train` (model.safetensors)')
-    d.add_argument('--student', default='lenet5_half_bn', help='student model name [%(default)s]')
+    _student_args(d)
     d.add_argument('--run', default='runs/distill', help='run folder [%(default)s]')
-    d.add_argument('--T', type=positive_float, default=4., help='softmax temperature [%(default)s]')
+    d.add_argument('--T', type=positive_float, default=None,
+                   help="softmax temperature; default: on a transfer set, what its method asks for (`dfkd methods`), else 4")
     d.add_argument('--alpha', type=float, default=None, help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, 1 on a transfer set')
     d.add_argument('--transfer-set', default=None, help='train on this transfer set (from `dfkd synthesize`) instead of real data; --dataset still validates')
     d.add_argument('--shift', type=int, default=0, help='random shifts of up to this many pixels, the teacher labelling each view (0: none) [%(default)s]')
     _data_args(d); _fit_args(d); d.set_defaults(func=cmd_distill)
+    add_distill_methods(d, cmd_distill)  # `44_dih_cli`: --method kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
     st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS), help='statistics to record; default: all that apply')
@@ -269,7 +296,7 @@ def make_parser() -> argparse.ArgumentParser:
                        ('k_pair', 'coefficients kept per adjacent-layer pair')):
         v = _default(record_metadata, name)
         st.add_argument(f"--{name.replace('_', '-')}", type=positive_int if isinstance(v, int) else positive_float, default=v, help=f'{what} [%(default)s]')
-    st.add_argument('--out', default=None, help='metadata file; default: metadata.safetensors beside the teacher')
+    st.add_argument('--out', default=None, help="metadata file; default: beside the teacher, named after it (model.safetensors -> model.metadata.safetensors)")
     st.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(st); st.set_defaults(func=cmd_stats)
     sy = sub.add_parser('synthesize', help='build a transfer set from the teacher alone (and metadata, for the Lopes methods)')
@@ -280,7 +307,7 @@ def make_parser() -> argparse.ArgumentParser:
     sy.add_argument('--n-per-class', type=positive_int, default=100, help='images per class [%(default)s]')
     sy.add_argument('--batch-size', type=positive_int, default=100, help='images optimised together (one shard) [%(default)s]')
     sy.add_argument('--out', default=None, help='transfer set folder; default: transfer_<method> beside the teacher')
-    sy.add_argument('--student', default='lenet5_half_bn', help='methods that play against a student, and online methods: its architecture [%(default)s]')
+    _student_args(sy, 'methods that play against a student, and online methods: its architecture')
     sy.add_argument('--epochs', type=positive_int, default=8, help='online methods: epochs of the game [%(default)s]')
     sy.add_argument('--n-batches', type=positive_int, default=100, help='online methods: student batches per epoch [%(default)s]')
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
@@ -298,10 +325,11 @@ def make_parser() -> argparse.ArgumentParser:
     me.set_defaults(func=cmd_methods)
     pp = sub.add_parser('pipeline', help='the main job: teacher -> data-free transfer set -> student, with the KD-with-data reference')
     pp.add_argument('--run', default='runs/pipeline', help='run folder (a second call reuses the teacher, resumes synthesis) [%(default)s]')
-    pp.add_argument('--teacher', default='lenet5_bn', help='teacher architecture to train if no weights exist [%(default)s]')
+    pp.add_argument('--teacher', default=None, help=f"teacher architecture (zoo name, torchvision:<name> or package.module:ClassOrFactory) to train if the run folder has none; default: the run folder's, else {PIPELINE_DEFAULT_TEACHER}")
+    pp.add_argument('--teacher-kwargs', type=json_object, default=None, metavar='JSON', help="keyword arguments of the teacher's architecture, a JSON object")
     pp.add_argument('--teacher-weights', default=None, help='use these teacher weights (model.safetensors) instead of training one')
     pp.add_argument('--teacher-epochs', type=positive_int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
-    pp.add_argument('--student', default=_default(pipeline, 'student'), help='student architecture [%(default)s]')
+    _student_args(pp)
     _method_args(pp, PIPELINE_DEFAULT_METHOD)
     pp.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
     pp.add_argument('--n-per-class', type=positive_int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
@@ -314,15 +342,9 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(pp); pp.set_defaults(func=cmd_pipeline)
-    b = sub.add_parser('bench', help='regenerate a benchmark table')
-    b.add_argument('which', choices=BENCHMARKS,
-                   help='kd: Hinton KD on mnist5k (teacher, student alone, KD); lopes: the five Lopes et al. objectives, KD and noise '
-                        'for both MNIST pairs; inversion: ZSKD, DeepInversion, ADI, soft targets, noise and KD; cost: a synthesis step of each inversion method against the teacher forward+backward floor; generators: DAFL, ZSKT, DFQ, CMI, FastDFKD-2/5/10 next to DeepInversion')
-    b.add_argument('--run', default='runs/bench', help='run folder [%(default)s]')
-    b.add_argument('--epochs', type=positive_int, default=20, help='epochs per training run [%(default)s]')
-    b.add_argument('--seeds', type=positive_int, default=3, help='number of seeds (0..n-1) [%(default)s]')
-    b.add_argument('--pairs', nargs='+', default=['mlp', 'lenet'], choices=['mlp', 'lenet'], help='model pairs [%(default)s]')
-    b.set_defaults(func=cmd_bench)
+    add_bench_command(sub)  # `30_benchmark`: the one benchmark harness
+    add_bench_dih(sub.choices['bench'])  # `44_dih_cli`: DIH and its baselines, and the authors' CIFAR-100 recipe
+    add_heads_command(sub)  # `44_dih_cli`: mount and fine-tune a teacher's intermediate heads
     for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
         c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='on an error, show the full traceback')
     return p
@@ -340,8 +362,14 @@ CLI_HINTS = {'resume `build_transfer_set` with the same arguments': 'run the sam
              'pass allow_incomplete=True': 'pass --allow-incomplete to `dfkd show` to look at it as it is',
              'build it with `build_transfer_set`': 'build it with `dfkd synthesize`',
              'run `build_transfer_set` again': 'run `dfkd synthesize` again',
+             'resume with the same arguments': 'run the same `dfkd synthesize` command again',
+             'Delete those shards and resume': 'Delete those shards and run the same `dfkd synthesize` command again',
              'as `root`': 'as --root',
              'pass `layers=[...]`': 'pass --layers (`dfkd stats`)',
+             'give the activation term a layer name, or weight 0': 'pass --set activation=0 (the term reads the last convolution)',
+             'pass student_layers and teacher_layers explicitly': 'name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME] '
+                                                                  '(a network without any, such as an MLP: add --set beta=0 to leave attention transfer out)',
+             'pass feature_layers=[...]': 'choose a teacher with BatchNorm layers',
              'or pass download=True on a machine with internet access':
                  """or, on a machine with internet access, download them once with python -c "from dfkd.data import DATASETS; DATASETS['{dataset}'](root='{root}', download=True)\""""}
 
@@ -357,7 +385,7 @@ def console(argv:list|None=None):
     "Entry point of the `dfkd` console script: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback)."
     keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
     args = make_parser().parse_args(argv)
-    try: return args.func(args)
+    try: args.func(args); return 0
     except (UsageError, *LIBRARY_ERRORS) as e:
         if args.debug: raise
         print(f'dfkd: error: {cli_message(e, args)}', file=sys.stderr)
