@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP = {'slow', 'notest'}
 _flag = re.compile(r'^#\|\s*(\w+)', re.M)
 
+_no_eval = re.compile(r'^#\|\s*eval:\s*false', re.M)
 def cell_flags(src:str) -> set: return set(_flag.findall(src))
 
 _noise = re.compile(r'(█|\|\s*\d+/\d+ \[|Warning:|warnings\.warn|^\s*$)')
@@ -47,7 +48,7 @@ def execute(path:Path, flags=()):
     from execnb.shell import CaptureShell
     nb = read_nb(path)
     run_flags = SKIP - set(flags)
-    def skip(cell): return cell.cell_type != 'code' or bool(cell_flags(cell.source) & run_flags)
+    def skip(cell): return cell.cell_type != 'code' or bool(cell_flags(cell.source) & run_flags) or bool(_no_eval.search(cell.source))
     shell = CaptureShell(path)
     cwd = os.getcwd(); os.chdir(path.parent)
     try: shell.run_all(nb, exc_stop=True, preproc=skip)
