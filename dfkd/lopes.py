@@ -6,109 +6,197 @@ Docs: https://dfkd.github.io/dfkd/lopes.html.md"""
 
 # %% ../nbs/20_lopes.ipynb #51a864f6
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields, is_dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import seed_generator
-from .metadata import KINDS, TeacherMetadata, dropout_mask_hooks, pooled_activation
+from .metadata import KINDS, TeacherMetadata, dropout_mask_hooks, graph_coefficients
 from .synthesis import LossTerm, Synthesizer, PixelParametrization, Schedule, build_transfer_set
 from .methods import MethodSpec, register
+import tempfile
+import pandas as pd
+from .core import set_seed, atomic_write_text
+from .data import get_dls
+from .models import get_model
+from .metadata import record_metadata
+from .kd import cached_classifier, distill, evaluate
+from .synthesis import TransferSet, transfer_dls
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'ActivationMatch', 'SpectralMatch', 'LopesSettings', 'lopes_terms', 'lopes_synthesizer',
-           'lopes_transfer_set', 'noise_transfer_set', 'target_distance', 'NoiseSettings']
+__all__ = ['LOSSES', 'DROPOUT_FORMS', 'INITS', 'SAMPLERS', 'OBJECTIVES', 'SETTINGS', 'PAPER', 'SMALL', 'ActivationMatch',
+           'SpectralMatch', 'LopesSettings', 'ActivationSettings', 'DropoutSettings', 'lopes_settings', 'lopes_terms',
+           'ShiftedPixels', 'lopes_synthesizer', 'lopes_transfer_set', 'noise_transfer_set', 'target_distance',
+           'NoiseSettings', 'lopes_forms_benchmark', 'summarize_forms']
 
 # %% ../nbs/20_lopes.ipynb #e4c78751
+LOSSES = ('raw', 'paper')
+DROPOUT_FORMS = ('recorded', 'fresh')
+
+def _choice(value, valid, setting):
+    if value not in valid: raise ValueError(f'{setting} must be one of {valid}, got {value!r}')
+    return value
+
 class ActivationMatch(LossTerm):
-    "Mean squared distance between the teacher's activations and targets drawn from the metadata's per-class Gaussians."
+    "Squared distance between the teacher's activations and targets drawn from the metadata's per-class Gaussians."
     def __init__(self, meta:TeacherMetadata, # statistics recorded for this teacher
                  kind:str='all_layers', # 'top_layer', 'all_layers' or 'all_layers_dropout'
+                 loss:str='raw', # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of their ReLUs, each layer weighted 1/size
+                 covariance:bool=True, # targets drawn with the per-class covariance where recorded (False: per-unit std only)
+                 dropout:str='recorded', # all_layers_dropout: 'recorded' replays recorded filters against statistics recorded through them; 'fresh' draws new filters against the plain all_layers statistics
                  weight:float=1., name:str|None=None):
         if kind not in ('top_layer', 'all_layers', 'all_layers_dropout'):
             raise ValueError(f"ActivationMatch matches 'top_layer', 'all_layers' or 'all_layers_dropout', not {kind!r}; spectral kinds use SpectralMatch")
-        meta._need(kind)
+        self.loss, self.dropout = _choice(loss, LOSSES, 'loss'), _choice(dropout, DROPOUT_FORMS, 'dropout')
+        # the fresh-filter form matches statistics recorded without dropout
+        self.stats_kind = 'all_layers' if kind == 'all_layers_dropout' and dropout == 'fresh' else kind
+        meta._need(self.stats_kind)
+        if kind == 'all_layers_dropout' and dropout == 'fresh': meta.fresh_masks(0)  # refuses a teacher without dropout
         super().__init__(weight, name or kind)
-        self.meta, self.kind = meta, kind
+        self.meta, self.kind, self.covariance = meta, kind, covariance
         self.T = meta.header['temperature'] if kind == 'top_layer' else 1.
         self.handles = []
     @property
     def layers(self): return [self.meta.top_layer] if self.kind == 'top_layer' else self.meta.layers
+    def layer_weights(self) -> dict:
+        "Each layer's weight in the loss: 1 in ours; 1/size in the authors' (a lone top layer: 1, as in their code)."
+        if self.loss == 'raw' or self.kind == 'top_layer': return {n: 1. for n in self.layers}
+        return {l['name']: 1 / torch.Size(l['shape']).numel() for l in self.meta.header['layers']}
     def begin_batch(self, ctx):
-        drawn = self.meta.sample(self.kind, ctx.y.cpu(), ctx.generator)
+        y = ctx.y.cpu()
+        drawn = self.meta.sample(self.stats_kind, y, ctx.generator, covariance=self.covariance)
         ctx.state[self.name] = {n: t.to(ctx.device) for n, t in drawn.items()}
         if self.kind == 'all_layers_dropout':
-            masks = {n: m.to(ctx.device) for n, m in self.meta.sample_masks(ctx.y.cpu(), ctx.generator).items()}
-            self.handles = dropout_mask_hooks(ctx.teacher, masks)
+            masks = self.meta.sample_masks(y, ctx.generator) if self.dropout == 'recorded' else self.meta.fresh_masks(len(y), ctx.generator)
+            self.masks = {n: m.to(ctx.device) for n, m in masks.items()}  # the batch's filters, kept for inspection
+            self.handles = dropout_mask_hooks(ctx.teacher, self.masks)
     def end_batch(self, ctx):
         for h in self.handles: h.remove()
         self.handles = []
     def __call__(self, ctx):
-        targets = ctx.state[self.name]
-        return sum(F.mse_loss(ctx.acts[n].flatten(1) / self.T, targets[n].flatten(1)) for n in self.layers)
+        targets, act = ctx.state[self.name], lambda t: t.flatten(1) if self.loss == 'raw' else F.relu(t.flatten(1))
+        return sum(w * F.mse_loss(act(ctx.acts[n] / self.T), act(targets[n])) for n, w in self.layer_weights().items())
 
 # %% ../nbs/20_lopes.ipynb #4f08aa46
 class SpectralMatch(LossTerm):
     "Mean squared distance between graph-Fourier coefficients of the teacher's activations and targets drawn from the metadata."
     def __init__(self, meta:TeacherMetadata, # statistics recorded for this teacher, with spectral kinds
                  kind:str='spectral_all_layers', # or 'spectral_layer_pairs'
+                 covariance:bool=True, # targets drawn with the per-class covariance where recorded (False: per-coefficient std only)
                  weight:float=1., name:str|None=None):
         if kind not in ('spectral_all_layers', 'spectral_layer_pairs'):
             raise ValueError(f"SpectralMatch matches 'spectral_all_layers' or 'spectral_layer_pairs', not {kind!r}")
         meta._need(kind)
         super().__init__(weight, name or kind)
-        self.meta, self.kind = meta, kind
+        self.meta, self.kind, self.covariance = meta, kind, covariance
         self.graph_names = ['all'] if kind == 'spectral_all_layers' else [g for g in meta.graphs if g != 'all']
         self._bases = {}
     @property
     def layers(self): return list(dict.fromkeys(n for g in self.graph_names for n in self.meta.graphs[g]['layers']))
     def coefficients(self, acts:dict, graph:str) -> torch.Tensor:
-        "Coefficients (batch, k) of the activations `acts` on `graph`'s basis."
-        U = self.meta.tensors[f'graph:{graph}:basis']
-        a = torch.cat([pooled_activation(acts[n]) for n in self.meta.graphs[graph]['layers']], 1)
-        if (a.device, a.dtype) != (U.device, U.dtype): U = self._bases.setdefault((graph, a.device), U.to(a.device, a.dtype))
-        return a @ U
+        "Coefficients (batch, k) of the activations `acts` on `graph`'s basis (kept on the activations' device)."
+        layers = self.meta.graphs[graph]['layers']
+        U = self._bases.setdefault((graph, acts[layers[0]].device), self.meta.tensors[f'graph:{graph}:basis'].to(acts[layers[0]].device))
+        return graph_coefficients(acts, layers, U)
     def begin_batch(self, ctx):
-        ctx.state[self.name] = {g: t.to(ctx.device) for g, t in self.meta.sample(self.kind, ctx.y.cpu(), ctx.generator).items()}
+        drawn = self.meta.sample(self.kind, ctx.y.cpu(), ctx.generator, covariance=self.covariance)
+        ctx.state[self.name] = {g: t.to(ctx.device) for g, t in drawn.items()}
     def __call__(self, ctx):
         targets = ctx.state[self.name]
         return sum(F.mse_loss(self.coefficients(ctx.acts, g), targets[g]) for g in self.graph_names) / len(self.graph_names)
 
 # %% ../nbs/20_lopes.ipynb #cc8eec03
+INITS = ('standard', 'paper')
+SAMPLERS = ('cholesky', 'diagonal')
+
 @dataclass
 class LopesSettings:
-    "Settings of the five Lopes et al. reconstructions."
+    "Settings every Lopes et al. objective has."
     iterations:int = 200 # Adam steps per batch
     lr:float = 0.05 # Adam learning rate
     clamp:bool = True # keep pixels in the normalised image of [0, 1]
+    init:str = 'standard' # starting pixels: 'standard' N(0, 1) in the normalised input space; 'paper' N(0.15, 0.1) in pixel units
+    sampler:str = 'cholesky' # targets drawn with the per-class covariance ('cholesky') or per-unit std only ('diagonal')
+    def __post_init__(self): _choice(self.init, INITS, 'init'); _choice(self.sampler, SAMPLERS, 'sampler')
+
+@dataclass
+class ActivationSettings(LopesSettings):
+    "Settings of `top_layer` and `all_layers`."
+    loss:str = 'raw' # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of their ReLUs, each layer weighted 1/size
+    def __post_init__(self): super().__post_init__(); _choice(self.loss, LOSSES, 'loss')
+
+@dataclass
+class DropoutSettings(ActivationSettings):
+    "Settings of `all_layers_dropout`."
+    dropout:str = 'recorded' # 'recorded': replay recorded filters against statistics recorded through them; 'fresh': new filters, plain statistics
+    def __post_init__(self): super().__post_init__(); _choice(self.dropout, DROPOUT_FORMS, 'dropout')
 
 OBJECTIVES = KINDS
+SETTINGS = dict(top_layer=ActivationSettings, all_layers=ActivationSettings, all_layers_dropout=DropoutSettings,
+                spectral_all_layers=LopesSettings, spectral_layer_pairs=LopesSettings)
 
-def lopes_terms(meta:TeacherMetadata, objective:str) -> list[LossTerm]:
-    "The loss terms of one Lopes et al. objective."
+def lopes_settings(objective:str, settings=None, **overrides) -> LopesSettings:
+    "The settings object of `objective`: its defaults, then `settings` (an object or dict), then `overrides`; unknown names are refused."
     if objective not in OBJECTIVES: raise ValueError(f'unknown objective {objective!r}; choose one of {OBJECTIVES}')
-    return [SpectralMatch(meta, objective) if objective.startswith('spectral') else ActivationMatch(meta, objective)]
+    cls = SETTINGS[objective]
+    values = {**(asdict(settings) if is_dataclass(settings) else dict(settings or {})), **overrides}
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown: raise TypeError(f'{objective} has no setting {unknown}; its settings are {[f.name for f in fields(cls)]}')
+    return cls(**values)
+
+def lopes_terms(meta:TeacherMetadata, objective:str, settings=None) -> list[LossTerm]:
+    "The loss terms of one Lopes et al. objective with `settings` (see `lopes_settings`)."
+    s = lopes_settings(objective, settings)
+    if objective.startswith('spectral'): return [SpectralMatch(meta, objective, covariance=s.sampler == 'cholesky')]
+    return [ActivationMatch(meta, objective, s.loss, s.sampler == 'cholesky', getattr(s, 'dropout', 'recorded'))]
+
+class ShiftedPixels(PixelParametrization):
+    "Pixels whose starting noise is N(`mean`, `std`) in *pixel* units, expressed in the input space normalised by `stats`."
+    def __init__(self, img_shape, stats, # per-channel (mean, std) of the normalisation
+                 mean:float=0.15, std:float=0.1, # the starting noise in pixel units (the authors' MNIST code: 0.15, 0.1)
+                 bounds=None):
+        super().__init__(img_shape, bounds=bounds)
+        m, sd = (torch.as_tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in stats)
+        self.shift, self.scale, self.pixel_init = (mean - m) / sd, std / sd, (mean, std)
+    def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
+        opts = super().start_round(ctx, n, schedule, extra_params)  # N(0, 1) noise, then moved and scaled in place
+        with torch.no_grad(): self.x.mul_(self.scale.to(self.x.device)).add_(self.shift.to(self.x.device))
+        return opts
+    def settings(self) -> dict: return {**super().settings(), 'pixel_init': list(self.pixel_init)}
+
+def _normalisation(meta:TeacherMetadata, stats, need:bool):
+    "The normalisation to clamp and initialise in: the metadata's, checked against `stats` when both are known."
+    meta.check_normalisation(stats, 'the data given')
+    found = meta.header.get('stats') or stats
+    if need and found is None:
+        raise ValueError('clamping and the paper\'s pixel initialisation need the data normalisation, which this metadata does not record: '
+                         'pass `stats=(mean, std)`, record the metadata again (it stores the normalisation), or set clamp=False, init="standard"')
+    return found
 
 def lopes_synthesizer(teacher:nn.Module, # the teacher the metadata was recorded on
                       meta:TeacherMetadata, # its metadata (checked against the teacher)
                       objective:str, # one of `OBJECTIVES`
-                      iterations:int=LopesSettings.iterations, lr:float=LopesSettings.lr, clamp:bool=LopesSettings.clamp, # see `LopesSettings`
-                      device=None) -> Synthesizer:
+                      settings=None, # the objective's settings (object or dict; see `lopes_settings`)
+                      stats=None, # per-channel (mean, std) of the data the transfer set stands for; refused if the metadata's differ
+                      device=None, **overrides) -> Synthesizer:
     "A `Synthesizer` reconstructing inputs for `teacher` from its metadata with one of the five objectives."
     meta.check_teacher(teacher)
-    param = PixelParametrization.from_stats(meta.header['img_shape'], meta.header.get('stats') if clamp else None)
-    return Synthesizer(teacher, lopes_terms(meta, objective), param, Schedule(iterations, lr), device=device)
+    s = lopes_settings(objective, settings, **overrides)
+    norm, shape = _normalisation(meta, stats, s.clamp or s.init == 'paper'), meta.header['img_shape']
+    bounds = PixelParametrization.from_stats(shape, norm).bounds if s.clamp else None
+    param = ShiftedPixels(shape, norm, bounds=bounds) if s.init == 'paper' else PixelParametrization(shape, bounds=bounds)
+    return Synthesizer(teacher, lopes_terms(meta, objective, s), param, Schedule(s.iterations, s.lr), device=device)
 
 def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
                        path:str|Path, # folder of the transfer set
                        n_per_class:int=100, # images per class
                        batch_size:int=100, # images per optimised batch (and shard)
-                       seed:int=0, iterations:int=LopesSettings.iterations, lr:float=LopesSettings.lr,
-                       clamp:bool=LopesSettings.clamp, device=None, **kwargs) -> Path:
+                       seed:int=0, settings=None, stats=None, device=None, progress:bool=True, **overrides) -> Path:
     "Reconstruct a transfer set for `teacher` from `meta` with `objective` into `path` (resumable; see `build_transfer_set`)."
-    synth = lopes_synthesizer(teacher, meta, objective, iterations, lr, clamp, device)
-    settings = dict(objective=objective, iterations=iterations, lr=lr, clamp=clamp, metadata_kinds=meta.kinds)
+    s = lopes_settings(objective, settings, **overrides)
+    synth = lopes_synthesizer(teacher, meta, objective, s, stats, device)
     return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=meta.n_classes, seed=seed, method=f'lopes:{objective}',
-                              settings=settings, stats=meta.header.get('stats'), **kwargs)
+                              settings=dict(objective=objective, **asdict(s), metadata_kinds=meta.kinds),
+                              stats=meta.header.get('stats') or stats, progress=progress)
 
 def noise_transfer_set(teacher:nn.Module, path:str|Path, img_shape, n_classes:int, n_per_class:int=100, batch_size:int=100,
                        stats=None, seed:int=0, device=None, **kwargs) -> Path:
@@ -141,21 +229,78 @@ def _recorded_on(metadata:TeacherMetadata, img_shape) -> TeacherMetadata:
                          'synthesise at the shape of the data it was recorded on, or record metadata on data of this shape')
     return metadata
 
+# The authors' settings. irapha/replayed_distillation, procedures/optimize_dataset.py: 1,000 Adam steps per batch, pixels
+# initialised N(0.15, 0.1) for MNIST and left unclipped; procedures/_optimization_objectives.py: lr 0.07, loss = MSE of ReLUs
+# weighted 1/size per layer, targets drawn with the per-class covariance, fresh dropout filters for all_layers_dropout;
+# KD temperature 8 (the paper's distillation setting). Their top-layer temperature 8 is a recording setting
+# (`record_metadata(T=8)`): for the reconstruction it only scales the loss, which Adam ignores (shown below).
+PAPER = dict(iterations=1000, lr=0.07, clamp=False, init='paper', sampler='cholesky', student_T=8.)
+# Ours, for mnist5k on a CPU: 200 steps at 0.05, clamped pixels, standard-normal start, raw pre-activation loss, recorded
+# filters, distilled at T=4; the comparison in "Ours against the authors' form" below measures these choices.
+SMALL = dict(iterations=200, lr=0.05, clamp=True, init='standard', sampler='cholesky', student_T=4.)
+
+def _presets(objective:str) -> dict:
+    "The `paper` and `small` presets of one objective: the shared settings, plus the loss and dropout form where it has them."
+    paper, small = dict(PAPER), dict(SMALL)
+    if issubclass(SETTINGS[objective], ActivationSettings): paper['loss'], small['loss'] = 'paper', 'raw'
+    if SETTINGS[objective] is DropoutSettings: paper['dropout'], small['dropout'] = 'fresh', 'recorded'
+    return dict(paper=paper, small=small)
+
 def _lopes_spec(objective:str) -> MethodSpec:
     "The registry entry of one objective: the registry's builders, adapted to `lopes_synthesizer` and `lopes_transfer_set`."
     def synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
-        return lopes_synthesizer(teacher, _recorded_on(metadata, img_shape), objective, **asdict(settings), device=device)
+        return lopes_synthesizer(teacher, _recorded_on(metadata, img_shape), objective, settings, stats=stats, device=device)
     def transfer_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
                      student=None, metadata=None, valid=None, progress=True):
         return lopes_transfer_set(teacher, _recorded_on(metadata, img_shape), objective, path, n_per_class, batch_size, seed,
-                                  **asdict(settings), progress=progress)
-    return MethodSpec(objective, 'metadata', 'Lopes, Fenu & Starner 2017, NIPS LLD workshop', LopesSettings, needs=('metadata',),
-                      synthesizer=synthesizer, transfer_set=transfer_set, key_settings=('iterations', 'lr'), notebook='20_lopes')
+                                  settings, stats=stats, progress=progress)
+    return MethodSpec(objective, 'metadata', 'Lopes, Fenu & Starner 2017, NIPS LLD workshop', SETTINGS[objective], needs=('metadata',),
+                      synthesizer=synthesizer, transfer_set=transfer_set, key_settings=('iterations', 'lr'), notebook='20_lopes',
+                      presets=_presets(objective))
 
 def _noise_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
                student=None, metadata=None, valid=None, progress=True):
     return noise_transfer_set(teacher, path, img_shape, n_classes, n_per_class, batch_size, stats=stats, seed=seed, progress=progress)
 
 for spec in [*map(_lopes_spec, OBJECTIVES),
-             MethodSpec('noise', 'floor', 'Gaussian-noise baseline', NoiseSettings, transfer_set=_noise_set, notebook='20_lopes')]:
+             MethodSpec('noise', 'floor', 'Gaussian-noise baseline', NoiseSettings, transfer_set=_noise_set, notebook='20_lopes',
+                        presets=dict(paper={}, small={}))]:  # nothing to set
     register(spec)
+
+# %% ../nbs/20_lopes.ipynb #62bc069c
+def lopes_forms_benchmark(out:str|Path, # CSV file of the results, rewritten after every run
+                          objectives=('top_layer', 'all_layers', 'spectral_all_layers'), presets=('small', 'paper'), seeds=(0, 1, 2),
+                          teacher:str='lenet5', student:str='lenet5_half', dataset:str='mnist5k', size:int|None=32,
+                          n_per_class:int=200, # reconstructed images per class
+                          batch_size:int=100, student_epochs:int=30, student_bs:int=64, student_lr:float=3e-3,
+                          folder:str|Path|None=None, # where transfer sets go (resumable); `None`: a temporary folder
+                          progress:bool=True) -> pd.DataFrame:
+    "Student accuracy, as such and as % of the teacher's, for every objective, preset and seed of the Lopes et al. reconstructions."
+    from dfkd.methods import get_method
+    dls = get_dls(dataset, bs=128, size=size)
+    net_t = cached_classifier(teacher, dataset, size); t_acc = evaluate(net_t, dls.valid)
+    folder = Path(folder or tempfile.mkdtemp()); rows = []
+    metas = {p: record_metadata(net_t, dls, T=8. if p == 'paper' else 1., progress=False) for p in presets}
+    for seed in seeds:
+        for preset in presets:
+            for objective in objectives:
+                spec = get_method(objective); path = folder/f'{objective}-{preset}-{seed}'
+                lopes_transfer_set(net_t, metas[preset], objective, path, n_per_class, batch_size, seed,
+                                   spec.make_settings(preset=preset), stats=dls.stats, progress=False)
+                set_seed(seed); net_s = get_model(student)
+                distill(net_s, net_t, transfer_dls(path, dls, bs=student_bs, seed=seed), epochs=student_epochs, lr=student_lr,
+                        T=spec.distill_T(preset), alpha=1., seed=seed, show=False)
+                ts, acc = TransferSet(path), evaluate(net_s, dls.valid)
+                rows.append(dict(objective=objective, preset=preset, seed=seed, accuracy=acc, of_teacher_pct=100 * acc / t_acc,
+                                 teacher_agrees=(ts.logits.argmax(1) == ts.y).float().mean().item(), teacher_accuracy=t_acc,
+                                 n_per_class=n_per_class, student_epochs=student_epochs))
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(out, pd.DataFrame(rows).to_csv(index=False))
+                if progress: print(f"seed {seed} {preset:5s} {objective:20s} student {acc:.4f} ({rows[-1]['of_teacher_pct']:.1f}% of the teacher)", flush=True)
+    return pd.DataFrame(rows)
+
+def summarize_forms(results:pd.DataFrame) -> pd.DataFrame:
+    "Mean ± std over seeds of the student's % of the teacher, one row per objective, one column per preset."
+    g = results.groupby(['objective', 'preset']).of_teacher_pct
+    table = (g.mean().round(1).astype(str) + ' ± ' + g.std().fillna(0).round(1).astype(str) + ' (n=' + g.size().astype(str) + ')')
+    return table.unstack('preset')
