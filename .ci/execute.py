@@ -70,7 +70,7 @@ def lacks_outputs(path:Path) -> bool:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('paths', nargs='*', help='notebooks (default: all of nbs/)')
-    p.add_argument('--flags', nargs='*', default=[], help='also run cells with these flags, e.g. slow')
+    p.add_argument('--flags', action='append', default=[], help='also run cells with this flag, e.g. slow (repeat for several); a flag takes one value, so paths after it stay paths')
     p.add_argument('--check', action='store_true', help='write nothing; fail if a notebook lacks outputs')
     a = p.parse_args()
     paths = [Path(x).resolve() for x in a.paths] or sorted((ROOT / 'nbs').glob('*.ipynb'))
