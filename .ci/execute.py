@@ -83,6 +83,7 @@ def main():
     for x in paths:
         print(f'executing {x.relative_to(ROOT)}', flush=True)
         execute(x, a.flags)
-    for x in paths: subprocess.run(['nbdev-clean', '--fname', str(x)], check=True, cwd=ROOT)
+    clean = Path(sys.executable).parent/'nbdev-clean'  # this Python's, so that a venv's interpreter works without the venv activated
+    for x in paths: subprocess.run([str(clean) if clean.exists() else 'nbdev-clean', '--fname', str(x)], check=True, cwd=ROOT)
 
 if __name__ == '__main__': main()

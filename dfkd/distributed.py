@@ -1,4 +1,4 @@
-"""Training, distillation, synthesis and metadata on several processes and machines, launched by `torchrun`: fastai's data-parallel training made to work on CPUs (gloo) as on GPUs (nccl), transfer sets synthesised in shards by rank and merged, statistics reduced as sums and counts, and mixed precision on GPUs.
+"""Training, distillation, synthesis and metadata on several processes and machines, launched by `torchrun`: fastai's data-parallel training made to work on CPUs (gloo) as on GPUs (nccl), transfer sets synthesised in shards by rank and merged, online generator games played with one generator over the processes, statistics reduced as sums and counts, and mixed precision on GPUs.
 
 Docs: https://dfkd.github.io/dfkd/distributed.html.md"""
 
@@ -19,7 +19,8 @@ from .core import atomic_write_json, read_json
 # %% auto #0
 __all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'launched', 'world_size', 'rank', 'is_main', 'barrier', 'default_backend',
            'RankDL', 'split_batches', 'RankTrainer', 'distributed_context', 'rank_argv', 'record_world_size', 'console',
-           'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'check_precision', 'precision_callbacks',
+           'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'average_', 'shared_parameters',
+           'SharedGame', 'average_buffers', 'rank_seed', 'share_game', 'check_precision', 'precision_callbacks',
            'synthesis_precision']
 
 # %% ../nbs/16_distributed.ipynb #9aabf4c7
@@ -75,10 +76,14 @@ class RankTrainer(DistributedTrainer):
         super().__init__(sync_bn=gpu, cpu=not gpu)
     def before_fit(self):
         from dfkd.generators import OnlineSynthesisCallback
-        if any(isinstance(cb, OnlineSynthesisCallback) for cb in self.learn.cbs):
-            raise ValueError('online generator games run in one process (each process would train a generator of its own): '
-                             'run this method without torchrun, or synthesise its transfer set first and distil on it under torchrun')
+        for cb in self.learn.cbs:  # an online game: one generator over the processes (`share_game`, below)
+            if isinstance(cb, OnlineSynthesisCallback): share_game(cb.synthesizer, cb.pool)
         super().before_fit()
+    def after_fit(self):
+        super().after_fit()
+        from dfkd.generators import OnlineSynthesisCallback
+        for cb in self.learn.cbs:
+            if isinstance(cb, OnlineSynthesisCallback): average_buffers(cb.synthesizer)
     def _wrap_dl(self, dl):
         if isinstance(dl, DistributedDL): return dl
         return RankDL(split_batches(dl, world_size()) if self.split else dl, device=dl.device)
@@ -179,6 +184,57 @@ def all_reduce_sums(tensors) -> list:
             on = t.cuda(); dist.all_reduce(on); t.copy_(on.cpu())
         else: dist.all_reduce(t)
     return tensors
+
+# %% ../nbs/16_distributed.ipynb #0748037c
+def average_(tensors) -> list:
+    "Each tensor replaced, in place, by its mean over the processes of the run, in one all-reduce; as they are in a run of one."
+    tensors = list(tensors)
+    if not _several() or not tensors: return tensors
+    flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
+    all_reduce_sums([flat]); flat /= dist.get_world_size()
+    with torch.no_grad():
+        for t, part in zip(tensors, flat.split([t.numel() for t in tensors])): t.copy_(part.view_as(t))
+    return tensors
+
+def shared_parameters(synth) -> list:
+    "The parameters every process of an online game must keep equal: the generator's (a meta-learned generator's clone during a round) and the loss terms'."
+    from dfkd.synthesis import term_parameters
+    return list(synth.param.net.parameters()) + term_parameters(synth.terms)
+
+class SharedGame:
+    "Synthesizer listener of an online game on several processes: gradients of the shared parameters averaged before each step, the generator's buffers after each round."
+    def after_backward(self, synth, ctx):
+        grads = [p.grad for p in shared_parameters(synth) if p.grad is not None]
+        average_(grads)
+    def after_round(self, synth, ctx): average_buffers(synth)
+
+def average_buffers(synth):
+    "The generator's floating-point buffers (BatchNorm's running statistics) averaged over the processes: after every round, and when the game ends (sampling in train mode between rounds moves them)."
+    average_(b for b in synth.generator.buffers() if b.is_floating_point())
+
+def _broadcast_(tensors):
+    "Each tensor as rank 0 has it, on every process (on the GPU for nccl and back)."
+    for t in tensors:
+        with torch.no_grad():
+            if dist.get_backend() == 'nccl' and not t.is_cuda:
+                on = t.cuda(); dist.broadcast(on, 0); t.copy_(on.cpu())
+            else: dist.broadcast(t, 0)
+
+def rank_seed(seed:int, r:int) -> int: return (seed * 1_000_003 + r) % 2**63
+
+def share_game(synth, # the game's `GeneratorSynthesizer`
+               pool=None): # its pool of images (`RingBuffer`), if it has one
+    "Make an online game one game over the processes of the run: rank 0's generator and term parameters everywhere, a random stream per rank, `SharedGame` listening; nothing in a run of one or a second time."
+    if not _several() or any(isinstance(cb, SharedGame) for cb in synth.callbacks): return synth
+    from dfkd.synthesis import term_parameters
+    g = synth.generator
+    _broadcast_([*g.parameters(), *g.buffers(), *term_parameters(synth.terms)])
+    r = dist.get_rank()
+    if r:
+        synth.rng.manual_seed(rank_seed(synth.rng.initial_seed(), r))
+        if pool is not None: pool.rng.manual_seed(rank_seed(pool.rng.initial_seed(), r))
+    synth.callbacks.append(SharedGame())
+    return synth
 
 # %% ../nbs/16_distributed.ipynb #f1d8439e
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}

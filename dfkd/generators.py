@@ -247,12 +247,22 @@ def term_gradient_norm(synthesizer:Synthesizer, term_name:str, n:int=16) -> floa
 
 # %% ../nbs/13_generators.ipynb #32fb7156
 class LatentDataLoader(DataLoader):
-    "A fastai DataLoader yielding `n_batches` batches `(z,)` of `bs` standard-normal latents per epoch."
-    def __init__(self, n_batches:int, bs:int, nz:int, seed:int=0, device=None, **kwargs):
-        super().__init__(dataset=None, bs=bs, n=n_batches * bs, shuffle=False, drop_last=False, device=device, **kwargs)
-        self.n_batches, self.nz, self.gen = n_batches, nz, seed_generator(seed)
+    "A fastai DataLoader yielding `n_batches` batches `(z,)` of `bs` standard-normal latents per epoch; the processes of a run each take their part of every epoch's latents."
+    def __init__(self, n_batches:int, bs:int, nz:int, seed:int=0, device=None,
+                 draw_bs:int|None=None, # latents drawn per batch of one process (`None`: `bs`); a copy for several processes keeps it
+                 **kwargs):
+        draw_bs = draw_bs or bs
+        # indexed: the sampler hands out latent numbers 0 ... n-1 (fastai's default for a loader without a dataset is `None`s)
+        super().__init__(dataset=None, bs=bs, n=n_batches * draw_bs, shuffle=False, drop_last=False, indexed=True, device=device, **kwargs)
+        self.n_batches, self.nz, self.seed, self.draw_bs, self.gen = n_batches, nz, seed, draw_bs, seed_generator(seed)
     def create_batches(self, samps):
-        for _ in range(self.n_batches): yield (torch.randn(self.bs, self.nz, generator=self.gen),)
+        # the epoch's latents, drawn batch by batch as one process draws them; `samps` picks the ones this loader yields
+        # (all of them in one process; under fastai's `DistributedDL` this process's part)
+        z, idx = torch.cat([torch.randn(self.draw_bs, self.nz, generator=self.gen) for _ in range(self.n_batches)]), list(samps)
+        for i in range(0, len(idx), self.bs): yield (z[idx[i:i + self.bs]],)
+    def new(self, dataset=None, cls=None, **kwargs):
+        "The same epochs of latents in batches of `bs` (e.g. `bs/N` for each of N processes), on `device`."
+        return LatentDataLoader(self.n_batches, kwargs.get('bs', self.bs), self.nz, self.seed, kwargs.get('device', self.device), draw_bs=self.draw_bs)
 
 def generator_dls(valid, # real data for validation: `DataLoaders` (its validation split is used), a DataLoader, or `None`
                   n_batches:int, # student steps per epoch

@@ -160,7 +160,7 @@ class History:
         rec = dict(step=ctx.step, total=ctx.total.item(), **{k: v.item() for k, v in ctx.values.items()})
         self.records.append(dict(round=ctx.round, **rec) if self.keep == 'all' else rec)
 
-_EVENTS = ('before_round', 'before_step', 'after_loss', 'after_step', 'after_round')
+_EVENTS = ('before_round', 'before_step', 'after_loss', 'after_backward', 'after_step', 'after_round')
 
 class Synthesizer:
     "Optimise images against a frozen `teacher` under weighted `terms`, through a parametrisation and a schedule; listeners hear every event."
@@ -171,7 +171,7 @@ class Synthesizer:
                  augment:Callable|None=None, # f(x, generator) -> x applied before the teacher at each step (e.g. jitter)
                  targets:str='given', # 'given' (the caller's `y`), 'random' (uniform classes) or 'teacher' (the teacher's argmax at each step)
                  n_classes:int|None=None, # for `targets='random'`; `None` reads it from the teacher
-                 callbacks:Iterable=(), # listeners with any of `before_round`, `before_step`, `after_loss`, `after_step`, `after_round`
+                 callbacks:Iterable=(), # listeners with any of `before_round`, `before_step`, `after_loss`, `after_backward` (gradients there, not yet applied), `after_step`, `after_round`
                  log_every:int=1, # keep every `log_every`-th step's term values in `history`
                  keep_history:str='round', # 'round': `history` is the last round's; 'all': every round's, with the round number
                  seed:int=0, # seeds the synthesizer's own random stream (`update`)
@@ -281,6 +281,7 @@ class Synthesizer:
                         for g in o.param_groups: g['lr'] = g.setdefault('initial_lr', g['lr']) * sched.factor(step)
                 for o in opts: o.zero_grad(set_to_none=True)
                 ctx.total.backward()
+                self.event('after_backward', ctx)
                 for o in opts: o.step()
                 self.param.after_step(ctx)
                 self.event('after_step', ctx)
