@@ -269,7 +269,7 @@ for spec in [*map(_lopes_spec, OBJECTIVES),
 
 # %% ../nbs/20_lopes.ipynb #62bc069c
 def lopes_forms_benchmark(out:str|Path, # CSV file of the results, rewritten after every run
-                          objectives=('top_layer', 'all_layers', 'spectral_all_layers'), presets=('small', 'paper'), seeds=(0, 1, 2),
+                          objectives=('top_layer', 'all_layers', 'spectral_all_layers', 'spectral_layer_pairs'), presets=('small', 'paper'), seeds=(0, 1, 2),
                           teacher:str='lenet5', student:str='lenet5_half', dataset:str='mnist5k', size:int|None=32,
                           n_per_class:int=200, # reconstructed images per class
                           batch_size:int=100, student_epochs:int=30, student_bs:int=64, student_lr:float=3e-3,
