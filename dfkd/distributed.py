@@ -19,7 +19,7 @@ from .core import atomic_write_json, read_json
 # %% auto #0
 __all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'launched', 'world_size', 'rank', 'is_main', 'barrier', 'default_backend',
            'RankDL', 'split_batches', 'RankTrainer', 'distributed_context', 'rank_argv', 'record_world_size', 'console',
-           'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'average_', 'shared_parameters',
+           'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'in_place', 'average_', 'shared_parameters',
            'SharedGame', 'average_buffers', 'rank_seed', 'share_game', 'check_precision', 'precision_callbacks',
            'synthesis_precision']
 
@@ -179,11 +179,15 @@ def all_reduce_sums(tensors) -> list:
     "Each tensor summed over the processes of the run, in place (on the GPU for nccl and back); as they are in a run of one."
     tensors = list(tensors)
     if not _several(): return tensors
-    for t in tensors:
-        if dist.get_backend() == 'nccl' and not t.is_cuda:
-            on = t.cuda(); dist.all_reduce(on); t.copy_(on.cpu())
-        else: dist.all_reduce(t)
+    for t in tensors: in_place(t, dist.all_reduce)
     return tensors
+
+def in_place(t:torch.Tensor, collective):
+    "Run `collective` (e.g. `dist.all_reduce`) on `t` in place: a CPU tensor goes to the GPU and back under nccl, which only takes GPU tensors."
+    with torch.no_grad():
+        if dist.get_backend() == 'nccl' and not t.is_cuda:
+            on = t.cuda(); collective(on); t.copy_(on.cpu())
+        else: collective(t)
 
 # %% ../nbs/16_distributed.ipynb #0748037c
 def average_(tensors) -> list:
@@ -212,13 +216,6 @@ def average_buffers(synth):
     "The generator's floating-point buffers (BatchNorm's running statistics) averaged over the processes: after every round, and when the game ends (sampling in train mode between rounds moves them)."
     average_(b for b in synth.generator.buffers() if b.is_floating_point())
 
-def _broadcast_(tensors):
-    "Each tensor as rank 0 has it, on every process (on the GPU for nccl and back)."
-    for t in tensors:
-        with torch.no_grad():
-            if dist.get_backend() == 'nccl' and not t.is_cuda:
-                on = t.cuda(); dist.broadcast(on, 0); t.copy_(on.cpu())
-            else: dist.broadcast(t, 0)
 
 def rank_seed(seed:int, r:int) -> int: return (seed * 1_000_003 + r) % 2**63
 
@@ -228,7 +225,7 @@ def share_game(synth, # the game's `GeneratorSynthesizer`
     if not _several() or any(isinstance(cb, SharedGame) for cb in synth.callbacks): return synth
     from dfkd.synthesis import term_parameters
     g = synth.generator
-    _broadcast_([*g.parameters(), *g.buffers(), *term_parameters(synth.terms)])
+    for t in [*g.parameters(), *g.buffers(), *term_parameters(synth.terms)]: in_place(t, functools.partial(dist.broadcast, src=0))
     r = dist.get_rank()
     if r:
         synth.rng.manual_seed(rank_seed(synth.rng.initial_seed(), r))
