@@ -20,7 +20,7 @@ from .core import atomic_write_json, read_json
 __all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'launched', 'world_size', 'rank', 'is_main', 'barrier', 'default_backend',
            'RankDL', 'split_batches', 'RankTrainer', 'distributed_context', 'rank_argv', 'record_world_size', 'console',
            'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'in_place', 'average_', 'shared_parameters',
-           'SharedGame', 'average_buffers', 'rank_seed', 'share_game', 'check_precision', 'precision_callbacks',
+           'SharedGame', 'average_buffers', 'share_game', 'check_precision', 'precision_callbacks',
            'synthesis_precision']
 
 # %% ../nbs/16_distributed.ipynb #9aabf4c7
@@ -74,16 +74,16 @@ class RankTrainer(DistributedTrainer):
     def __init__(self):
         gpu = dist.get_backend() == 'nccl'
         super().__init__(sync_bn=gpu, cpu=not gpu)
-    def before_fit(self):
+    def games(self) -> list:
+        "The learner's online generator games (`OnlineSynthesisCallback`s): one generator over the processes each (`share_game`, below)."
         from dfkd.generators import OnlineSynthesisCallback
-        for cb in self.learn.cbs:  # an online game: one generator over the processes (`share_game`, below)
-            if isinstance(cb, OnlineSynthesisCallback): share_game(cb.synthesizer, cb.pool)
+        return [cb for cb in self.learn.cbs if isinstance(cb, OnlineSynthesisCallback)]
+    def before_fit(self):
+        for cb in self.games(): share_game(cb.synthesizer, cb.pool)
         super().before_fit()
     def after_fit(self):
         super().after_fit()
-        from dfkd.generators import OnlineSynthesisCallback
-        for cb in self.learn.cbs:
-            if isinstance(cb, OnlineSynthesisCallback): average_buffers(cb.synthesizer)
+        for cb in self.games(): average_buffers(cb.synthesizer)
     def _wrap_dl(self, dl):
         if isinstance(dl, DistributedDL): return dl
         return RankDL(split_batches(dl, world_size()) if self.split else dl, device=dl.device)
@@ -217,8 +217,6 @@ def average_buffers(synth):
     average_(b for b in synth.generator.buffers() if b.is_floating_point())
 
 
-def rank_seed(seed:int, r:int) -> int: return (seed * 1_000_003 + r) % 2**63
-
 def share_game(synth, # the game's `GeneratorSynthesizer`
                pool=None): # its pool of images (`RingBuffer`), if it has one
     "Make an online game one game over the processes of the run: rank 0's generator and term parameters everywhere, a random stream per rank, `SharedGame` listening; nothing in a run of one or a second time."
@@ -226,10 +224,11 @@ def share_game(synth, # the game's `GeneratorSynthesizer`
     from dfkd.synthesis import term_parameters
     g = synth.generator
     for t in [*g.parameters(), *g.buffers(), *term_parameters(synth.terms)]: in_place(t, functools.partial(dist.broadcast, src=0))
+    from dfkd.synthesis import shard_seed  # a seed per rank, derived as the transfer sets derive one per job
     r = dist.get_rank()
     if r:
-        synth.rng.manual_seed(rank_seed(synth.rng.initial_seed(), r))
-        if pool is not None: pool.rng.manual_seed(rank_seed(pool.rng.initial_seed(), r))
+        synth.rng.manual_seed(shard_seed(synth.rng.initial_seed(), r))
+        if pool is not None: pool.rng.manual_seed(shard_seed(pool.rng.initial_seed(), r))
     synth.callbacks.append(SharedGame())
     return synth
 
