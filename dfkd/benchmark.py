@@ -25,8 +25,8 @@ from .methods import get_method, method_names, method_transfer_set, method_synth
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'BenchConfig', 'check_config',
-           'EpochClock', 'row_path', 'not_applicable', 'run_benchmark', 'read_rows', 'benchmark_table',
+__all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'BenchConfig',
+           'check_config', 'EpochClock', 'row_path', 'not_applicable', 'run_benchmark', 'read_rows', 'benchmark_table',
            'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info', 'versions', 'write_results',
            'bench_table', 'bench_kd', 'add_bench_command']
 
@@ -97,9 +97,12 @@ def row_path(run:Path, pair:str, method:str, seed:int|None=None) -> Path:
     "Where the row of `method` (a reference or a registered method) for `pair` and `seed` is stored."
     return run/pair/'teacher.json' if method == 'teacher' else run/pair/method/f'seed{seed}.json'
 
+SELECTION = ('pairs', 'methods', 'seeds')  # which rows a run makes; every other setting is a condition of each row
+
 def _check_run_config(run:Path, cfg:BenchConfig):
-    "Record `cfg` in a new run folder; refuse a folder made with other settings."
-    path, now = run/'config.json', _as_json(asdict(cfg))
+    "Record `cfg`'s conditions in a new run folder; refuse a folder made under other conditions."
+    path = run/'config.json'
+    now = {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION}
     if path.exists():
         old = read_json(path)
         diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
