@@ -12,9 +12,8 @@ from pathlib import Path
 import torch, torch.nn as nn
 import pandas as pd
 from fastai.callback.core import Callback
-from fastprogress.fastprogress import progress_bar
 import dfkd
-from .core import set_seed, atomic_write_json, atomic_write_text, read_json
+from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress
 from .data import get_dls
 from .models import get_model
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
@@ -109,6 +108,11 @@ def _check_run_config(run:Path, cfg:BenchConfig):
         if diff: raise ValueError(f'{run} holds rows of other settings ({", ".join(f"{k}: {old.get(k)!r} there, {now.get(k)!r} now" for k in diff)}); '
                                   f'pass another run folder (--run) or delete this one')
     else: atomic_write_json(path, now)
+    for p in cfg.pairs:  # a pair's networks, input side and learning rate are conditions too: `PAIRS` may change between runs
+        path, now = run/p/'pair.json', asdict(PAIRS[p])
+        if path.exists() and read_json(path) != now:
+            raise ValueError(f'{run/p} holds rows of pair {p!r} defined as {read_json(path)}, now {now}; pass another run folder (--run) or delete {run/p}')
+        if not path.exists(): atomic_write_json(path, now)
 
 def _as_json(d:dict) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -216,7 +220,7 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
     jobs = [(p, m, s) for p in cfg.pairs for m in ('teacher',) + REFERENCES[1:] + tuple(methods)
             for s in ((None,) if m == 'teacher' else range(cfg.seeds))]
     caches = {}
-    for p, m, s in progress_bar(jobs, display=progress, leave=False):
+    for p, m, s in maybe_progress(jobs, display=progress, leave=False):
         path = row_path(run, p, m, s)
         if path.exists(): continue
         pair = PAIRS[p]

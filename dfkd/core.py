@@ -12,7 +12,8 @@ import numpy as np, torch
 
 # %% auto #0
 __all__ = ['default_device', 'limit_test_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors', 'tensor_checksum']
+           'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors', 'maybe_progress',
+           'tensor_checksum']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -101,6 +102,13 @@ def load_safetensors(path:str|Path, device='cpu') -> tuple[dict, dict]:
 def _maybe_json(s):
     try: return json.loads(s)
     except ValueError: return s  # a plain string written by another tool
+
+# %% ../nbs/00_core.ipynb #33029906
+def maybe_progress(items, display:bool=True, **kwargs):
+    "fastprogress's `progress_bar` over `items` (`kwargs` passed on) when `display`; otherwise `items` themselves, with nothing printed."
+    if not display: return items
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(items, **kwargs)
 
 # %% ../nbs/00_core.ipynb #dd81e3d4
 def tensor_checksum(tensors) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import scipy.sparse as sp, scipy.sparse.linalg as spla
-from fastprogress.fastprogress import progress_bar
-from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors
+from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors, maybe_progress
 from .distributed import rank_share, all_reduce_sums
 from .hooks import Hooks, get_module, names_of_type, last_linear_name
 from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
@@ -242,14 +241,14 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     def _accumulate(acts, y, prefix):
         for n in layers: _moments(f'{prefix}:{n}', shapes[n]).add(acts[n], y)
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
-        for xb, yb in progress_bar(dl, leave=False, display=progress):
+        for xb, yb in maybe_progress(dl, leave=False, display=progress):
             teacher(xb.to(dev)); yb = yb.cpu()
             if 'top_layer' in kinds: _moments('top_layer', shapes[top_layer]).add(h[top_layer] / T, yb)
             if 'all_layers' in kinds: _accumulate(h.outputs, yb, 'all_layers')
             for g, spec in graphs.items(): _moments(f'graph:{g}', (spec['k'],)).add(graph_coefficients(h.outputs, spec['layers'], bases[g]), yb)
         if 'all_layers_dropout' in kinds:
             gen, kept = seed_generator(seed), {n: [[] for _ in range(n_classes)] for n in drops}
-            for xb, yb in progress_bar(dl, leave=False, display=progress):
+            for xb, yb in maybe_progress(dl, leave=False, display=progress):
                 masks = bernoulli_keep_masks(len(xb), drop_specs, gen)
                 handles = dropout_mask_hooks(teacher, {n: m.to(dev, torch.float32) for n, m in masks.items()})
                 try: teacher(xb.to(dev))

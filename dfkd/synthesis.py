@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json,
-                       tensor_checksum, _json_default)
+                       tensor_checksum, _json_default, maybe_progress)
 from .hooks import Hooks, last_linear_name
 from .distributed import across_ranks
 from .viz import image_grid, prediction_titles, show_image, to_pixels
@@ -456,7 +455,7 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
     if not todo and old is not None and _manifest(True) == dict(old, teacher=manifest['teacher']): return path  # finished, all verified
     atomic_write_json(mpath, _manifest(False))
     written = 0
-    for i, targets in progress_bar(todo, display=progress, leave=False):
+    for i, targets in maybe_progress(todo, display=progress, leave=False):
         if stop_after is not None and written >= stop_after: return path
         name, start, c = shard_name(rank, i), time.perf_counter(), _job_class(targets)
         out = synthesizer.synthesize(torch.tensor(targets, dtype=torch.long), seed=shard_seed(seed, i))
