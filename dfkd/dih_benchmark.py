@@ -24,13 +24,14 @@ __all__ = ['DIH_MNIST_QUICK', 'DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIH
 
 # %% ../nbs/43_dih_benchmark.ipynb #1c7e929e
 def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
-                  dataset:str='mnist5k', size:int|None=32, bs:int=64,
+                  dataset:str='mnist5k', size:int|None=16, bs:int=64,
                   seeds=(0, 1, 2), methods=None, # keys of `DISTILLERS`; `None`: all of them
-                  recipe:Recipe=Recipe(epochs=20, lr=1e-2), head_recipe:Recipe=Recipe(epochs=5, lr=0.05, opt='sgd', wd=5e-4),
-                  teacher_epochs:int=20, teacher_lr:float=1e-2, # the teacher, trained once by `cached_classifier`
+                  recipe:Recipe=Recipe(epochs=5, lr=1e-2), head_recipe:Recipe=Recipe(epochs=3, lr=0.05, opt='sgd', wd=5e-4),
+                  teacher_epochs:int=15, teacher_lr:float=1e-2, # the teacher, trained once by `cached_classifier`
                   data_free:str|None='deepinversion', # registered method of the data-free rows; `None`: no data-free rows
-                  n_per_class:int=100, transfer_settings:dict|None=None, # the transfer set
-                  transfer_recipe:Recipe|None=None, transfer_head_recipe:Recipe|None=None, # training on it; `None`: as on real data
+                  n_per_class:int=50, transfer_settings:dict|None=None, # the transfer set; settings `None`: the method's defaults
+                  transfer_recipe:Recipe|None=Recipe(epochs=20, lr=1e-2), # the students' training on it; `None`: as on real data
+                  transfer_head_recipe:Recipe|None=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4), # the heads' fine-tuning on it
                   folder=None, # where results.csv (and the transfer set) go; `None`: a temporary folder, nothing kept
                   show:bool=False) -> pd.DataFrame:
     "One row per student: method, data ('real' or the transfer set), seed, test accuracy (%), seconds."
