@@ -974,7 +974,6 @@ d = { 'settings': { 'branch': 'main',
                            'dfkd.zskt._student_loss': ('zskt.html#_student_loss', 'dfkd/zskt.py'),
                            'dfkd.zskt.attention_layers': ('zskt.html#attention_layers', 'dfkd/zskt.py'),
                            'dfkd.zskt.build_zskt_synthesizer': ('zskt.html#build_zskt_synthesizer', 'dfkd/zskt.py'),
-                           'dfkd.zskt.clip_gradients': ('zskt.html#clip_gradients', 'dfkd/zskt.py'),
                            'dfkd.zskt.train_zskt': ('zskt.html#train_zskt', 'dfkd/zskt.py'),
                            'dfkd.zskt.zskt_attention_loss': ('zskt.html#zskt_attention_loss', 'dfkd/zskt.py'),
                            'dfkd.zskt.zskt_divergence': ('zskt.html#zskt_divergence', 'dfkd/zskt.py')}}}

@@ -128,20 +128,27 @@ class PixelParametrization:
     def settings(self) -> dict: return dict(kind='pixels', init_std=self.init_std, bounds=self.bounds)
 
 class Schedule:
-    "How long and how fast: `iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero."
+    "How long and how fast: `iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero, gradients optionally clipped."
     def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False,
-                 score_last:bool=True): # one more forward pass after the last step, to score the final images
-        self.iterations, self.lr, self.betas, self.cosine, self.score_last = iterations, lr, tuple(betas), cosine, score_last
+                 score_last:bool=True, # one more forward pass after the last step, to score the final images
+                 clip:float|None=None): # before every step, scale the optimised parameters' gradient to norm at most `clip`
+        self.iterations, self.lr, self.betas, self.cosine, self.score_last, self.clip = iterations, lr, tuple(betas), cosine, score_last, clip
     def optimizer(self, params, lr:float|None=None):
         params = list(params)
         # the fused kernel updates a tensor in one sweep instead of several: half the cost of a step of Adam on a CPU
-        try: return torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas, fused=True)
-        except RuntimeError: return torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas)  # a device or dtype without the fused kernel
+        try: opt = torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas, fused=True)
+        except RuntimeError: opt = torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas)  # a device or dtype without the fused kernel
+        if self.clip:
+            def clip(*_): nn.utils.clip_grad_norm_(params, self.clip)  # a step pre-hook must return None
+            opt.register_step_pre_hook(clip)
+        return opt
     def factor(self, step:int) -> float:
         "The learning rate at `step` as a fraction of the initial one."
         return 0.5 * (1 + math.cos(math.pi * step / max(self.iterations, 1))) if self.cosine else 1.
     def lr_at(self, step:int) -> float: return self.lr * self.factor(step)
-    def settings(self) -> dict: return dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)
+    def settings(self) -> dict:
+        out = dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)
+        return out | (dict(clip=self.clip) if self.clip else {})  # unclipped schedules keep the settings, and so the sets, they had
 
 # %% ../nbs/11_synthesis.ipynb #6ab3de1c
 class SynthesisDiverged(FloatingPointError):

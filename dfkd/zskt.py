@@ -10,15 +10,14 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.training import GradientClip
 from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
-from .synthesis import Schedule
 from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm, OnlineSynthesisCallback, generator_dls,
                              check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
 __all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss', 'attention_layers',
-           'ZSKTAdversarialTerm', 'clip_gradients', 'ZSKTGenerator', 'RoundLatents', 'RepeatedBatchCallback',
-           'ZSKTSettings', 'build_zskt_synthesizer', 'train_zskt']
+           'ZSKTAdversarialTerm', 'ZSKTGenerator', 'RoundLatents', 'RepeatedBatchCallback', 'ZSKTSettings',
+           'build_zskt_synthesizer', 'train_zskt']
 
 # %% ../nbs/25_zskt.ipynb #326d1ee5
 def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
@@ -68,17 +67,6 @@ class ZSKTAdversarialTerm(AdversarialTerm):
     def __call__(self, ctx):
         value = super().__call__(ctx)
         return value / ctx.logits.shape[1] if self.element_mean else value
-
-def clip_gradients(schedule:Schedule, max_norm:float) -> Schedule:
-    "`schedule`, whose optimisers now clip their parameters' gradient norm to `max_norm` before every step."
-    make = schedule.optimizer
-    def optimizer(params, lr=None):
-        params = list(params); opt = make(params, lr)
-        def clip(*_): nn.utils.clip_grad_norm_(params, max_norm)   # a step pre-hook returns None
-        opt.register_step_pre_hook(clip)
-        return opt
-    schedule.optimizer = optimizer
-    return schedule
 
 class ZSKTGenerator(Generator):
     "The engine's generator with ZSKT's head: the last convolution's output through an affine BatchNorm, no tanh (authors' `generator.py`)."
@@ -138,7 +126,7 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZS
     generator = ZSKTGenerator(img_shape, s.nz, s.ngf, stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
     term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
     synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, seed=seed, device=device)
-    if s.clip: clip_gradients(synth.schedule, s.clip)
+    synth.schedule.clip = s.clip
     return synth
 
 def _student_loss(teacher, student, dls, s) -> dict:
