@@ -26,18 +26,20 @@ from .viz import save_figure
 # %% auto #0
 __all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'BenchConfig',
            'check_config', 'EpochClock', 'row_path', 'not_applicable', 'run_benchmark', 'read_rows', 'benchmark_table',
-           'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info', 'versions', 'write_results',
-           'bench_table', 'bench_kd', 'add_bench_command']
+           'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info', 'versions', 'read_table',
+           'rows_seconds', 'write_results', 'bench_table', 'bench_kd', 'add_bench_command']
 
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)
 class Pair:
-    "A teacher and a student from the zoo, the input side they take, and the peak learning rate of every run."
+    "A teacher and a student from the zoo, the input side they take, the peak learning rate of every run, and how the teacher is trained."
     teacher:str; student:str; size:int|None; lr:float
+    teacher_epochs:int = 8 # the cached teacher's epochs (at `lr`)
+    teacher_shift:int = 0 # its random shifts while training, as `ShiftAugment` (0: none)
 
 PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
-         'hinton': Pair('hinton1200', 'hinton800', None, 1e-3),
-         'resnet': Pair('resnet20', 'resnet8', 32, 1e-2)}
+         'hinton': Pair('hinton1200', 'hinton800', None, 1e-3, teacher_epochs=30, teacher_shift=2),
+         'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2)}
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
 
@@ -53,7 +55,6 @@ class BenchConfig:
     methods:tuple|None = None # registered methods; `None`: all of them
     seeds:int = 3 # students per row, seeds 0..seeds-1
     dataset:str = 'mnist5k'
-    teacher_epochs:int = 8 # the cached teachers' training
     n_per_class:int = 256 # offline methods: synthesised images per class
     batch_size:int = 64 # offline methods: images optimised together
     iterations:int|None = None # synthesis steps per batch for every method that has the setting; `None`: each method's own
@@ -76,7 +77,7 @@ def check_config(cfg:BenchConfig) -> list[str]:
     if bad: raise ValueError(f'unknown pair(s) {bad}; choose from {list(PAIRS)}')
     methods = list(method_names() if cfg.methods is None else cfg.methods)
     for m in methods: get_method(m)  # an unknown name fails here, listing the known ones
-    for k in ('seeds', 'n_per_class', 'batch_size', 'epochs', 'bs', 'teacher_epochs'):
+    for k in ('seeds', 'n_per_class', 'batch_size', 'epochs', 'bs'):
         if getattr(cfg, k) < 1: raise ValueError(f'{k} must be at least 1, got {getattr(cfg, k)}')
     return methods
 
@@ -98,21 +99,19 @@ def row_path(run:Path, pair:str, method:str, seed:int|None=None) -> Path:
 
 SELECTION = ('pairs', 'methods', 'seeds')  # which rows a run makes; every other setting is a condition of each row
 
+def _differences(path:Path, now:dict) -> str:
+    "How the conditions recorded in `path` differ from `now` ('' when they agree); a new `path` records `now`."
+    if not path.exists(): atomic_write_json(path, now); return ''
+    old = read_json(path)
+    return ', '.join(f'{k}: {old.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+
 def _check_run_config(run:Path, cfg:BenchConfig):
     "Record `cfg`'s conditions in a new run folder; refuse a folder made under other conditions."
-    path = run/'config.json'
-    now = {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION}
-    if path.exists():
-        old = read_json(path)
-        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
-        if diff: raise ValueError(f'{run} holds rows of other settings ({", ".join(f"{k}: {old.get(k)!r} there, {now.get(k)!r} now" for k in diff)}); '
-                                  f'pass another run folder (--run) or delete this one')
-    else: atomic_write_json(path, now)
-    for p in cfg.pairs:  # a pair's networks, input side and learning rate are conditions too: `PAIRS` may change between runs
-        path, now = run/p/'pair.json', asdict(PAIRS[p])
-        if path.exists() and read_json(path) != now:
-            raise ValueError(f'{run/p} holds rows of pair {p!r} defined as {read_json(path)}, now {now}; pass another run folder (--run) or delete {run/p}')
-        if not path.exists(): atomic_write_json(path, now)
+    diff = _differences(run/'config.json', {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION})
+    if diff: raise ValueError(f'{run} holds rows of other settings ({diff}); pass another run folder (--run) or delete this one')
+    for p in cfg.pairs:  # a pair's networks, input side, learning rate and teacher recipe are conditions too: `PAIRS` may change between runs
+        diff = _differences(run/p/'pair.json', asdict(PAIRS[p]))
+        if diff: raise ValueError(f'{run/p} holds rows of pair {p!r} defined otherwise ({diff}); pass another run folder (--run) or delete {run/p}')
 
 def _as_json(d:dict) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -148,13 +147,18 @@ def _settings(name:str, cfg:BenchConfig):
     return spec.make_settings(dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations else None, _preset(name, cfg))
 
 # %% ../nbs/30_benchmark.ipynb #6759ba07
-def not_applicable(name:str, teacher:nn.Module, student:nn.Module, metadata=None) -> str|None:
-    "Why method `name` cannot run with this teacher (and recorded `metadata`), or `None` when it can."
+def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata=None,
+                   img_shape=None, settings=None) -> str|None: # with these, the method's synthesizer is built as a probe
+    "Why method `name` cannot run with this teacher and student (and recorded `metadata`), or `None` when it can."
     spec = get_method(name)
-    try: check_needs(spec, teacher, student, metadata)
+    try:
+        check_needs(spec, teacher, student, metadata)
+        if 'metadata' in spec.needs and name in KINDS and name not in metadata.kinds:
+            return f'the teacher has no statistics of kind {name!r} (recorded: {", ".join(metadata.kinds)})'
+        if img_shape is not None:  # its layers are found in these networks, or it says which are missing
+            if spec.check is not None: spec.check(teacher, student, img_shape, spec.make_settings(settings))
+            if spec.synthesizer is not None: method_synthesizer(name, teacher, img_shape, settings=settings, student=student, metadata=metadata)
     except ValueError as e: return str(e).split(';')[0]
-    if 'metadata' in spec.needs and name in KINDS and name not in metadata.kinds:
-        return f'the teacher has no statistics of kind {name!r} (recorded: {", ".join(metadata.kinds)})'
     return None
 
 # %% ../nbs/30_benchmark.ipynb #debc31d0
@@ -192,13 +196,13 @@ def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, met
 
 # %% ../nbs/30_benchmark.ipynb #3a20cff7
 def _teacher(pair:Pair, cfg:BenchConfig) -> nn.Module:
-    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=cfg.teacher_epochs, lr=pair.lr, seed=0)
+    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr, shift=pair.teacher_shift, seed=0)
 
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
     "The row of method `name` for one seed; `cache` keeps the pair's metadata, and the transfer sets and step costs already made."
     spec, n_images = get_method(name), cfg.n_per_class * dls.n_classes
     meta, meta_s = cache['metadata'] if 'metadata' in spec.needs else (None, 0.)
-    why = not_applicable(name, teacher, teacher, meta)  # any network stands in for the student, which this run always has
+    why = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape, _settings(name, cfg))
     if why: return dict(status='n/a', reason=why)
     if name not in cache:
         cost = _step_cost(name, pair, teacher, dls, cfg, meta)
@@ -329,7 +333,7 @@ def plot_time_to_accuracy(rows:list[dict]):
         g = df[df.pair == p]
         for i, (m, gm) in enumerate(g.groupby('method', sort=False)):
             pts = torch.tensor([_curve(r) for r in gm.to_dict('records')]).mean(0)  # (epochs, 2) over seeds
-            ax.plot(pts[:, 0], 100 * pts[:, 1], marker='.', ls='-' if i < 10 else '--', label=m)
+            ax.plot(pts[:, 0], 100 * pts[:, 1], marker='.', color=plt.cm.tab20(i % 20), label=m)  # 20 distinct colours: every method its own
         kd = 100 * g[g.method == 'kd_real_data'].accuracy.mean()
         for f in (0.9, 0.95): ax.axhline(f * kd, c='grey', lw=0.8, ls=':')
         ax.set_xscale('log'); ax.set_ylim(0, 100); ax.set_xlabel('seconds (synthesis + distillation)'); ax.set_ylabel('test accuracy (%)')
@@ -350,15 +354,27 @@ def versions() -> dict:
     import fastai
     return dict(dfkd=dfkd.__version__, torch=torch.__version__, fastai=fastai.__version__, pandas=pd.__version__)
 
+def read_table(path:str|Path) -> pd.DataFrame:
+    "A table `write_results` wrote, with its 'n/a' statuses as written (pandas would read them as missing values)."
+    return pd.read_csv(path, keep_default_na=False, na_values=[''])
+
+def rows_seconds(rows:list[dict]) -> float:
+    "Seconds the rows cost: every student's training, and each synthesis once (an offline method's seeds share its transfer set); teachers not counted."
+    once = {(r['pair'], r['method']): r.get('synthesis_s') or 0. for r in rows if r['status'] == 'ok' and not _online(r['method'])}
+    per_row = [(r.get('synthesis_s') or 0.) * _online(r['method']) + (r.get('distill_s') or 0.) for r in rows if r['status'] == 'ok']
+    return sum(once.values()) + sum(per_row)
+
+def _online(m:str) -> bool: return m not in REFERENCES and get_method(m).online
+
 def write_results(rows:list[dict], cfg:BenchConfig, out:str|Path='results', seconds:float|None=None) -> dict:
-    "Write the tables, the charts and the JSON record of `rows` into `out`; returns the record."
+    "Write the tables, the charts and the JSON record of `rows` into `out` (`seconds`: this call's wall time, which a resumed run keeps short); returns the record."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     table, tta = benchmark_table(rows), time_to_accuracy(rows)
     atomic_write_text(out/'benchmark.csv', table.to_csv(index=False, float_format='%.4g'))
     atomic_write_text(out/'time_to_accuracy.csv', tta.to_csv(index=False, float_format='%.4g'))
     save_figure(plot_table(table), out/'benchmark.png'); save_figure(plot_time_to_accuracy(rows), out/'time_to_accuracy.png')
-    record = dict(settings=_as_json(asdict(cfg)), versions=versions(), machine=machine_info(), wall_s=seconds,
-                  table=table.to_dict('records'), time_to_accuracy=tta.to_dict('records'), rows=rows)
+    record = dict(settings=_as_json(asdict(cfg)), pairs={p: asdict(PAIRS[p]) for p in cfg.pairs}, versions=versions(), machine=machine_info(),
+                  wall_s=seconds, rows_s=rows_seconds(rows), table=table.to_dict('records'), time_to_accuracy=tta.to_dict('records'), rows=rows)
     atomic_write_json(out/'benchmark.json', record)
     return record
 

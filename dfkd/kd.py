@@ -313,18 +313,19 @@ def cache_folder(folder:str|Path|None=None) -> Path:
 def cached_classifier(name:str='lenet5_bn', # model registry name
                       dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
                       epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
+                      shift:int=0, # random shifts of up to `shift` pixels while training (`ShiftAugment`); 0: none
                       folder:str|Path|None=None, # cache folder; `None` asks `cache_folder` (`$DFKD_CACHE`, else the user's cache)
                       **model_kwargs) -> nn.Module: # passed to `get_model`
     "A classifier trained on `dataset` by `train_classifier` with these settings (in eval mode), loaded from the cache when present."
     settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
-                    init='seeded')  # initial weights drawn after set_seed(seed): the same teacher in every process
+                    init='seeded', **({'shift': shift} if shift else {}))  # initial weights drawn after set_seed(seed); unshifted keys as before
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_folder(folder); folder.mkdir(parents=True, exist_ok=True)
     path = folder/f'{name}-{dataset}-{key}.safetensors'
     if path.exists(): return load_model(path).eval()
     dls = get_dls(dataset, bs=bs, size=size)
     set_seed(seed); model = get_model(name, **model_kwargs)
-    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False)
+    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False, cbs=[ShiftAugment(shift)] if shift else None)
     save_model(model, path, extra=dict(training=settings))
     return model.eval()
 

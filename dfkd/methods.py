@@ -35,6 +35,7 @@ class MethodSpec:
     synthesizer:Callable|None = None # (teacher, img_shape, stats, settings, student=, metadata=, device=) -> Synthesizer
     transfer_set:Callable|None = None # offline: (teacher, path, img_shape, stats, n_classes, settings, n_per_class=, batch_size=, seed=, student=, metadata=, valid=, progress=) -> Path
     train:Callable|None = None # online: (teacher, student, dls, settings, epochs=, n_batches=, bs=, lr=, seed=, show=, cbs=) -> Learner
+    check:Callable|None = None # (teacher, student, img_shape, settings): raises ValueError when the networks lack layers the method reads outside its synthesizer
     student_T:float|None = None # distillation temperature for students of this method's images; `None`: the recipe's
     key_settings:tuple = () # settings shown in `methods_table`
     notebook:str = '' # where the method is explained

@@ -89,7 +89,8 @@ def last_conv_name(model:nn.Module) -> str:
 def last_conv_activation(model:nn.Module, weight:float=0.1, # λ_act
                          post_relu:bool=True # the post-ReLU features (an nn.ReLU defined after the convolution, before the next layer; else ReLU of its output); `False`: the raw output
                         ) -> ActivationTerm:
-    "The activation term on the last convolution of `model`."
+    "The activation term on the last convolution of `model`; on a network without one (an MLP), on its classifier's input, DAFL's features of an MLP."
+    if not names_of_type(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d)): return ActivationTerm(weight, layer=last_linear_name(model), read='input')
     conv = last_conv_name(model)
     if not post_relu: return ActivationTerm(weight, layer=conv, read='output')
     names = [n for n, _ in model.named_modules()]
@@ -107,7 +108,7 @@ class SoftTargetSettings:
     margin:float = 5. # κ: mean of the target class's entry at the classifier layer
     init_scale:float = 2. # initial value of every learnable scale d_l
     T:float = 1. # τ: softmax temperature of targets and outputs
-    activation:float = 0.1 # λ_act: weight of the last convolution's activation term (0 leaves it out)
+    activation:float = 0.1 # λ_act: weight of the last convolution's activation term (an MLP: its classifier's input; 0 leaves it out)
     post_relu:bool = True # reward the last convolution's post-ReLU features, as DAFL does; `False`: its |raw output|
     max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
     iterations:int = 200 # Adam steps per batch
@@ -115,7 +116,7 @@ class SoftTargetSettings:
 
 SOFT_TARGET_DEFAULTS = asdict(SoftTargetSettings())
 
-def soft_target_synthesizer(teacher:nn.Module, # any classifier (with a convolution, unless activation=0)
+def soft_target_synthesizer(teacher:nn.Module, # any classifier
                             img_shape, # (C, H, W) of its inputs
                             stats=None, # (mean, std) input normalisation: clamps pixels to the image of [0, 1]
                             settings:SoftTargetSettings|dict|None=None, # `None` is the defaults

@@ -129,12 +129,12 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZS
     synth.schedule.clip = s.clip
     return synth
 
-def _student_loss(teacher, student, dls, s) -> dict:
+def _student_loss(teacher, student, img_shape, s) -> dict:
     "The student's KL form, and attention transfer (weight beta) on the layers `attention_layers` picks unless given."
     kd_loss, at_loss = LOSS_FORMS[s.loss_form]
     if not s.beta: return dict(kd_loss=kd_loss)
-    s_layers = attention_layers(student, dls.img_shape) if s.student_layers is None else s.student_layers
-    t_layers = attention_layers(teacher, dls.img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
+    s_layers = attention_layers(student, img_shape) if s.student_layers is None else s.student_layers
+    t_layers = attention_layers(teacher, img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
     return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
 
 def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64,
@@ -147,7 +147,7 @@ def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|
     clip = [GradientClip(s.clip)] if s.clip else []
     latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
     learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + clip + list(cbs or []), seed=seed,
-                    show=show, **_student_loss(teacher, student, dls, s))
+                    show=show, **_student_loss(teacher, student, dls.img_shape, s))
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
     return learn
 
@@ -165,6 +165,6 @@ ZSKT_PRESETS = {
     'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250., loss_form='authors', clip=5.,
                   student_T=1.),
 }
-register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
+register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',), check=_student_loss,
                     synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
                     key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'), notebook='25_zskt', presets=ZSKT_PRESETS));
