@@ -36,10 +36,12 @@ class Pair:
     teacher:str; student:str; size:int|None; lr:float
     teacher_epochs:int = 8 # the cached teacher's epochs (at `lr`)
     teacher_shift:int = 0 # its random shifts while training, as `ShiftAugment` (0: none)
+    layers:tuple|None = None # the teacher modules whose statistics the Lopes et al. methods record; `None`: `default_layers`
 
 PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
          'hinton': Pair('hinton1200', 'hinton800', None, 1e-3, teacher_epochs=30, teacher_shift=2),
-         'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2)}
+         'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2,
+                        layers=('layer3.2.conv1', 'layer3.2.conv2', 'fc'))}  # the last residual block and the classifier
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
 
@@ -110,7 +112,7 @@ def _check_run_config(run:Path, cfg:BenchConfig):
     diff = _differences(run/'config.json', {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION})
     if diff: raise ValueError(f'{run} holds rows of other settings ({diff}); pass another run folder (--run) or delete this one')
     for p in cfg.pairs:  # a pair's networks, input side, learning rate and teacher recipe are conditions too: `PAIRS` may change between runs
-        diff = _differences(run/p/'pair.json', asdict(PAIRS[p]))
+        diff = _differences(run/p/'pair.json', _as_json(asdict(PAIRS[p])))
         if diff: raise ValueError(f'{run/p} holds rows of pair {p!r} defined otherwise ({diff}); pass another run folder (--run) or delete {run/p}')
 
 def _as_json(d:dict) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
@@ -175,11 +177,11 @@ def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:
     return dict(path=path, n_images=len(ts), synthesis_s=seconds, class_fidelity=class_fidelity(None, ts))  # from the set's cached teacher logits
 
 # %% ../nbs/30_benchmark.ipynb #718e722b
-def _metadata(teacher:nn.Module, dls, folder:Path) -> tuple:
-    "The teacher's metadata (recorded once, then read from `folder`) and the seconds its recording took."
+def _metadata(teacher:nn.Module, dls, folder:Path, layers=None) -> tuple:
+    "The teacher's metadata on `layers` (recorded once, then read from `folder`) and the seconds its recording took."
     path, info = folder/'metadata.safetensors', folder/'metadata.json'
     if path.exists() and info.exists(): return load_metadata(path, teacher), read_json(info)['seconds']
-    start = time.perf_counter(); meta = record_metadata(teacher, dls.train, seed=0, progress=False)
+    start = time.perf_counter(); meta = record_metadata(teacher, dls.train, layers=layers, seed=0, progress=False)
     seconds = time.perf_counter() - start
     meta.save(path); atomic_write_json(info, dict(seconds=seconds, kinds=meta.kinds))
     return meta, seconds
@@ -237,7 +239,7 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
         elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok')
         elif m == 'kd_real_data': row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds))
         else:
-            if 'metadata' in get_method(m).needs and 'metadata' not in cache: cache['metadata'] = _metadata(teacher, dls, run/p)
+            if 'metadata' in get_method(m).needs and 'metadata' not in cache: cache['metadata'] = _metadata(teacher, dls, run/p, pair.layers)
             row = _method_row(m, pair, teacher, dls, run/p, cfg, s, cache)
         row = dict(pair=p, method=m, seed=s, **{k: v for k, v in row.items() if k != 'path'})
         atomic_write_json(path, row)
