@@ -329,13 +329,14 @@ def plot_time_to_accuracy(rows:list[dict]):
     "Test accuracy against seconds since the method started (synthesis + distillation), one curve per method, one panel per pair."
     import matplotlib.pyplot as plt
     df = pd.DataFrame([r for r in rows if r['status'] == 'ok' and r.get('curve')])
-    pairs = list(dict.fromkeys(df.pair))
+    pairs = [p for p in PAIRS if p in set(df.pair)]
+    order = list(REFERENCES[1:]) + method_names()  # a method has the same colour in every panel (tab20: 20 distinct ones)
     fig, axes = plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 4.5), squeeze=False)
     for ax, p in zip(axes[0], pairs):
         g = df[df.pair == p]
-        for i, (m, gm) in enumerate(g.groupby('method', sort=False)):
-            pts = torch.tensor([_curve(r) for r in gm.to_dict('records')]).mean(0)  # (epochs, 2) over seeds
-            ax.plot(pts[:, 0], 100 * pts[:, 1], marker='.', color=plt.cm.tab20(i % 20), label=m)  # 20 distinct colours: every method its own
+        for m in [m for m in order if m in set(g.method)]:
+            pts = torch.tensor([_curve(r) for r in g[g.method == m].to_dict('records')]).mean(0)  # (epochs, 2) over seeds
+            ax.plot(pts[:, 0], 100 * pts[:, 1], marker='.', color=plt.cm.tab20(order.index(m) % 20), label=m)
         kd = 100 * g[g.method == 'kd_real_data'].accuracy.mean()
         for f in (0.9, 0.95): ax.axhline(f * kd, c='grey', lw=0.8, ls=':')
         ax.set_xscale('log'); ax.set_ylim(0, 100); ax.set_xlabel('seconds (synthesis + distillation)'); ax.set_ylabel('test accuracy (%)')
