@@ -204,7 +204,9 @@ def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig,
     "The row of method `name` for one seed; `cache` keeps the pair's metadata, and the transfer sets and step costs already made."
     spec, n_images = get_method(name), cfg.n_per_class * dls.n_classes
     meta, meta_s = cache['metadata'] if 'metadata' in spec.needs else (None, 0.)
-    why = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape, _settings(name, cfg))
+    if ('why', name) not in cache:  # once per pair and method: the probe builds the method's synthesizer
+        cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape, _settings(name, cfg))
+    why = cache['why', name]
     if why: return dict(status='n/a', reason=why)
     if name not in cache:
         cost = _step_cost(name, pair, teacher, dls, cfg, meta)

@@ -16,9 +16,9 @@ from .inversion import JitterFlip
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['WEIGHTED_TYPES', 'SOFT_TARGET_DEFAULTS', 'soft_target_transfer_set', 'SOFT_TARGETS_PAPER', 'SOFT_TARGETS',
-           'check_weighted_layers', 'weight_similarity', 'SoftTargetTerm', 'last_conv_name', 'last_conv_activation',
-           'SoftTargetSettings', 'soft_target_synthesizer']
+__all__ = ['WEIGHTED_TYPES', 'CONV_TYPES', 'SOFT_TARGET_DEFAULTS', 'soft_target_transfer_set', 'SOFT_TARGETS_PAPER',
+           'SOFT_TARGETS', 'check_weighted_layers', 'weight_similarity', 'SoftTargetTerm', 'last_conv_name',
+           'last_conv_activation', 'SoftTargetSettings', 'soft_target_synthesizer']
 
 # %% ../nbs/23_soft_targets.ipynb #38531f42
 WEIGHTED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -80,9 +80,11 @@ class SoftTargetTerm(LossTerm, nn.Module):
             total = total + F.kl_div(F.log_softmax(f / self.T, 1), F.log_softmax(a / self.T, 1), reduction='batchmean', log_target=True)
         return total
 
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
 def last_conv_name(model:nn.Module) -> str:
     "Name of the last convolution of `model`."
-    names = names_of_type(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    names = names_of_type(model, CONV_TYPES)
     if not names: raise ValueError(f'{type(model).__name__} has no convolution; give the activation term a layer name, or weight 0')
     return names[-1]
 
@@ -90,7 +92,7 @@ def last_conv_activation(model:nn.Module, weight:float=0.1, # λ_act
                          post_relu:bool=True # the post-ReLU features (an nn.ReLU defined after the convolution, before the next layer; else ReLU of its output); `False`: the raw output
                         ) -> ActivationTerm:
     "The activation term on the last convolution of `model`; on a network without one (an MLP), on its classifier's input, DAFL's features of an MLP."
-    if not names_of_type(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d)): return ActivationTerm(weight, layer=last_linear_name(model), read='input')
+    if not names_of_type(model, CONV_TYPES): return ActivationTerm(weight, layer=last_linear_name(model), read='input')
     conv = last_conv_name(model)
     if not post_relu: return ActivationTerm(weight, layer=conv, read='output')
     names = [n for n, _ in model.named_modules()]
