@@ -23,7 +23,7 @@ __all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSIO
 class DeepInversionSettings:
     "DeepInversion's loss weights, priors, batches, jitter and schedule (the `small` preset); a zero weight leaves its term out."
     ce:float = 1. # cross-entropy to the target class
-    bn:float = 10. # λ_BN: BatchNorm-statistics matching
+    bn:float = 10. # λ_BN: BatchNorm-statistics matching (the term's size depends on the teacher: `bn_gaps` measures it)
     first_bn_multiplier:float = 1. # α of the first BN layer (the others have 1)
     bn2d_only:bool = True # match only the BatchNorm2d layers, as the authors' hooks do (a teacher without any: all its BN layers); `False`: every BN layer
     tv_l1:float = 0. # λ_TV on the absolute differences of neighbouring pixels

@@ -12,15 +12,15 @@ from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
-from .kd import distill, cached_classifier  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
+from .kd import distill, cached_classifier, frozen  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
 from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls,
                             read_manifest, verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers', 'BNStatisticsLoss',
-           'total_variation', 'mean_square', 'neighbour_differences', 'deepinversion_total_variation', 'image_norm',
-           'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence', 'CompetitionTerm', 'RoundsTransferSet',
-           'student_in_the_loop']
+__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers', 'bn_gaps',
+           'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
+           'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence',
+           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -53,6 +53,20 @@ def check_bn_layers(model:nn.Module, names:list[str]):
     if wrong:
         raise ValueError(f"the BN-statistics loss matches the running statistics of BatchNorm layers, but {', '.join(wrong)} "
                          f"{'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running statistics; choose from {valid}")
+
+def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen: its running statistics stay as they are)
+            x:torch.Tensor, # a batch of its inputs: real images, noise or synthesised ones
+            layers:list[str]|None=None # BN layer names; `None`: every one with running statistics
+           ) -> dict[str, tuple[float, float]]:
+    "Per BN layer: ‖μ(x) − μ‖₂ and ‖σ²(x) − σ²‖₂, the two halves of DeepInversion's distance for the batch `x` (the BN term, unweighted, is their sum)."
+    names = bn_layer_names(model) if layers is None else list(layers)
+    check_bn_layers(model, names)
+    with Hooks(model, names, store_input=True, store_output=False, detach=True) as h, torch.no_grad(), frozen(model): model(x)
+    gaps = {}
+    for n in names:
+        mean, var = batch_statistics(h.inputs[n]); bn = model.get_submodule(n)
+        gaps[n] = ((mean - bn.running_mean).norm().item(), (var - bn.running_var).norm().item())
+    return gaps
 
 class BNStatisticsLoss(LossTerm):
     "DeepInversion's BN-statistics loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂) over the teacher's BN layers."
