@@ -6,8 +6,10 @@ Docs: https://dfkd.github.io/dfkd/zskt.html.md"""
 
 # %% ../nbs/25_zskt.ipynb #c29e5ecb
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
 from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm, OnlineSynthesisCallback, generator_dls,
@@ -17,7 +19,7 @@ from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 # %% auto #0
 __all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss', 'attention_layers',
            'ZSKTAdversarialTerm', 'ZSKTGenerator', 'RoundLatents', 'RepeatedBatchCallback', 'ZSKTSettings',
-           'build_zskt_synthesizer', 'train_zskt']
+           'build_zskt_synthesizer', 'GeneratorCosine', 'train_zskt']
 
 # %% ../nbs/25_zskt.ipynb #326d1ee5
 def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
@@ -112,6 +114,7 @@ class ZSKTSettings(GeneratorSettings):
     teacher_layers:list|None = None # teacher layers of the attention pairs; `None` picks as many with `attention_layers`
     loss_form:str = 'authors' # 'authors': element-mean KL, mean squared attention difference; 'engine': batch-mean KL, L2 attention distance
     clip:float|None = 5. # gradient-norm clipping of generator and student; `None` turns it off
+    cosine_g:bool = True # decay the generator's learning rate to zero along a cosine over training, as the authors do; `False`: constant
 
 LOSS_FORMS = {'authors': (zskt_divergence, zskt_attention_loss), 'engine': (soft_target_loss, attention_loss)}
 
@@ -137,6 +140,16 @@ def _student_loss(teacher, student, img_shape, s) -> dict:
     t_layers = attention_layers(teacher, img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
     return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
 
+class GeneratorCosine(Callback):
+    "Before every training batch, set the generator's learning rate to `lr` × ½(1 + cos(π × the share of training done)): zero at the end."
+    order = 0  # before the game's callback (order 1), which steps the generator
+    def __init__(self, synthesizer:GeneratorSynthesizer, lr:float): self.synthesizer, self.lr = synthesizer, lr
+    def before_batch(self):
+        if not self.training: return
+        lr = self.synthesizer.schedule.lr = self.lr * 0.5 * (1 + math.cos(math.pi * self.pct_train))  # the first round's optimiser starts here
+        if self.synthesizer.param.opt is not None:
+            for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
+
 def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64,
                lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
     "Train `student` from `teacher` in ZSKT's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
@@ -145,8 +158,9 @@ def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|
     synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
     game = (RepeatedBatchCallback if s.same_batch else OnlineSynthesisCallback)(synth, student_steps=s.student_steps)
     clip = [GradientClip(s.clip)] if s.clip else []
+    decay = [GeneratorCosine(synth, s.lr_g)] if s.cosine_g else []
     latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
-    learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + clip + list(cbs or []), seed=seed,
+    learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + decay + clip + list(cbs or []), seed=seed,
                     show=show, **_student_loss(teacher, student, dls.img_shape, s))
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
     return learn
@@ -160,10 +174,10 @@ zskt = keyword_trainer('zskt')
 ZSKT_PRESETS = {
     # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN)
     'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, T=1., student_steps=10, same_batch=True, beta=250., loss_form='authors', clip=5.,
-                  student_T=1.),
+                  cosine_g=True, student_T=1.),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cells of this notebook
     'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250., loss_form='authors', clip=5.,
-                  student_T=1.),
+                  cosine_g=True, student_T=1.),
 }
 register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',), check=_student_loss,
                     synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
