@@ -23,10 +23,10 @@ from .kd import check_teacher_student, frozen
 
 # %% auto #0
 __all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm',
-           'term_parameters', 'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'Schedule', 'SynthesisDiverged',
-           'History', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity', 'identity_differences',
-           'read_manifest', 'merge_manifests', 'verified_shards', 'finished_transfer_set', 'TransferSet',
-           'transfer_dls', 'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
+           'term_parameters', 'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'cosine_factor', 'Schedule',
+           'SynthesisDiverged', 'History', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity',
+           'identity_differences', 'read_manifest', 'merge_manifests', 'verified_shards', 'finished_transfer_set',
+           'TransferSet', 'transfer_dls', 'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -127,6 +127,10 @@ class PixelParametrization:
     def to(self, device): return self
     def settings(self) -> dict: return dict(kind='pixels', init_std=self.init_std, bounds=self.bounds)
 
+def cosine_factor(frac:float) -> float:
+    "½(1 + cos(π × frac)): 1 at the start (`frac` 0), 0 at the end (`frac` 1)."
+    return 0.5 * (1 + math.cos(math.pi * frac))
+
 class Schedule:
     "How long and how fast: `iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero, gradients optionally clipped."
     def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False,
@@ -144,7 +148,7 @@ class Schedule:
         return opt
     def factor(self, step:int) -> float:
         "The learning rate at `step` as a fraction of the initial one."
-        return 0.5 * (1 + math.cos(math.pi * step / max(self.iterations, 1))) if self.cosine else 1.
+        return cosine_factor(step / max(self.iterations, 1)) if self.cosine else 1.
     def lr_at(self, step:int) -> float: return self.lr * self.factor(step)
     def settings(self) -> dict:
         out = dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)

@@ -6,7 +6,6 @@ Docs: https://dfkd.github.io/dfkd/zskt.html.md"""
 
 # %% ../nbs/25_zskt.ipynb #c29e5ecb
 from __future__ import annotations
-import math
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
@@ -15,6 +14,7 @@ from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
 from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm, OnlineSynthesisCallback, generator_dls,
                              check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
+from .synthesis import cosine_factor
 
 # %% auto #0
 __all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss', 'attention_layers',
@@ -146,7 +146,7 @@ class GeneratorCosine(Callback):
     def __init__(self, synthesizer:GeneratorSynthesizer, lr:float): self.synthesizer, self.lr = synthesizer, lr
     def before_batch(self):
         if not self.training: return
-        lr = self.synthesizer.schedule.lr = self.lr * 0.5 * (1 + math.cos(math.pi * self.pct_train))  # the first round's optimiser starts here
+        lr = self.synthesizer.schedule.lr = self.lr * cosine_factor(self.pct_train)  # the first round's optimiser starts here
         if self.synthesizer.param.opt is not None:
             for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
 
