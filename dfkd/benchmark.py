@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 import dfkd
 from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress
 from .data import get_dls
-from .models import get_model
+from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
 from .metadata import KINDS, record_metadata, load_metadata
 from .synthesis import TransferSet, transfer_dls, class_fidelity
@@ -200,6 +200,14 @@ def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, met
 def _teacher(pair:Pair, cfg:BenchConfig) -> nn.Module:
     return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr, shift=pair.teacher_shift, seed=0)
 
+def _check_teacher(folder:Path, teacher:nn.Module):
+    "Record the pair's teacher in a new pair folder; refuse other weights than those its rows were distilled from."
+    path = folder/'teacher_fingerprint.json'
+    if not path.exists(): atomic_write_json(path, fingerprint(teacher)); return
+    check_fingerprint(read_json(path), teacher, str(folder), relation='holds rows distilled from',
+                      fix='The cached teacher was trained again (another cache folder, or another number of threads: its bits depend on both). '
+                          f'Restore the cache file the rows were made with ($DFKD_CACHE), or delete {folder} to redo the pair with this teacher.')
+
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
     "The row of method `name` for one seed; `cache` keeps the pair's metadata, and the transfer sets and step costs already made."
     spec, n_images = get_method(name), cfg.n_per_class * dls.n_classes
@@ -235,7 +243,7 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
         cache = caches.setdefault(p, {})
         if ('dls', s or 0) not in cache: cache['dls', s or 0] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s or 0)  # the shuffle follows the seed
         dls = cache['dls', s or 0]
-        if 'teacher' not in cache: cache['teacher'] = _teacher(pair, cfg)
+        if 'teacher' not in cache: cache['teacher'] = _teacher(pair, cfg); _check_teacher(run/p, cache['teacher'])
         teacher = cache['teacher']
         if m == 'teacher': row = dict(status='ok', accuracy=evaluate(teacher, dls.valid))
         elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok')
