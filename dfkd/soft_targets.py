@@ -53,7 +53,7 @@ class SoftTargetTerm(LossTerm, nn.Module):
         self.margin, self.init_scale, self.T = margin, init_scale, T
         for i, n in enumerate(self.target_layers):
             R = weight_similarity(get_module(teacher, n))
-            self.register_buffer(f'chol{i}', torch.linalg.cholesky(R + eps * torch.eye(len(R))))
+            self.register_buffer(f'chol{i}', torch.linalg.cholesky(R + eps * torch.eye(len(R), dtype=R.dtype, device=R.device)))
             self.register_parameter(f'log_scale{i}', nn.Parameter(torch.full((len(R),), float(init_scale)).log()))
     @property
     def layers(self): return self.target_layers
