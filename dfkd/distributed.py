@@ -79,7 +79,7 @@ class RankTrainer(DistributedTrainer):
         from dfkd.generators import OnlineSynthesisCallback
         return [cb for cb in self.learn.cbs if isinstance(cb, OnlineSynthesisCallback)]
     def before_fit(self):
-        for cb in self.games(): share_game(cb.synthesizer, cb.pool)
+        for cb in self.games(): share_game(cb.synthesizer, cb.image_pool)
         super().before_fit()
     def after_fit(self):
         super().after_fit()

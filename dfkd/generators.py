@@ -308,7 +308,7 @@ class OnlineSynthesisCallback(Callback):
     def before_fit(self):
         check_teacher_student(self.synthesizer.teacher, self.learn.model)
         self.synthesizer.to(getattr(self.dls, 'device', None) or default_device())
-        self.pool = RingBuffer(self.pool_size) if self.pool_size else None
+        self.image_pool = RingBuffer(self.pool_size) if self.pool_size else None
         self.count = 0
 
     def before_batch(self):
@@ -321,7 +321,7 @@ class OnlineSynthesisCallback(Callback):
             for _ in range(self.warmup): self.synthesis_round(len(z))
         if self.count % self.student_steps == 0: self.synthesis_round(len(z))
         self.count += 1
-        x = self.pool.sample(len(z)) if self.pool is not None else self.synthesizer.sample(z=z)
+        x = self.image_pool.sample(len(z)) if self.image_pool is not None else self.synthesizer.sample(z=z)
         with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: logits = teacher(x).float()
         # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher again;
         # the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses it)
@@ -329,7 +329,7 @@ class OnlineSynthesisCallback(Callback):
 
     def synthesis_round(self, n:int):
         images = self.synthesizer.update(n)
-        if self.pool is not None: self.pool.add(images)
+        if self.image_pool is not None: self.image_pool.add(images)
 
 # %% ../nbs/13_generators.ipynb #3aaa1d54
 def train_online(student:nn.Module, # the student, trained by a fastai Learner

@@ -94,10 +94,10 @@ class RepeatedBatchCallback(OnlineSynthesisCallback):
         if not self.training: return
         if self.count % self.student_steps == 0:
             self.synthesizer.update(len(self.xb[0]))
-            self.x = self.synthesizer.sample(z=self.latents.z)
-            with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: self.logits = teacher(self.x).float()
+            self.images = self.synthesizer.sample(z=self.latents.z)
+            with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: self.logits = teacher(self.images).float()
         self.count += 1
-        self.learn.xb, self.learn.yb, self.learn.teacher_logits = (self.x,), (self.logits.argmax(1),), self.logits
+        self.learn.xb, self.learn.yb, self.learn.teacher_logits = (self.images,), (self.logits.argmax(1),), self.logits
 
 # %% ../nbs/25_zskt.ipynb #5b06b859
 @dataclass
