@@ -13,7 +13,7 @@ import torch, torch.nn as nn
 import pandas as pd
 from fastai.callback.core import Callback
 import dfkd
-from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress
+from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress, torch_threads
 from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
@@ -27,7 +27,7 @@ from .viz import save_figure
 __all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'BenchConfig',
            'check_config', 'EpochClock', 'row_path', 'not_applicable', 'run_benchmark', 'read_rows', 'benchmark_table',
            'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info', 'versions', 'read_table',
-           'rows_seconds', 'write_results', 'bench_table', 'bench_kd', 'add_bench_command']
+           'rows_seconds', 'write_results', 'bench_table', 'bench_kd', 'add_bench_command', 'run_bench_command']
 
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)
@@ -430,5 +430,11 @@ def add_bench_command(sub) -> argparse.ArgumentParser:
     b.add_argument('--seeds', type=_count, default=None, help='students per row (seeds 0..N-1) [3; --quick: 1]')
     b.add_argument('--run', default='runs/bench', help='run folder: one file per finished row; a rerun resumes [%(default)s]')
     b.add_argument('--out', default='results', help='where the table, the charts and the JSON record go [%(default)s]')
-    b.set_defaults(func=lambda args: BENCHMARKS[args.which](args))
+    b.add_argument('--threads', type=_count, default=None,
+                   help="torch intra-op threads for the run: timings and a CPU-trained teacher's bits depend on them [torch's default]")
+    b.set_defaults(func=run_bench_command)
     return b
+
+def run_bench_command(args):
+    "Run `args.which`'s benchmark with `args.threads` intra-op threads (if given); torch's count is restored afterwards."
+    with torch_threads(getattr(args, 'threads', None)): return BENCHMARKS[args.which](args)

@@ -7,13 +7,14 @@ Docs: https://dfkd.github.io/dfkd/core.html.md"""
 # %% ../nbs/00_core.ipynb #6cf66554
 from __future__ import annotations
 import os, json, random, secrets, hashlib
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 
 # %% auto #0
-__all__ = ['default_device', 'limit_test_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors', 'maybe_progress',
-           'tensor_checksum']
+__all__ = ['default_device', 'limit_test_threads', 'torch_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes',
+           'atomic_write_text', 'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors',
+           'maybe_progress', 'tensor_checksum']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -30,6 +31,16 @@ def limit_test_threads(cells=None):
     if 'OMP_NUM_THREADS' not in os.environ:
         os.environ['OMP_NUM_THREADS'] = '1'
         torch.set_num_threads(1)
+
+# %% ../nbs/00_core.ipynb #b7e3a1c1
+@contextmanager
+def torch_threads(n:int|None # intra-op threads inside the block; `None`: leave torch's count as it is
+                 ):
+    "Run a block with `n` torch intra-op threads; the previous count is restored afterwards."
+    before = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
 
 # %% ../nbs/00_core.ipynb #d832766d
 def set_seed(seed:int, # the seed for `random`, NumPy and torch

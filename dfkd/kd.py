@@ -310,15 +310,20 @@ def cache_folder(folder:str|Path|None=None) -> Path:
     base = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'  # an empty variable counts as unset, as XDG says
     return Path(base).expanduser()/'dfkd'
 
+def _trained_on(device:torch.device) -> dict:
+    "What a trained model's bits depend on besides its settings: the device type, or on a CPU the intra-op thread count (one: nothing, as before)."
+    if device.type != 'cpu': return {'device': device.type}
+    return {'threads': torch.get_num_threads()} if torch.get_num_threads() != 1 else {}
+
 def cached_classifier(name:str='lenet5_bn', # model registry name
                       dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
                       epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
                       shift:int=0, # random shifts of up to `shift` pixels while training (`ShiftAugment`); 0: none
                       folder:str|Path|None=None, # cache folder; `None` asks `cache_folder` (`$DFKD_CACHE`, else the user's cache)
                       **model_kwargs) -> nn.Module: # passed to `get_model`
-    "A classifier trained on `dataset` by `train_classifier` with these settings (in eval mode), loaded from the cache when present."
+    "A classifier trained on `dataset` by `train_classifier` with these settings (on the CPU, in eval mode), loaded from the cache when present."
     settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
-                    init='seeded', **({'shift': shift} if shift else {}))  # initial weights drawn after set_seed(seed); unshifted keys as before
+                    init='seeded', **({'shift': shift} if shift else {}), **_trained_on(default_device()))  # unshifted, one-thread keys as before
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_folder(folder); folder.mkdir(parents=True, exist_ok=True)
     path = folder/f'{name}-{dataset}-{key}.safetensors'
@@ -327,7 +332,7 @@ def cached_classifier(name:str='lenet5_bn', # model registry name
     set_seed(seed); model = get_model(name, **model_kwargs)
     train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False, cbs=[ShiftAugment(shift)] if shift else None)
     save_model(model, path, extra=dict(training=settings))
-    return model.eval()
+    return model.cpu().eval()  # where a cached one is loaded: the same call returns the same thing, trained or read
 
 # %% ../nbs/05_kd.ipynb #21122710
 class _Hinted(nn.Module):
