@@ -205,8 +205,9 @@ def _check_teacher(folder:Path, teacher:nn.Module):
     path = folder/'teacher_fingerprint.json'
     if not path.exists(): atomic_write_json(path, fingerprint(teacher)); return
     check_fingerprint(read_json(path), teacher, str(folder), relation='holds rows distilled from',
-                      fix='The cached teacher was trained again (another cache folder, or another number of threads: its bits depend on both). '
-                          f'Restore the cache file the rows were made with ($DFKD_CACHE), or delete {folder} to redo the pair with this teacher.')
+                      fix='The cached teacher was trained again (another cache folder, or another thread count or device: its bits depend on them). '
+                          f'Run with the thread count the rows were made with (dfkd bench --threads N), restore their cache file ($DFKD_CACHE), '
+                          f'or delete {folder} to redo the pair with this teacher.')
 
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
     "The row of method `name` for one seed; `cache` keeps the pair's metadata, and the transfer sets and step costs already made."
