@@ -438,4 +438,4 @@ def add_bench_command(sub) -> argparse.ArgumentParser:
 
 def run_bench_command(args):
     "Run `args.which`'s benchmark with `args.threads` intra-op threads (if given); torch's count is restored afterwards."
-    with torch_threads(getattr(args, 'threads', None)): return BENCHMARKS[args.which](args)
+    with torch_threads(args.threads): return BENCHMARKS[args.which](args)

@@ -143,10 +143,10 @@ def _student_loss(teacher, student, img_shape, s) -> dict:
 class GeneratorCosine(Callback):
     "Before every training batch, set the generator's learning rate to `lr` × ½(1 + cos(π × the share of training done)): zero at the end."
     order = 0  # before the game's callback (order 1), which steps the generator
-    def __init__(self, synthesizer:GeneratorSynthesizer, lr:float): self.synthesizer, self.lr = synthesizer, lr
+    def __init__(self, synthesizer:GeneratorSynthesizer, lr:float): self.synthesizer, self.peak_lr = synthesizer, lr  # not `lr`: that name is the Learner's
     def before_batch(self):
         if not self.training: return
-        lr = self.synthesizer.schedule.lr = self.lr * cosine_factor(self.pct_train)  # the first round's optimiser starts here
+        lr = self.synthesizer.schedule.lr = self.peak_lr * cosine_factor(self.pct_train)  # the first round's optimiser starts here
         if self.synthesizer.param.opt is not None:
             for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
 
