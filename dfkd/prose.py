@@ -7,11 +7,11 @@ Docs: https://dfkd.github.io/dfkd/prose_numbers.html.md"""
 # %% auto #0
 __all__ = ['prose_text', 'measured_numbers', 'spellings', 'produced_numbers', 'unsourced_numbers', 'check_notebooks']
 
-# %% ../nbs/92_prose_numbers.ipynb #91bdc250
+# %% ../nbs/92_prose_numbers.ipynb #149e0a8f
 import json, re, sys
 from pathlib import Path
 
-# %% ../nbs/92_prose_numbers.ipynb #fa30f7e6
+# %% ../nbs/92_prose_numbers.ipynb #2249301a
 _not_prose = [re.compile(p, re.S) for p in (r'```.*?```', r'`[^`\n]*`', r'\$\$.*?\$\$', r'\$[^$\n]+\$', r'<!--.*?-->')]
 _markup = [re.compile(p) for p in (r'\]\([^)]*\)', r'<[^>\n]+>')]
 def prose_text(md:str, links=False) -> str:
@@ -19,7 +19,7 @@ def prose_text(md:str, links=False) -> str:
     for p in _not_prose + ([] if links else _markup): md = p.sub(' ', md)
     return md
 
-# %% ../nbs/92_prose_numbers.ipynb #d3dd6e8f
+# %% ../nbs/92_prose_numbers.ipynb #15c2e91b
 _num = r'\d+(?:,\d{3})*(?:\.\d+)?'
 _version = r'(?<!chance \()(?<!python )(?<!torch )(?<!fastai )(?<!nbdev )(?<!version )(?<!numpy )'
 _measured = re.compile(rf'(?<![\w.,/-]){_version}(?:±\s?(?P<pm>{_num})|(?P<dec>\d+\.\d+)(?![\w.]|\.\d)|(?P<unit>{_num})\s?(?:%|×(?!\s?\d)|s\b|ms\b|min\b|seconds\b|minutes\b))')
@@ -27,7 +27,7 @@ def measured_numbers(text:str) -> list[str]:
     "The numbers in `text` that read as measurements: decimals, numbers with a unit (%, ×, s, ms, min) and numbers after ±."
     return [next(g for g in m.groups() if g).replace(',', '') for m in _measured.finditer(text)]
 
-# %% ../nbs/92_prose_numbers.ipynb #1b8a1b7d
+# %% ../nbs/92_prose_numbers.ipynb #caa34b25
 _any_num = re.compile(r'(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?')
 def spellings(value:str) -> set[str]:
     "Ways prose may quote a number written in code: as printed, rounded to 0–4 decimals, and ×100 (a fraction as a percentage)."
@@ -44,7 +44,7 @@ def produced_numbers(nb:dict) -> set[str]:
         for n in _any_num.findall(''.join(c['source'])): found |= spellings(n)
     return found
 
-# %% ../nbs/92_prose_numbers.ipynb #e4d22876
+# %% ../nbs/92_prose_numbers.ipynb #9128562a
 _cites = re.compile(r'et al\b|\bthe authors|authors\'|\breports?\b|\breported\b|\bpublished\b|\(\d{4}[a-z]?\)|\b(?:Table|Fig\.?|Figure) \d|REFERENCE|arXiv|\bCVPR|\bICCV|\bNeurIPS|\bICLR|\bAAAI|\bECCV|'
                     r'\bICML|https?://|github\.com|\]\(', re.I)
 _sentence = re.compile(r'(?<=[.!?])\s+(?=[A-Z*(_])|\n+')
@@ -59,7 +59,7 @@ def unsourced_numbers(nb_path) -> list[dict]:
                 if n not in produced: bad.append(dict(cell=i, number=n, sentence=sent.strip()[:160]))
     return bad
 
-# %% ../nbs/92_prose_numbers.ipynb #d0272cd3
+# %% ../nbs/92_prose_numbers.ipynb #89f7f2ff
 def check_notebooks(paths) -> int:
     "Print every measured number in the prose of the notebooks at `paths` that no cell produced; return how many."
     total = 0
