@@ -24,10 +24,11 @@ from .methods import get_method, method_names, method_transfer_set, method_synth
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'BenchConfig',
-           'check_config', 'EpochClock', 'row_path', 'not_applicable', 'run_benchmark', 'read_rows', 'benchmark_table',
-           'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info', 'versions', 'read_table',
-           'rows_seconds', 'write_results', 'bench_table', 'bench_kd', 'add_bench_command', 'run_bench_command']
+__all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'BENCHMARKS', 'Pair', 'teacher_seed',
+           'BenchConfig', 'check_config', 'EpochClock', 'row_path', 'not_applicable', 'planned_rows', 'run_benchmark',
+           'read_rows', 'benchmark_table', 'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy', 'machine_info',
+           'versions', 'read_table', 'rows_seconds', 'write_results', 'agreement', 'bench_table', 'bench_kd',
+           'add_bench_command', 'run_bench_command']
 
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)
@@ -37,13 +38,19 @@ class Pair:
     teacher_epochs:int = 8 # the cached teacher's epochs (at `lr`)
     teacher_shift:int = 0 # its random shifts while training, as `ShiftAugment` (0: none)
     layers:tuple|None = None # the teacher modules whose statistics the Lopes et al. methods record; `None`: `default_layers`
+    teacher_per_seed:bool = True # seed s distils a teacher trained with seed s; `False`: every seed distils the seed-0 teacher (an expensive one)
 
 PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
          'hinton': Pair('hinton1200', 'hinton800', None, 1e-3, teacher_epochs=30, teacher_shift=2),
          'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2,
-                        layers=('layer3.2.conv1', 'layer3.2.conv2', 'fc'))}  # the last residual block and the classifier
+                        layers=('layer3.2.conv1', 'layer3.2.conv2', 'fc'),  # the last residual block and the classifier
+                        teacher_per_seed=False)}  # one teacher (this pair's rows cost hours): its ± covers transfer sets and students, not teachers
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
+
+def teacher_seed(pair:Pair, seed:int|None) -> int:
+    "The seed of the teacher that seed `seed`'s rows of `pair` distil."
+    return (seed or 0) if pair.teacher_per_seed else 0
 
 PAPER = {('lenet5', 'teacher'): 98.91, ('lenet5', 'student_alone'): 98.65, ('lenet5', 'kd_real_data'): 98.91,  # DAFL, Table 1
          ('lenet5', 'dafl'): 98.20, ('lenet5', 'spectral_layer_pairs'): 92.47,
@@ -55,7 +62,7 @@ class BenchConfig:
     "Settings of one benchmark run (recorded with its results)."
     pairs:tuple = tuple(PAIRS) # keys of `PAIRS`
     methods:tuple|None = None # registered methods; `None`: all of them
-    seeds:int = 3 # students per row, seeds 0..seeds-1
+    seeds:int = 3 # replicates per row, seeds 0..seeds-1: each its own teacher (see `Pair`), transfer set or game, and student
     dataset:str = 'mnist5k'
     n_per_class:int = 256 # offline methods: synthesised images per class
     batch_size:int = 64 # offline methods: images optimised together
@@ -69,7 +76,7 @@ class BenchConfig:
     cost_steps:int = 20
     cost_repeats:int = 5
 
-QUICK = BenchConfig(pairs=('lenet5',), methods=('noise', 'top_layer', 'zskd', 'deepinversion', 'dafl', 'fastdfkd'), seeds=1,
+QUICK = BenchConfig(pairs=('lenet5',), methods=('noise', 'top_layer', 'zskd', 'deepinversion', 'dafl', 'fastdfkd'), seeds=3,
                     n_per_class=64, iterations=100, epochs=10, cost_batch=64, cost_steps=5, cost_repeats=2)
 
 # %% ../nbs/30_benchmark.ipynb #82ee58e4
@@ -96,8 +103,8 @@ class EpochClock(Callback):
 
 # %% ../nbs/30_benchmark.ipynb #400ee3b5
 def row_path(run:Path, pair:str, method:str, seed:int|None=None) -> Path:
-    "Where the row of `method` (a reference or a registered method) for `pair` and `seed` is stored."
-    return run/pair/'teacher.json' if method == 'teacher' else run/pair/method/f'seed{seed}.json'
+    "Where the row of `method` (a reference or a registered method) for `pair` and `seed` is stored (the teacher's: `seed` is the teacher's seed)."
+    return run/pair/method/f'seed{seed}.json'
 
 SELECTION = ('pairs', 'methods', 'seeds')  # which rows a run makes; every other setting is a condition of each row
 
@@ -164,12 +171,12 @@ def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata
     return None
 
 # %% ../nbs/30_benchmark.ipynb #debc31d0
-def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:BenchConfig, metadata=None) -> dict:
-    "Synthesise (or resume) method `name`'s transfer set in `folder/set`; its path, size, synthesis seconds and class fidelity."
+def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:BenchConfig, seed:int, metadata=None) -> dict:
+    "Synthesise (or resume) seed `seed`'s transfer set of method `name` in `folder/set<seed>`; its path, size, synthesis seconds and class fidelity."
     spec = get_method(name)
-    student = _new_student(pair, dls, 0) if 'student' in spec.needs else None
+    student = _new_student(pair, dls, seed) if 'student' in spec.needs else None
     start = time.perf_counter()
-    path = method_transfer_set(name, teacher, folder/'set', dls, cfg.n_per_class, cfg.batch_size, seed=0, settings=_settings(name, cfg),
+    path = method_transfer_set(name, teacher, folder/f'set{seed}', dls, cfg.n_per_class, cfg.batch_size, seed=seed, settings=_settings(name, cfg),
                                student=student, metadata=metadata if 'metadata' in spec.needs else None, progress=False)
     ts = TransferSet(path)
     shards = ts.manifest.get('shards') or []
@@ -177,11 +184,11 @@ def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:
     return dict(path=path, n_images=len(ts), synthesis_s=seconds, class_fidelity=class_fidelity(None, ts))  # from the set's cached teacher logits
 
 # %% ../nbs/30_benchmark.ipynb #718e722b
-def _metadata(teacher:nn.Module, dls, folder:Path, layers=None) -> tuple:
-    "The teacher's metadata on `layers` (recorded once, then read from `folder`) and the seconds its recording took."
-    path, info = folder/'metadata.safetensors', folder/'metadata.json'
+def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> tuple:
+    "The metadata of the teacher of seed `seed` on `layers` (recorded once, then read from `folder`) and the seconds its recording took."
+    path, info = folder/f'metadata_seed{seed}.safetensors', folder/f'metadata_seed{seed}.json'
     if path.exists() and info.exists(): return load_metadata(path, teacher), read_json(info)['seconds']
-    start = time.perf_counter(); meta = record_metadata(teacher, dls.train, layers=layers, seed=0, progress=False)
+    start = time.perf_counter(); meta = record_metadata(teacher, dls.train, layers=layers, seed=seed, progress=False)
     seconds = time.perf_counter() - start
     meta.save(path); atomic_write_json(info, dict(seconds=seconds, kinds=meta.kinds))
     return meta, seconds
@@ -197,69 +204,73 @@ def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, met
     return synthesis_overhead(synth, batch_size=cfg.cost_batch, steps=cfg.cost_steps, repeats=cfg.cost_repeats)['ratio']
 
 # %% ../nbs/30_benchmark.ipynb #3a20cff7
-def _teacher(pair:Pair, cfg:BenchConfig) -> nn.Module:
-    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr, shift=pair.teacher_shift, seed=0)
+def _teacher(pair:Pair, cfg:BenchConfig, seed:int=0) -> nn.Module:
+    "The pair's cached teacher trained with `seed`."
+    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr, shift=pair.teacher_shift, seed=seed)
 
-def _check_teacher(folder:Path, teacher:nn.Module):
-    "Record the pair's teacher in a new pair folder; refuse other weights than those its rows were distilled from."
-    path = folder/'teacher_fingerprint.json'
+def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
+    "Record the teacher of seed `seed` in a new pair folder; refuse other weights than those its rows were distilled from."
+    path = folder/f'teacher_fingerprint_seed{seed}.json'
     if not path.exists(): atomic_write_json(path, fingerprint(teacher)); return
-    check_fingerprint(read_json(path), teacher, str(folder), relation='holds rows distilled from',
+    check_fingerprint(read_json(path), teacher, f'{folder} (teacher seed {seed})', relation='holds rows distilled from',
                       fix='The cached teacher was trained again (another cache folder, or another thread count or device: its bits depend on them). '
                           f'Run with the thread count the rows were made with (dfkd bench --threads N), restore their cache file ($DFKD_CACHE), '
                           f'or delete {folder} to redo the pair with this teacher.')
 
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
-    "The row of method `name` for one seed; `cache` keeps the pair's metadata, and the transfer sets and step costs already made."
-    spec, n_images = get_method(name), cfg.n_per_class * dls.n_classes
-    meta, meta_s = cache['metadata'] if 'metadata' in spec.needs else (None, 0.)
+    "The row of method `name` for one seed (its teacher, metadata, transfer set or game, student); `cache` keeps the pair's probes and step costs."
+    spec, n_images, ts = get_method(name), cfg.n_per_class * dls.n_classes, teacher_seed(pair, seed)
+    meta, meta_s = cache['metadata', ts] if 'metadata' in spec.needs else (None, 0.)
     if ('why', name) not in cache:  # once per pair and method: the probe builds the method's synthesizer
         cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape, _settings(name, cfg))
     why = cache['why', name]
     if why: return dict(status='n/a', reason=why)
-    if name not in cache:
-        cost = _step_cost(name, pair, teacher, dls, cfg, meta)
-        cache[name] = dict(step_cost=cost) if spec.online else dict(_transfer_set(name, pair, teacher, dls, folder/name, cfg, meta), step_cost=cost)
-    made = cache[name]
+    if ('cost', name) not in cache: cache['cost', name] = _step_cost(name, pair, teacher, dls, cfg, meta)  # a timing: once per pair and method
     if spec.online: res = _online_student(name, pair, teacher, dls, cfg, seed, n_images)
     else:
+        made = _transfer_set(name, pair, teacher, dls, folder/name, cfg, seed, meta)
         res = dict(_train_student(pair, teacher, transfer_dls(made['path'], dls, bs=cfg.bs, seed=seed), cfg, seed, spec.distill_T(_preset(name, cfg))),
                    n_images=made['n_images'], synthesis_s=made['synthesis_s'] + meta_s, class_fidelity=made['class_fidelity'])
-    return dict(res, status='ok', step_cost=made['step_cost'], metadata_s=meta_s if meta is not None else None)
+    return dict(res, status='ok', step_cost=cache['cost', name], metadata_s=meta_s if meta is not None else None)
+
+def planned_rows(cfg:BenchConfig) -> list[tuple]:
+    "The (pair, method, seed) of every row `cfg` makes: per pair, each teacher (by its seed), then every reference and method for each seed."
+    methods = check_config(cfg)
+    teacher_seeds = {p: sorted({teacher_seed(PAIRS[p], s) for s in range(cfg.seeds)}) for p in cfg.pairs}
+    return [(p, m, s) for p in cfg.pairs for m in ('teacher',) + REFERENCES[1:] + tuple(methods)
+            for s in (teacher_seeds[p] if m == 'teacher' else range(cfg.seeds))]
 
 def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the quick subset)
                   run:str|Path='runs/bench', # the run folder: one JSON per finished row, transfer sets, metadata
                   progress:bool=True, # a progress bar over the rows
                   verbose:bool=False) -> list[dict]: # print a line per finished row
     "Run (or resume) the benchmark of `cfg` in `run`; returns every row."
-    methods, run = check_config(cfg), Path(run)
+    jobs, run = planned_rows(cfg), Path(run)
     run.mkdir(parents=True, exist_ok=True); _check_run_config(run, cfg)
-    jobs = [(p, m, s) for p in cfg.pairs for m in ('teacher',) + REFERENCES[1:] + tuple(methods)
-            for s in ((None,) if m == 'teacher' else range(cfg.seeds))]
     caches = {}
     for p, m, s in maybe_progress(jobs, display=progress, leave=False):
         path = row_path(run, p, m, s)
         if path.exists(): continue
-        pair = PAIRS[p]
+        pair, ts = PAIRS[p], teacher_seed(PAIRS[p], s)
         cache = caches.setdefault(p, {})
-        if ('dls', s or 0) not in cache: cache['dls', s or 0] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s or 0)  # the shuffle follows the seed
-        dls = cache['dls', s or 0]
-        if 'teacher' not in cache: cache['teacher'] = _teacher(pair, cfg); _check_teacher(run/p, cache['teacher'])
-        teacher = cache['teacher']
+        if ('dls', s) not in cache: cache['dls', s] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s)  # the shuffle follows the seed
+        dls = cache['dls', s]
+        if ('teacher', ts) not in cache: cache['teacher', ts] = _teacher(pair, cfg, ts); _check_teacher(run/p, cache['teacher', ts], ts)
+        teacher = cache['teacher', ts]
         if m == 'teacher': row = dict(status='ok', accuracy=evaluate(teacher, dls.valid))
         elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok')
         elif m == 'kd_real_data': row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds))
         else:
-            if 'metadata' in get_method(m).needs and 'metadata' not in cache: cache['metadata'] = _metadata(teacher, dls, run/p, pair.layers)
+            if 'metadata' in get_method(m).needs and ('metadata', ts) not in cache: cache['metadata', ts] = _metadata(teacher, dls, run/p, pair.layers, ts)
             row = _method_row(m, pair, teacher, dls, run/p, cfg, s, cache)
-        row = dict(pair=p, method=m, seed=s, **{k: v for k, v in row.items() if k != 'path'})
+        row = dict(pair=p, method=m, seed=s, teacher_seed=ts, **{k: v for k, v in row.items() if k != 'path'})
         atomic_write_json(path, row)
         if verbose: print(f"{p:7s} {m:22s} seed {s}: " + (f"{row['accuracy']:.4f}" if row['status'] == 'ok' else f"n/a ({row['reason']})"), flush=True)
     return read_rows(run, cfg)
 
 def read_rows(run:str|Path, cfg:BenchConfig|None=None) -> list[dict]:
     "Every finished row in `run` (of `cfg`'s pairs and methods, when given)."
-    rows = [read_json(f) for f in sorted(Path(run).glob('*/**/*.json')) if f.name == 'teacher.json' or f.name.startswith('seed')]
+    rows = [read_json(f) for f in sorted(Path(run).glob('*/*/seed*.json'))]
     if cfg is None: return rows
     keep = set(REFERENCES) | set(check_config(cfg))
     return [r for r in rows if r['pair'] in cfg.pairs and r['method'] in keep and (r['seed'] is None or r['seed'] < cfg.seeds)]
@@ -357,12 +368,13 @@ def plot_time_to_accuracy(rows:list[dict]):
 
 # %% ../nbs/30_benchmark.ipynb #0525491d
 def machine_info() -> dict:
-    "Where a benchmark ran: platform, processor, CPU count, the load average (other jobs on the machine), torch threads, accelerator."
+    "Where a benchmark ran: platform, processor, CPU count, the load average (other jobs on the machine), torch threads, the CPU kernels, accelerator."
     import os
     cuda = torch.cuda.is_available()
     return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
                 load_average=round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg') else None,
-                torch_threads=torch.get_num_threads(), accelerator=torch.cuda.get_device_name(0) if cuda else 'cpu', python=sys.version.split()[0])
+                torch_threads=torch.get_num_threads(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), aten_cpu_capability=os.environ.get('ATEN_CPU_CAPABILITY'), accelerator=torch.cuda.get_device_name(0) if cuda else 'cpu', python=sys.version.split()[0])
 
 def versions() -> dict:
     import fastai
@@ -373,24 +385,41 @@ def read_table(path:str|Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[''])
 
 def rows_seconds(rows:list[dict]) -> float:
-    "Seconds the rows cost: every student's training, and each synthesis once (an offline method's seeds share its transfer set); teachers not counted."
-    once = {(r['pair'], r['method']): r.get('synthesis_s') or 0. for r in rows if r['status'] == 'ok' and not _online(r['method'])}
-    per_row = [(r.get('synthesis_s') or 0.) * _online(r['method']) + (r.get('distill_s') or 0.) for r in rows if r['status'] == 'ok']
-    return sum(once.values()) + sum(per_row)
-
-def _online(m:str) -> bool: return m not in REFERENCES and get_method(m).online
+    "Seconds the rows cost: every seed's synthesis and student, and each teacher's metadata once (its metadata methods share it); training the teachers not counted."
+    ok = [r for r in rows if r['status'] == 'ok']
+    meta = {(r['pair'], r.get('teacher_seed', 0)): r['metadata_s'] for r in ok if r.get('metadata_s')}  # in each of its rows' synthesis_s
+    return sum((r.get('synthesis_s') or 0.) - (r.get('metadata_s') or 0.) + (r.get('distill_s') or 0.) for r in ok) + sum(meta.values())
 
 def write_results(rows:list[dict], cfg:BenchConfig, out:str|Path='results', seconds:float|None=None) -> dict:
     "Write the tables, the charts and the JSON record of `rows` into `out` (`seconds`: this call's wall time, which a resumed run keeps short); returns the record."
+    if not rows: raise ValueError(f'no finished rows to write to {out}: run the benchmark first (dfkd bench)')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     table, tta = benchmark_table(rows), time_to_accuracy(rows)
     atomic_write_text(out/'benchmark.csv', table.to_csv(index=False, float_format='%.4g'))
     atomic_write_text(out/'time_to_accuracy.csv', tta.to_csv(index=False, float_format='%.4g'))
     save_figure(plot_table(table), out/'benchmark.png'); save_figure(plot_time_to_accuracy(rows), out/'time_to_accuracy.png')
     record = dict(settings=_as_json(asdict(cfg)), pairs={p: asdict(PAIRS[p]) for p in cfg.pairs}, versions=versions(), machine=machine_info(),
-                  wall_s=seconds, rows_s=rows_seconds(rows), table=table.to_dict('records'), time_to_accuracy=tta.to_dict('records'), rows=rows)
+                  wall_s=seconds, rows_s=rows_seconds(rows),
+                  rows_done=len(rows), rows_planned=len(planned_rows(cfg)),  # fewer done than planned: a partial table
+                  table=table.to_dict('records'), time_to_accuracy=tta.to_dict('records'), rows=rows)
     atomic_write_json(out/'benchmark.json', record)
     return record
+
+# %% ../nbs/30_benchmark.ipynb #a5e1b7d1
+def agreement(committed:pd.DataFrame, # a `benchmark_table`, or `read_table` of its CSV: the mean and std of each (pair, method)
+              rows:list[dict], # the rows of another run of the same config
+              k:float=3.) -> pd.DataFrame: # how many committed stds count as agreeing
+    "Each (pair, method) of `rows` against `committed`: the run's mean and replicates (%), their distance in committed stds, and whether they agree."
+    ref, out = committed.set_index(['pair', 'method']), []
+    df = pd.DataFrame([r for r in rows if r['status'] == 'ok'])
+    for (p, m), g in df.groupby(['pair', 'method'], sort=False):
+        if (p, m) not in ref.index or ref.status[p, m] != 'ok': continue
+        mu, sd, acc = ref.accuracy[p, m], ref.accuracy_std[p, m], g.sort_values('seed').accuracy * 100
+        z = lambda a: (a - mu) / sd if sd > 0 else (0. if a == mu else math.copysign(math.inf, a - mu))
+        out.append(dict(pair=p, method=m, committed=mu, committed_std=sd, here=acc.mean(), here_std=acc.std() if len(acc) > 1 else float('nan'),
+                        replicates=' '.join(f'{a:.1f}' for a in acc), z=z(acc.mean()), max_abs_z=max(abs(z(a)) for a in acc),
+                        within=abs(z(acc.mean())) <= k, replicates_within=f'{sum(abs(z(a)) <= k for a in acc)}/{len(acc)}'))
+    return _in_order(pd.DataFrame(out))
 
 # %% ../nbs/30_benchmark.ipynb #4f327ba4
 def bench_table(args) -> dict:
