@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fail when a notebook's markdown holds a measured number that no cell produced (the rule: nbs/92_prose_numbers.ipynb).
 
-    python .ci/numbers.py                      # every notebook in nbs/
-    python .ci/numbers.py nbs/30_benchmark.ipynb"""
+    python .ci/prose_check.py                      # every notebook in nbs/
+    python .ci/prose_check.py nbs/30_benchmark.ipynb"""
 import sys
 from pathlib import Path
 from dfkd.prose import check_notebooks
