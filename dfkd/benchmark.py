@@ -454,10 +454,10 @@ def add_bench_command(sub) -> argparse.ArgumentParser:
     b.add_argument('--which', default='table', choices=list(BENCHMARKS),
                    help='table: every method on every pair, with time to accuracy; kd: Hinton KD with real data (MLP and LeNet pairs) [%(default)s]')
     b.add_argument('--quick', action='store_true', help=f'a subset that finishes in minutes: pairs {list(QUICK.pairs)}, methods {list(QUICK.methods)}, '
-                                                           f'{QUICK.seeds} seed, {QUICK.n_per_class} images per class, {QUICK.epochs} epochs')
+                                                           f'{QUICK.seeds} replicates, {QUICK.n_per_class} images per class, {QUICK.epochs} epochs')
     b.add_argument('--pairs', nargs='+', default=None, choices=list(PAIRS), help='only these teacher/student pairs [all]')
     b.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD', help='only these registered methods [all]')
-    b.add_argument('--seeds', type=_count, default=None, help='students per row (seeds 0..N-1) [3; --quick: 1]')
+    b.add_argument('--seeds', type=_count, default=None, help='replicates per row, seeds 0..N-1: each its own teacher, transfer set or game, and student [3]')
     b.add_argument('--run', default='runs/bench', help='run folder: one file per finished row; a rerun resumes [%(default)s]')
     b.add_argument('--out', default='results', help='where the table, the charts and the JSON record go [%(default)s]')
     b.add_argument('--threads', type=_count, default=None,
