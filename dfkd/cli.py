@@ -6,27 +6,30 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
-import argparse, ast, inspect, json, math, sys, time, types, typing
+import argparse, ast, inspect, json, math, sys, time, types, typing, warnings
+# fastai's import calls `torch.jit.script`, which torch deprecates with a FutureWarning on every command; it is not the user's to act on.
+# Only that warning is silenced, before the imports below import fastai: dfkd's own warnings still print.
+warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.jit')
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
 from .core import default_device, set_seed
 from .performance import keep_freed_memory
 from .data import DATASETS
-from .models import get_model, load_model, model_names
+from .models import get_model, load_model, model_names, trusted_architectures, UntrustedArchitecture
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
-from .synthesis import TransferSet, SynthesisDiverged
+from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
 from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
-from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
+from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, trusting, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
 from .benchmark import add_bench_command
 from .dih_cli import add_heads_command, add_distill_methods, add_bench_dih
 
 
 # %% auto #0
-__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int', 'positive_float',
-           'json_object', 'cmd_train', 'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats', 'cmd_synthesize',
-           'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records', 'make_parser', 'main',
-           'cli_message', 'console']
+__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int',
+           'positive_float', 'json_object', 'cmd_train', 'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats',
+           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records',
+           'make_parser', 'named_architectures', 'main', 'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 class UsageError(ValueError):
@@ -175,6 +178,7 @@ def cmd_stats(args) -> dict:
     teacher = load_model(args.teacher, device=default_device())
     dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
     out = Path(args.out or default_metadata_path(args.teacher))
+    if out.is_dir(): raise ValueError(f'--out {out} is a folder: it names the metadata file; give a file path, e.g. {out/"model.metadata.safetensors"}')
     meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k, k_pair=args.k_pair,
                            n_classes=dls.n_classes, seed=args.seed, progress=not args.quiet)
     meta.save(out)
@@ -187,9 +191,9 @@ def cmd_synthesize(args) -> dict:
     t0, spec = time.time(), get_method(args.method)
     settings = parse_settings(args.method, args.set, iterations=args.iterations, synth_lr=args.synth_lr)
     spec.make_settings(settings, args.preset)  # a bad preset fails before the teacher loads
+    out = check_set_folder(args.out or Path(args.teacher).parent/f'transfer_{args.method}')
     teacher = load_model(args.teacher, device=default_device())
     dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
-    out = Path(args.out or Path(args.teacher).parent/f'transfer_{args.method}')
     student = None
     if spec.online or 'student' in spec.needs:
         set_seed(args.seed); student = build_model(args.student, dls, args.student_kwargs)
@@ -212,6 +216,7 @@ def cmd_show(args) -> dict:
                          f"{m['n_per_class']} per class planned): fill it with `dfkd synthesize --n-per-class N` (N ≥ 1) into this folder, "
                          f"or into a new one")
     out = Path(args.out or Path(args.transfer_set)/('grid.png' if args.cls is None else f'grid_class{args.cls}.png'))
+    if out.is_dir(): raise ValueError(f'--out {out} is a folder: it names the PNG file; give a file path, e.g. {out/"grid.png"}')
     save_transfer_grid(ts, out, cls=args.cls, n_per_class=args.n)
     print(f'-> {out}')
     return dict(png=str(out))
@@ -331,7 +336,9 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--teacher-epochs', type=positive_int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
     _student_args(pp)
     _method_args(pp, PIPELINE_DEFAULT_METHOD)
-    pp.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
+    pp.add_argument('--preset', default=_default(pipeline, 'preset'), type=lambda t: None if t.lower() == 'none' else t,
+                    help="a named group of the method's settings from the registry (`dfkd methods METHOD` lists them), or none for the method's "
+                         "defaults [%(default)s: the preset the benchmark runs, where the method has it]")
     pp.add_argument('--n-per-class', type=positive_int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
     pp.add_argument('--batch-size', type=positive_int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
     pp.add_argument('--epochs', type=positive_int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
@@ -347,12 +354,25 @@ def make_parser() -> argparse.ArgumentParser:
     add_heads_command(sub)  # `44_dih_cli`: mount and fine-tune a teacher's intermediate heads
     for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
         c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='on an error, show the full traceback')
+        c.add_argument('--trust', nargs='+', action='extend', default=[], metavar='ARCH',
+                       help='architectures outside the zoo and torchvision (package.module:Class) that a model file given to this command may name: '
+                            'building one imports its module and runs its code, so name only code you trust (--model, --student and '
+                            "`dfkd pipeline --teacher` count as named)")
     return p
+
+ARCH_OPTIONS = ('model', 'student')  # options that name an architecture on every command that has them (`dfkd pipeline --teacher` too)
+
+def named_architectures(args) -> list[str]:
+    "The architectures a command line names (`--trust`, `ARCH_OPTIONS`, `dfkd pipeline --teacher`): model files that record them may be built."
+    named = [getattr(args, k, None) for k in ARCH_OPTIONS] + [args.teacher if args.command == 'pipeline' else None]
+    return trusting(getattr(args, 'trust', None), *named)
+
+def _run(args):
+    with trusted_architectures(named_architectures(args)): return args.func(args)
 
 def main(argv:list|None=None) -> dict:
     "Run a `dfkd` command given its arguments; returns the command's record (settings and results)."
-    args = make_parser().parse_args(argv)
-    return args.func(args)
+    return _run(make_parser().parse_args(argv))
 
 LIBRARY_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, SynthesisDiverged)  # what the library raises to refuse a run, with the fix
 
@@ -377,6 +397,7 @@ def cli_message(e:BaseException, args=None) -> str:
     text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)  # str(KeyError) adds quotes
     for lib, cli in CLI_HINTS.items():
         text = text.replace(lib, cli.format(dataset=getattr(args, 'dataset', 'NAME'), root=getattr(args, 'root', 'data')))
+    if isinstance(e, UntrustedArchitecture): text = text.replace(e.fix, f'--trust {e.name}')
     if isinstance(e, (KeyError, TypeError)): text += ' (`dfkd --debug ...` shows where)'
     return ' '.join(l.strip() for l in text.splitlines() if l.strip())
 
@@ -384,7 +405,7 @@ def console(argv:list|None=None):
     "Entry point of the `dfkd` console script: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback)."
     keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
     args = make_parser().parse_args(argv)
-    try: args.func(args); return 0
+    try: _run(args); return 0
     except (UsageError, *LIBRARY_ERRORS) as e:
         if args.debug: raise
         print(f'dfkd: error: {cli_message(e, args)}', file=sys.stderr)

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn
-from .synthesis import build_transfer_set
+from .synthesis import build_transfer_set, check_set_folder, recording_preset
 
 # %% auto #0
 __all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register',
@@ -136,6 +136,12 @@ def method_transfer_set(name:str, # a registered method
     "Synthesise a transfer set with the registered method `name` into `path`."
     spec = get_method(name); s = spec.make_settings(settings, preset)
     check_needs(spec, teacher, student, metadata)
+    check_set_folder(path)
+    with recording_preset(preset): return _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata,
+                                                               online_budget, progress)
+
+def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata, online_budget, progress) -> Path:
+    name = spec.name
     if spec.online:
         if student is None: raise ValueError(f'{name} trains a generator against a student: pass the student network')
         from dfkd.generators import generator_transfer_set
@@ -144,7 +150,7 @@ def method_transfer_set(name:str, # a registered method
         # the student before the game (training changes it in place) and the game's budget make the set what it is
         ident = dict(student=fingerprint(student), online_budget=online_budget or {})
         if finished_transfer_set(path, teacher, method=name, settings=asdict(s), identity=ident, seed=seed,
-                                 n_per_class=n_per_class, batch_size=batch_size): return Path(path)  # done: do not replay the game
+                                 n_per_class=n_per_class, batch_size=batch_size, preset=preset): return Path(path)  # done: do not replay the game
         learn = spec.train(teacher, student, dls, s, seed=seed, show=progress, **(online_budget or {}))
         return generator_transfer_set(learn.synthesizer, path, n_per_class=n_per_class, batch_size=batch_size, method=name,
                                       stats=dls.stats, seed=seed, progress=progress, settings=asdict(s), identity=ident)

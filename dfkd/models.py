@@ -6,17 +6,19 @@ Docs: https://dfkd.github.io/dfkd/models.html.md"""
 
 # %% ../nbs/02_models.ipynb #45e54650
 from __future__ import annotations
-import importlib, inspect, json, os, re, sys, typing
+import contextvars, importlib, inspect, json, os, re, sys, typing
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 
 # %% auto #0
 __all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock', 'WideResNet', 'VGG',
            'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34', 'densenet', 'model_names',
-           'get_model', 'count_params', 'import_factory', 'fingerprint', 'check_fingerprint', 'save_model',
-           'read_model_header', 'load_weights', 'data_record', 'as_classifier', 'load_model']
+           'get_model', 'count_params', 'import_factory', 'fingerprint', 'check_fingerprint', 'is_user_architecture',
+           'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header',
+           'load_weights', 'data_record', 'as_classifier', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -312,6 +314,35 @@ def check_fingerprint(expected:dict, # a `fingerprint` recorded earlier (in a me
         raise error(f"{source} {relation} a {expected['architecture']} with other weights (checksum {expected['checksum']}, "
                     f"this one {ours['checksum']}). {fix}")
 
+# %% ../nbs/02_models.ipynb #208c7f7d
+def is_user_architecture(name:str) -> bool:
+    "Whether building architecture `name` imports code from outside dfkd's zoo and torchvision: a `package.module:ClassOrFactory` name."
+    return ':' in name and not name.startswith('torchvision:')
+
+_TRUSTED = contextvars.ContextVar('dfkd_trusted_architectures', default=frozenset())
+
+def _names(trust) -> frozenset: return frozenset([trust] if isinstance(trust, str) else trust or ())
+
+@contextmanager
+def trusted_architectures(trust:str|Iterable[str]|None):
+    "Within this block `load_model` also builds the architectures `trust` names (the command line opens one for the architectures its options name)."
+    token = _TRUSTED.set(_TRUSTED.get() | _names(trust))
+    try: yield
+    finally: _TRUSTED.reset(token)
+
+class UntrustedArchitecture(ValueError):
+    "A model file records an architecture from outside dfkd's zoo and torchvision that the user did not name; `fix` is how to name it in Python."
+    def __init__(self, path, name:str):
+        self.path, self.name, self.fix = str(path), name, f'trust={name!r}'
+        super().__init__(f"{path} records the architecture {name}, code from outside dfkd's zoo and torchvision: building it would import "
+                         f"{name.partition(':')[0]} and run it. If you trust that code, name the architecture: {self.fix}")
+
+def check_trusted(name:str, # the architecture a model file records
+                  path, # the file, for the message
+                  trust:str|Iterable[str]|None=None): # the architectures the user named
+    "Refuse architecture `name` from `path` when it is code from outside the zoo and torchvision that neither `trust` nor an enclosing `trusted_architectures` names; only the name is read."
+    if is_user_architecture(name) and name not in _names(trust) | _TRUSTED.get(): raise UntrustedArchitecture(path, name)
+
 # %% ../nbs/02_models.ipynb #b65641d3
 def _describe(cfg, arch):
     if not cfg: return arch
@@ -326,11 +357,30 @@ def save_model(m:nn.Module, path:str|Path, extra:dict|None=None) -> Path:
     meta = dict(dfkd_config=getattr(m, 'dfkd_config', None), architecture=type(m).__name__, state_checksum=_state_checksum(sd), **(extra or {}))
     return atomic_save_safetensors(sd, path, meta)
 
+def _not_safetensors(path:Path, error:Exception) -> str:
+    "Why `path` cannot be read as safetensors, and what to give instead."
+    with path.open('rb') as f: head = f.read(4)
+    if not head: return f'{path} is empty (0 bytes), not a model file: copy it again from its source, or train it again'
+    if head == b'PK\x03\x04' or (head[:1] == b'\x80' and head[1:2] in b'\x02\x03\x04\x05'):  # torch.save's zip archive, or a plain pickle
+        return (f"{path} is a PyTorch pickle (torch.save), not a safetensors file, and dfkd loads no pickle. To bring its weights in, in Python: "
+                f"model = get_model(ARCH, n_in=C, n_classes=K, img_size=H); model.load_state_dict(torch.load('{path}', weights_only=True)); "
+                f"save_model(model, 'model.safetensors', extra=dict(dataset=NAME, img_shape=[C, H, H]))")
+    return f'{path} is not a readable safetensors file ({error}); copy it again from its source, or train it again'
+
+def _load(path:str|Path) -> tuple[dict, dict]:
+    "Tensors and header of the safetensors file `path`; anything else is refused with what to give instead."
+    path = Path(path)
+    if path.is_dir():
+        inside = path/'model.safetensors'
+        raise ValueError(f'{path} is a folder, not a model file: give ' + (f'the model file in it, {inside}' if inside.exists() else
+                         'a model file, such as the model.safetensors that `dfkd train` writes in its run folder'))
+    try: return load_safetensors(path)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(_not_safetensors(path, e)) from None
+
 def _read(path:str|Path) -> tuple[dict, dict]:
     "Tensors and header of a model file whose tensors still match the checksum saved with them."
-    try: sd, hdr = load_safetensors(path)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f'{path} is not a readable safetensors file ({e}); copy it again from its source, or train it again') from None
+    sd, hdr = _load(path)
     if 'state_checksum' in hdr and _state_checksum(sd) != hdr['state_checksum']:
         raise ValueError(f"{path} is damaged: its tensors no longer match the checksum saved with them ({_state_checksum(sd)}, "
                          f"saved {hdr['state_checksum']}); copy it again from its source, or train it again (`dfkd train`)")
@@ -338,7 +388,7 @@ def _read(path:str|Path) -> tuple[dict, dict]:
 
 def read_model_header(path:str|Path) -> dict:
     "The JSON header of a saved model: `dfkd_config`, `architecture` and any extras."
-    return load_safetensors(path)[1]
+    return _load(path)[1]
 
 def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     "Load weights saved by `save_model` into `m`; a file for another architecture is refused with both named."
@@ -389,10 +439,16 @@ def as_classifier(m:nn.Module, # a network
         raise ValueError(f'{what} scores {out.shape[1]} classes, the data has {n_classes}')
     return m
 
-def load_model(path:str|Path, device='cpu') -> nn.Module:
+def load_model(path:str|Path, # a file written by `save_model`
+               device='cpu',
+               trust:str|Iterable[str]|None=None # architectures outside the zoo and torchvision (`package.module:Class`) this file may name; see `check_trusted`
+              ) -> nn.Module:
     "Rebuild a model saved by `save_model` from its header and load its weights; `model.dfkd_data` is its `data_record`, checked with `as_classifier`."
     hdr = read_model_header(path); cfg = hdr.get('dfkd_config')
     if not cfg: raise ValueError(f'{path} has no dfkd_config header; build the model yourself and call `load_weights(model, path)`')
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('name'), str):
+        raise ValueError(f'{path} has a dfkd_config header without an architecture name; build the model yourself and call `load_weights(model, path)`')
+    check_trusted(cfg['name'], path, trust)  # the name alone: nothing the file names is imported before this passes
     m = get_model(cfg['name'], cfg['n_in'], cfg['n_classes'], cfg['img_size'], **cfg['kwargs'])
     m = load_weights(m, path).to(device)
     m.dfkd_data = data_record(hdr)

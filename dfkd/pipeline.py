@@ -17,14 +17,15 @@ from .data import get_dls
 from .models import get_model, load_model, save_model, count_params, as_classifier
 from .kd import train_classifier, distill, evaluate
 from .metadata import record_metadata, load_metadata
-from .synthesis import TransferSet, transfer_dls
+from .synthesis import TransferSet, transfer_dls, recording_preset
 from .generators import generator_transfer_set
 from .methods import get_method, method_names, method_transfer_set
+from .benchmark import BenchConfig
 
 # %% auto #0
-__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'write_record', 'start_run', 'default_lr', 'default_size',
-           'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model', 'distill_run',
-           'reference_epochs', 'student_temperature', 'pipeline']
+__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'trusting',
+           'default_lr', 'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model',
+           'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder
@@ -42,9 +43,17 @@ def write_record(run:str|Path, # the run folder
 
 def start_run(run:str|Path) -> Path:
     "Create the run folder and remove the record of an earlier run there: until this run's record is written, the folder holds no finished run."
-    run = Path(run); run.mkdir(parents=True, exist_ok=True)
+    run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise ValueError(f'{run} is a file, not a folder: a run folder keeps weights, log and record; give a folder, '
+                         f'or a path with nothing there yet (--run on the command line)')
+    run.mkdir(parents=True, exist_ok=True)
     (run/'record.json').unlink(missing_ok=True)
     return run
+
+def trusting(trust, *named) -> list:
+    "The architectures a run may build from model files: those `trust` names (one or several) and those the run is given by name (`None`s dropped)."
+    return ([trust] if isinstance(trust, str) else list(trust or ())) + [n for n in named if n]
 
 def default_lr(model:str, lr:float|None=None) -> float:
     "The peak learning rate: `lr` if given, else 1e-3 for the Hinton MLPs and 1e-2 for everything else."
@@ -107,7 +116,7 @@ def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data',
     return dls
 
 def transfer_set_T(manifest:dict) -> float:
-    "The temperature a transfer set's method asks its students to distil at (`MethodSpec.distill_T` of its preset, if recorded); 4 for a method the registry does not know."
+    "The temperature a transfer set's method asks its students to distil at (`MethodSpec.distill_T` of the preset its manifest records); 4 for a method the registry does not know."
     name = manifest['method'].rpartition(':')[2]  # a manifest may name the family too, e.g. 'lopes:top_layer'
     return get_method(name).distill_T(manifest.get('preset')) if name in method_names() else 4.
 
@@ -137,11 +146,13 @@ def distill_run(run:str|Path, # the run folder
                 T:float|None=None, # temperature; `None`: what the transfer set's method asks for (`MethodSpec.distill_T`), 4 on real data
                 alpha:float|None=None, # weight of the KD term; `None`: 1 on a transfer set, 0.9 on real data
                 wd:float=1e-4, shift:int=0, # weight decay; random shifts of up to `shift` pixels, the teacher labelling each view
-                fp16:bool=False, quiet:bool=False) -> dict:
+                fp16:bool=False, quiet:bool=False,
+                trust:str|list|None=None # architectures outside the zoo and torchvision the teacher's file may name (`load_model`); `student` counts too
+               ) -> dict:
     "Distil the saved `teacher` into a new `student` with Hinton KD; save weights, log and record in `run`; return the record."
     settings, t0 = dict(locals()), time.time()
     if not Path(teacher).exists(): raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
-    net_t = load_model(teacher, device=default_device())
+    net_t = load_model(teacher, device=default_device(), trust=trusting(trust, student))
     dataset, size = teacher_data(net_t, dataset, size)
     if alpha is None: alpha = 1. if transfer_set else 0.9
     ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
@@ -186,6 +197,8 @@ PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # a generator game: no transfer set to wri
 
 PIPELINE_DEFAULT_TEACHER = 'lenet5_bn'  # trained when the run folder has no teacher and none is named
 
+PIPELINE_PRESET = BenchConfig.preset  # `pipeline` runs the recipe the benchmark measures (`30_benchmark`), where the method has that preset
+
 def _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data, quiet) -> Path:
     "The teacher's weights: `teacher_weights` if given, else `run/teacher`, trained there if missing; a teacher there trained otherwise than asked is refused."
     if teacher_weights:
@@ -221,14 +234,16 @@ def _report(run, settings, res, t0) -> dict:
     rec = write_record(run, 'pipeline', settings, res, t0)
     ref = res['kd_with_data_accuracy']
     ratio = f" = {res['datafree_student_accuracy']/ref:.1%} of KD with data" if ref else ''
-    print(f"teacher {res['teacher_accuracy']:.4f} | data-free student ({res['method']}) {res['datafree_student_accuracy']:.4f}"
+    print(f"teacher {res['teacher_accuracy']:.4f} | data-free student ({res['method']}{', preset ' + res['preset'] if res['preset'] else ''}) "
+          f"{res['datafree_student_accuracy']:.4f}"
           + (f" | KD-with-data student {ref:.4f}{ratio}" if ref else '')
           + f" | {res['seconds']['total']:.0f}s (synthesis {res['seconds']['synthesis']:.0f}s) -> {run}")
     return rec
 
 def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses the teacher and metadata and resumes synthesis
              method:str=PIPELINE_DEFAULT_METHOD, # a registered method (`dfkd.methods.method_names()`)
-             settings:dict|None=None, preset:str|None=None, # the method's settings that differ from its defaults; a named preset
+             settings:dict|None=None, # the method's settings that differ from its preset (or defaults)
+             preset:str|None=PIPELINE_PRESET, # a named preset of the method; the default, the benchmark's, where the method has it; `None`: the method's defaults
              teacher:str|None=None, # teacher architecture, trained on the real data if the run has none; `None`: the run's, else `PIPELINE_DEFAULT_TEACHER`
              teacher_kwargs:dict|None=None, # keyword arguments of the teacher's architecture
              teacher_weights:str|Path|None=None, # use these teacher weights (`model.safetensors`) instead
@@ -244,20 +259,24 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
              T:float|None=None, # distillation temperature; `None`: the method's (see `student_temperature`)
              shift:int=2, # offline: random shifts while distilling, for both students (online methods train without)
              reference:bool=True, # also train the KD-with-real-data student
-             quiet:bool=False) -> dict: # no progress bars
+             quiet:bool=False, # no progress bars
+             trust:str|list|None=None # architectures outside the zoo and torchvision a teacher file may name (`load_model`); `teacher` and `student` count too
+            ) -> dict:
     "Teacher -> [metadata] -> transfer set or online game -> student, evaluated on the real test split next to KD with real data; returns the record."
     args, t0 = dict(locals()), time.time()
     spec = get_method(method)
+    if preset == PIPELINE_PRESET and preset not in spec.presets: preset = None  # a method without it runs its defaults, as in the benchmark
     s = spec.make_settings(settings, preset)
     T, s = student_temperature(spec, s, T, preset)
     lr, shift = default_lr(student, lr), 0 if spec.online else shift
     run = Path(run)
     teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
-    net_t = load_model(teacher_w, device=default_device())
+    trust = trusting(trust, teacher, student)
+    net_t = load_model(teacher_w, device=default_device(), trust=trust)
     _check_named(teacher, net_t, teacher_w)
     dataset, size = teacher_data(net_t, dataset, size)
     data = dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed)
-    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T)  # the record holds what ran
+    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T, preset=preset)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
     start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
     t_teacher = time.time()
@@ -270,12 +289,13 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
                            cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
         save_model(learn.model, run/'student'/'model.safetensors', extra=dict(dataset=dataset, method=method, img_shape=list(dls.img_shape), stats=dls.stats))
         acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
-        write_record(run/'student', 'game', dict(method=method, settings=asdict(s), epochs=epochs, n_batches=n_batches, **recipe),
+        write_record(run/'student', 'game', dict(method=method, preset=preset, settings=asdict(s), epochs=epochs, n_batches=n_batches, **recipe),
                      dict(test_accuracy=acc, steps=steps), t_teacher)
         t_student = time.time()
         n = min(n_per_class, 32)
-        generator_transfer_set(learn.synthesizer, ts_path, n_per_class=n, batch_size=n, method=method, stats=dls.stats, seed=seed,
-                               progress=False, settings=asdict(s))
+        with recording_preset(preset):
+            generator_transfer_set(learn.synthesizer, ts_path, n_per_class=n, batch_size=n, method=method, stats=dls.stats, seed=seed,
+                                   progress=False, settings=asdict(s))
         synthesis_s = learn.synthesis_seconds
         distill_s, ref_epochs = t_student - t_teacher - synthesis_s, reference_epochs(steps, len(dls.train))
     else:
@@ -283,21 +303,21 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
         if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
             set_seed(seed); net_s = build_model(student, dls, student_kwargs)
         meta = _metadata(run, spec, net_t, dls, seed, quiet)
-        method_transfer_set(method, net_t, ts_path, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed, settings=s,
+        method_transfer_set(method, net_t, ts_path, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed, settings=s, preset=preset,
                             student=net_s, metadata=meta, progress=not quiet)
         print(f'{method}: {len(TransferSet(ts_path))} images -> {ts_path} ({time.time() - t_teacher:.0f}s)')
         t_synth = time.time()
         dfree = distill_run(run/'student', teacher_w, student, student_kwargs, transfer_set=ts_path, epochs=epochs, lr=lr, T=T, shift=shift,
-                            quiet=quiet, **data)
+                            quiet=quiet, trust=trust, **data)
         acc, steps, ref_epochs = dfree['results']['test_accuracy'], dfree['results']['steps'], epochs
         synthesis_s, distill_s = t_synth - t_teacher, time.time() - t_synth
     ref = None
     if reference:
         ref = distill_run(run/'kd_reference', teacher_w, student, student_kwargs, epochs=ref_epochs, lr=lr, T=T, shift=shift, quiet=quiet,
-                          **data)['results']
+                          trust=trust, **data)['results']
     from dfkd.browser import save_transfer_grid
     save_transfer_grid(ts_path, run/'synthesized.png')
-    res = dict(method=method, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=acc,
+    res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=acc,
                kd_with_data_accuracy=ref['test_accuracy'] if ref else None,
                recipe=dict(recipe, epochs=dict(datafree=epochs, kd_with_data=ref_epochs if ref else None),
                            steps=dict(datafree=steps, kd_with_data=ref['steps'] if ref else None)),

@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 
 # %% ../nbs/11_synthesis.ipynb #8e9bec70
 from __future__ import annotations
-import json, math, time, warnings
+import contextvars, json, math, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
@@ -25,8 +25,9 @@ from .kd import check_teacher_student, frozen
 __all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'SynthesisContext', 'LossTerm', 'CrossEntropyTerm',
            'term_parameters', 'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'cosine_factor', 'Schedule',
            'SynthesisDiverged', 'History', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity',
-           'identity_differences', 'read_manifest', 'merge_manifests', 'verified_shards', 'finished_transfer_set',
-           'TransferSet', 'transfer_dls', 'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
+           'identity_differences', 'read_manifest', 'recording_preset', 'check_set_folder', 'merge_manifests',
+           'verified_shards', 'finished_transfer_set', 'TransferSet', 'transfer_dls', 'class_fidelity',
+           'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -329,8 +330,8 @@ def _manifest_name(rank, world_size): return 'manifest.json' if world_size == 1 
 
 # the manifest fields that must agree for shards of an earlier run to be reused (with the teacher's checksum)
 _IDENTITY = ('schema', 'method', 'settings', 'identity', 'seed', 'n_per_class', 'batch_size', 'classes', 'img_shape',
-             'world_size', 'n_classes', 'stats', 'mixed_classes')
-_IDENTITY_DEFAULTS = dict(mixed_classes=False)  # what a manifest without the field (written before it existed) means
+             'world_size', 'n_classes', 'stats', 'mixed_classes', 'preset')
+_IDENTITY_DEFAULTS = dict(mixed_classes=False, preset=None)  # what a manifest without the field (written before it existed) means
 IDENTITY_RTOL = 1e-5  # floats closer than this (relative) are the same setting
 
 def _as_stored(obj): return json.loads(json.dumps(obj, default=_json_default))  # tuples → lists, numpy → Python: compare as on disk
@@ -403,6 +404,23 @@ def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:
     return None
 
 # %% ../nbs/11_synthesis.ipynb #cea8a11d
+_PRESET = contextvars.ContextVar('dfkd_recorded_preset', default=None)
+
+@contextmanager
+def recording_preset(preset:str|None):
+    "Within this block every manifest `build_transfer_set` writes records `preset`, the registry preset its method's settings came from (`method_transfer_set` opens it around any method's builder)."
+    token = _PRESET.set(preset)
+    try: yield
+    finally: _PRESET.reset(token)
+
+def check_set_folder(path:str|Path) -> Path:
+    "`path` as the folder of a transfer set: an existing folder, or a path with nothing there yet; a file is refused."
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f'{path} is a file, not a folder: a transfer set is a folder of shards and a manifest; give a folder, '
+                         f'or a path with nothing there yet (--out on the command line)')
+    return path
+
 def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
                        path:str|Path, # folder of the transfer set (created if missing)
                        n_per_class:int, # images per class
@@ -420,7 +438,7 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
                        mix_classes:bool|None=None, # every class in each batch; `None`: as the synthesizer says (`Synthesizer.mix_classes`)
                        progress:bool=True) -> Path:
     "Synthesise a transfer set into `path` as shards plus a manifest, resuming from the shards already there that verify."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    path = check_set_folder(path); path.mkdir(parents=True, exist_ok=True)
     img_shape = list(synthesizer.param.img_shape)
     if n_classes is None:
         with torch.no_grad(), frozen(synthesizer.teacher):
@@ -428,7 +446,7 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
     classes = list(range(n_classes)) if classes is None else [int(c) for c in classes]
     mixed = bool(getattr(synthesizer, 'mix_classes', False) if mix_classes is None else mix_classes)
     jobs = plan_jobs(classes, n_per_class, batch_size, mixed)
-    manifest = _as_stored(dict(schema=TRANSFER_SCHEMA, method=method, settings=dict(settings or {}, synthesizer=synthesizer.settings()),
+    manifest = _as_stored(dict(schema=TRANSFER_SCHEMA, method=method, preset=_PRESET.get(), settings=dict(settings or {}, synthesizer=synthesizer.settings()),
                     identity=dict(identity or {}), seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes,
                     img_shape=img_shape, world_size=world_size, rank=rank, n_classes=n_classes, mixed_classes=mixed,
                     stats=[list(map(float, s)) for s in stats] if stats is not None else None,
