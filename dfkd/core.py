@@ -13,8 +13,8 @@ import numpy as np, torch
 
 # %% auto #0
 __all__ = ['default_device', 'limit_test_threads', 'torch_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'read_json', 'atomic_save_safetensors', 'load_safetensors',
-           'maybe_progress', 'tensor_checksum']
+           'atomic_write_text', 'atomic_write_json', 'read_json', 'folder_path', 'atomic_save_safetensors',
+           'load_safetensors', 'maybe_progress', 'tensor_checksum']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -93,6 +93,17 @@ def atomic_write_json(path:str|Path, obj, indent:int=2) -> Path:
 def read_json(path:str|Path):
     "Read a JSON file."
     return json.loads(Path(path).read_text(encoding='utf-8'))
+
+# %% ../nbs/00_core.ipynb #fde32886
+def folder_path(path:str|Path, # where a folder is wanted
+                holds:str, # what the folder keeps, for the message
+                option:str # the command-line option that names it, for the message
+                ) -> Path:
+    "`path` as a folder: an existing one, or a path with nothing there yet; a file there is refused with a message that names `option`."
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f'{path} is a file, not a folder: {holds}; give a folder, or a path with nothing there yet ({option} on the command line)')
+    return path
 
 # %% ../nbs/00_core.ipynb #73b91b2b
 def atomic_save_safetensors(tensors:dict, path:str|Path, metadata:dict|None=None) -> Path:

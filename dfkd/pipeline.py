@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
 import dfkd
-from .core import atomic_write_json, default_device, set_seed, read_json
+from .core import atomic_write_json, default_device, set_seed, read_json, folder_path
 from .data import get_dls
 from .models import get_model, load_model, save_model, count_params, as_classifier
 from .kd import train_classifier, distill, evaluate
@@ -43,10 +43,7 @@ def write_record(run:str|Path, # the run folder
 
 def start_run(run:str|Path) -> Path:
     "Create the run folder and remove the record of an earlier run there: until this run's record is written, the folder holds no finished run."
-    run = Path(run)
-    if run.exists() and not run.is_dir():
-        raise ValueError(f'{run} is a file, not a folder: a run folder keeps weights, log and record; give a folder, '
-                         f'or a path with nothing there yet (--run on the command line)')
+    run = folder_path(run, 'a run folder keeps weights, log and record', '--run')
     run.mkdir(parents=True, exist_ok=True)
     (run/'record.json').unlink(missing_ok=True)
     return run

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json,
+from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json, folder_path,
                        tensor_checksum, _json_default, maybe_progress)
 from .hooks import Hooks, last_linear_name
 from .distributed import across_ranks
@@ -415,11 +415,7 @@ def recording_preset(preset:str|None):
 
 def check_set_folder(path:str|Path) -> Path:
     "`path` as the folder of a transfer set: an existing folder, or a path with nothing there yet; a file is refused."
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f'{path} is a file, not a folder: a transfer set is a folder of shards and a manifest; give a folder, '
-                         f'or a path with nothing there yet (--out on the command line)')
-    return path
+    return folder_path(path, 'a transfer set is a folder of shards and a manifest', '--out')
 
 def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
                        path:str|Path, # folder of the transfer set (created if missing)
