@@ -13,7 +13,7 @@ from pathlib import Path
 
 # %% ../nbs/92_prose_numbers.ipynb #2249301a
 _not_prose = [re.compile(p, re.S) for p in (r'```.*?```', r'`[^`\n]*`', r'\$\$.*?\$\$', r'\$[^$\n]+\$', r'<!--.*?-->')]
-_markup = [re.compile(p) for p in (r'\]\([^)]*\)', r'<[^>\n]+>')]
+_markup = [re.compile(p) for p in (r'(?<=\])\([^)]*\)', r'<[^>\n]+>')]
 def prose_text(md:str, links=False) -> str:
     "Markdown without code blocks, inline code, maths and comments; also without link targets and HTML tags unless `links`."
     for p in _not_prose + ([] if links else _markup): md = p.sub(' ', md)
