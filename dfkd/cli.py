@@ -16,11 +16,11 @@ from fastcore.docments import docments
 from .core import default_device, set_seed
 from .performance import keep_freed_memory
 from .data import DATASETS
-from .models import get_model, load_model, model_names, trusted_architectures, UntrustedArchitecture
+from .models import get_model, load_model, model_names, trusted_architectures, trusted_names, UntrustedArchitecture
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
 from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
 from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
-from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, trusting, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
+from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
 from .benchmark import add_bench_command
 from .dih_cli import add_heads_command, add_distill_methods, add_bench_dih
 
@@ -365,7 +365,7 @@ ARCH_OPTIONS = ('model', 'student')  # options that name an architecture on ever
 def named_architectures(args) -> list[str]:
     "The architectures a command line names (`--trust`, `ARCH_OPTIONS`, `dfkd pipeline --teacher`): model files that record them may be built."
     named = [getattr(args, k, None) for k in ARCH_OPTIONS] + [args.teacher if args.command == 'pipeline' else None]
-    return trusting(getattr(args, 'trust', None), *named)
+    return trusted_names(getattr(args, 'trust', None), *named)
 
 def _run(args):
     with trusted_architectures(named_architectures(args)): return args.func(args)

@@ -17,8 +17,8 @@ from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 __all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock', 'WideResNet', 'VGG',
            'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34', 'densenet', 'model_names',
            'get_model', 'count_params', 'import_factory', 'fingerprint', 'check_fingerprint', 'is_user_architecture',
-           'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header',
-           'load_weights', 'data_record', 'as_classifier', 'load_model']
+           'trusted_names', 'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model',
+           'read_model_header', 'load_weights', 'data_record', 'as_classifier', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -321,12 +321,16 @@ def is_user_architecture(name:str) -> bool:
 
 _TRUSTED = contextvars.ContextVar('dfkd_trusted_architectures', default=frozenset())
 
-def _names(trust) -> frozenset: return frozenset([trust] if isinstance(trust, str) else trust or ())
+def trusted_names(trust:str|Iterable[str]|None, # architectures the user trusts: one name or several
+                  *named:str|None # architectures a run is given by name (a teacher, a student); `None`s are dropped
+                  ) -> list[str]:
+    "The architectures a run may build from model files, sorted (a record's JSON keeps them): those `trust` names and those the run is given by name."
+    return sorted(set([trust] if isinstance(trust, str) else trust or ()) | {n for n in named if n})
 
 @contextmanager
 def trusted_architectures(trust:str|Iterable[str]|None):
     "Within this block `load_model` also builds the architectures `trust` names (the command line opens one for the architectures its options name)."
-    token = _TRUSTED.set(_TRUSTED.get() | _names(trust))
+    token = _TRUSTED.set(_TRUSTED.get() | frozenset(trusted_names(trust)))
     try: yield
     finally: _TRUSTED.reset(token)
 
@@ -341,7 +345,7 @@ def check_trusted(name:str, # the architecture a model file records
                   path, # the file, for the message
                   trust:str|Iterable[str]|None=None): # the architectures the user named
     "Refuse architecture `name` from `path` when it is code from outside the zoo and torchvision that neither `trust` nor an enclosing `trusted_architectures` names; only the name is read."
-    if is_user_architecture(name) and name not in _names(trust) | _TRUSTED.get(): raise UntrustedArchitecture(path, name)
+    if is_user_architecture(name) and name not in {*trusted_names(trust), *_TRUSTED.get()}: raise UntrustedArchitecture(path, name)
 
 # %% ../nbs/02_models.ipynb #b65641d3
 def _describe(cfg, arch):

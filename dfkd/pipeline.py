@@ -14,7 +14,7 @@ from fastai.callback.progress import CSVLogger
 import dfkd
 from .core import atomic_write_json, default_device, set_seed, read_json, folder_path
 from .data import get_dls
-from .models import get_model, load_model, save_model, count_params, as_classifier
+from .models import get_model, load_model, save_model, count_params, as_classifier, trusted_names
 from .kd import train_classifier, distill, evaluate
 from .metadata import record_metadata, load_metadata
 from .synthesis import TransferSet, transfer_dls, recording_preset
@@ -23,9 +23,9 @@ from .methods import get_method, method_names, method_transfer_set
 from .benchmark import BenchConfig
 
 # %% auto #0
-__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'trusting',
-           'default_lr', 'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model',
-           'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
+__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
+           'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model', 'distill_run',
+           'reference_epochs', 'student_temperature', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder
@@ -48,9 +48,6 @@ def start_run(run:str|Path) -> Path:
     (run/'record.json').unlink(missing_ok=True)
     return run
 
-def trusting(trust, *named) -> list:
-    "The architectures a run may build from model files: those `trust` names (one or several) and those the run is given by name (`None`s dropped)."
-    return ([trust] if isinstance(trust, str) else list(trust or ())) + [n for n in named if n]
 
 def default_lr(model:str, lr:float|None=None) -> float:
     "The peak learning rate: `lr` if given, else 1e-3 for the Hinton MLPs and 1e-2 for everything else."
@@ -149,7 +146,7 @@ def distill_run(run:str|Path, # the run folder
     "Distil the saved `teacher` into a new `student` with Hinton KD; save weights, log and record in `run`; return the record."
     settings, t0 = dict(locals()), time.time()
     if not Path(teacher).exists(): raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
-    net_t = load_model(teacher, device=default_device(), trust=trusting(trust, student))
+    net_t = load_model(teacher, device=default_device(), trust=trusted_names(trust, student))
     dataset, size = teacher_data(net_t, dataset, size)
     if alpha is None: alpha = 1. if transfer_set else 0.9
     ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
@@ -268,7 +265,7 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
     lr, shift = default_lr(student, lr), 0 if spec.online else shift
     run = Path(run)
     teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
-    trust = trusting(trust, teacher, student)
+    trust = trusted_names(trust, teacher, student)
     net_t = load_model(teacher_w, device=default_device(), trust=trust)
     _check_named(teacher, net_t, teacher_w)
     dataset, size = teacher_data(net_t, dataset, size)
