@@ -22,7 +22,8 @@ __all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'BUILTIN_MODULES', 'MethodSpec', 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
 NEEDS = ('metadata', 'student', 'bn')
-RECIPE_KEYS = ('student_T',) # preset keys that set the student's recipe rather than the method's settings
+RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule', 'student_eta_min',
+               'student_bs') # preset keys that set the student's recipe rather than the method's settings
 
 @dataclass
 class MethodSpec:
