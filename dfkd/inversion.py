@@ -17,10 +17,10 @@ from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, 
                             read_manifest, verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers', 'bn_gaps',
-           'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
+__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers',
+           'bn_gaps', 'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
            'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence',
-           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
+           'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -174,13 +174,26 @@ def js_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., eps:
     log_m = (0.5 * (p + q)).log()
     return 0.5 * (F.kl_div(log_m, p, reduction='batchmean') + F.kl_div(log_m, q, reduction='batchmean'))
 
+def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:float=0.01, hi:float=0.99) -> torch.Tensor:
+    "ADI's divergence in the authors' form: ½[KL(M‖P) + KL(M‖Q)], with M = (P+Q)/2 taken before P, Q and M are clamped to [`lo`, `hi`]; batch mean."
+    p = F.softmax(p_logits.float() / T, 1); q = F.softmax(q_logits.float() / T, 1)
+    m = (0.5 * (p + q)).clamp(lo, hi)  # from the unclamped P and Q, and not renormalised after its clamp
+    p, q = p.clamp(lo, hi), q.clamp(lo, hi)
+    return 0.5 * (F.kl_div(p.log(), m, reduction='batchmean') + F.kl_div(q.log(), m, reduction='batchmean'))
+
+COMPETITION_FORMS = dict(authors=adi_divergence, js=js_divergence)
+
 class CompetitionTerm(StudentTerm):
-    "ADI's competition: 1 − JS(teacher, student) at temperature `T`, so images move to where the two disagree."
+    "ADI's competition: 1 − D(teacher, student) at temperature `T`, so images move to where the two disagree; D is `adi_divergence` (`form='authors'`) or `js_divergence` ('js')."
     name = 'competition'
     def __init__(self, student:nn.Module, # the live student (trained between synthesis rounds)
-                 weight:float=1., T:float=3., name:str|None=None):
-        super().__init__(student, weight, name); self.T = T
-    def __call__(self, ctx): return 1. - js_divergence(ctx.logits, self.student(ctx.x), self.T).clamp(0., 1.)
+                 weight:float=1., T:float=3.,
+                 form:str='authors', # 'authors': NVlabs/DeepInversion's clamped divergence; 'js': the Jensen–Shannon divergence
+                 name:str|None=None):
+        if form not in COMPETITION_FORMS: raise ValueError(f"form must be 'authors' (NVlabs/DeepInversion's divergence) or 'js' (Jensen–Shannon), got {form!r}")
+        super().__init__(student, weight, name); self.T, self.form, self.divergence = T, form, COMPETITION_FORMS[form]
+    def __call__(self, ctx): return 1. - self.divergence(ctx.logits, self.student(ctx.x), self.T).clamp(0., 1.)
+
 
 # %% ../nbs/12_inversion.ipynb #eef32450
 class RoundsTransferSet(TransferSet):
