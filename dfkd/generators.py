@@ -23,10 +23,11 @@ from .viz import image_grid
 
 # %% auto #0
 __all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'random_crop_flip',
-           'GeneratorParametrization', 'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'reset_first_layer',
-           'MetaGeneratorSynthesizer', 'term_gradient_norm', 'LatentDataLoader', 'generator_dls', 'RingBuffer',
-           'OnlineSynthesisCallback', 'train_online', 'GeneratorSettings', 'PooledStudentSettings', 'online_trainer',
-           'GeneratorSampler', 'generator_transfer_set', 'show_generated']
+           'black_value', 'pool_crop_flip', 'term_optimizers', 'GeneratorParametrization', 'GeneratorSynthesizer',
+           'MetaGeneratorParametrization', 'reset_first_layer', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
+           'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
+           'GeneratorSettings', 'PooledStudentSettings', 'online_trainer', 'GeneratorSampler', 'generator_transfer_set',
+           'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663
 class Generator(nn.Module):
@@ -113,10 +114,44 @@ def random_crop_flip(x:torch.Tensor, generator:torch.Generator, padding:int=4) -
     "RandomCrop(padding) + horizontal flip with probability 1/2, drawn per image (CMI's global view, FastDFKD's augmentation)."
     return random_shift(x, padding, flip=True, generator=generator)
 
+# %% ../nbs/13_generators.ipynb #4611bbee
+def black_value(generator:nn.Module) -> torch.Tensor:
+    "A black pixel in the generator's normalised output space, (0 - mean) / std per channel, shape (1, C, 1, 1); 0 for a generator without a normalisation."
+    g = generator.members[0] if isinstance(generator, GeneratorEnsemble) else generator
+    mean, std = getattr(g, 'mean', None), getattr(g, 'std', None)
+    if mean is None or std is None: return torch.zeros(1, 1, 1, 1)
+    return (0. - mean) / std
+
+def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
+                   generator:torch.Generator, # seeds the crops and flips
+                   fill=0., # the border's value: a number, or one per channel (e.g. `black_value(G)`)
+                   padding:int=4) -> torch.Tensor:
+    "torchvision's RandomCrop(padding) with a constant border, then a horizontal flip with probability 1/2, drawn per image: the training transform of the authors' pools."
+    if x.dim() != 4: raise ValueError(f'pool_crop_flip needs images (N, C, H, W), got a batch of shape {tuple(x.shape)}')
+    (n, c, h, w), p, dev = x.shape, padding, x.device
+    fill = torch.as_tensor(fill, dtype=x.dtype).to(dev).reshape(1, -1, 1, 1)
+    xp = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
+    xp[..., p:p + h, p:p + w] = x
+    off = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(dev)   # the crop's top-left corner, as RandomCrop draws it
+    rows, cols = off[0][:, None] + torch.arange(h, device=dev), off[1][:, None] + torch.arange(w, device=dev)
+    out = xp[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    mirror = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    return torch.where(mirror[:, None, None, None], out.flip(-1), out).contiguous()
+
+
 # %% ../nbs/13_generators.ipynb #ad549730
 def _reset_parameters(module:nn.Module):
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
+
+def term_optimizers(terms) -> list:
+    "The optimisers loss terms keep for their own parameters (a term's `optimizer`, e.g. CMI's projection head): stepped with every step of every round."
+    return [o for t in terms if (o := getattr(t, 'optimizer', None)) is not None]
+
+def _without(params, optimizers) -> list:
+    "`params` less those one of `optimizers` already steps."
+    own = {id(p) for o in optimizers for g in o.param_groups for p in g['params']}
+    return [p for p in params if id(p) not in own]
 
 class GeneratorParametrization:
     "Images `G(z)` of a generator trained across rounds; each round draws fresh latents (optionally optimised too)."
@@ -126,6 +161,7 @@ class GeneratorParametrization:
                  reset:bool=False): # re-initialise the generator at the start of every round
         self.generator, self.optimize_latent, self.lr_latent, self.reset = generator, optimize_latent, lr_latent, reset
         self.img_shape, self.nz, self.opt, self.net = tuple(generator.img_shape), generator.nz, None, generator
+        self.terms = ()  # the synthesizer's loss terms (`GeneratorSynthesizer` sets them): their own optimisers join every round's
     def latent_optimizers(self, ctx, schedule) -> list:
         "A fresh Adam for this round's latents when they are optimised (new latents every round)."
         if not self.optimize_latent: return []
@@ -134,9 +170,10 @@ class GeneratorParametrization:
     def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
         self.generator.to(ctx.device).train()
         if self.reset: _reset_parameters(self.generator); self.opt = None
-        if self.opt is None: self.opt = schedule.optimizer(list(self.generator.parameters()) + list(extra_params))
+        own = term_optimizers(self.terms)
+        if self.opt is None: self.opt = schedule.optimizer(list(self.generator.parameters()) + _without(extra_params, own))
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
-        return [self.opt] + self.latent_optimizers(ctx, schedule)
+        return [self.opt] + self.latent_optimizers(ctx, schedule) + own
     def images(self, ctx) -> torch.Tensor:
         ctx.images = self.net(ctx.z)  # before the synthesizer's augmentation: CMI draws a second view from them
         return ctx.images
@@ -152,7 +189,7 @@ class GeneratorSynthesizer(Synthesizer):
                  generator:nn.Module, # maps (B, nz) latents to images in the teacher's input space; has `nz`
                  terms:Iterable[LossTerm], # loss terms with their weights
                  lr:float=1e-3, # Adam learning rate of the generator
-                 betas=(0.5, 0.999), # Adam betas (DCGAN's)
+                 betas=(0.5, 0.999), # Adam betas of the generator and the latents (DCGAN's)
                  steps:int=1, # optimisation steps per round (`update` call)
                  optimize_latent:bool=False, # also optimise the round's latents
                  lr_latent:float|None=None, # learning rate of the latents; `None` uses `lr`
@@ -167,6 +204,7 @@ class GeneratorSynthesizer(Synthesizer):
         super().__init__(teacher, terms, param, Schedule(steps, lr, betas, score_last=False), augment=augment,
                          targets='random' if targets else 'teacher', n_classes=n_classes, callbacks=callbacks,
                          keep_history='all', seed=seed, device=device)
+        self.param.terms = self.terms
     @property
     def generator(self) -> nn.Module: return self.param.generator
     @property
@@ -195,7 +233,8 @@ class MetaGeneratorParametrization(GeneratorParametrization):
             self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr or schedule.iterations * schedule.lr, betas=schedule.betas)
         self.net, self.grad_sum = copy.deepcopy(base), None                 # theta' <- theta
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
-        return [schedule.optimizer(list(self.net.parameters()) + list(extra_params))] + self.latent_optimizers(ctx, schedule)
+        own = term_optimizers(self.terms)
+        return [schedule.optimizer(list(self.net.parameters()) + _without(extra_params, own))] + self.latent_optimizers(ctx, schedule) + own
     @torch.no_grad()
     def after_step(self, ctx):
         if self.meta != 'fomaml': return
@@ -215,11 +254,15 @@ class MetaGeneratorParametrization(GeneratorParametrization):
     def settings(self) -> dict:
         return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr, reset_first_layer_at=self.reset_first_layer_at)
 
-def reset_first_layer(generator:nn.Module):
-    "Re-initialise the generator's first weighted layer (the latent projection) as Fast-Datafree's `reset_l0` does: weights N(0, 0.02), bias 0."
+def reset_first_layer(generator:nn.Module,
+                      bn:bool=True): # also the first BatchNorm (Fast-Datafree's `conv_blocks.0`, here `body[0]`)
+    "Fast-Datafree's `reset_l0`: the first weighted layer (the latent projection) and the BatchNorm after it get weights N(0, 0.02) and bias 0; running statistics stay."
     layer = next(m for m in generator.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)))
-    nn.init.normal_(layer.weight, 0., 0.02)
-    if layer.bias is not None: nn.init.zeros_(layer.bias)
+    norm = next((m for m in generator.modules() if isinstance(m, nn.BatchNorm2d) and m.affine), None) if bn else None
+    for m in (layer, norm):
+        if m is None: continue
+        nn.init.normal_(m.weight, 0., 0.02)   # the BN scale too: centred on 0, not on 1
+        if m.bias is not None: nn.init.zeros_(m.bias)
 
 def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
                              meta:str='fomaml', meta_lr:float|None=None, # the meta update (see `MetaGeneratorParametrization`)
@@ -302,8 +345,12 @@ class OnlineSynthesisCallback(Callback):
     def __init__(self, synthesizer:GeneratorSynthesizer, # trains the generator
                  student_steps:int=1, # student steps per synthesis round (k)
                  pool_size:int|None=None, # train on a pool of the rounds' images instead of fresh G(z)
-                 warmup:int=0): # rounds the generator plays alone before the student's first step (FastDFKD)
+                 warmup:int=0, # rounds the generator plays alone before the student's first step (FastDFKD)
+                 pool_augment:str|None=None): # 'crop_flip': each pool draw through `pool_crop_flip` with a black border; `None`: as stored
+        if pool_augment not in (None, 'crop_flip'): raise ValueError(f"pool_augment must be None or 'crop_flip', got {pool_augment!r}")
+        if pool_augment and not pool_size: raise ValueError('pool_augment augments the draws from the image pool: give pool_size too')
         self.synthesizer, self.student_steps, self.pool_size, self.warmup = synthesizer, student_steps, pool_size, warmup
+        self.pool_augment = pool_augment
 
     def before_fit(self):
         check_teacher_student(self.synthesizer.teacher, self.learn.model)
@@ -321,7 +368,11 @@ class OnlineSynthesisCallback(Callback):
             for _ in range(self.warmup): self.synthesis_round(len(z))
         if self.count % self.student_steps == 0: self.synthesis_round(len(z))
         self.count += 1
-        x = self.image_pool.sample(len(z)) if self.image_pool is not None else self.synthesizer.sample(z=z)
+        if self.image_pool is None: x = self.synthesizer.sample(z=z)
+        else:
+            x = self.image_pool.sample(len(z))
+            # the pool's own stream draws the crops too, so each process of a shared game (`16_distributed`) draws its own
+            if self.pool_augment: x = pool_crop_flip(x, self.image_pool.rng, black_value(self.synthesizer.generator))
         with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: logits = teacher(x).float()
         # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher again;
         # the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses it)
@@ -341,6 +392,7 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
                  T:float=4., # distillation temperature
                  student_steps:int=1, # student steps per generator round
                  pool_size:int|None=None, # train on a pool of synthesised images (CMI, FastDFKD)
+                 pool_augment:str|None=None, # 'crop_flip': the pool's draws through the CIFAR training transform (`pool_crop_flip`)
                  warmup:int=0, # generator rounds before the student's first step (FastDFKD)
                  seed:int|None=0, show:bool=True, cbs=None,
                  **distill_kwargs): # passed to `DistillCallback` (e.g. feature_loss, student_layers, beta)
@@ -348,7 +400,7 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
     check_teacher_student(teacher, student)
     if synthesizer.teacher is not teacher: raise ValueError('the synthesizer was built for another teacher')
     dls = generator_dls(valid, n_batches=n_batches, bs=bs, nz=synthesizer.nz, seed=seed or 0)
-    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size, warmup=warmup)
+    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size, warmup=warmup, pool_augment=pool_augment)
     learn = distill(student, teacher, dls, epochs=epochs, lr=lr, T=T, alpha=1., cbs=[cb] + list(cbs or []), seed=seed,
                     show=show, **distill_kwargs)
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synthesizer, synthesizer.seconds, cb
@@ -361,6 +413,7 @@ class GeneratorSettings:
     nz:int = 100 # latent dimension
     ngf:int = 16 # generator width (channels of its last feature map)
     output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BatchNorm, DAFL's and ZSKT's)
+    betas:tuple = (0.5, 0.999) # Adam betas of the generator and its latents (DCGAN's)
 
 @dataclass
 class PooledStudentSettings(GeneratorSettings):
@@ -368,13 +421,14 @@ class PooledStudentSettings(GeneratorSettings):
     student_steps:int = 5 # student steps (on pool samples) per synthesis round
     pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
     T:float = 4. # the student's distillation temperature
+    pool_augment:str|None = None # 'crop_flip': the student and the teacher see each pool draw through the CIFAR training transform (crop with a black 4-pixel border, flip); `None`: as stored
 
 # %% ../nbs/13_generators.ipynb #9205b6b4
 def online_trainer(build:Callable, # the method's synthesizer builder: (teacher, img_shape, stats, settings, student=, seed=) -> synthesizer
                    settings_type:type, # the method's settings dataclass (its defaults when `settings` is None)
                    distill_kwargs:Callable|None=None # (teacher, student, dls, settings) -> extra `DistillCallback` arguments
                   ) -> Callable:
-    "The registry's `train` builder of an online method: its synthesizer, then `train_online` with the settings' `T`, `student_steps`, `pool_size`."
+    "The registry's `train` builder of an online method: its synthesizer, then `train_online` with the settings' `T`, `student_steps`, `pool_size`, `pool_augment`."
     def train(teacher:nn.Module, student:nn.Module, dls, settings=None, epochs:int=3, n_batches:int=50, bs:int=64,
               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
         "Train `student` from `teacher` inside the method's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
@@ -384,6 +438,7 @@ def online_trainer(build:Callable, # the method's synthesizer builder: (teacher,
         extra = distill_kwargs(teacher, student, dls, s) if distill_kwargs is not None else {}
         return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
                             student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), warmup=getattr(s, 'warmup', 0),
+                            pool_augment=getattr(s, 'pool_augment', None),
                             seed=seed, show=show, cbs=cbs, **extra)
     train.__doc__ = f"Train `student` from `teacher` with the game of `{build.__name__}`; returns the fastai `Learner`."
     return train
