@@ -89,8 +89,9 @@ DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR'
 @dataclass
 class ADISettings(DeepInversionSettings):
     "Adaptive DeepInversion: DeepInversion's settings, the competition with the student, and the student's rounds."
-    competition:float = 1. # λ_comp: weight of 1 − JS(teacher, student)
-    competition_T:float = 3. # temperature of the JS divergence
+    competition:float = 1. # λ_comp: weight of 1 − D(teacher, student)
+    competition_T:float = 3. # temperature of the divergence
+    competition_form:str = 'authors' # D: 'authors', NVlabs/DeepInversion's clamped divergence; 'js', the Jensen–Shannon divergence (`12_inversion`)
     rounds:int = 2 # synthesis rounds, each followed by training the student
     epochs_per_round:int = 4 # student epochs after each round
     distill_lr:float = 1e-2 # the student's learning rate in its rounds
@@ -99,15 +100,17 @@ class ADISettings(DeepInversionSettings):
 
 ADI_DEFAULTS = asdict(ADISettings())
 # DeepInversion's paper settings plus the authors' competition: weight 0.2 in their example command (NVlabs/DeepInversion README,
-# --adi_scale 0.2), Jensen-Shannon at T = 3 (deepinversion.py); the student's rounds keep our defaults (their CIFAR loop is not published)
-ADI_PAPER = dict(DEEPINVERSION_PAPER, competition=0.2, competition_T=3.)
+# --adi_scale 0.2), their clamped divergence at T = 3 (deepinversion.py 299-311); the student's rounds keep our defaults (their CIFAR loop is
+# not published)
+ADI_PAPER = dict(DEEPINVERSION_PAPER, competition=0.2, competition_T=3., competition_form='authors')
 
 def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None, device=None,
                     **overrides) -> Synthesizer:
     "A DeepInversion `Synthesizer` plus the competition term with the live `student`."
     s = ADI.make_settings(settings, **overrides)
     di = {f.name: getattr(s, f.name) for f in fields(DeepInversionSettings)}
-    return deepinversion_synthesizer(teacher, img_shape, stats, di, device=device, extra_terms=[CompetitionTerm(student, s.competition, s.competition_T)])
+    return deepinversion_synthesizer(teacher, img_shape, stats, di, device=device,
+                                     extra_terms=[CompetitionTerm(student, s.competition, s.competition_T, form=s.competition_form)])
 
 def adi_transfer_set(teacher:nn.Module, student:nn.Module, # the student is trained in place between rounds
                      path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=50,
