@@ -55,8 +55,11 @@ class ContrastiveTerm(LossTerm):
                  dim:int=256, hidden:int|None=None, # projection head: output width, hidden width (`None`: the feature width, as Fast-Datafree)
                  feature_layers:list[str]|None=None, # teacher modules whose channel means are the features; `None`: BN layers
                  crop_scale=(0.25, 1.), # area fraction of the local view's crop
+                 lr:float=1e-3, # learning rate of the head's own Adam
+                 head_optimizer:str='persistent', # 'persistent': the head's own Adam (default betas), kept across rounds; 'per_round': in the generator's optimiser
                  name:str|None=None):
         super().__init__(weight, name)
+        if head_optimizer not in ('persistent', 'per_round'): raise ValueError(f"head_optimizer must be 'persistent' or 'per_round', got {head_optimizer!r}")
         self.names = list(feature_layers or bn_layer_names(teacher))
         if not self.names: raise ValueError('the contrastive term needs feature layers; the teacher has no BatchNorm layer, pass feature_layers=[...]')
         was = teacher.training; teacher.eval()
@@ -66,11 +69,14 @@ class ContrastiveTerm(LossTerm):
         teacher.train(was)
         hidden = hidden or n_features
         self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        # the engine steps a term's own optimiser at every step of every round, and leaves its parameters out of the generator's
+        self.head_optimizer = head_optimizer
+        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr) if head_optimizer == 'persistent' else None
         self.T, self.crop_scale, self.n_negatives, self.bank = T, crop_scale, n_negatives, RingBuffer(bank_size)
         self.features = self.best = None; self.best_loss = math.inf
     @property
     def layers(self): return self.names
-    def parameters(self): return list(self.head.parameters())  # the engine optimises them with the generator
+    def parameters(self): return list(self.head.parameters())  # trained by `optimizer` (else with the generator); a shared game keeps them equal
     def to(self, device): self.head.to(device); self.bank.to(device); return self
     def embed(self, f): return F.normalize(self.head(f), dim=1)
     def row_losses(self, f_local:torch.Tensor, f_global:torch.Tensor) -> torch.Tensor:
@@ -111,7 +117,7 @@ class ContrastiveTerm(LossTerm):
 class CMISettings(PooledStudentSettings):
     "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and (from `PooledStudentSettings`) how the student learns."
     g_steps:int = 30 # optimisation steps per round (the generator is reset every round)
-    lr_g:float = 1e-2 # Adam learning rate of the generator and the projection head
+    lr_g:float = 1e-2 # Adam learning rate of the generator, the latents (unless `lr_z`) and the projection head
     lr_z:float|None = None # Adam learning rate of the latents; `None` is `lr_g`
     ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
     bn:float = 1. # lambda_bn, weight of the BN-statistics term
@@ -120,15 +126,17 @@ class CMISettings(PooledStudentSettings):
     cr_T:float = 0.2 # tau, temperature of the contrastive logits
     bank_size:int = 4096 # memory bank capacity (rows of [local, global] features)
     n_negatives:int = 4096 # bank rows one loss sees at most
+    head_optimizer:str = 'persistent' # 'persistent': the head's own Adam, kept across rounds (the authors'); 'per_round': in the generator's
 
 def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMISettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms, on the global view."
     s = settings or CMISettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size, n_negatives=s.n_negatives)
+    contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size, n_negatives=s.n_negatives,
+                                  lr=s.lr_g, head_optimizer=s.head_optimizer)
     terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True), contrastive]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
                                 reset=True, targets=True, augment=random_crop_flip, seed=seed, device=device,
                                 callbacks=[contrastive])  # it listens for the round's best step
 
@@ -143,5 +151,8 @@ register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, 
                     notebook='27_cmi',
                     presets={'paper': dict(g_steps=200, lr_g=1e-3, ce=1., bn=1., adversarial=0.5, contrastive=0.8, cr_T=0.2,  # scripts/cmi_cifar.sh
                                            bank_size=40960, n_negatives=4096, nz=256, ngf=64,                     # datafree_kd.py, method cmi
-                                           student_steps=400, pool_size=200 * 256, T=20.),                        # kd_steps 400, 200 epochs x 256, --T 20
+                                           student_steps=400, pool_size=200 * 256, T=20., pool_augment='crop_flip',  # kd_steps 400, 200 epochs x 256, --T 20; registry.py
+                                           student_T=20., student_opt='sgd', student_lr=0.1, student_mom=0.9,       # the student: zju-vipa/CMI datafree_kd.py 287-290,
+                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=0.,          # scripts/cmi/cmi_cifar10.sh
+                                           student_bs=256),
                              'small': dict(g_steps=10, student_steps=5)}));                                        # the small run, 27_cmi
