@@ -57,7 +57,7 @@ class FastDFKDSettings(PooledStudentSettings):
     bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
     augment:bool = False # show the teacher and student a random crop (padding 4) + flip of each image
     warmup:int = 0 # rounds before the student's first step, with the adversarial term off
-    reset_l0:int|None = None # round at whose start the generator's first layer is re-initialised; `None`: never
+    reset_l0:int|None = None # round at whose start the generator's latent projection and first BatchNorm are re-initialised; `None`: never
 
 def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:FastDFKDSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
@@ -66,7 +66,7 @@ def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, setting
     generator = Generator.from_settings(img_shape, stats, s)
     terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum),
              AdversarialTerm(student, s.adversarial, where_agree=True, start_round=s.warmup)]
-    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, steps=s.g_steps,
+    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, betas=s.betas, steps=s.g_steps,
                                     lr_latent=s.lr_z, reset_first_layer_at=s.reset_l0, targets=True,
                                     augment=random_crop_flip if s.augment else None, seed=seed, device=device)
 
@@ -81,5 +81,8 @@ register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDS
                     notebook='28_fastdfkd',
                     presets={'paper': dict(meta='fomaml', g_steps=5, lr_g=3e-3, lr_z=1e-2, bn=10., ce=0.4, adversarial=1.1,   # scripts/fast_cifar.sh, wrn-5
                                            bn_momentum=0.9, warmup=20, reset_l0=120 + 20 - 1, augment=True,              # --warmup 20 --reset_l0 1: fast_meta.py resets at its 140th round
-                                           nz=256, ngf=64, student_steps=400, pool_size=220 * 256, T=20.),               # datafree_kd.py; --kd_steps 400 --epochs 220 --T 20
+                                           nz=256, ngf=64, student_steps=400, pool_size=220 * 256, T=20.,                # datafree_kd.py; --kd_steps 400 --epochs 220 --T 20
+                                           pool_augment='crop_flip',                                                     # fast_meta.py 182, registry.py
+                                           student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9,           # the student: --lr 0.2, datafree_kd.py 322-324
+                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=2e-4, student_bs=256),
                              'small': dict(student_steps=4, meta='reptile')}));                                           # the small run, 28_fastdfkd
