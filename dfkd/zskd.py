@@ -14,8 +14,10 @@ from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, bu
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['ZSKD_DEFAULTS', 'ZSKD_PAPER', 'zskd_transfer_set', 'ZSKD', 'classifier_layers', 'final_layer_weight',
-           'class_similarity', 'dirichlet_targets', 'DirichletTargetTerm', 'ZSKDSettings', 'zskd_synthesizer']
+__all__ = ['CONCENTRATIONS', 'IMPRESSION_INITS', 'IMPRESSION_RESCALES', 'ZSKD_DEFAULTS', 'ZSKD_STUDENT', 'ZSKD_PAPER',
+           'ZSKD_AUTHORS', 'zskd_transfer_set', 'ZSKD', 'classifier_layers', 'final_layer_weight', 'class_similarity',
+           'dirichlet_concentration', 'dirichlet_targets', 'DirichletTargetTerm', 'ImpressionPixels', 'ZSKDSettings',
+           'zskd_synthesizer']
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
 def classifier_layers(teacher:nn.Module, n_classes:int|None=None) -> list[str]:
@@ -43,14 +45,31 @@ def class_similarity(teacher:nn.Module, # any classifier
     return (cos - lo) / (hi - lo).clamp_min(1e-12)
 
 # %% ../nbs/21_zskd.ipynb #e3c7ba10
+CONCENTRATIONS = ('scaled', 'authors')
+
+def dirichlet_concentration(similarity:torch.Tensor, # (classes, classes) from `class_similarity`
+                            y:torch.Tensor, # class of each image
+                            betas=(1., 0.1), # concentration scales, alternated over the batch ('scaled' only)
+                            floor:float=1e-3, # smallest concentration ('scaled' only)
+                            concentration:str='scaled' # 'scaled': β_i · s_{y_i}, floored; 'authors': minmax(s_{y_i}) + 1e-4, whatever β
+                           ) -> torch.Tensor:
+    "The concentration of each image's Dirichlet: (batch, classes)."
+    if concentration not in CONCENTRATIONS: raise ValueError(f'concentration must be one of {CONCENTRATIONS}, got {concentration!r}')
+    rows = similarity.float().cpu()[y.cpu()]
+    if concentration == 'authors':  # generateDirch: each row min-max normalised, times scale 1 (its only call), plus 1e-4
+        lo, hi = rows.min(1, keepdim=True).values, rows.max(1, keepdim=True).values
+        return (rows - lo) / (hi - lo).clamp_min(1e-12) + 1e-4
+    beta = torch.tensor([betas[i % len(betas)] for i in range(len(y))], dtype=torch.float).unsqueeze(1)
+    return (beta * rows).clamp_min(floor)
+
 def dirichlet_targets(similarity:torch.Tensor, # (classes, classes) from `class_similarity`
                       y:torch.Tensor, # class of each image
                       betas=(1., 0.1), # concentration scales, alternated over the batch
                       generator:torch.Generator|None=None, # seeds the draw
-                      floor:float=1e-3) -> torch.Tensor: # smallest concentration
-    "Soft targets y_i ~ Dir(β_i · s_{y_i}) with β_i = betas[i % len(betas)]: (batch, classes)."
-    beta = torch.tensor([betas[i % len(betas)] for i in range(len(y))], dtype=torch.float).unsqueeze(1)
-    conc = (beta * similarity.float().cpu()[y.cpu()]).clamp_min(floor)
+                      floor:float=1e-3, # smallest concentration
+                      concentration:str='scaled') -> torch.Tensor: # see `dirichlet_concentration`
+    "Soft targets y_i ~ Dir(β_i · s_{y_i}) with β_i = betas[i % len(betas)] (or the authors' concentration): (batch, classes)."
+    conc = dirichlet_concentration(similarity, y, betas, floor, concentration)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else None
     with torch.random.fork_rng(devices=[]):
         if seed is not None: torch.manual_seed(seed)
@@ -62,11 +81,12 @@ class DirichletTargetTerm(LossTerm):
     def __init__(self, similarity:torch.Tensor, # from `class_similarity`
                  betas=(1., 0.1), # the two concentration scales of the paper
                  T:float=20., # temperature of the teacher's softmax
-                 floor:float=1e-3, weight:float=1., name:str|None=None):
+                 floor:float=1e-3, weight:float=1., name:str|None=None,
+                 concentration:str='scaled'): # see `dirichlet_concentration`
         super().__init__(weight, name)
-        self.similarity, self.betas, self.T, self.floor = similarity, tuple(betas), T, floor
+        self.similarity, self.betas, self.T, self.floor, self.concentration = similarity, tuple(betas), T, floor, concentration
     def begin_batch(self, ctx):
-        ctx.state[self.name] = dirichlet_targets(self.similarity, ctx.y, self.betas, ctx.generator, self.floor).to(ctx.device)
+        ctx.state[self.name] = dirichlet_targets(self.similarity, ctx.y, self.betas, ctx.generator, self.floor, self.concentration).to(ctx.device)
     def __call__(self, ctx):
         if ctx.logits.shape[1] != len(self.similarity):  # the similarity came from a layer that is not the classifier
             raise ValueError(f'the class similarity has {len(self.similarity)} rows but the teacher has {ctx.logits.shape[1]} classes: build it '
@@ -74,6 +94,38 @@ class DirichletTargetTerm(LossTerm):
         return -(ctx.state[self.name] * F.log_softmax(ctx.logits.float() / self.T, 1)).sum(1).mean()
 
 # %% ../nbs/21_zskd.ipynb #dd392f09
+IMPRESSION_INITS = ('normal', 'uniform')
+IMPRESSION_RESCALES = ('clamp', 'minmax')
+
+class ImpressionPixels(PixelParametrization):
+    "Pixels started as N(0, 1) in the normalised input space or U[0, 1] in pixel units, and kept in range after every step by a clamp to the image of [0, 1] or by a min-max rescale of the whole batch to [0, 1] in pixel units."
+    def __init__(self, img_shape, # (C, H, W) of one image
+                 stats=None, # per-channel (mean, std) of the normalisation; `None`: the input space is pixel space
+                 init:str='normal', # 'normal': N(0, 1) in the normalised space; 'uniform': U[0, 1] in pixel units
+                 rescale:str='clamp'): # 'clamp': clamp to the image of [0, 1] (no clamp for `stats=None`); 'minmax': the batch's min and max mapped to 0 and 1
+        if init not in IMPRESSION_INITS: raise ValueError(f'init must be one of {IMPRESSION_INITS}, got {init!r}')
+        if rescale not in IMPRESSION_RESCALES: raise ValueError(f'rescale must be one of {IMPRESSION_RESCALES}, got {rescale!r}')
+        bounds = PixelParametrization.from_stats(img_shape, stats).bounds if rescale == 'clamp' else None
+        super().__init__(img_shape, bounds=bounds)
+        self.init, self.rescale = init, rescale
+        self.mean, self.std = (torch.as_tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in (stats or ((0.,), (1.,))))
+    def to_pixels(self, x): return x * self.std.to(x.device) + self.mean.to(x.device)
+    def from_pixels(self, p): return (p - self.mean.to(p.device)) / self.std.to(p.device)
+    def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
+        if self.init == 'normal': return super().start_round(ctx, n, schedule, extra_params)
+        u = torch.rand((n,) + self.img_shape, generator=ctx.generator)
+        self.x = self.from_pixels(u).to(ctx.device).requires_grad_(True)
+        return [schedule.optimizer([self.x] + list(extra_params))]
+    @torch.no_grad()
+    def after_step(self, ctx=None):
+        if self.rescale == 'clamp': return super().after_step(ctx)
+        p = self.to_pixels(self.x)  # one min and one max over every image and channel of the batch, as the authors' code takes them
+        lo, hi = p.min(), p.max()
+        self.x.copy_(self.from_pixels((p - lo) / (hi - lo).clamp_min(1e-12)))
+    def settings(self) -> dict:  # the defaults keep the plain parametrisation's record
+        extra = {} if (self.init, self.rescale) == ('normal', 'clamp') else dict(init=self.init, rescale=self.rescale)
+        return {**super().settings(), **extra}
+
 @dataclass
 class ZSKDSettings:
     "ZSKD's settings, with the defaults of our small runs."
@@ -83,11 +135,23 @@ class ZSKDSettings:
     lr:float = 0.05 # initial learning rate
     cosine:bool = True # decay the learning rate to zero along a cosine; `False`: constant, as in the authors' code
     layer:str|None = None # final layer for the class similarity; `None` is the last nn.Linear
+    concentration:str = 'scaled' # 'scaled': Dir(β·s_c), floored at 1e-3; 'authors': Dir(minmax(s_c) + 1e-4), β unused
+    init:str = 'normal' # starting pixels: 'normal' N(0, 1) in the normalised space; 'uniform' U[0, 1] in pixel units
+    rescale:str = 'clamp' # after each step: 'clamp' to the image of [0, 1]; 'minmax' the whole batch to [0, 1] in pixel units
+    def __post_init__(self):
+        for value, valid, name in ((self.concentration, CONCENTRATIONS, 'concentration'), (self.init, IMPRESSION_INITS, 'init'), (self.rescale, IMPRESSION_RESCALES, 'rescale')):
+            if value not in valid: raise ValueError(f'{name} must be one of {valid}, got {value!r}')
 
 ZSKD_DEFAULTS = asdict(ZSKDSettings())
-# vcl-iisc/ZSKD (the authors' code) and Nayak et al. 2019, section 4: β = 1 and 0.1 for half the impressions each, τ = 20,
-# 1,500 Adam steps at a constant 1e-3 per impression; students distilled at temperature 20
-ZSKD_PAPER = dict(betas=(1., 0.1), T=20., iterations=1500, lr=1e-3, cosine=False, student_T=20.)
+# The students of both presets, vcl-iisc/ZSKD model_training/train.py L27-31, L127-132: TF Adam at a constant 1e-3
+# (β1 0.9, no weight decay), batches of 64, distilled at temperature 20
+ZSKD_STUDENT = dict(student_T=20., student_opt='adam', student_lr=1e-3, student_mom=0.9, student_wd=0., student_schedule='constant', student_bs=64)
+# Nayak et al. 2019, section 4: β = 1 and 0.1 for half the impressions each, τ = 20, 1,500 Adam steps at a constant 1e-3
+ZSKD_PAPER = dict(betas=(1., 0.1), T=20., iterations=1500, lr=1e-3, cosine=False, **ZSKD_STUDENT)
+# vcl-iisc/ZSKD di_generation/cifar_10_impressions_alexnet_Dirch.py: generateDirch (L33-43) normalises each row and is called
+# with scale 1 (L129), so both halves draw Dir(minmax(s_c) + 1e-4); images start U[0, 1] in pixels (L61) and the whole batch
+# is min-max rescaled at every step (L63, L135); T 20 (L72), Adam 1e-3 (L26), 1,500 iterations (L24)
+ZSKD_AUTHORS = dict(ZSKD_PAPER, concentration='authors', init='uniform', rescale='minmax')
 
 def zskd_synthesizer(teacher:nn.Module, # any classifier
                      img_shape, # (C, H, W) of the teacher's inputs
@@ -97,8 +161,8 @@ def zskd_synthesizer(teacher:nn.Module, # any classifier
                      device=None, **overrides) -> Synthesizer: # `overrides`: settings by name
     "A `Synthesizer` for ZSKD data impressions."
     s = ZSKD.make_settings(settings, **overrides)
-    term = DirichletTargetTerm(class_similarity(teacher, s.layer), s.betas, s.T)
-    return Synthesizer(teacher, [term], PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=s.cosine),
+    term = DirichletTargetTerm(class_similarity(teacher, s.layer), s.betas, s.T, concentration=s.concentration)
+    return Synthesizer(teacher, [term], ImpressionPixels(img_shape, stats, s.init, s.rescale), Schedule(s.iterations, s.lr, cosine=s.cosine),
                        device=device, log_every=10)
 
 zskd_transfer_set = keyword_transfer_set('zskd')
@@ -106,7 +170,7 @@ zskd_transfer_set = keyword_transfer_set('zskd')
 ZSKD = MethodSpec('zskd', 'inversion', 'Nayak et al. 2019, ICML', ZSKDSettings,
                   synthesizer=zskd_synthesizer, student_T=20.,
                   key_settings=('betas', 'T', 'iterations', 'lr'), notebook='21_zskd',
-                  presets=dict(paper=ZSKD_PAPER, small=dict(ZSKD_DEFAULTS, student_T=20.)))
+                  presets=dict(paper=ZSKD_PAPER, authors=ZSKD_AUTHORS, small=dict(ZSKD_DEFAULTS, student_T=20.)))
 
 # %% ../nbs/21_zskd.ipynb #1d329ec2
 register(ZSKD);
