@@ -37,8 +37,8 @@ def zskt_attention_loss(s_feats, t_feats, **kwargs):
     return total
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
-def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
-    "The last `n` `nn.ReLU` modules of `model` whose output is a feature map (B, C, H, W), H*W > 1; failing that, its last such children."
+def attention_layers(model:nn.Module, img_shape, n:int|None=None) -> list[str]:
+    "The outputs of `model`'s block groups: its top-level `nn.Sequential` children with a feature-map output (B, C, H, W), H*W > 1, when it has two or more; else its `nn.ReLU` modules with one; else its top-level children with one. `n`: keep the last `n`."
     is_map = {}   # output is (B, C, H, W) with more than one position
     named = [(name, m) for name, m in model.named_modules() if name]
     def record(name, o): is_map[name] = isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[-1] * o.shape[-2] > 1
@@ -49,12 +49,14 @@ def attention_layers(model:nn.Module, img_shape, n:int=2) -> list[str]:
     finally:
         for h in hooks: h.remove()
         model.train(was)
+    # exactly nn.Sequential: a stage container, not a layer class built on it (DenseNet's Transition)
+    stages = [name for name, m in model.named_children() if type(m) is nn.Sequential and is_map.get(name)]
     relus = [name for name, m in named if isinstance(m, nn.ReLU) and is_map.get(name)]
-    children = [name for name, _ in model.named_children() if is_map.get(name)]  # e.g. ResNet stages (functional ReLUs)
-    names = relus or children
+    children = [name for name, _ in model.named_children() if is_map.get(name)]
+    names = stages if len(stages) >= 2 else relus or children   # one Sequential holding the whole network (VGG's features) is no stage
     if not names: raise ValueError(f'{type(model).__name__} has no module with a feature-map output; '
                                    'pass student_layers and teacher_layers explicitly')
-    return names[-n:]
+    return names if n is None else names[-n:]
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
 class ZSKTAdversarialTerm(AdversarialTerm):
@@ -105,6 +107,7 @@ class ZSKTSettings(GeneratorSettings):
     "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer, loss form, clipping."
     output:str = 'affine' # generator head: 'affine' (ZSKT's affine BatchNorm, no tanh), 'bn' (tanh + affine-free BatchNorm) or 'tanh'
     lr_g:float = 1e-3 # generator's Adam learning rate
+    betas:tuple = (0.9, 0.999) # generator's Adam betas: PyTorch's default, as the authors' `solver.py` builds it
     adversarial:float = 1. # weight of the generator's -KL(T || S)
     T:float = 1. # temperature of the KL, for the generator and the student alike
     student_steps:int = 10 # n_S: student steps per generator step
@@ -128,7 +131,7 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZS
     s = settings or ZSKTSettings(); _check_form(s)
     generator = ZSKTGenerator(img_shape, s.nz, s.ngf, stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
     term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
-    synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, seed=seed, device=device)
+    synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, betas=s.betas, seed=seed, device=device)
     synth.schedule.clip = s.clip
     return synth
 
@@ -151,7 +154,8 @@ class GeneratorCosine(Callback):
             for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
 
 def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64,
-               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
+               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
+               **recipe): # the student's optimiser and schedule as `distill` takes them (opt, mom, wd, schedule, eta_min): a preset's student recipe
     "Train `student` from `teacher` in ZSKT's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
     s = settings if settings is not None else ZSKTSettings()
     check_teacher_student(teacher, student)
@@ -161,7 +165,7 @@ def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|
     decay = [GeneratorCosine(synth, s.lr_g)] if s.cosine_g else []
     latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
     learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + decay + clip + list(cbs or []), seed=seed,
-                    show=show, **_student_loss(teacher, student, dls.img_shape, s))
+                    show=show, **recipe, **_student_loss(teacher, student, dls.img_shape, s))
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
     return learn
 
@@ -172,9 +176,12 @@ zskt = keyword_trainer('zskt')
 
 # %% ../nbs/25_zskt.ipynb #de9d154b
 ZSKT_PRESETS = {
-    # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN)
-    'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, T=1., student_steps=10, same_batch=True, beta=250., loss_form='authors', clip=5.,
-                  cosine_g=True, student_T=1.),
+    # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN); the student's recipe: Adam at
+    # --student_learning_rate 2e-3 with torch's default betas and no weight decay (solver.py 41), CosineAnnealingLR to 0 over the
+    # pseudo-batches (solver.py 42), --batch_size 128 (main0.sh)
+    'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, betas=(0.9, 0.999), T=1., student_steps=10, same_batch=True, beta=250.,
+                  loss_form='authors', clip=5., cosine_g=True, student_T=1., student_opt='adam', student_lr=2e-3, student_mom=0.9,
+                  student_wd=0., student_schedule='cosine', student_eta_min=0., student_bs=128),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cells of this notebook
     'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250., loss_form='authors', clip=5.,
                   cosine_g=True, student_T=1.),
