@@ -16,7 +16,7 @@ from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
 __all__ = ['train_dafl', 'dafl', 'DAFL_PRESETS', 'InformationEntropyTerm', 'dafl_feature_layer', 'DAFLSettings',
-           'build_dafl_synthesizer', 'dafl_synthesizer']
+           'set_conv_bn_eps', 'build_dafl_synthesizer', 'dafl_synthesizer']
 
 # %% ../nbs/24_dafl.ipynb #ed627a66
 class InformationEntropyTerm(ClassBalanceTerm):
@@ -37,6 +37,8 @@ def dafl_feature_layer(teacher:nn.Module) -> str:
 class DAFLSettings(GeneratorSettings):
     "DAFL's choices: generator, loss weights, entropy base, feature layer, and how the student distils."
     lr_g:float = 1e-2 # generator's Adam learning rate
+    betas:tuple = (0.9, 0.999) # generator's Adam betas: PyTorch's default, as the authors' `DAFL-train.py` builds it
+    bn_eps:float = 1e-5 # eps of the generator's BatchNorms after its two inner convolutions (the authors': 0.8)
     onehot:float = 1. # weight of L_oh
     activation:float = 0.1 # alpha: weight of L_a
     balance:float = 5. # beta: weight of L_ie
@@ -46,14 +48,22 @@ class DAFLSettings(GeneratorSettings):
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/24_dafl.ipynb #f2806cd3
+def set_conv_bn_eps(generator:nn.Module, eps:float) -> nn.Module:
+    "Set `eps` of every BatchNorm that directly follows a convolution inside one of `generator`'s `nn.Sequential`s; returns `generator`."
+    for seq in (m for m in generator.modules() if isinstance(m, nn.Sequential)):
+        for prev, m in zip(seq, list(seq)[1:]):
+            if isinstance(prev, nn.Conv2d) and isinstance(m, nn.BatchNorm2d): m.eps = eps
+    return generator
+
 def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DAFLSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
                    student=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer: # DAFL reads no student and no metadata
     "DAFL's generator side: a DCGAN generator trained with the one-hot, activation and information-entropy terms."
     s = settings or DAFLSettings()
     generator = Generator.from_settings(img_shape, stats, s)
+    set_conv_bn_eps(generator, s.bn_eps)
     terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer or dafl_feature_layer(teacher), read='input'),
              InformationEntropyTerm(s.balance, base=s.entropy_base, name='balance')]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, seed=seed, device=device)
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, seed=seed, device=device)
 
 train_dafl = online_trainer(build_dafl_synthesizer, DAFLSettings)
 
@@ -67,9 +77,12 @@ dafl = keyword_trainer('dafl')
 
 # %% ../nbs/24_dafl.ipynb #82b83ec9
 DAFL_PRESETS = {
-    # huawei-noah/Efficient-Computing Data-Efficient-Model-Compression/DAFL/DAFL-train.py, MNIST defaults
-    'paper': dict(lr_g=0.2, ngf=64, nz=100, output='bn', onehot=1., activation=0.1, balance=5., entropy_base=10., T=1., student_steps=1,
-                  student_T=1.),
+    # huawei-noah/Efficient-Computing Data-Efficient-Model-Compression/DAFL/DAFL-train.py, MNIST defaults: BatchNorm2d(c, 0.8) after
+    # the generator's convolutions (66, 71); the student's recipe: Adam at --lr_S 2e-3 with torch's default betas, no weight decay (117-118),
+    # --batch_size 512 (33-36), a constant rate on MNIST (adjust_learning_rate runs only for other datasets, 165-166)
+    'paper': dict(lr_g=0.2, betas=(0.9, 0.999), bn_eps=0.8, ngf=64, nz=100, output='bn', onehot=1., activation=0.1, balance=5., entropy_base=10.,
+                  T=1., student_steps=1, student_T=1., student_opt='adam', student_lr=2e-3, student_mom=0.9, student_wd=0.,
+                  student_schedule='constant', student_bs=512),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
     'small': dict(lr_g=1e-2, ngf=16, output='tanh', onehot=1., activation=0.1, balance=5., entropy_base=10., T=4., student_steps=1,
                   student_T=4.),
