@@ -430,7 +430,8 @@ def online_trainer(build:Callable, # the method's synthesizer builder: (teacher,
                   ) -> Callable:
     "The registry's `train` builder of an online method: its synthesizer, then `train_online` with the settings' `T`, `student_steps`, `pool_size`, `pool_augment`."
     def train(teacher:nn.Module, student:nn.Module, dls, settings=None, epochs:int=3, n_batches:int=50, bs:int=64,
-              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None):
+              lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
+              **recipe): # the student's optimiser and schedule as `distill` takes them (opt, mom, wd, schedule, eta_min): a preset's student recipe
         "Train `student` from `teacher` inside the method's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
         s = settings if settings is not None else settings_type()
         check_teacher_student(teacher, student)
@@ -439,7 +440,7 @@ def online_trainer(build:Callable, # the method's synthesizer builder: (teacher,
         return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
                             student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), warmup=getattr(s, 'warmup', 0),
                             pool_augment=getattr(s, 'pool_augment', None),
-                            seed=seed, show=show, cbs=cbs, **extra)
+                            seed=seed, show=show, cbs=cbs, **extra, **recipe)
     train.__doc__ = f"Train `student` from `teacher` with the game of `{build.__name__}`; returns the fastai `Learner`."
     return train
 
