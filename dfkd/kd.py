@@ -6,11 +6,13 @@ Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
 # %% ../nbs/05_kd.ipynb #3288e367
 from __future__ import annotations
-import os, json, hashlib
+import os, json, hashlib, inspect
+from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.learner import Learner
 import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # patch fit_one_cycle, no_bar, to_fp16 onto Learner
+from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam, SGD
@@ -22,10 +24,11 @@ from .models import get_model, save_model, load_model
 from .data import get_dls  # dfkd.data and dfkd.models import only dfkd.core: no cycle
 
 # %% auto #0
-__all__ = ['soft_target_loss', 'Regressor', 'hint_loss', 'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen',
-           'mark_yields_teacher_logits', 'check_teacher_student', 'DistillCallback', 'LogitsDataset', 'teacher_logits',
-           'with_teacher_logits', 'random_shift', 'ShiftAugment', 'train_classifier', 'distill', 'evaluate',
-           'cache_folder', 'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'attention_map', 'attention_loss',
+           'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits', 'check_teacher_student', 'DistillCallback',
+           'LogitsDataset', 'teacher_logits', 'with_teacher_logits', 'random_shift', 'ShiftAugment', 'make_opt_func',
+           'fit_schedule', 'train_classifier', 'distill', 'student_optimiser', 'evaluate', 'cache_folder',
+           'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
 
 # %% ../nbs/05_kd.ipynb #4f16ccf6
 def soft_target_loss(s_logits, t_logits, T:float=4., **kwargs):
@@ -262,9 +265,33 @@ class ShiftAugment(Callback):
         self.learn.xb = (random_shift(self.xb[0], self.max_shift, self.flip),) + tuple(self.xb[1:])
 
 # %% ../nbs/05_kd.ipynb #3ac9cfb4
-def _learner(model, dls, cbs, opt, wd, fp16, loss_func=None):
+OPTIMIZERS = ('adam', 'sgd')  # the students' optimisers (`opt`)
+SCHEDULES = ('one_cycle', 'cosine', 'constant')  # their learning-rate schedules (`schedule`)
+
+def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
+                  mom:float|None=None): # `None`: fastai's optimiser; a number: the torch form, with this SGD momentum or Adam beta1
+    "fastai's `Adam` or `SGD` (decoupled weight decay), or with `mom` the torch form: L2 weight decay added to the gradient, Adam's betas `(mom, 0.999)` and eps 1e-8."
+    if opt not in OPTIMIZERS: raise ValueError(f"unknown optimiser {opt!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
+    if mom is None: return Adam if opt == 'adam' else SGD
+    if opt == 'sgd': return partial(SGD, mom=mom, decouple_wd=False)
+    return partial(Adam, mom=mom, sqr_mom=0.999, eps=1e-8, decouple_wd=False)
+
+def fit_schedule(learn:Learner, epochs:int, lr:float,
+                 schedule:str='one_cycle', # 'one_cycle': fastai's, cycling lr and momentum; 'cosine': `lr` to `eta_min` per step; 'constant'
+                 mom:float|None=None, # one-cycle: the momentum held instead of cycled; `None`: cycled
+                 eta_min:float=0., show:bool=True):
+    "Fit `learn` for `epochs` under `schedule`; the cosine sets step k of K to `eta_min + (lr - eta_min)(1 + cos(pi k/K))/2`, as torch's `CosineAnnealingLR` with `T_max=K`."
+    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(map(repr, SCHEDULES))}")
+    if schedule == 'one_cycle': fit = partial(learn.fit_one_cycle, epochs, lr, **({} if mom is None else dict(moms=(mom,)*3)))
+    elif schedule == 'cosine': fit = partial(learn.fit, epochs, lr, cbs=ParamScheduler({'lr': SchedCos(lr, eta_min)}))
+    else: fit = partial(learn.fit, epochs, lr)
+    if show: fit()
+    else:
+        with learn.no_bar(), learn.no_logging(): fit()
+
+def _learner(model, dls, cbs, opt, wd, fp16, loss_func=None, mom=None):
     learn = Learner(dls, model.to(dls.device), loss_func=loss_func or nn.CrossEntropyLoss(), metrics=accuracy,
-                    opt_func=Adam if opt == 'adam' else SGD, wd=wd, cbs=cbs)
+                    opt_func=make_opt_func(opt, mom), wd=wd, cbs=cbs)
     if fp16 and dls.device.type == 'cuda': learn.to_fp16()
     return learn
 
@@ -273,24 +300,28 @@ def train_classifier(model:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e
     "Train `model` from scratch on `dls` with cross-entropy (one-cycle schedule); returns the `Learner`."
     if seed is not None: set_seed(seed)
     learn = _learner(model, dls, cbs, opt, wd, fp16)
-    if show: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    fit_schedule(learn, epochs, lr, show=show)
     return learn
 
 def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=4., alpha:float=0.9,
             opt:str='adam', wd:float=1e-4, fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True,
             shift:int=0, flip:bool=False, # random shifts/flips of the training batches (`ShiftAugment`); 0 and False: none
+            schedule:str='one_cycle', # 'one_cycle', 'cosine' (per step, `lr` to `eta_min`) or 'constant' (`fit_schedule`)
+            mom:float|None=None, # `None`: fastai's optimiser; a number: the torch form with this SGD momentum or Adam beta1 (`make_opt_func`)
+            eta_min:float=0., # the cosine schedule's last learning rate
             **distill_kwargs) -> Learner:
-    "Distil `teacher` into `student` on `dls` with `DistillCallback` (one-cycle schedule); returns the `Learner`."
+    "Distil `teacher` into `student` on `dls` with `DistillCallback` (one-cycle Adam unless told otherwise); returns the `Learner`."
     if seed is not None: set_seed(seed)
     dcb = DistillCallback(teacher, T=T, alpha=alpha, **distill_kwargs)
     aug = [ShiftAugment(shift, flip)] if shift or flip else []
-    learn = _learner(student, dls, [dcb] + aug + list(cbs or []), opt, wd, fp16)
-    if show: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    learn = _learner(student, dls, [dcb] + aug + list(cbs or []), opt, wd, fp16, mom=mom)
+    fit_schedule(learn, epochs, lr, schedule, mom, eta_min, show)
     return learn
+
+def student_optimiser(**given) -> dict:
+    "`distill`'s optimiser and schedule (`opt`, `mom`, `wd`, `schedule`, `eta_min`): its defaults, updated by `given` (what a run record states)."
+    params = inspect.signature(distill).parameters
+    return {k: given.get(k, params[k].default) for k in ('opt', 'mom', 'wd', 'schedule', 'eta_min')}
 
 @torch.no_grad()
 def evaluate(model:nn.Module, dl, device=None) -> float:
@@ -371,7 +402,5 @@ def fitnets(student:nn.Module, teacher:nn.Module, dls:DataLoaders, hint:str, gui
     reg = Regressor(feature_shape(student, guided, dls.img_shape), feature_shape(teacher, hint, dls.img_shape))
     stage1 = _learner(_Hinted(student, reg), dls, [HintCallback(teacher, hint, guided)], 'adam', 1e-4, False)
     stage1.metrics = []
-    if show: stage1.fit_one_cycle(hint_epochs, lr)
-    else:
-        with stage1.no_bar(), stage1.no_logging(): stage1.fit_one_cycle(hint_epochs, lr)
+    fit_schedule(stage1, hint_epochs, lr, show=show)
     return stage1, distill(student, teacher, dls, epochs, lr, T, alpha, show=show, seed=None)
