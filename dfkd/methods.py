@@ -6,24 +6,28 @@ Docs: https://dfkd.github.io/dfkd/methods.html.md"""
 
 # %% ../nbs/15_methods.ipynb #3de196a5
 from __future__ import annotations
-import dataclasses, importlib, json
+import dataclasses, importlib, inspect, json
 from dataclasses import dataclass, field, fields, asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn
 from .synthesis import build_transfer_set, check_set_folder, recording_preset
+from .kd import OPTIMIZERS
 
 # %% auto #0
-__all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'BUILTIN_MODULES', 'MethodSpec', 'synthesized_transfer_set', 'register',
-           'method_names', 'get_method', 'check_needs', 'method_transfer_set', 'method_synthesizer', 'keyword_trainer',
-           'keyword_synthesizer', 'keyword_transfer_set', 'methods_table', 'format_methods_table']
+__all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES', 'MethodSpec',
+           'synthesized_transfer_set', 'register', 'method_names', 'get_method', 'check_needs', 'method_transfer_set',
+           'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table',
+           'format_methods_table']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
 NEEDS = ('metadata', 'student', 'bn')
 RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule', 'student_eta_min',
                'student_bs') # preset keys that set the student's recipe rather than the method's settings
+RECIPE_SCHEDULES = ('cosine', 'constant')  # the schedules a preset's `student_schedule` may name (the authors' scripts use these two)
+OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')  # the recipe's keys that `distill` and an online `train` take as they are
 
 @dataclass
 class MethodSpec:
@@ -40,7 +44,7 @@ class MethodSpec:
     student_T:float|None = None # distillation temperature for students of this method's images; `None`: the recipe's
     key_settings:tuple = () # settings shown in `methods_table`
     notebook:str = '' # where the method is explained
-    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}; a preset's `student_T` sets the students' temperature
+    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}; a preset's `RECIPE_KEYS` set its students' recipe
     def __post_init__(self):
         if self.family not in FAMILIES: raise ValueError(f'{self.name}: family must be one of {FAMILIES}, got {self.family!r}')
         if not dataclasses.is_dataclass(self.settings): raise TypeError(f'{self.name}: settings must be a dataclass type')
@@ -50,14 +54,18 @@ class MethodSpec:
             self.transfer_set = partial(synthesized_transfer_set, self)  # offline: the synthesizer's batches, written by the engine
         if (self.transfer_set is None) == (self.train is None):
             raise ValueError(f'{self.name}: give exactly one of transfer_set (offline) or train (online), or a synthesizer alone (offline)')
+        for p in self.presets: self.student_recipe(p)  # a misspelt recipe fails where the preset is written
     @property
     def online(self) -> bool: return self.train is not None
     def defaults(self) -> dict: return asdict(self.settings())
+    def preset(self, preset:str|None) -> dict:
+        "The keys of `preset` (`None`: none); an unknown preset is refused with the known ones."
+        if preset is None: return {}
+        if preset not in self.presets: raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
+        return self.presets[preset]
     def make_settings(self, settings=None, preset:str|None=None, **overrides):
         "The settings object: the defaults, then `preset`, then `settings` (an object or dict), then `overrides`; unknown names are refused."
-        if preset is not None and preset not in self.presets:
-            raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
-        values = {k: v for k, v in (self.presets.get(preset, {}) if preset else {}).items() if k not in RECIPE_KEYS}
+        values = {k: v for k, v in self.preset(preset).items() if k not in RECIPE_KEYS}
         if dataclasses.is_dataclass(settings): values.update(asdict(settings))
         else: values.update(settings or {})
         values.update(overrides)
@@ -67,10 +75,31 @@ class MethodSpec:
         return self.settings(**values)
     def distill_T(self, preset:str|None=None, default:float=4.) -> float:
         "The temperature students of this method's images distil at: the preset's `student_T`, else the method's, else `default`."
-        if preset is not None and preset not in self.presets:
-            raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
-        T = self.presets.get(preset, {}).get('student_T') if preset else None
+        T = self.preset(preset).get('student_T')
         return T if T is not None else self.student_T or default
+    def student_recipe(self, preset:str|None=None) -> dict:
+        "The student recipe `preset` carries, named as `distill` names it (`T`, `opt`, `lr`, `mom`, `wd`, `schedule`, `eta_min`, `bs`); empty when it carries none."
+        r = {k.removeprefix('student_'): v for k, v in self.preset(preset).items() if k in RECIPE_KEYS}
+        where = f'{self.name} preset {preset!r}'
+        if 'opt' in r:
+            if r['opt'] not in OPTIMIZERS: raise ValueError(f"{where}: unknown student_opt {r['opt']!r}; choose one of {', '.join(map(repr, OPTIMIZERS))}")
+            r = dict(r, **{k: v for k, v in dict(mom=0.9 if r['opt'] == 'adam' else 0., wd=0., schedule='constant').items() if k not in r})  # what it leaves out: torch's defaults, as the authors' scripts get them
+        if r.get('schedule', 'cosine') not in RECIPE_SCHEDULES:
+            raise ValueError(f"{where}: unknown student_schedule {r['schedule']!r}; choose one of {', '.join(map(repr, RECIPE_SCHEDULES))}")
+        return r
+    def train_student(self, teacher:nn.Module, student:nn.Module, dls, settings=None,
+                      preset:str|None=None, # its student recipe trains the student: lr, bs, optimiser and schedule
+                      **budget): # `train`'s arguments (epochs, n_batches, bs, lr, seed, show, cbs); those given win over the recipe
+        "An online method's game: `train` with `preset`'s student recipe; returns the `Learner`."
+        if not self.online: raise ValueError(f'{self.name} is offline: it writes a transfer set (`method_transfer_set`), a student distils on it')
+        r = self.student_recipe(preset)
+        kw = {**{k: r[k] for k in ('lr', 'bs') if k in r}, **{k: r[k] for k in OPTIMISER_KEYS if k in r}, **budget}
+        params = inspect.signature(self.train).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            missing = [k for k in kw if k not in params]
+            if missing: raise ValueError(f"{self.name}'s train takes no {', '.join(missing)}, which preset {preset!r} sets for its student: "
+                                         f"give its train those keyword arguments and pass them on to `distill` (or `train_online`)")
+        return self.train(teacher, student, dls, settings if settings is not None else self.make_settings(preset=preset), **kw)
 
 # %% ../nbs/15_methods.ipynb #0dc33b31
 def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None, n_classes:int|None=None,
@@ -148,11 +177,12 @@ def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, s
         from dfkd.generators import generator_transfer_set
         from dfkd.synthesis import finished_transfer_set
         from dfkd.models import fingerprint
-        # the student before the game (training changes it in place) and the game's budget make the set what it is
-        ident = dict(student=fingerprint(student), online_budget=online_budget or {})
+        # the student before the game (training changes it in place), the game's budget and the student's recipe make the set what it is
+        recipe = spec.student_recipe(preset)
+        ident = dict(student=fingerprint(student), online_budget=online_budget or {}, **({'student_recipe': recipe} if recipe else {}))
         if finished_transfer_set(path, teacher, method=name, settings=asdict(s), identity=ident, seed=seed,
                                  n_per_class=n_per_class, batch_size=batch_size, preset=preset): return Path(path)  # done: do not replay the game
-        learn = spec.train(teacher, student, dls, s, seed=seed, show=progress, **(online_budget or {}))
+        learn = spec.train_student(teacher, student, dls, s, preset, seed=seed, show=progress, **(online_budget or {}))
         return generator_transfer_set(learn.synthesizer, path, n_per_class=n_per_class, batch_size=batch_size, method=name,
                                       stats=dls.stats, seed=seed, progress=progress, settings=asdict(s), identity=ident)
     return spec.transfer_set(teacher, path, dls.img_shape, dls.stats, dls.n_classes, s, n_per_class=n_per_class, batch_size=batch_size,
