@@ -238,7 +238,10 @@ def cmd_methods(args) -> dict:
     print(f'{spec.name} ({spec.family}, {spec.paper}; notebook {spec.notebook}; needs: {", ".join(spec.needs) or "nothing"})')
     for r in rows: print(f"  {r['setting']}={r['default']!r} ({r['type']}): {r['doc']}")
     if spec.presets: print(f"  presets: {', '.join(spec.presets)} (--preset)")
-    return dict(method=spec.name, settings=rows)
+    recipes = {p: spec.student_recipe(p) for p in spec.presets}
+    for p, r in recipes.items():
+        if r: print(f"  preset {p} trains its students with " + ' '.join(f'{k}={v}' for k, v in r.items()))
+    return dict(method=spec.name, settings=rows, student_recipes=recipes)
 
 # %% ../nbs/90_cli.ipynb #c047d749
 def cmd_pipeline(args) -> dict:
@@ -343,7 +346,9 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--batch-size', type=positive_int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
     pp.add_argument('--epochs', type=positive_int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
     pp.add_argument('--n-batches', type=positive_int, default=_default(pipeline, 'n_batches'), help='online methods: student batches per epoch [%(default)s]')
-    pp.add_argument('--lr', type=positive_float, default=None, help="students' peak learning rate; default: 1e-3 for MLPs, 1e-2 otherwise")
+    pp.add_argument('--lr', type=positive_float, default=None,
+                    help="students' peak learning rate; default: the preset's student_lr, else 1e-3 for MLPs, 1e-2 otherwise")
+    pp.add_argument('--student-bs', type=positive_int, default=None, help="students' batch size; default: the preset's student_bs, else --bs")
     pp.add_argument('--T', type=positive_float, default=None, help="distillation temperature of both students; default: the method's (4 for most)")
     pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'), help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')

@@ -15,11 +15,11 @@ import dfkd
 from .core import atomic_write_json, default_device, set_seed, read_json, folder_path
 from .data import get_dls
 from .models import get_model, load_model, save_model, count_params, as_classifier, trusted_names
-from .kd import train_classifier, distill, evaluate
+from .kd import train_classifier, distill, evaluate, student_optimiser
 from .metadata import record_metadata, load_metadata
 from .synthesis import TransferSet, transfer_dls, recording_preset
 from .generators import generator_transfer_set
-from .methods import get_method, method_names, method_transfer_set
+from .methods import get_method, method_names, method_transfer_set, OPTIMISER_KEYS
 from .benchmark import BenchConfig
 
 # %% auto #0
@@ -136,10 +136,12 @@ def distill_run(run:str|Path, # the run folder
                 student_kwargs:dict|None=None, # keyword arguments of the student's architecture
                 transfer_set:str|Path|None=None, # train on this transfer set instead of the real training split
                 dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (see `teacher_dls`): validation, and training without a transfer set
-                epochs:int=8, lr:float|None=None, # epochs (one-cycle Adam), peak learning rate
+                epochs:int=8, lr:float|None=None, # epochs, peak learning rate
                 T:float|None=None, # temperature; `None`: what the transfer set's method asks for (`MethodSpec.distill_T`), 4 on real data
                 alpha:float|None=None, # weight of the KD term; `None`: 1 on a transfer set, 0.9 on real data
                 wd:float=1e-4, shift:int=0, # weight decay; random shifts of up to `shift` pixels, the teacher labelling each view
+                opt:str='adam', mom:float|None=None, # the optimiser (`make_opt_func`: `mom` given, its torch form)
+                schedule:str='one_cycle', eta_min:float=0., # the learning-rate schedule (`fit_schedule`)
                 fp16:bool=False, quiet:bool=False,
                 trust:str|list|None=None # architectures outside the zoo and torchvision the teacher's file may name (`load_model`); `student` counts too
                ) -> dict:
@@ -157,8 +159,8 @@ def distill_run(run:str|Path, # the run folder
     dls = teacher_dls(net_t, dataset, root, size, bs, seed)
     if ts: dls = transfer_dls(ts, dls, bs=bs, seed=seed)
     net = build_model(student, dls, student_kwargs)
-    learn = distill(net, net_t, dls, epochs, default_lr(student, lr), T=T, alpha=alpha, wd=wd, shift=shift, fp16=fp16,
-                    cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
+    learn = distill(net, net_t, dls, epochs, default_lr(student, lr), T=T, alpha=alpha, wd=wd, shift=shift, fp16=fp16, opt=opt, mom=mom,
+                    schedule=schedule, eta_min=eta_min, cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
     save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
     res = dict(test_accuracy=evaluate(learn.model, dls.valid), teacher_accuracy=evaluate(net_t, dls.valid), params=count_params(net),
                steps=learn.train_iter)
@@ -245,11 +247,12 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
              student:str='lenet5_half_bn', # student architecture, for the data-free student and the reference
              student_kwargs:dict|None=None, # keyword arguments of the student's architecture
              dataset:str|None=None, # the teacher's dataset; `None`: the one its file records, else mnist5k for a new teacher
-             root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; batch size of the students
+             root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; batch size of the teacher and, unless `student_bs`, of the students
+             student_bs:int|None=None, # the students' batch size; `None`: the preset's `student_bs`, else `bs`
              n_per_class:int=200, batch_size:int=64, # offline: images per class and per synthesis batch (online: samples of the final generator, at most 32 per class)
              epochs:int=8, # students' epochs (online: epochs of the game)
              n_batches:int=100, # online: student steps per epoch of the game
-             lr:float|None=None, # students' peak learning rate; `None`: `default_lr(student)`
+             lr:float|None=None, # students' peak learning rate; `None`: the preset's `student_lr`, else `default_lr(student)`
              T:float|None=None, # distillation temperature; `None`: the method's (see `student_temperature`)
              shift:int=2, # offline: random shifts while distilling, for both students (online methods train without)
              reference:bool=True, # also train the KD-with-real-data student
@@ -262,7 +265,9 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
     if preset == PIPELINE_PRESET and preset not in spec.presets: preset = None  # a method without it runs its defaults, as in the benchmark
     s = spec.make_settings(settings, preset)
     T, s = student_temperature(spec, s, T, preset)
-    lr, shift = default_lr(student, lr), 0 if spec.online else shift
+    r = spec.student_recipe(preset)  # the students' recipe the preset carries (a `paper` preset: its authors'); arguments given win
+    optim = {k: r[k] for k in OPTIMISER_KEYS if k in r}
+    lr, shift, student_bs = default_lr(student, lr or r.get('lr')), 0 if spec.online else shift, student_bs or r.get('bs') or bs
     run = Path(run)
     teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
     trust = trusted_names(trust, teacher, student)
@@ -270,17 +275,19 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
     _check_named(teacher, net_t, teacher_w)
     dataset, size = teacher_data(net_t, dataset, size)
     data = dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed)
-    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T, preset=preset)  # the record holds what ran
+    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T, preset=preset,
+                lr=lr, student_bs=student_bs)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
     start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
     t_teacher = time.time()
-    ts_path, recipe = run/f'transfer_{method}', dict(student=student, lr=lr, T=T, shift=shift, bs=bs)
+    ts_path, recipe = run/f'transfer_{method}', dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim))
+    data_s = dict(data, bs=student_bs)
     if spec.online:
         set_seed(seed)
         net_s = build_model(student, dls, student_kwargs)
         start_run(run/'student')
-        learn = spec.train(net_t, net_s, dls, s, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, seed=seed, show=not quiet,
-                           cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
+        learn = spec.train_student(net_t, net_s, dls, s, preset, epochs=epochs, n_batches=n_batches, bs=student_bs, lr=lr, seed=seed, show=not quiet,
+                                   cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
         save_model(learn.model, run/'student'/'model.safetensors', extra=dict(dataset=dataset, method=method, img_shape=list(dls.img_shape), stats=dls.stats))
         acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
         write_record(run/'student', 'game', dict(method=method, preset=preset, settings=asdict(s), epochs=epochs, n_batches=n_batches, **recipe),
@@ -291,7 +298,8 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
             generator_transfer_set(learn.synthesizer, ts_path, n_per_class=n, batch_size=n, method=method, stats=dls.stats, seed=seed,
                                    progress=False, settings=asdict(s))
         synthesis_s = learn.synthesis_seconds
-        distill_s, ref_epochs = t_student - t_teacher - synthesis_s, reference_epochs(steps, len(dls.train))
+        real_batches = len(dls.train) if student_bs == bs else len(dls.train.new(bs=student_bs))
+        distill_s, ref_epochs = t_student - t_teacher - synthesis_s, reference_epochs(steps, real_batches)
     else:
         net_s = None
         if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
@@ -302,13 +310,13 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
         print(f'{method}: {len(TransferSet(ts_path))} images -> {ts_path} ({time.time() - t_teacher:.0f}s)')
         t_synth = time.time()
         dfree = distill_run(run/'student', teacher_w, student, student_kwargs, transfer_set=ts_path, epochs=epochs, lr=lr, T=T, shift=shift,
-                            quiet=quiet, trust=trust, **data)
+                            quiet=quiet, trust=trust, **optim, **data_s)
         acc, steps, ref_epochs = dfree['results']['test_accuracy'], dfree['results']['steps'], epochs
         synthesis_s, distill_s = t_synth - t_teacher, time.time() - t_synth
     ref = None
     if reference:
         ref = distill_run(run/'kd_reference', teacher_w, student, student_kwargs, epochs=ref_epochs, lr=lr, T=T, shift=shift, quiet=quiet,
-                          trust=trust, **data)['results']
+                          trust=trust, **optim, **data_s)['results']
     from dfkd.browser import save_transfer_grid
     save_transfer_grid(ts_path, run/'synthesized.png')
     res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=acc,
