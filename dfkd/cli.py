@@ -200,7 +200,8 @@ def cmd_synthesize(args) -> dict:
     meta = load_metadata(args.metadata, teacher) if args.metadata else None
     path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size, seed=args.seed,
                                settings=settings, preset=args.preset, student=student, metadata=meta,
-                               online_budget=dict(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs), progress=not args.quiet)
+                               online_budget=dict(epochs=args.epochs, n_batches=args.n_batches, bs=args.student_bs or spec.student_recipe(args.preset).get('bs') or args.bs),
+                               progress=not args.quiet)
     ts = TransferSet(path, teacher=teacher)
     res = dict(transfer_set=str(path), images=len(ts), counts=ts.counts, seconds=round(time.time() - t0, 2))
     print(f"{args.method}: {len(ts)} images -> {path} ({res['seconds']:.0f}s)")
@@ -318,6 +319,7 @@ def make_parser() -> argparse.ArgumentParser:
     _student_args(sy, 'methods that play against a student, and online methods: its architecture')
     sy.add_argument('--epochs', type=positive_int, default=8, help='online methods: epochs of the game [%(default)s]')
     sy.add_argument('--n-batches', type=positive_int, default=100, help='online methods: student batches per epoch [%(default)s]')
+    sy.add_argument('--student-bs', type=positive_int, default=None, help="online methods: the game's student batch size; default: the preset's student_bs, else --bs")
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
     _data_args(sy); sy.set_defaults(func=cmd_synthesize)
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
