@@ -127,16 +127,7 @@ def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
                    fill=0., # the border's value: a number, or one per channel (e.g. `black_value(G)`)
                    padding:int=4) -> torch.Tensor:
     "torchvision's RandomCrop(padding) with a constant border, then a horizontal flip with probability 1/2, drawn per image: the training transform of the authors' pools."
-    if x.dim() != 4: raise ValueError(f'pool_crop_flip needs images (N, C, H, W), got a batch of shape {tuple(x.shape)}')
-    (n, c, h, w), p, dev = x.shape, padding, x.device
-    fill = torch.as_tensor(fill, dtype=x.dtype).to(dev).reshape(1, -1, 1, 1)
-    xp = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
-    xp[..., p:p + h, p:p + w] = x
-    off = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(dev)   # the crop's top-left corner, as RandomCrop draws it
-    rows, cols = off[0][:, None] + torch.arange(h, device=dev), off[1][:, None] + torch.arange(w, device=dev)
-    out = xp[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    mirror = (torch.rand(n, generator=generator) < 0.5).to(dev)
-    return torch.where(mirror[:, None, None, None], out.flip(-1), out).contiguous()
+    return random_shift(x, padding, flip=True, generator=generator, fill=fill)
 
 
 # %% ../nbs/13_generators.ipynb #ad549730

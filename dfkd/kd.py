@@ -242,14 +242,18 @@ def with_teacher_logits(dls:DataLoaders, teacher:nn.Module, bs:int|None=None) ->
 def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
                  max_shift:int=2, # largest offset in pixels, per axis
                  flip:bool=False, # also mirror half of the images left-right
-                 generator:torch.Generator|None=None) -> torch.Tensor:
-    "Each image of `x` translated by its own random offset of up to `max_shift` pixels (borders replicated), and optionally flipped."
+                 generator:torch.Generator|None=None,
+                 fill=None) -> torch.Tensor: # the border: `None` replicates the edge; a number, or one per channel, is a constant (torchvision's RandomCrop padding)
+    "Each image of `x` translated by its own random offset of up to `max_shift` pixels (borders replicated, or `fill`), and optionally flipped."
     if x.dim() != 4: raise ValueError(f'random shifts need images (N, C, H, W), got a batch of shape {tuple(x.shape)}; drop shift= for flat inputs')
     n, (h, w), m, dev = x.shape[0], x.shape[-2:], max_shift, x.device
     if m:
         off = torch.randint(0, 2 * m + 1, (2, n), generator=generator).to(dev)
         rows, cols = off[0][:, None] + torch.arange(h, device=dev), off[1][:, None] + torch.arange(w, device=dev)
-        xp = F.pad(x, (m, m, m, m), mode='replicate')
+        if fill is None: xp = F.pad(x, (m, m, m, m), mode='replicate')
+        else:
+            xp = torch.as_tensor(fill, dtype=x.dtype).to(dev).reshape(1, -1, 1, 1).expand(n, x.shape[1], h + 2 * m, w + 2 * m).clone()
+            xp[..., m:m + h, m:m + w] = x
         x = xp[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
         mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
