@@ -40,28 +40,12 @@ def _choice(value, valid, setting):
     if value not in valid: raise ValueError(f'{setting} must be one of {valid}, got {value!r}')
     return value
 
-def _statistic_keys(meta:TeacherMetadata, kind:str) -> dict:
-    "{target name: statistic key} for `kind`, in the order `TeacherMetadata.sample` draws them."
-    meta._need(kind)
-    if kind == 'top_layer': return {meta.top_layer: 'top_layer'}
-    if kind in ('all_layers', 'all_layers_dropout'): return {n: f'{kind}:{n}' for n in meta.layers}
-    return {g: f'graph:{g}' for g in (['all'] if kind == 'spectral_all_layers' else [g for g in meta.graphs if g != 'all'])}
-
 def sample_targets(meta:TeacherMetadata, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
                    sampler:str='cholesky' # 'cholesky': μ + Lz; 'diagonal': μ + σ⊙z; 'authors': μ + zΣ (μ + z⊙σ² where only σ was recorded)
                   ) -> dict:
     "Targets for labels `y` from the per-class Gaussians of `kind`, drawn with `sampler` from the same standard-normal `z` whatever the form."
-    if _choice(sampler, SAMPLERS, 'sampler') != 'authors': return meta.sample(kind, y, generator, covariance=sampler == 'cholesky')
-    y, out = torch.as_tensor(y).cpu(), {}
-    for name, key in _statistic_keys(meta, kind).items():
-        mean = meta.tensors[f'{key}:mean'][y]
-        z = torch.randn(mean.shape, generator=generator)
-        if meta.has_covariance(key):  # the row z times Σ = L Lᵀ itself: covariance Σ², as the authors draw
-            L = meta.tensors[f'{key}:cholesky'].double()
-            cov = (L @ L.transpose(1, 2)).float()[y]
-            out[name] = mean + (z.flatten(1)[:, None, :] @ cov).view(mean.shape)
-        else: out[name] = mean + z * meta.tensors[f'{key}:std'][y] ** 2  # Σ restricted to its diagonal
-    return out
+    _choice(sampler, SAMPLERS, 'sampler')
+    return meta.sample(kind, y, generator, covariance=sampler == 'cholesky', authors=sampler == 'authors')
 
 def filter_hooks(model:nn.Module, masks:dict, # {dropout module name: keep-mask (batch, ...)}
                  scale:str='inverted' # 'inverted': kept units times 1/(1-p), as training-mode dropout; 'authors': times 1

@@ -312,7 +312,8 @@ class TeacherMetadata:
         return f'{key}:cholesky' in self.tensors
 
     def sample(self, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
-               covariance:bool=True # draw with the per-class covariance where it was recorded; False: per-unit std only (diagonal)
+               covariance:bool=True, # draw with the per-class covariance where it was recorded; False: per-unit std only (diagonal)
+               authors:bool=False # Lopes et al.'s code: mean + z Σ (covariance Σ², not Σ); mean + z σ² where only σ was recorded
               ) -> dict:
         "Targets drawn from the per-class Gaussians for labels `y`: {layer or graph name: tensor (len(y), ...)}."
         y = torch.as_tensor(y).cpu()
@@ -329,7 +330,11 @@ class TeacherMetadata:
             key = k2(n)
             mean = self.tensors[f'{key}:mean'][y]
             z = torch.randn(mean.shape, generator=generator)
-            if covariance and self.has_covariance(key):  # mean + L z has covariance L L^T
+            if authors and self.has_covariance(key):  # the row z times Σ = L Lᵀ itself
+                L = self.tensors[f'{key}:cholesky'].double()
+                out[n] = mean + (z.flatten(1)[:, None, :] @ (L @ L.transpose(1, 2)).float()[y]).view(mean.shape)
+            elif authors: out[n] = mean + z * self.tensors[f'{key}:std'][y] ** 2  # Σ restricted to its diagonal
+            elif covariance and self.has_covariance(key):  # mean + L z has covariance L L^T
                 out[n] = mean + (self.tensors[f'{key}:cholesky'][y] @ z.flatten(1)[..., None]).view(mean.shape)
             else: out[n] = mean + self.tensors[f'{key}:std'][y] * z
         return out
