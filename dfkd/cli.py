@@ -55,10 +55,11 @@ def _data_args(p, dataset:str|None=None):
     p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
     p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
-def _fit_args(p, epochs=8):
+def _fit_args(p, epochs=8, recipe:bool=False): # `recipe`: a transfer set's preset may set lr and wd (`distill_run`)
     p.add_argument('--epochs', type=positive_int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
-    p.add_argument('--lr', type=positive_float, default=None, help='peak learning rate (Adam); default: 1e-3 for MLPs, 1e-2 otherwise')
-    p.add_argument('--wd', type=float, default=1e-4, help='weight decay [%(default)s]')
+    preset = "on a transfer set, its preset's student recipe if it has one, else " if recipe else ''
+    p.add_argument('--lr', type=positive_float, default=None, help=f'peak learning rate (Adam); default: {preset}1e-3 for MLPs, 1e-2 otherwise')
+    p.add_argument('--wd', type=float, default=None if recipe else 1e-4, help=f"weight decay [{preset}1e-4]" if recipe else 'weight decay [%(default)s]')
     p.add_argument('--fp16', action='store_true', help='mixed precision (only on a GPU)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
@@ -295,7 +296,7 @@ def make_parser() -> argparse.ArgumentParser:
     d.add_argument('--alpha', type=float, default=None, help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, 1 on a transfer set')
     d.add_argument('--transfer-set', default=None, help='train on this transfer set (from `dfkd synthesize`) instead of real data; --dataset still validates')
     d.add_argument('--shift', type=int, default=0, help='random shifts of up to this many pixels, the teacher labelling each view (0: none) [%(default)s]')
-    _data_args(d); _fit_args(d); d.set_defaults(func=cmd_distill)
+    _data_args(d); _fit_args(d, recipe=True); d.set_defaults(func=cmd_distill)
     add_distill_methods(d, cmd_distill)  # `44_dih_cli`: --method kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')

@@ -116,7 +116,7 @@ def method_distill_run(run:str|Path, # the run folder
                        student_kwargs:dict|None=None, # keyword arguments of the student's architecture
                        transfer_set:str|Path|None=None, # train on this transfer set (teacher labels) instead of the real training split
                        dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (`teacher_dls`; `None`: the teacher's)
-                       epochs:int=8, lr:float|None=None, wd:float=1e-4, # the student: one-cycle Adam; `lr`: see `default_lr`
+                       epochs:int=8, lr:float|None=None, wd:float|None=None, # the student: one-cycle Adam; `lr`: see `default_lr`; `wd` `None`: 1e-4
                        T:float|None=None, alpha:float|None=None, # `None`: the method's own
                        assistant:str|None=None, # TAKD: the assistant's zoo name; `None`: `assistant_name`
                        heads:str|Path|None=None, pooled:bool=False, form:str|None=None, # DIH: heads file, head kind if fine-tuned here, `cohort_loss` form
@@ -135,7 +135,8 @@ def method_distill_run(run:str|Path, # the run folder
         kw['heads'], hpath = _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet)
         res.update(heads=str(hpath), head_accuracy=head_accuracies(kw['heads'], real.valid))
     set_seed(seed); net = build_model(student, real, student_kwargs)
-    distill_with(method, net, net_t, train, Recipe(epochs, default_lr(student, lr), 'adam', wd), head_recipe, labels, seed, not quiet, **kw)
+    recipe = Recipe(epochs, default_lr(student, lr), 'adam', 1e-4 if wd is None else wd)
+    distill_with(method, net, net_t, train, recipe, head_recipe, labels, seed, not quiet, **kw)
     save_model(net, run/'model.safetensors', extra=dict(dataset=settings['dataset'], img_shape=list(real.img_shape), stats=real.stats, method=method))
     res.update(method=method, test_accuracy=evaluate(net, real.valid), teacher_accuracy=evaluate(net_t, real.valid), params=count_params(net))
     rec = write_record(run, 'distill', settings, res, t0)

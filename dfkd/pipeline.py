@@ -24,8 +24,8 @@ from .benchmark import BenchConfig
 
 # %% auto #0
 __all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
-           'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_T', 'build_model', 'distill_run',
-           'reference_epochs', 'student_temperature', 'pipeline']
+           'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_recipe', 'build_model',
+           'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder
@@ -109,10 +109,12 @@ def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data',
     as_classifier(teacher, dls.img_shape, 'the teacher', dls.n_classes)
     return dls
 
-def transfer_set_T(manifest:dict) -> float:
-    "The temperature a transfer set's method asks its students to distil at (`MethodSpec.distill_T` of the preset its manifest records); 4 for a method the registry does not know."
+def transfer_set_recipe(manifest:dict) -> dict:
+    "The student recipe of the preset a transfer set's manifest records (`MethodSpec.student_recipe`), with its temperature `T` (`distill_T`); T 4 alone for a method the registry does not know."
     name = manifest['method'].rpartition(':')[2]  # a manifest may name the family too, e.g. 'lopes:top_layer'
-    return get_method(name).distill_T(manifest.get('preset')) if name in method_names() else 4.
+    if name not in method_names(): return dict(T=4.)
+    spec, preset = get_method(name), manifest.get('preset')
+    return dict(spec.student_recipe(preset), T=spec.distill_T(preset))
 
 def build_model(name:str, # an architecture, as `get_model` takes it
                 dls, # the data it is for: image shape and classes
@@ -139,9 +141,9 @@ def distill_run(run:str|Path, # the run folder
                 epochs:int=8, lr:float|None=None, # epochs, peak learning rate
                 T:float|None=None, # temperature; `None`: what the transfer set's method asks for (`MethodSpec.distill_T`), 4 on real data
                 alpha:float|None=None, # weight of the KD term; `None`: 1 on a transfer set, 0.9 on real data
-                wd:float=1e-4, shift:int=0, # weight decay; random shifts of up to `shift` pixels, the teacher labelling each view
-                opt:str='adam', mom:float|None=None, # the optimiser (`make_opt_func`: `mom` given, its torch form)
-                schedule:str='one_cycle', eta_min:float=0., # the learning-rate schedule (`fit_schedule`)
+                wd:float|None=None, shift:int=0, # weight decay (`None`: as `opt` below, else 1e-4); random shifts of up to `shift` pixels, the teacher labelling each view
+                opt:str|None=None, mom:float|None=None, # the optimiser (`make_opt_func`: `mom` given, its torch form); `None`: the transfer set's preset's, else one-cycle Adam
+                schedule:str|None=None, eta_min:float|None=None, # the learning-rate schedule (`fit_schedule`); `None`: as `opt`
                 fp16:bool=False, quiet:bool=False,
                 trust:str|list|None=None # architectures outside the zoo and torchvision the teacher's file may name (`load_model`); `student` counts too
                ) -> dict:
@@ -152,15 +154,18 @@ def distill_run(run:str|Path, # the run folder
     dataset, size = teacher_data(net_t, dataset, size)
     if alpha is None: alpha = 1. if transfer_set else 0.9
     ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
-    if T is None: T = transfer_set_T(ts.manifest) if ts else 4.
-    settings.update(dataset=dataset, size=size, T=T, alpha=alpha)  # the record holds what ran
+    recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=4.)  # a `paper` set: its authors' student recipe; arguments given win
+    T, lr = T if T is not None else recipe['T'], default_lr(student, lr or recipe.get('lr'))
+    optim = student_optimiser(**{k: recipe[k] for k in OPTIMISER_KEYS if k in recipe})
+    optim.update({k: v for k, v in dict(opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min).items() if v is not None})
+    settings.update(dataset=dataset, size=size, T=T, alpha=alpha, lr=lr, **optim)  # the record holds what ran
     run = start_run(run)
     set_seed(seed)
     dls = teacher_dls(net_t, dataset, root, size, bs, seed)
     if ts: dls = transfer_dls(ts, dls, bs=bs, seed=seed)
     net = build_model(student, dls, student_kwargs)
-    learn = distill(net, net_t, dls, epochs, default_lr(student, lr), T=T, alpha=alpha, wd=wd, shift=shift, fp16=fp16, opt=opt, mom=mom,
-                    schedule=schedule, eta_min=eta_min, cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
+    learn = distill(net, net_t, dls, epochs, lr, T=T, alpha=alpha, shift=shift, fp16=fp16, **optim,
+                    cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
     save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
     res = dict(test_accuracy=evaluate(learn.model, dls.valid), teacher_accuracy=evaluate(net_t, dls.valid), params=count_params(net),
                steps=learn.train_iter)
