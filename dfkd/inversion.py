@@ -13,12 +13,13 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
 from .kd import distill, cached_classifier, frozen  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
+from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
 from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls,
                             read_manifest, verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'fast_kernel', 'check_bn_layers',
-           'bn_gaps', 'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
+__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers', 'bn_gaps',
+           'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
            'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence',
            'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
 
@@ -40,11 +41,6 @@ def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
     return (mean - bn.running_mean).norm() + (var - bn.running_var).norm()
 
 # %% ../nbs/12_inversion.ipynb #251a40bb
-def fast_kernel(name:str):
-    "The object `name` of `dfkd.performance`, imported when a batch begins, not with this module: the fast path is an optimisation, taught after the engine."
-    from dfkd import performance
-    return getattr(performance, name)
-
 def check_bn_layers(model:nn.Module, names:list[str]):
     "Refuse names of `model`'s modules that are not BatchNorm layers with running statistics, with the kind needed and the valid names."
     valid = bn_layer_names(model)
@@ -74,7 +70,7 @@ class BNStatisticsLoss(LossTerm):
     def __init__(self, weight:float=1., # multiplies the term
                  first_multiplier:float=10., # α of the first BN layer (the others have 1)
                  bn_layers:list[str]|None=None, # BN module names; `None` is every BN layer with running statistics
-                 fast:bool=True, # the kernels of `dfkd.performance` (same values and gradients); `False`: the plain forms above
+                 fast:bool=True, # the kernels of `dfkd.kernels` (same values and gradients); `False`: the plain forms above
                  name:str|None=None):
         super().__init__(weight, name)
         self.first_multiplier, self.bn_layers, self.fast = first_multiplier, bn_layers, fast
@@ -86,7 +82,7 @@ class BNStatisticsLoss(LossTerm):
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the BN-statistics '
                              'loss has nothing to match; drop the term (weight 0 or leave it out) or use a teacher trained with BN')
         self.hooks = Hooks(ctx.teacher, self.names, fn=self._record)
-        if self.fast: self.kernels = fast_kernel('FoldedBNStatistics')(dict(zip(self.names, self.hooks.modules)))  # the teacher is frozen for the batch
+        if self.fast: self.kernels = FoldedBNStatistics(dict(zip(self.names, self.hooks.modules)))  # the teacher is frozen for the batch
     def _record(self, name, bn, inp, out):
         if self.kernels is None: mean, var = batch_statistics(inp[0])
         else: out, mean, var = self.kernels.statistics(name, bn, inp[0], out)  # `out` replaces the layer's: its backward is folded in
@@ -139,7 +135,7 @@ class TotalVariation(LossTerm):
         super().__init__(weight, name or ('tv_l1' if p == 1 else 'tv_l2')); self.p, self.fast, self.form = p, fast, form
         self.kernel = total_variation if form == 'mean' else deepinversion_total_variation
     def begin_batch(self, ctx):
-        if self.form == 'mean': self.kernel = fast_kernel('fast_total_variation') if self.fast else total_variation
+        if self.form == 'mean': self.kernel = fast_total_variation if self.fast else total_variation
     def __call__(self, ctx): return self.kernel(ctx.x, self.p)
 
 class ImageNorm(LossTerm):
@@ -151,7 +147,7 @@ class ImageNorm(LossTerm):
         super().__init__(weight, name); self.fast, self.form = fast, form
         self.kernel = mean_square if form == 'mean' else image_norm
     def begin_batch(self, ctx):
-        if self.form == 'mean': self.kernel = fast_kernel('fast_mean_square') if self.fast else mean_square
+        if self.form == 'mean': self.kernel = fast_mean_square if self.fast else mean_square
     def __call__(self, ctx): return self.kernel(ctx.x)
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60

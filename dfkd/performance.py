@@ -1,4 +1,4 @@
-"""Hand-written backward passes that bring a DeepInversion step down to about the cost of the teacher's own forward and backward, the allocator setting that spares a CPU a page fault per freed buffer, and the step-cost measurement, a listener on the engine's events. Each fast kernel is tested against the plain version it replaces.
+"""The allocator setting that spares a CPU a page fault per freed buffer, a check that the loss terms run the kernels of `09_kernels`, and the step-cost measurement, a listener on the engine's events that pairs every synthesis step with the floor.
 
 Docs: https://dfkd.github.io/dfkd/performance.html.md"""
 
@@ -8,12 +8,11 @@ Docs: https://dfkd.github.io/dfkd/performance.html.md"""
 from __future__ import annotations
 import copy, time
 from typing import Callable
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn.functional as F
 from .synthesis import Synthesizer, frozen
 
 # %% auto #0
-__all__ = ['keep_freed_memory', 'keeps_freed_memory', 'fast_batch_statistics', 'fast_stat_gap', 'bn_scale', 'bn_with_statistics',
-           'FoldedBNStatistics', 'fast_total_variation', 'fast_mean_square', 'PairedStepClock', 'synthesis_overhead']
+__all__ = ['keep_freed_memory', 'keeps_freed_memory', 'PairedStepClock', 'synthesis_overhead']
 
 # %% ../nbs/14_performance.ipynb #d821050b
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
@@ -37,152 +36,6 @@ def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come
 def keeps_freed_memory() -> bool:
     "Whether `keep_freed_memory` has taken effect in this process (timings are then not those of the default allocator)."
     return _freed_memory_kept
-
-# %% ../nbs/14_performance.ipynb #ddcdd20f
-def _channel_statistics(x):
-    "Per-channel mean and E[x²]−mean² of x (N, C, L), each in one sweep."
-    n = x.shape[0] * x.shape[2]
-    mean = x.mean(2).mean(0)
-    mean_sq = torch.linalg.vector_norm(x, 2, dim=2).square().sum(0) / n
-    return mean, (mean_sq - mean * mean).clamp_min(0)
-
-def _statistics_grad(x, mean, g_mean, g_var):
-    "Gradient of a loss of (mean, var) w.r.t. x (N, C, L): a_c·x + b_c, written into one new buffer."
-    n = x.shape[0] * x.shape[2]
-    g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
-    g_var = torch.zeros_like(mean) if g_var is None else g_var
-    a = 2 * g_var / n
-    b = g_mean / n - a * mean
-    gx = x * a[:, None]
-    return gx.add_(b[:, None])
-
-class _BatchStatistics(torch.autograd.Function):
-    "Per-channel mean and variance of x (N, C, L), with a one-buffer backward."
-    @staticmethod
-    def forward(ctx, x):
-        mean, var = _channel_statistics(x)
-        ctx.save_for_backward(x, mean)
-        return mean, var
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_mean, g_var):
-        x, mean = ctx.saved_tensors
-        return _statistics_grad(x, mean, g_mean, g_var)
-
-def fast_batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "`batch_statistics` (per-channel mean and biased variance of `x` (N, C, ...), in float32) with a one-sweep forward and a one-buffer backward."
-    return _BatchStatistics.apply(x.float().reshape(x.shape[0], x.shape[1], -1))
-
-# %% ../nbs/14_performance.ipynb #596bb59d
-class _StatGap(torch.autograd.Function):
-    "‖mean − mean*‖₂ + ‖var − var*‖₂ as one autograd node."
-    @staticmethod
-    def forward(ctx, mean, var, mean_target, var_target):
-        dm, dv = mean - mean_target, var - var_target
-        nm, nv = torch.linalg.vector_norm(dm), torch.linalg.vector_norm(dv)
-        ctx.save_for_backward(dm / nm.clamp_min(1e-12), dv / nv.clamp_min(1e-12))  # the norms' gradients (0 at 0)
-        return nm + nv
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        um, uv = ctx.saved_tensors
-        return um * g, uv * g, None, None
-
-def fast_stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
-    "`stat_gap` (L2 norm of the mean gap plus of the variance gap from `bn`'s running statistics) as one autograd node."
-    return _StatGap.apply(mean, var, bn.running_mean, bn.running_var)
-
-# %% ../nbs/14_performance.ipynb #a37327fd
-class _EvalBNWithStatistics(torch.autograd.Function):
-    "An eval-mode BN layer's output `out` = x·scale + shift, handed on, and the batch statistics of its input x; one backward for all."
-    @staticmethod
-    def forward(ctx, x, out, scale):
-        mean, var = _channel_statistics(x.reshape(x.shape[0], x.shape[1], -1))
-        ctx.save_for_backward(x, mean, scale)
-        ctx.mark_dirty(out)  # handed on as this function's own output (not a view), so a later in-place op (ReLU(inplace=True)) may change it
-        return out, mean, var
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_out, g_mean, g_var):
-        x, mean, scale = ctx.saved_tensors
-        n, c = x.shape[:2]
-        gx = _statistics_grad(x.reshape(n, c, -1), mean, g_mean, g_var)
-        if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])  # the BN layer's own backward: ∂out/∂x = scale
-        return gx.view(x.shape), None, None
-
-def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
-    "Whether the statistics' backward can be folded into `bn`'s: eval mode with running statistics, float32 input that needs a gradient."
-    return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
-            and x.requires_grad and torch.is_grad_enabled())
-
-def bn_scale(bn:nn.Module) -> torch.Tensor:
-    "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BatchNorm layer (its input gradient is s·∂L/∂y)."
-    with torch.no_grad():
-        scale = (bn.running_var + bn.eps).rsqrt()
-        return scale * bn.weight if bn.weight is not None else scale
-
-def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
-                       x:torch.Tensor, # its input
-                       out:torch.Tensor, # its output, as the layer computed it
-                       scale:torch.Tensor|None=None # `bn_scale(bn)`, if the caller keeps it; `None` computes it
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "`bn`'s output (to return from a forward hook) and the batch mean and variance of `x`, with one backward pass for both."
-    if not _foldable(bn, x): return (out, *fast_batch_statistics(x))
-    return _EvalBNWithStatistics.apply(x, out.detach(), bn_scale(bn) if scale is None else scale)
-
-class FoldedBNStatistics:
-    "The fast path of `BNStatisticsLoss` for one batch over the BN `layers` (name → module) of a frozen teacher."
-    def __init__(self, layers:dict):
-        self.scales = {n: bn_scale(m) for n, m in layers.items() if m.running_var is not None}
-    def statistics(self, name:str, bn:nn.Module, x:torch.Tensor, out:torch.Tensor):
-        "`(out, mean, var)` for a forward hook on layer `name`, the layer's backward folded into the statistics'."
-        return bn_with_statistics(bn, x, out, self.scales.get(name))
-    def gap(self, mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor: return fast_stat_gap(mean, var, bn)
-
-# %% ../nbs/14_performance.ipynb #929975fd
-class _TotalVariation(torch.autograd.Function):
-    "TV of x (…, H, W) for p in {1, 2}: two difference buffers in the forward, one gradient buffer in the backward."
-    @staticmethod
-    def forward(ctx, x, p):
-        dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
-        nh, nv = dh.numel(), dv.numel()
-        if p == 1:
-            tv = dh.abs().sum() / nh + dv.abs().sum() / nv
-            dh.sign_(); dv.sign_()  # the L1 gradient needs only the signs
-        else: tv = torch.dot(dh.flatten(), dh.flatten()) / nh + torch.dot(dv.flatten(), dv.flatten()) / nv
-        ctx.p, ctx.shape = p, x.shape
-        ctx.save_for_backward(dh, dv)
-        return tv
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        dh, dv = ctx.saved_tensors
-        ch, cv = g * (ctx.p / dh.numel()), g * (ctx.p / dv.numel())  # d|d|/dd = sign(d); d(d²)/dd = 2d
-        out = torch.zeros(ctx.shape, dtype=dh.dtype, device=dh.device)
-        out[..., :, 1:].addcmul_(dh, ch); out[..., :, :-1].addcmul_(dh, ch, value=-1)
-        out[..., 1:, :].addcmul_(dv, cv); out[..., :-1, :].addcmul_(dv, cv, value=-1)
-        return out, None
-
-class _MeanSquare(torch.autograd.Function):
-    "mean(x²) with a one-pass backward."
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.linalg.vector_norm(x).square() / x.numel()
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        x, = ctx.saved_tensors
-        return x * (2 * g / x.numel())
-
-def fast_total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
-    "`total_variation` (mean |horizontal difference|^p plus mean |vertical difference|^p, p = 1 or 2) with a one-buffer backward."
-    if p not in (1, 2): raise ValueError(f'total variation is defined here for p=1 (L1) or p=2 (squared L2), not p={p}')
-    return _TotalVariation.apply(x, p)
-
-def fast_mean_square(x:torch.Tensor) -> torch.Tensor:
-    "`mean_square` (mean of x²) in one sweep, with a one-pass backward."
-    return _MeanSquare.apply(x)
 
 # %% ../nbs/14_performance.ipynb #3eef2b1e
 class PairedStepClock:
