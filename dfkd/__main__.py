@@ -1,3 +1,3 @@
-from dfkd.distributed import console
+from dfkd.cli import console
 
 if __name__ == "__main__": console()

@@ -13,7 +13,7 @@ import torch, torch.nn as nn
 import pandas as pd
 from fastai.callback.core import Callback
 import dfkd
-from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress, torch_threads
+from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress, torch_threads, positive_int
 from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
@@ -444,10 +444,6 @@ def bench_kd(args) -> dict:
 
 BENCHMARKS = {'table': bench_table, 'kd': bench_kd}
 
-def _count(text:str) -> int:
-    from dfkd.cli import positive_int  # the CLI's own check, so the message is the same as its other options'
-    return positive_int(text)
-
 def add_bench_command(sub) -> argparse.ArgumentParser:
     "Add the `bench` subcommand to an argparse `sub`parsers object; it sets `func` to the chosen benchmark."
     b = sub.add_parser('bench', help='run the benchmark (resumable) and write results/benchmark.csv, its JSON record and charts')
@@ -457,10 +453,10 @@ def add_bench_command(sub) -> argparse.ArgumentParser:
                                                            f'{QUICK.seeds} replicates, {QUICK.n_per_class} images per class, {QUICK.epochs} epochs')
     b.add_argument('--pairs', nargs='+', default=None, choices=list(PAIRS), help='only these teacher/student pairs [all]')
     b.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD', help='only these registered methods [all]')
-    b.add_argument('--seeds', type=_count, default=None, help='replicates per row, seeds 0..N-1: each its own teacher, transfer set or game, and student [3]')
+    b.add_argument('--seeds', type=positive_int, default=None, help='replicates per row, seeds 0..N-1: each its own teacher, transfer set or game, and student [3]')
     b.add_argument('--run', default='runs/bench', help='run folder: one file per finished row; a rerun resumes [%(default)s]')
     b.add_argument('--out', default='results', help='where the table, the charts and the JSON record go [%(default)s]')
-    b.add_argument('--threads', type=_count, default=None,
+    b.add_argument('--threads', type=positive_int, default=None,
                    help="torch intra-op threads for the run: timings and a CPU-trained teacher's bits depend on them [torch's default]")
     b.set_defaults(func=run_bench_command)
     return b

@@ -13,47 +13,33 @@ warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated',
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
-from .core import default_device, set_seed
+from .core import default_device, set_seed, positive_int, positive_float, json_object, call_with_options
+from .ranks import launched
+from .distributed import launched_console
 from .performance import keep_freed_memory
 from .data import DATASETS
 from .models import get_model, load_model, model_names, trusted_architectures, trusted_names, UntrustedArchitecture
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
 from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
 from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
-from .pipeline import write_record, train_run, distill_run, teacher_dls, build_model, pipeline, PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER
+from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args, table_records,
+                           PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER)
 from .benchmark import add_bench_command
 from .dih_cli import add_heads_command, add_distill_methods, add_bench_dih
 
-
 # %% auto #0
-__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'positive_int',
-           'positive_float', 'json_object', 'cmd_train', 'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats',
-           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'table_records',
-           'make_parser', 'named_architectures', 'main', 'cli_message', 'console']
+__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'cmd_train',
+           'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats', 'cmd_synthesize', 'cmd_show',
+           'settings_table', 'cmd_methods', 'cmd_pipeline', 'make_parser', 'named_architectures', 'main', 'cli_message',
+           'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 class UsageError(ValueError):
     "A command line the CLI cannot run (an unknown setting, a value of the wrong type); `console` prints it as one line."
 
-def _call(f, args, **kw):
-    "Call `f` with the parsed options named like its parameters, and `kw`."
-    params = inspect.signature(f).parameters
-    return f(**{k: v for k, v in vars(args).items() if k in params and k not in kw}, **kw)
-
 def _default(f, name:str):
     "The default of parameter `name` of `f`: the CLI's defaults are the library's."
     return inspect.signature(f).parameters[name].default
-
-def _data_args(p, dataset:str|None=None):
-    "The data options; `dataset=None`: a command that reads a teacher, whose file records its dataset and image side."
-    teacher = dataset is None
-    p.add_argument('--dataset', default=dataset, choices=sorted(DATASETS),
-                   help='dataset (embedded: mnist5k, digits; on disk: the rest) ' + ("[default: the teacher's, as its model file records it]" if teacher else '[%(default)s]'))
-    p.add_argument('--root', default='data', help='folder of on-disk datasets [%(default)s]')
-    p.add_argument('--size', type=positive_int, default=None,
-                   help="image side [default: the teacher's]" if teacher else 'image side: 32 pads MNIST to the LeNet input; default: 28 for the MLPs, 32 for the other zoo nets on MNIST, else native')
-    p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
-    p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
 def _fit_args(p, epochs=8, recipe:bool=False): # `recipe`: a transfer set's preset may set lr and wd (`distill_run`)
     p.add_argument('--epochs', type=positive_int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
@@ -63,36 +49,14 @@ def _fit_args(p, epochs=8, recipe:bool=False): # `recipe`: a transfer set's pres
     p.add_argument('--fp16', action='store_true', help='mixed precision (only on a GPU)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
-# %% ../nbs/90_cli.ipynb #03551c15
-def positive_int(text:str) -> int:
-    "argparse type: an integer ≥ 1 (counts: images, batches, epochs, steps)."
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not an integer; give an integer ≥ 1') from None
-    if v < 1: raise argparse.ArgumentTypeError(f'{v} is not allowed; give an integer ≥ 1')
-    return v
-
-def positive_float(text:str) -> float:
-    "argparse type: a finite number > 0 (temperatures, learning rates)."
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number; give a number > 0') from None
-    if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f'{v} is not allowed; give a finite number > 0')
-    return v
-
-def json_object(text:str) -> dict:
-    "argparse type: a JSON object (an architecture's keyword arguments)."
-    try: v = json.loads(text)
-    except ValueError as e: raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({e}); give an object such as \'{{"n_classes": 10}}\'') from None
-    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
-    return v
-
 # %% ../nbs/90_cli.ipynb #ee27feae
 def cmd_train(args) -> dict:
     "Train `--model` from scratch on `--dataset`; save weights, log and record in `--run`."
-    return _call(train_run, args)
+    return call_with_options(train_run, args)
 
 def cmd_distill(args) -> dict:
     "Distil the teacher at `--teacher` into `--student` with Hinton KD, on `--dataset` or on `--transfer-set`; save in `--run`."
-    return _call(distill_run, args)
+    return call_with_options(distill_run, args)
 
 # %% ../nbs/90_cli.ipynb #3857ca1a
 def _parse_value(text:str, tp):
@@ -249,16 +213,7 @@ def cmd_methods(args) -> dict:
 def cmd_pipeline(args) -> dict:
     "Teacher -> transfer set or online game (data-free) -> student, evaluated on the real test split, with the KD-with-data reference."
     settings = parse_settings(args.method, args.set, iterations=args.iterations, synth_lr=args.synth_lr)
-    return _call(pipeline, args, settings=settings, reference=not args.no_reference)
-
-# %% ../nbs/90_cli.ipynb #1435a27b
-def table_records(table) -> list[dict]:
-    "The rows of a benchmark DataFrame as JSON-ready dicts: a named index becomes a column, ('teacher', 'mean') columns become 'teacher_mean'."
-    flat = table.copy()
-    if flat.columns.nlevels > 1: flat.columns = ['_'.join(str(c) for c in col if c != '') for col in flat.columns]
-    if any(n is not None for n in flat.index.names): flat = flat.reset_index()
-    return json.loads(flat.to_json(orient='records'))
-
+    return call_with_options(pipeline, args, settings=settings, reference=not args.no_reference)
 
 # %% ../nbs/90_cli.ipynb #1efd365b
 def _method_args(p, default=None):
@@ -286,7 +241,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--arch-kwargs', dest='model_kwargs', type=json_object, default=None, metavar='JSON',
                    help='keyword arguments of the architecture, a JSON object, e.g. \'{"hidden": 64}\' (recorded in the model file)')
     t.add_argument('--run', default='runs/teacher', help='run folder [%(default)s]')
-    _data_args(t, 'mnist5k'); _fit_args(t); t.set_defaults(func=cmd_train)
+    data_args(t, 'mnist5k'); _fit_args(t); t.set_defaults(func=cmd_train)
     d = sub.add_parser('distill', help='distil a saved teacher into a student with Hinton KD on real data')
     d.add_argument('--teacher', required=True, help='teacher weights saved by `dfkd train` (model.safetensors)')
     _student_args(d)
@@ -296,8 +251,8 @@ def make_parser() -> argparse.ArgumentParser:
     d.add_argument('--alpha', type=float, default=None, help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, 1 on a transfer set')
     d.add_argument('--transfer-set', default=None, help='train on this transfer set (from `dfkd synthesize`) instead of real data; --dataset still validates')
     d.add_argument('--shift', type=int, default=0, help='random shifts of up to this many pixels, the teacher labelling each view (0: none) [%(default)s]')
-    _data_args(d); _fit_args(d, recipe=True); d.set_defaults(func=cmd_distill)
-    add_distill_methods(d, cmd_distill)  # `44_dih_cli`: --method kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
+    data_args(d); _fit_args(d, recipe=True); d.set_defaults(func=cmd_distill)
+    add_distill_methods(d, cmd_distill)  # `86_dih_cli`: --method kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
     st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS), help='statistics to record; default: all that apply')
@@ -308,7 +263,7 @@ def make_parser() -> argparse.ArgumentParser:
         st.add_argument(f"--{name.replace('_', '-')}", type=positive_int if isinstance(v, int) else positive_float, default=v, help=f'{what} [%(default)s]')
     st.add_argument('--out', default=None, help="metadata file; default: beside the teacher, named after it (model.safetensors -> model.metadata.safetensors)")
     st.add_argument('--quiet', action='store_true', help='no progress bars')
-    _data_args(st); st.set_defaults(func=cmd_stats)
+    data_args(st); st.set_defaults(func=cmd_stats)
     sy = sub.add_parser('synthesize', help='build a transfer set from the teacher alone (and metadata, for the Lopes methods)')
     sy.add_argument('--teacher', required=True, help='teacher weights (model.safetensors)')
     _method_args(sy)
@@ -322,7 +277,7 @@ def make_parser() -> argparse.ArgumentParser:
     sy.add_argument('--n-batches', type=positive_int, default=100, help='online methods: student batches per epoch [%(default)s]')
     sy.add_argument('--student-bs', type=positive_int, default=None, help="online methods: the game's student batch size; default: the preset's student_bs, else --bs")
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
-    _data_args(sy); sy.set_defaults(func=cmd_synthesize)
+    data_args(sy); sy.set_defaults(func=cmd_synthesize)
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
     sh.add_argument('transfer_set', help='transfer set folder')
     sh.add_argument('--cls', type=int, default=None, help='only this class (its first page); default: a row per class')
@@ -356,10 +311,10 @@ def make_parser() -> argparse.ArgumentParser:
     pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'), help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
-    _data_args(pp); pp.set_defaults(func=cmd_pipeline)
+    data_args(pp); pp.set_defaults(func=cmd_pipeline)
     add_bench_command(sub)  # `30_benchmark`: the one benchmark harness
-    add_bench_dih(sub.choices['bench'])  # `44_dih_cli`: DIH and its baselines, and the authors' CIFAR-100 recipe
-    add_heads_command(sub)  # `44_dih_cli`: mount and fine-tune a teacher's intermediate heads
+    add_bench_dih(sub.choices['bench'])  # `86_dih_cli`: DIH and its baselines, and the authors' CIFAR-100 recipe
+    add_heads_command(sub)  # `86_dih_cli`: mount and fine-tune a teacher's intermediate heads
     for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
         c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='on an error, show the full traceback')
         c.add_argument('--trust', nargs='+', action='extend', default=[], metavar='ARCH',
@@ -409,8 +364,14 @@ def cli_message(e:BaseException, args=None) -> str:
     if isinstance(e, (KeyError, TypeError)): text += ' (`dfkd --debug ...` shows where)'
     return ' '.join(l.strip() for l in text.splitlines() if l.strip())
 
-def console(argv:list|None=None):
-    "Entry point of the `dfkd` console script: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback)."
+def console(argv:list|None=None): # the command line; `None` reads `sys.argv`
+    "Entry point of `dfkd`, `python -m dfkd` and `torchrun ... -m dfkd`: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback). Under torchrun every process runs it in the run's process group (`launched_console`)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = argv[1:] if argv[:1] == ['--'] else argv  # `torchrun ... -m dfkd -- distill ...` on a Python that passes the `--` on
+    if launched(): return launched_console(argv, _one_process, make_parser().parse_args)
+    return _one_process(argv)
+
+def _one_process(argv:list):
     keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
     args = make_parser().parse_args(argv)
     try: _run(args); return 0

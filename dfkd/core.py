@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #6cf66554
 from __future__ import annotations
-import os, json, random, secrets, hashlib
+import argparse, hashlib, inspect, json, os, random, secrets
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
@@ -14,7 +14,8 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['default_device', 'limit_test_threads', 'torch_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes',
            'atomic_write_text', 'atomic_write_json', 'read_json', 'folder_path', 'atomic_save_safetensors',
-           'load_safetensors', 'maybe_progress', 'tensor_checksum']
+           'load_safetensors', 'maybe_progress', 'tensor_checksum', 'positive_int', 'positive_float', 'json_object',
+           'call_with_options']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -141,3 +142,30 @@ def tensor_checksum(tensors) -> str:
         h.update(str(tuple(t.shape)).encode()); h.update(str(t.dtype).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')  # reshape: 0-d tensors too (BN's step counter)
     return h.hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #03551c15
+def positive_int(text:str) -> int:
+    "argparse type: an integer ≥ 1 (counts: images, batches, epochs, steps)."
+    try: v = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not an integer; give an integer ≥ 1') from None
+    if v < 1: raise argparse.ArgumentTypeError(f'{v} is not allowed; give an integer ≥ 1')
+    return v
+
+def positive_float(text:str) -> float:
+    "argparse type: a finite number > 0 (temperatures, learning rates)."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number; give a number > 0') from None
+    if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f'{v} is not allowed; give a finite number > 0')
+    return v
+
+def json_object(text:str) -> dict:
+    "argparse type: a JSON object (an architecture's keyword arguments)."
+    try: v = json.loads(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({e}); give an object such as \'{{"n_classes": 10}}\'') from None
+    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
+    return v
+
+def call_with_options(f, args, **kw):
+    "Call `f` with the parsed options `args` (an argparse `Namespace`) named like its parameters, and `kw`."
+    params = inspect.signature(f).parameters
+    return f(**{k: v for k, v in vars(args).items() if k in params and k not in kw}, **kw)

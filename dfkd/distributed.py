@@ -7,6 +7,7 @@ Docs: https://dfkd.github.io/dfkd/distributed.html.md"""
 # %% ../nbs/16_distributed.ipynb #bb73d40b
 from __future__ import annotations
 import contextlib, datetime, functools, os, sys, tempfile
+from typing import Callable
 from pathlib import Path
 import torch, torch.nn as nn, torch.distributed as dist
 from fastcore.basics import defaults
@@ -15,35 +16,16 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.distributed import DistributedTrainer, DistributedDL  # fastai's distributed support needs `accelerate`
 from torch.distributed.elastic.multiprocessing.errors import record
 from .core import atomic_write_json, read_json
+from .ranks import launched, several_ranks, world_size, rank, is_main, in_place, all_reduce_sums
+from .synthesis import term_parameters, shard_seed
 
 # %% auto #0
-__all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'launched', 'world_size', 'rank', 'is_main', 'barrier', 'default_backend',
-           'RankDL', 'split_batches', 'RankTrainer', 'distributed_context', 'rank_argv', 'record_world_size', 'console',
-           'merge_shards', 'across_ranks', 'rank_share', 'all_reduce_sums', 'in_place', 'average_', 'shared_parameters',
+__all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'default_backend', 'RankDL', 'split_batches', 'RankTrainer',
+           'distributed_context', 'rank_argv', 'record_world_size', 'launched_console', 'average_', 'shared_parameters',
            'SharedGame', 'average_buffers', 'share_game', 'check_precision', 'precision_callbacks',
            'synthesis_precision']
 
 # %% ../nbs/16_distributed.ipynb #9aabf4c7
-def launched() -> bool:
-    "Whether `torchrun` started this process as one of several (`WORLD_SIZE` > 1 and a `RANK`)."
-    return int(os.environ.get('WORLD_SIZE', '1')) > 1 and 'RANK' in os.environ
-
-def world_size() -> int:
-    "Processes in the run: the process group's size, else torchrun's `WORLD_SIZE`, else 1."
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get('WORLD_SIZE', '1'))
-
-def rank() -> int:
-    "This process's place in the run, 0 ... `world_size() - 1` (0 in a run of one)."
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get('RANK', '0'))
-
-def is_main() -> bool:
-    "Whether this process is rank 0, the one that writes run folders and prints results."
-    return rank() == 0
-
-def barrier():
-    "Wait until every process of the run gets here (nothing to wait for in a run of one)."
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
-
 def default_backend() -> str:
     "The collective backend: nccl where there is a GPU, gloo on CPUs."
     return 'nccl' if torch.cuda.is_available() else 'gloo'
@@ -123,77 +105,28 @@ def record_world_size(run:str|Path):
     if path.exists(): atomic_write_json(path, dict(read_json(path), world_size=world_size(), backend=dist.get_backend() if dist.is_initialized() else None))
 
 @record
-def console(argv:list|None=None): # the command line; `None` reads `sys.argv`
-    "`python -m dfkd` and `torchrun ... -m dfkd`: the `dfkd` command line, in torchrun's process group when launched by it; rank 0 alone writes the run folder and prints."
-    from dfkd.cli import console as cli_console, make_parser
-    argv = sys.argv[1:] if argv is None else list(argv)
-    argv = argv[1:] if argv[:1] == ['--'] else argv  # `torchrun ... -m dfkd -- distill ...` (see below) on a Python that passes the `--` on
-    if not launched(): return cli_console(argv)
-    args = make_parser().parse_args(argv)
+def launched_console(argv:list, # the command line, without the program name
+                     run_command:Callable, # the command line in one process: `argv` -> exit status (`dfkd.cli.console`'s)
+                     parse:Callable): # `argv` -> its parsed options (`dfkd.cli.make_parser().parse_args`)
+    "The `dfkd` command line in a process torchrun started: in its process group; rank 0 alone writes the run folder and prints."
+    args = parse(argv)
     if args.command in ONE_PROCESS_COMMANDS:
         print(f'dfkd: error: `dfkd {args.command}` runs in one process: launch it without torchrun, or launch its steps '
               f'(train, stats, synthesize, distill) with torchrun', file=sys.stderr)
         sys.exit(2)
     with distributed_context():
         if is_main():
-            res = cli_console(argv)
+            res = run_command(argv)
             if 'run' in vars(args): record_world_size(args.run)
             return res
         with tempfile.TemporaryDirectory(prefix=f'dfkd-rank{rank()}-') as tmp, open(os.devnull, 'w') as null, contextlib.redirect_stdout(null):
-            return cli_console(rank_argv(argv, args, tmp))
-
-# %% ../nbs/16_distributed.ipynb #15d45b69
-def _several() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-def merge_shards(path:str|Path) -> Path:
-    "Once every process has written its shards of the transfer set in `path`: rank 0 merges the rank manifests into `manifest.json` if all are complete; every process returns `path`."
-    from dfkd.synthesis import merge_manifests, read_manifest
-    barrier()
-    if is_main() and all(read_manifest(p)['complete'] for p in Path(path).glob('manifest-r*.json')): merge_manifests(path)
-    barrier()
-    return Path(path)
-
-def across_ranks(build): # `build_transfer_set`, or a function with its `rank`, `world_size` keywords that returns the set's folder
-    "`build` that, in a run of several processes and without `rank`/`world_size`, synthesises this process's share of the jobs and merges the shares."
-    if getattr(build, 'across_ranks', False): return build  # already shared out (`build_transfer_set` is, in `11_synthesis`)
-    @functools.wraps(build)
-    def _build(*args, rank:int|None=None, world_size:int|None=None, **kwargs):
-        if not _several(): return build(*args, rank=rank or 0, world_size=world_size or 1, **kwargs)
-        if rank is not None or world_size is not None:
-            raise ValueError(f'this transfer set is built in rounds (rank={rank}, world_size={world_size}) that run one after the other in '
-                             f'one process; launch it without torchrun')
-        return merge_shards(build(*args, rank=dist.get_rank(), world_size=dist.get_world_size(), **kwargs))
-    _build.across_ranks = True
-    return _build
-
-# %% ../nbs/16_distributed.ipynb #64d5d2ab
-def rank_share(dl):
-    "This process's part of the examples of the ordered loader `dl`: every `world_size`-th from its rank, in order, none twice, none dropped; `dl` itself in a run of one."
-    if not _several(): return dl
-    ds = dl.dataset
-    part = torch.utils.data.Subset(ds, range(dist.get_rank(), len(ds), dist.get_world_size()))
-    if hasattr(dl, 'new'): return dl.new(part, shuffle=False, drop_last=False)
-    return torch.utils.data.DataLoader(part, batch_size=dl.batch_size, shuffle=False)
-
-def all_reduce_sums(tensors) -> list:
-    "Each tensor summed over the processes of the run, in place (on the GPU for nccl and back); as they are in a run of one."
-    tensors = list(tensors)
-    if not _several(): return tensors
-    for t in tensors: in_place(t, dist.all_reduce)
-    return tensors
-
-def in_place(t:torch.Tensor, collective):
-    "Run `collective` (e.g. `dist.all_reduce`) on `t` in place: a CPU tensor goes to the GPU and back under nccl, which only takes GPU tensors."
-    with torch.no_grad():
-        if dist.get_backend() == 'nccl' and not t.is_cuda:
-            on = t.cuda(); collective(on); t.copy_(on.cpu())
-        else: collective(t)
+            return run_command(rank_argv(argv, args, tmp))
 
 # %% ../nbs/16_distributed.ipynb #0748037c
 def average_(tensors) -> list:
     "Each tensor replaced, in place, by its mean over the processes of the run, in one all-reduce; as they are in a run of one."
     tensors = list(tensors)
-    if not _several() or not tensors: return tensors
+    if not several_ranks() or not tensors: return tensors
     flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
     all_reduce_sums([flat]); flat /= dist.get_world_size()
     with torch.no_grad():
@@ -202,7 +135,6 @@ def average_(tensors) -> list:
 
 def shared_parameters(synth) -> list:
     "The parameters every process of an online game must keep equal: the generator's (a meta-learned generator's clone during a round) and the loss terms'."
-    from dfkd.synthesis import term_parameters
     return list(synth.param.net.parameters()) + term_parameters(synth.terms)
 
 class SharedGame:
@@ -220,12 +152,10 @@ def average_buffers(synth):
 def share_game(synth, # the game's `GeneratorSynthesizer`
                pool=None): # its pool of images (`RingBuffer`), if it has one
     "Make an online game one game over the processes of the run: rank 0's generator and term parameters everywhere, a random stream per rank, `SharedGame` listening; nothing in a run of one or a second time."
-    if not _several() or any(isinstance(cb, SharedGame) for cb in synth.callbacks): return synth
-    from dfkd.synthesis import term_parameters
+    if not several_ranks() or any(isinstance(cb, SharedGame) for cb in synth.callbacks): return synth
     g = synth.generator
     for t in [*g.parameters(), *g.buffers(), *term_parameters(synth.terms)]: in_place(t, functools.partial(dist.broadcast, src=0))
-    from dfkd.synthesis import shard_seed  # a seed per rank, derived as the transfer sets derive one per job
-    r = dist.get_rank()
+    r = dist.get_rank()  # a seed per rank, derived as the transfer sets derive one per job (`shard_seed`)
     if r:
         synth.rng.manual_seed(shard_seed(synth.rng.initial_seed(), r))
         if pool is not None: pool.rng.manual_seed(shard_seed(pool.rng.initial_seed(), r))

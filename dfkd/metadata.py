@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import scipy.sparse as sp, scipy.sparse.linalg as spla
 from .core import default_device, seed_generator, atomic_save_safetensors, load_safetensors, maybe_progress
-from .distributed import rank_share, all_reduce_sums
+from .ranks import rank_share, all_reduce_sums
 from .hooks import Hooks, get_module, names_of_type, last_linear_name
 from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
 from fastai.data.transforms import Normalize
@@ -211,7 +211,7 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     if 'all_layers_dropout' in kinds and not drops:
         raise ValueError(f'{type(teacher).__name__} has no dropout with p > 0; drop "all_layers_dropout" from `kinds`')
     hooked = list(dict.fromkeys(layers + [top_layer]))
-    dl = rank_share(_ordered_loader(dl))  # under torchrun: this process's part of the data (`16_distributed`)
+    dl = rank_share(_ordered_loader(dl))  # under torchrun: this process's part of the data (`08_ranks`)
     x0 = next(iter(dl))[0]
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
         teacher(x0[:2].to(dev)); shapes = {n: tuple(h[n].shape[1:]) for n in hooked}

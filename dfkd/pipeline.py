@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
 import dfkd
-from .core import atomic_write_json, default_device, set_seed, read_json, folder_path
+import json
+from .core import atomic_write_json, default_device, set_seed, read_json, folder_path, positive_int
+from .data import DATASETS
 from .data import get_dls
 from .models import get_model, load_model, save_model, count_params, as_classifier, trusted_names
 from .kd import train_classifier, distill, evaluate, student_optimiser
@@ -24,8 +26,8 @@ from .benchmark import BenchConfig
 
 # %% auto #0
 __all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
-           'default_size', 'train_run', 'teacher_data', 'teacher_dls', 'transfer_set_recipe', 'build_model',
-           'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
+           'default_size', 'table_records', 'data_args', 'train_run', 'teacher_data', 'teacher_dls',
+           'transfer_set_recipe', 'build_model', 'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder
@@ -57,6 +59,27 @@ def default_size(model:str, dataset:str, size:int|None=None) -> int|None:
     "The image side: `size` if given, else 28 for the MLPs, 32 for the zoo's LeNet-style nets on MNIST (padded), else the dataset's own."
     if size or ':' in model: return size  # your own architecture (`package.module:Class`) and torchvision's: the data's side unless given
     return 28 if model.startswith('hinton') else 32 if dataset in ('mnist5k', 'mnist', 'fashion_mnist') else None
+
+# %% ../nbs/85_pipeline.ipynb #1435a27b
+def table_records(table) -> list[dict]:
+    "The rows of a benchmark DataFrame as JSON-ready dicts: a named index becomes a column, ('teacher', 'mean') columns become 'teacher_mean'."
+    flat = table.copy()
+    if flat.columns.nlevels > 1: flat.columns = ['_'.join(str(c) for c in col if c != '') for col in flat.columns]
+    if any(n is not None for n in flat.index.names): flat = flat.reset_index()
+    return json.loads(flat.to_json(orient='records'))
+
+
+# %% ../nbs/85_pipeline.ipynb #5f67a0fb
+def data_args(p, dataset:str|None=None):
+    "The data options; `dataset=None`: a command that reads a teacher, whose file records its dataset and image side."
+    teacher = dataset is None
+    p.add_argument('--dataset', default=dataset, choices=sorted(DATASETS),
+                   help='dataset (embedded: mnist5k, digits; on disk: the rest) ' + ("[default: the teacher's, as its model file records it]" if teacher else '[%(default)s]'))
+    p.add_argument('--root', default='data', help='folder of on-disk datasets [%(default)s]')
+    p.add_argument('--size', type=positive_int, default=None,
+                   help="image side [default: the teacher's]" if teacher else 'image side: 32 pads MNIST to the LeNet input; default: 28 for the MLPs, 32 for the other zoo nets on MNIST, else native')
+    p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
+    p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
 # %% ../nbs/85_pipeline.ipynb #cb9473b3
 def train_run(run:str|Path, # the run folder

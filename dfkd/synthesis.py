@@ -6,17 +6,17 @@ Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 
 # %% ../nbs/11_synthesis.ipynb #8e9bec70
 from __future__ import annotations
-import contextvars, json, math, time, warnings
+import contextvars, functools, json, math, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json, folder_path,
                        tensor_checksum, _json_default, maybe_progress)
 from .hooks import Hooks, last_linear_name
-from .distributed import across_ranks
+from .ranks import several_ranks, barrier, is_main
 from .viz import image_grid, prediction_titles, show_image, to_pixels
 from .models import fingerprint
 from .kd import check_teacher_student, frozen
@@ -26,8 +26,8 @@ __all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'SynthesisC
            'term_parameters', 'ActivationTerm', 'StudentTerm', 'PixelParametrization', 'cosine_factor', 'Schedule',
            'SynthesisDiverged', 'History', 'Synthesizer', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity',
            'identity_differences', 'read_manifest', 'recording_preset', 'check_set_folder', 'merge_manifests',
-           'verified_shards', 'finished_transfer_set', 'TransferSet', 'transfer_dls', 'class_fidelity',
-           'show_transfer_set', 'plot_transfer_set_means']
+           'verified_shards', 'finished_transfer_set', 'TransferSet', 'transfer_dls', 'merge_shards', 'across_ranks',
+           'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -499,8 +499,6 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
     atomic_write_json(mpath, _manifest(True))
     return path
 
-build_transfer_set = across_ranks(build_transfer_set)  # under torchrun: this process's share of the jobs, merged by rank 0 (`16_distributed`)
-
 def merge_manifests(path:str|Path) -> Path:
     "Join the per-rank manifests of a multi-process transfer set into one `manifest.json`."
     path = Path(path); parts = sorted(path.glob('manifest-r*.json'))
@@ -594,6 +592,29 @@ def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
     dls.img_shape, dls.dataset_name = tuple(ts.manifest['img_shape']), f"transfer:{ts.manifest['method']}"
     dls.classes = getattr(valid, 'classes', None) or [str(i) for i in range(dls.n_classes)]
     return dls
+
+# %% ../nbs/11_synthesis.ipynb #880faa34
+def merge_shards(path:str|Path) -> Path:
+    "Once every process has written its shards of the transfer set in `path`: rank 0 merges the rank manifests into `manifest.json` if all are complete; every process returns `path`."
+    barrier()
+    if is_main() and all(read_manifest(p)['complete'] for p in Path(path).glob('manifest-r*.json')): merge_manifests(path)
+    barrier()
+    return Path(path)
+
+def across_ranks(build): # `build_transfer_set`, or a function with its `rank`, `world_size` keywords that returns the set's folder
+    "`build` that, in a run of several processes and without `rank`/`world_size`, synthesises this process's share of the jobs and merges the shares."
+    if getattr(build, 'across_ranks', False): return build  # already shared out
+    @functools.wraps(build)
+    def _build(*args, rank:int|None=None, world_size:int|None=None, **kwargs):
+        if not several_ranks(): return build(*args, rank=rank or 0, world_size=world_size or 1, **kwargs)
+        if rank is not None or world_size is not None:
+            raise ValueError(f'this transfer set is built in rounds (rank={rank}, world_size={world_size}) that run one after the other in '
+                             f'one process; launch it without torchrun')
+        return merge_shards(build(*args, rank=dist.get_rank(), world_size=dist.get_world_size(), **kwargs))
+    _build.across_ranks = True
+    return _build
+
+build_transfer_set = across_ranks(build_transfer_set)  # under torchrun: this process's share of the jobs, merged by rank 0
 
 # %% ../nbs/11_synthesis.ipynb #964ea1a7
 @torch.no_grad()
