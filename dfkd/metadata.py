@@ -180,21 +180,119 @@ def default_metadata_path(teacher_path) -> Path:
     teacher_path = Path(teacher_path)
     return teacher_path.with_name(f'{teacher_path.stem}.metadata.safetensors')
 
+# %% ../nbs/10_metadata.ipynb #2f8f9e1f
+def _kinds_to_record(kinds, teacher:nn.Module, drops:list[str]) -> list[str]:
+    "`kinds` as a list (`None`: every kind that applies), refused when unknown or when the teacher has no dropout."
+    kinds = [kd for kd in KINDS if kd != 'all_layers_dropout' or drops] if kinds is None else list(kinds)
+    bad = [kd for kd in kinds if kd not in KINDS]
+    if bad: raise ValueError(f'unknown kinds {bad}; choose from {KINDS}')
+    if 'all_layers_dropout' in kinds and not drops:
+        raise ValueError(f'{type(teacher).__name__} has no dropout with p > 0; drop "all_layers_dropout" from `kinds`')
+    return kinds
+
+def _probe_shapes(teacher:nn.Module, hooked:list[str], drops:list[str], x:torch.Tensor) -> tuple[dict, list]:
+    "Per-example output shapes of the `hooked` modules, and the header's specs of the `drops`, from the batch `x`."
+    with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
+        teacher(x); shapes = {n: tuple(h[n].shape[1:]) for n in hooked}
+        if not drops: return shapes, []
+        with Hooks(teacher, drops, detach=True) as hd:
+            teacher(x)
+            return shapes, [dict(name=n, p=get_module(teacher, n).p, shape=list(hd[n].shape[1:])) for n in drops]
+
+def _spectral_graphs(teacher:nn.Module, kinds:list[str], layers:list[str], shapes:dict, k:int, k_pair:int,
+                     normalized_laplacian:bool) -> tuple[dict, dict]:
+    "The graphs the spectral kinds record, keyed by name (`all`, `a+b`), and their eigenvalues and bases to store."
+    graphs, tensors = {}, {}
+    if 'spectral_all_layers' in kinds:
+        if len(layers) < 2: raise ValueError('spectral statistics need at least two layers')
+        graphs['all'] = dict(layers=layers, k=k)
+    if 'spectral_layer_pairs' in kinds:
+        for a, b in zip(layers[:-1], layers[1:]): graphs[f'{a}+{b}'] = dict(layers=[a, b], k=k_pair)
+    for g, spec in graphs.items():
+        units = [_units(shapes[n]) for n in spec['layers']]
+        adjacency = layer_graph(teacher, spec['layers'], shapes)
+        vals, U = graph_fourier_basis(adjacency, min(spec['k'], sum(units)), normalized_laplacian)
+        spec.update(k=U.shape[1], units=units)
+        tensors[f'graph:{g}:eigenvalues'], tensors[f'graph:{g}:basis'] = vals, U
+    return graphs, tensors
+
+# %% ../nbs/10_metadata.ipynb #4d0d5879
+class _Recording:
+    "The running moments of one recording: every statistic by its key in the file, and its per-example shape."
+    def __init__(self, teacher:nn.Module, dev, layers:list[str], shapes:dict, n_classes:int, cov_max_units:int,
+                 progress:bool):
+        self.teacher, self.dev, self.layers, self.shapes, self.n_classes = teacher, dev, layers, shapes, n_classes
+        self.cov_max_units, self.progress, self.moments, self.moment_shapes = cov_max_units, progress, {}, {}
+
+    def add(self, key:str, shape, v:torch.Tensor, y:torch.Tensor):
+        "Add the batch `v` to statistic `key`; the top layer and statistics of few units keep a full covariance."
+        self.moment_shapes[key] = tuple(shape); size = int(np.prod(shape))
+        if key not in self.moments:
+            full = key == 'top_layer' or size <= self.cov_max_units
+            self.moments[key] = _ClassMoments(self.n_classes, size, full=full)
+        self.moments[key].add(v, y)
+
+    def add_layers(self, acts:dict, y:torch.Tensor, prefix:str):
+        "Add each recorded layer's activations in `acts` as statistic `prefix:layer`."
+        for n in self.layers: self.add(f'{prefix}:{n}', self.shapes[n], acts[n], y)
+
+    def plain_pass(self, dl, h:Hooks, kinds:list[str], top_layer:str, T:float, graphs:dict, bases:dict):
+        "Every kind but the dropout one, in one pass over `dl` with the hooks `h` on the layers."
+        for xb, yb in maybe_progress(dl, leave=False, display=self.progress):
+            self.teacher(xb.to(self.dev)); yb = yb.cpu()
+            if 'top_layer' in kinds: self.add('top_layer', self.shapes[top_layer], h[top_layer] / T, yb)
+            if 'all_layers' in kinds: self.add_layers(h.outputs, yb, 'all_layers')
+            for g, spec in graphs.items():
+                self.add(f'graph:{g}', (spec['k'],), graph_coefficients(h.outputs, spec['layers'], bases[g]), yb)
+
+    def dropout_pass(self, dl, h:Hooks, drop_specs:list[dict], n_masks:int, seed:int) -> dict:
+        "`all_layers_dropout` through seeded dropout filters in a second pass; returns each class's first `n_masks`."
+        drops = [d['name'] for d in drop_specs]
+        gen, kept = seed_generator(seed), {n: [[] for _ in range(self.n_classes)] for n in drops}
+        for xb, yb in maybe_progress(dl, leave=False, display=self.progress):
+            masks = bernoulli_keep_masks(len(xb), drop_specs, gen)
+            handles = dropout_mask_hooks(self.teacher, {n: m.to(self.dev, torch.float32) for n, m in masks.items()})
+            try: self.teacher(xb.to(self.dev))
+            finally:
+                for hd in handles: hd.remove()
+            self.add_layers(h.outputs, yb.cpu(), 'all_layers_dropout')
+            for i, c in enumerate(yb.tolist()):
+                for n in drops:
+                    if len(kept[n][c]) < n_masks: kept[n][c].append(masks[n][i])
+        short = [c for c in range(self.n_classes) if len(kept[drops[0]][c]) < n_masks]
+        if short: raise ValueError(f'classes {short} have fewer than n_masks={n_masks} examples; lower `n_masks`')
+        return {f'masks:{n}': torch.stack([torch.stack(kept[n][c]) for c in range(self.n_classes)]).to(torch.uint8)
+                for n in drops}
+
+    def statistics(self) -> dict:
+        "Per-class mean, std and (where full) Cholesky factor of every statistic, and the per-class count."
+        moments, tensors = self.moments, {}
+        all_reduce_sums(t for m in moments.values() for t in (m.n, m.s, m.s2))  # under torchrun: every process's part
+        for key, m in moments.items():
+            (mean, std), shape = m.mean_std(), (self.n_classes, *self.moment_shapes[key])
+            tensors[f'{key}:mean'], tensors[f'{key}:std'] = mean.view(shape), std.view(shape)
+            if m.full: tensors[f'{key}:cholesky'] = cholesky_factor(m.covariance())
+        tensors['count'] = counts = next(iter(moments.values())).n.long()  # every kind saw the same examples
+        if (counts < 2).any():
+            few = torch.nonzero(counts < 2).flatten().tolist()
+            raise ValueError(f'classes {few} have fewer than 2 examples in `dl`')
+        return tensors
+
 # %% ../nbs/10_metadata.ipynb #f0d422ea
 def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
-                    dl, # batches of (x, y) over the teacher's (normalised) training data: fastai `DataLoaders` (its train split), or a fastai or torch DataLoader
+                    dl, # (x, y) batches of normalised training data: fastai `DataLoaders` (its train split) or a loader
                     kinds=None, # subset of `KINDS`; `None` records all that apply (dropout only for dropout teachers)
                     layers:list[str]|None=None, # module names to record; `None` uses `default_layers`
                     top_layer:str|None=None, # the logits module; `None` is the last `nn.Linear`
                     T:float=1., # temperature dividing the top layer
                     k:int=64, # graph-Fourier coefficients kept for the whole-network graph
                     k_pair:int=32, # coefficients kept per adjacent-layer pair
-                    normalized_laplacian:bool=True, # bases from the normalised Laplacian (False: the combinatorial D - A)
+                    normalized_laplacian:bool=True, # bases from the normalised Laplacian (False: combinatorial D - A)
                     n_masks:int=32, # dropout filters kept per class
-                    cov_max_units:int=256, # statistics of at most this many units get a full per-class covariance (the top layer always does)
-                    n_classes:int|None=None, # number of classes; `None` reads the `DataLoaders`' `n_classes` or the top layer's width
-                    stats=None, # per-channel (mean, std) the data is normalised with; `None` reads it from `dl` (`data_normalisation`)
-                    dataset:str|None=None, # the data's name, for the reader; `None` reads the `DataLoaders`' `dataset_name`
+                    cov_max_units:int=256, # full per-class covariance up to this many units (the top layer always)
+                    n_classes:int|None=None, # `None` reads the `DataLoaders`' `n_classes` or the top layer's width
+                    stats=None, # the data's per-channel normalisation (mean, std); `None`: `data_normalisation(dl)`
+                    dataset:str|None=None, # the data's name, for the reader; `None`: the `DataLoaders`' `dataset_name`
                     seed:int=0, # seeds the dropout filters
                     device=None, # where the teacher runs; `None` picks `default_device`
                     progress:bool=True):
@@ -205,76 +303,25 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     layers = list(layers) if layers is not None else default_layers(teacher)
     top_layer = top_layer or last_linear_name(teacher)
     drops = dropout_names(teacher)
-    kinds = [kd for kd in KINDS if kd != 'all_layers_dropout' or drops] if kinds is None else list(kinds)
-    bad = [kd for kd in kinds if kd not in KINDS]
-    if bad: raise ValueError(f'unknown kinds {bad}; choose from {KINDS}')
-    if 'all_layers_dropout' in kinds and not drops:
-        raise ValueError(f'{type(teacher).__name__} has no dropout with p > 0; drop "all_layers_dropout" from `kinds`')
+    kinds = _kinds_to_record(kinds, teacher, drops)
     hooked = list(dict.fromkeys(layers + [top_layer]))
     dl = rank_share(_ordered_loader(dl))  # under torchrun: this process's part of the data (`08_ranks`)
     x0 = next(iter(dl))[0]
-    with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
-        teacher(x0[:2].to(dev)); shapes = {n: tuple(h[n].shape[1:]) for n in hooked}
-        drop_specs = []
-        if drops:
-            with Hooks(teacher, drops, detach=True) as hd:
-                teacher(x0[:2].to(dev)); drop_specs = [dict(name=n, p=get_module(teacher, n).p, shape=list(hd[n].shape[1:])) for n in drops]
+    shapes, drop_specs = _probe_shapes(teacher, hooked, drops, x0[:2].to(dev))
     if n_classes is None: n_classes = getattr(dls, 'n_classes', None) or int(np.prod(shapes[top_layer]))
-    graphs = {}
-    if 'spectral_all_layers' in kinds:
-        if len(layers) < 2: raise ValueError('spectral statistics need at least two layers')
-        graphs['all'] = dict(layers=layers, k=k)
-    if 'spectral_layer_pairs' in kinds:
-        for a, b in zip(layers[:-1], layers[1:]): graphs[f'{a}+{b}'] = dict(layers=[a, b], k=k_pair)
-    tensors = {}
-    for g, spec in graphs.items():
-        n_vert = sum(_units(shapes[n]) for n in spec['layers'])
-        vals, U = graph_fourier_basis(layer_graph(teacher, spec['layers'], shapes), min(spec['k'], n_vert), normalized_laplacian)
-        spec.update(k=U.shape[1], units=[_units(shapes[n]) for n in spec['layers']])
-        tensors[f'graph:{g}:eigenvalues'], tensors[f'graph:{g}:basis'] = vals, U
-    bases = {g: tensors[f'graph:{g}:basis'].to(dev) for g in graphs}
-
-    mom, mom_shape = {}, {}  # running moments and the per-example shape their statistics take
-    def _moments(key, shape):
-        mom_shape[key] = tuple(shape); size = int(np.prod(shape))
-        return mom.setdefault(key, _ClassMoments(n_classes, size, full=key == 'top_layer' or size <= cov_max_units))
-    def _accumulate(acts, y, prefix):
-        for n in layers: _moments(f'{prefix}:{n}', shapes[n]).add(acts[n], y)
+    graphs, tensors = _spectral_graphs(teacher, kinds, layers, shapes, k, k_pair, normalized_laplacian)
+    rec = _Recording(teacher, dev, layers, shapes, n_classes, cov_max_units, progress)
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
-        for xb, yb in maybe_progress(dl, leave=False, display=progress):
-            teacher(xb.to(dev)); yb = yb.cpu()
-            if 'top_layer' in kinds: _moments('top_layer', shapes[top_layer]).add(h[top_layer] / T, yb)
-            if 'all_layers' in kinds: _accumulate(h.outputs, yb, 'all_layers')
-            for g, spec in graphs.items(): _moments(f'graph:{g}', (spec['k'],)).add(graph_coefficients(h.outputs, spec['layers'], bases[g]), yb)
-        if 'all_layers_dropout' in kinds:
-            gen, kept = seed_generator(seed), {n: [[] for _ in range(n_classes)] for n in drops}
-            for xb, yb in maybe_progress(dl, leave=False, display=progress):
-                masks = bernoulli_keep_masks(len(xb), drop_specs, gen)
-                handles = dropout_mask_hooks(teacher, {n: m.to(dev, torch.float32) for n, m in masks.items()})
-                try: teacher(xb.to(dev))
-                finally:
-                    for hd in handles: hd.remove()
-                _accumulate(h.outputs, yb.cpu(), 'all_layers_dropout')
-                for i, c in enumerate(yb.tolist()):
-                    for n in drops:
-                        if len(kept[n][c]) < n_masks: kept[n][c].append(masks[n][i])
-            short = [c for c in range(n_classes) if len(kept[drops[0]][c]) < n_masks]
-            if short: raise ValueError(f'classes {short} have fewer than n_masks={n_masks} examples; lower `n_masks`')
-            for n in drops: tensors[f'masks:{n}'] = torch.stack([torch.stack(kept[n][c]) for c in range(n_classes)]).to(torch.uint8)
-    all_reduce_sums(t for m in mom.values() for t in (m.n, m.s, m.s2))  # under torchrun: counts and sums over every process's part
-    for key, m in mom.items():
-        mean, std = m.mean_std()
-        tensors[f'{key}:mean'], tensors[f'{key}:std'] = mean.view(n_classes, *mom_shape[key]), std.view(n_classes, *mom_shape[key])
-        if m.full: tensors[f'{key}:cholesky'] = cholesky_factor(m.covariance())
-    tensors['count'] = counts = next(iter(mom.values())).n.long()  # every kind saw the same examples
-    if (counts < 2).any(): raise ValueError(f'classes {torch.nonzero(counts < 2).flatten().tolist()} have fewer than 2 examples in `dl`')
+        rec.plain_pass(dl, h, kinds, top_layer, T, graphs, {g: tensors[f'graph:{g}:basis'].to(dev) for g in graphs})
+        if 'all_layers_dropout' in kinds: tensors.update(rec.dropout_pass(dl, h, drop_specs, n_masks, seed))
+    tensors.update(rec.statistics())
+    full = [key for key, m in rec.moments.items() if m.full]
     header = dict(schema=SCHEMA, kinds=kinds, layers=[dict(name=n, shape=list(shapes[n])) for n in layers],
                   top_layer=dict(name=top_layer, shape=list(shapes[top_layer])), temperature=T, n_classes=n_classes,
                   img_shape=list(x0.shape[1:]), graphs=graphs, normalized_laplacian=normalized_laplacian, seed=seed,
-                  covariance=dict(max_units=cov_max_units, full=[key for key, m in mom.items() if m.full],
-                                  note='statistics not listed in `full` have per-unit (diagonal) standard deviations only'),
-                  dropout=drop_specs,
-                  n_masks=n_masks if 'all_layers_dropout' in kinds else 0,
+                  covariance=dict(max_units=cov_max_units, full=full, note='statistics not listed in `full` have '
+                                  'per-unit (diagonal) standard deviations only'),
+                  dropout=drop_specs, n_masks=n_masks if 'all_layers_dropout' in kinds else 0,
                   stats=[list(map(float, s)) for s in stats] if stats is not None else None,
                   dataset=dataset or getattr(dls, 'dataset_name', None), teacher=fingerprint(teacher))
     return TeacherMetadata(header, tensors)

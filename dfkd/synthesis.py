@@ -408,7 +408,8 @@ _PRESET = contextvars.ContextVar('dfkd_recorded_preset', default=None)
 
 @contextmanager
 def recording_preset(preset:str|None):
-    "Within this block every manifest `build_transfer_set` writes records `preset`, the registry preset its method's settings came from (`method_transfer_set` opens it around any method's builder)."
+    "Each manifest `build_transfer_set` writes in this block records `preset`, the registry preset of its settings."
+    # `method_transfer_set` opens it around any method's builder
     token = _PRESET.set(preset)
     try: yield
     finally: _PRESET.reset(token)
@@ -417,46 +418,43 @@ def check_set_folder(path:str|Path) -> Path:
     "`path` as the folder of a transfer set: an existing folder, or a path with nothing there yet; a file is refused."
     return folder_path(path, 'a transfer set is a folder of shards and a manifest', '--out')
 
-def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
-                       path:str|Path, # folder of the transfer set (created if missing)
-                       n_per_class:int, # images per class
-                       batch_size:int=64, # images per shard (each shard holds one class, or every class when mixed)
-                       n_classes:int|None=None, # `None` reads it from a forward pass of the teacher
-                       classes:list[int]|None=None, # the classes to synthesise; `None` is all
-                       seed:int=0, # seeds every shard (shard i uses `shard_seed(seed, i)`)
-                       method:str='custom', # method name recorded in the manifest
-                       settings:dict|None=None, # method settings recorded in the manifest (the synthesizer's are added)
-                       stats=None, # (mean, std) normalisation of the teacher's inputs, recorded for the reader
-                       identity:dict|None=None, # more that makes the set what it is (e.g. a student's or generator's checksum); a resume must match it
-                       rank:int=0, world_size:int=1, # this process's share of the jobs
-                       stop_after:int|None=None, # write at most this many new shards, then stop (the manifest says incomplete)
-                       on_shard:Callable|None=None, # called as on_shard(shard_path, info) after each shard is written
-                       mix_classes:bool|None=None, # every class in each batch; `None`: as the synthesizer says (`Synthesizer.mix_classes`)
-                       progress:bool=True) -> Path:
-    "Synthesise a transfer set into `path` as shards plus a manifest, resuming from the shards already there that verify."
-    path = check_set_folder(path); path.mkdir(parents=True, exist_ok=True)
+# %% ../nbs/11_synthesis.ipynb #e36315a3
+def _planned_set(synthesizer:Synthesizer, n_per_class:int, batch_size:int, n_classes:int|None, classes, seed:int,
+                 method:str, settings:dict|None, stats, identity:dict|None, rank:int, world_size:int,
+                 mix_classes:bool|None) -> tuple[dict, list]:
+    "The manifest of the set `build_transfer_set`'s arguments plan, with no shards yet, and its jobs (`plan_jobs`)."
     img_shape = list(synthesizer.param.img_shape)
     if n_classes is None:
         with torch.no_grad(), frozen(synthesizer.teacher):
-            n_classes = synthesizer.teacher.to(synthesizer.device)(torch.zeros(1, *img_shape, device=synthesizer.device)).shape[1]
+            x = torch.zeros(1, *img_shape, device=synthesizer.device)
+            n_classes = synthesizer.teacher.to(synthesizer.device)(x).shape[1]
     classes = list(range(n_classes)) if classes is None else [int(c) for c in classes]
     mixed = bool(getattr(synthesizer, 'mix_classes', False) if mix_classes is None else mix_classes)
     jobs = plan_jobs(classes, n_per_class, batch_size, mixed)
-    manifest = _as_stored(dict(schema=TRANSFER_SCHEMA, method=method, preset=_PRESET.get(), settings=dict(settings or {}, synthesizer=synthesizer.settings()),
-                    identity=dict(identity or {}), seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes,
-                    img_shape=img_shape, world_size=world_size, rank=rank, n_classes=n_classes, mixed_classes=mixed,
+    manifest = dict(schema=TRANSFER_SCHEMA, method=method, preset=_PRESET.get(),
+                    settings=dict(settings or {}, synthesizer=synthesizer.settings()), identity=dict(identity or {}),
+                    seed=seed, n_per_class=n_per_class, batch_size=batch_size, classes=classes, img_shape=img_shape,
+                    world_size=world_size, rank=rank, n_classes=n_classes, mixed_classes=mixed,
                     stats=[list(map(float, s)) for s in stats] if stats is not None else None,
-                    teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={}))
-    mpath, old = path/_manifest_name(rank, world_size), None
-    if mpath.exists():
-        old = read_manifest(mpath)
-        diffs = identity_differences(set_identity(old), set_identity(manifest))
-        if diffs: _refuse_other(path, diffs)
-        manifest.update({k: old[k] for k in _IDENTITY if k in old})  # within tolerance: keep the values the set was started with
-    ident, listed = set_identity(manifest), {s['file']: s for s in (old or {}).get('shards', [])}
-    mine = [(i, targets) for i, targets in enumerate(jobs) if i % world_size == rank]
+                    teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={})
+    return _as_stored(manifest), jobs
+
+def _earlier_manifest(path:Path, mpath:Path, manifest:dict) -> dict|None:
+    "The manifest an earlier run left at `mpath`, refused unless it plans the same set; `manifest` keeps its values."
+    if not mpath.exists(): return None
+    old = read_manifest(mpath)
+    diffs = identity_differences(set_identity(old), set_identity(manifest))
+    if diffs: _refuse_other(path, diffs)
+    manifest.update({k: old[k] for k in _IDENTITY if k in old})  # within tolerance: keep the values it began with
+    return old
+
+# %% ../nbs/11_synthesis.ipynb #0cc0a918
+def _sort_jobs(synthesizer:Synthesizer, path:Path, mpath:Path, jobs:list, old:dict|None, ident:dict, seed:int,
+               rank:int, world_size:int) -> tuple[dict, list]:
+    "This rank's jobs: the shards there that verify or are adopted (`{file: info}`), and the `(job, targets)` to do."
+    listed = {s['file']: s for s in (old or {}).get('shards', [])}
     done, todo, unvouched = {}, [], []
-    for i, targets in mine:
+    for i, targets in [(i, targets) for i, targets in enumerate(jobs) if i % world_size == rank]:
         name = shard_name(rank, i)
         t, meta, problem = _load_shard(path/name, listed.get(name))
         if name in listed:
@@ -468,37 +466,78 @@ def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesis
             unvouched.append(f'{name} {problem}'); continue
         todo.append((i, targets))
     if unvouched:
-        raise ValueError(f'{path} holds shards {mpath.name} does not list and this run cannot vouch for: {"; ".join(unvouched[:3])}'
-                         f'{" …" if len(unvouched) > 3 else ""}. Delete those shards and resume (they are synthesised again), '
-                         f'or write to a new folder')
-    def _manifest(complete):
-        shards = [done[f] for f in sorted(done)]
-        counts = {str(c): 0 for c in classes}
-        for s in shards:
-            for k, v in s['labels'].items(): counts[k] = counts.get(k, 0) + v
-        return dict(manifest, shards=shards, counts=counts, complete=complete)
-    if not todo and old is not None and _manifest(True) == dict(old, teacher=manifest['teacher']): return path  # finished, all verified
-    atomic_write_json(mpath, _manifest(False))
-    written = 0
-    for i, targets in maybe_progress(todo, display=progress, leave=False):
+        raise ValueError(f'{path} holds shards {mpath.name} does not list and this run cannot vouch for: '
+                         f'{"; ".join(unvouched[:3])}{" …" if len(unvouched) > 3 else ""}. Delete those shards and '
+                         f'resume (they are synthesised again), or write to a new folder')
+    return done, todo
+
+# %% ../nbs/11_synthesis.ipynb #37ae3fd4
+def _write_shard(synthesizer:Synthesizer, path:Path, name:str, job:int, targets:list[int], seed:int,
+                 ident:dict) -> dict:
+    "Synthesise job `job` with `seed` into the shard `path/name`, refused unless finite; returns its manifest entry."
+    start, c = time.perf_counter(), _job_class(targets)
+    out = synthesizer.synthesize(torch.tensor(targets, dtype=torch.long), seed=seed)
+    bad = [what for k, what in (('x', 'images'), ('logits', 'teacher logits')) if not torch.isfinite(out[k]).all()]
+    # the loss guard misses a batch with no optimisation (noise) or a NaN only in what is kept: refuse before writing
+    if bad:
+        which = 'mixed classes' if c is None else f'class {c}'
+        raise SynthesisDiverged(f"{path/name} ({which}, job {job}) was not written: its {' and '.join(bad)} are not "
+                                f"all finite. Check that the teacher gives finite outputs (no NaN weights), or lower "
+                                f"the synthesis learning rate or the weights of the exploding terms; the shards "
+                                f"already written are kept")
+    t = dict(x=out['x'].float(), y=out['y'], logits=out['logits'])
+    info = dict(file=name, job=job, seed=seed, n=len(targets), **{'class': c}, labels=_label_counts(t['y']),
+                checksum=_shard_checksum(t), loss=out['loss'], best_step=out['step'], terms=out['terms'],
+                seconds=round(time.perf_counter() - start, 3))
+    atomic_save_safetensors(t, path/name, dict(info=info, set=ident))
+    return info
+
+def _listing(manifest:dict, done:dict, complete:bool) -> dict:
+    "`manifest` listing the shards `done` (`{file: info}`) in file order, with the label counts they add up to."
+    shards = [done[f] for f in sorted(done)]
+    counts = {str(c): 0 for c in manifest['classes']}
+    for s in shards:
+        for k, v in s['labels'].items(): counts[k] = counts.get(k, 0) + v
+    return dict(manifest, shards=shards, counts=counts, complete=complete)
+
+# %% ../nbs/11_synthesis.ipynb #99b3dc90
+def build_transfer_set(synthesizer:Synthesizer, # the method, ready to synthesise batches (`settings()` is recorded)
+                       path:str|Path, # folder of the transfer set (created if missing)
+                       n_per_class:int, # images per class
+                       batch_size:int=64, # images per shard (each shard holds one class, or every class when mixed)
+                       n_classes:int|None=None, # `None` reads it from a forward pass of the teacher
+                       classes:list[int]|None=None, # the classes to synthesise; `None` is all
+                       seed:int=0, # seeds every shard (shard i uses `shard_seed(seed, i)`)
+                       method:str='custom', # method name recorded in the manifest
+                       settings:dict|None=None, # method settings recorded in the manifest (the synthesizer's are added)
+                       stats=None, # (mean, std) normalisation of the teacher's inputs, recorded for the reader
+                       identity:dict|None=None, # what else a resume must match (a student's or generator's checksum)
+                       rank:int=0, world_size:int=1, # this process's share of the jobs
+                       stop_after:int|None=None, # write at most this many new shards, then stop (an incomplete set)
+                       on_shard:Callable|None=None, # called as on_shard(shard_path, info) after each shard is written
+                       mix_classes:bool|None=None, # every class in each batch; `None`: `Synthesizer.mix_classes`
+                       progress:bool=True) -> Path:
+    "Synthesise a transfer set into `path`: shards plus a manifest, resuming from the shards there that verify."
+    path = check_set_folder(path); path.mkdir(parents=True, exist_ok=True)
+    manifest, jobs = _planned_set(synthesizer, n_per_class, batch_size, n_classes, classes, seed, method, settings,
+                                  stats, identity, rank, world_size, mix_classes)
+    mpath = path/_manifest_name(rank, world_size)
+    old = _earlier_manifest(path, mpath, manifest)
+    ident = set_identity(manifest)
+    done, todo = _sort_jobs(synthesizer, path, mpath, jobs, old, ident, seed, rank, world_size)
+    if not todo and old is not None and _listing(manifest, done, True) == dict(old, teacher=manifest['teacher']):
+        return path  # finished, all verified
+    atomic_write_json(mpath, _listing(manifest, done, False))
+    for written, (i, targets) in enumerate(maybe_progress(todo, display=progress, leave=False)):
         if stop_after is not None and written >= stop_after: return path
-        name, start, c = shard_name(rank, i), time.perf_counter(), _job_class(targets)
-        out = synthesizer.synthesize(torch.tensor(targets, dtype=torch.long), seed=shard_seed(seed, i))
-        bad = [what for k, what in (('x', 'images'), ('logits', 'teacher logits')) if not torch.isfinite(out[k]).all()]
-        if bad:  # the loss guard misses a batch with no optimisation (noise) or a NaN only in what is kept: refuse before writing
-            raise SynthesisDiverged(f"{path/name} ({'mixed classes' if c is None else f'class {c}'}, job {i}) was not written: its {' and '.join(bad)} are not all finite. "
-                                    f"Check that the teacher gives finite outputs (no NaN weights), or lower the synthesis learning rate "
-                                    f"or the weights of the exploding terms; the shards already written are kept")
-        t = dict(x=out['x'].float(), y=out['y'], logits=out['logits'])
-        info = dict(file=name, job=i, seed=shard_seed(seed, i), n=len(targets), **{'class': c}, labels=_label_counts(t['y']), checksum=_shard_checksum(t),
-                    loss=out['loss'], best_step=out['step'], terms=out['terms'], seconds=round(time.perf_counter() - start, 3))
-        atomic_save_safetensors(t, path/name, dict(info=info, set=ident))
-        done[name] = info; written += 1
-        atomic_write_json(mpath, _manifest(False))
+        name = shard_name(rank, i)
+        done[name] = info = _write_shard(synthesizer, path, name, i, targets, shard_seed(seed, i), ident)
+        atomic_write_json(mpath, _listing(manifest, done, False))
         if on_shard is not None: on_shard(path/name, info)
-    atomic_write_json(mpath, _manifest(True))
+    atomic_write_json(mpath, _listing(manifest, done, True))
     return path
 
+# %% ../nbs/11_synthesis.ipynb #d3332810
 def merge_manifests(path:str|Path) -> Path:
     "Join the per-rank manifests of a multi-process transfer set into one `manifest.json`."
     path = Path(path); parts = sorted(path.glob('manifest-r*.json'))
