@@ -29,8 +29,8 @@ SCHEMA = 'dfkd.metadata/2'  # 2: normalisation, per-class covariances (Cholesky 
 def default_layers(model:nn.Module) -> list[str]:
     "Names of the layers whose statistics are recorded by default: every weight layer of the Hinton MLPs and LeNet-5."
     if isinstance(model, (HintonMLP, LeNet5)): return names_of_type(model, (nn.Linear, nn.Conv2d))
-    raise ValueError(f"{type(model).__name__} has no default layer choice; pass `layers=[...]` with the module names to record "
-                     f"(e.g. a few late conv layers and the classifier {last_linear_name(model)!r})")
+    raise ValueError(f"{type(model).__name__} has no default layer choice; pass `layers=[...]` with the module names "
+                     f"to record (e.g. a few late conv layers and the classifier {last_linear_name(model)!r})")
 
 def dropout_names(model:nn.Module) -> list[str]:
     "Names of the `nn.Dropout` modules that actually drop something (p > 0)."
@@ -53,26 +53,27 @@ def graph_coefficients(acts:dict, # layer name -> activation (batch, ...)
     return torch.cat([pooled_activation(acts[n]) for n in layers], 1) @ basis
 
 def edge_weights(model:nn.Module, prev:str, nxt:str, prev_shape) -> torch.Tensor:
-    "Edge weights (units of `nxt`, units of `prev`): |weights| of module `nxt`, summed over kernel positions or flattened positions."
+    "Edge weights (units of `nxt`, units of `prev`): |weights| of `nxt`, summed over kernel or flattened positions."
     m, n_prev = get_module(model, nxt), _units(prev_shape)
     if not isinstance(m, (nn.Linear, nn.Conv2d)):
-        raise ValueError(f"spectral statistics need every layer after the first to be nn.Linear or nn.Conv2d (their weights are the "
-                         f"graph's edges); {nxt!r} is {type(m).__name__}. Layers of that kind: {names_of_type(model, (nn.Linear, nn.Conv2d))}")
+        raise ValueError(f"spectral statistics need every layer after the first to be nn.Linear or nn.Conv2d (their "
+                         f"weights are the graph's edges); {nxt!r} is {type(m).__name__}. Layers of that kind: "
+                         f"{names_of_type(model, (nn.Linear, nn.Conv2d))}")
     w = m.weight.detach().abs().float().cpu()
     if isinstance(m, nn.Conv2d):
         if m.in_channels != n_prev or m.groups != 1:
-            raise ValueError(f"{nxt!r} (Conv2d, {m.in_channels} input channels, groups={m.groups}) is not fed directly by {prev!r} "
-                             f"({n_prev} channels); choose adjacent layers")
+            raise ValueError(f"{nxt!r} (Conv2d, {m.in_channels} input channels, groups={m.groups}) is not fed directly "
+                             f"by {prev!r} ({n_prev} channels); choose adjacent layers")
         return w.sum((2, 3))
     if m.in_features == n_prev: return w  # nn.Linear from here on
     if len(prev_shape) > 1 and m.in_features % n_prev == 0:
         # a (pooled) feature map was flattened into this layer; flatten order is channel-major
         return w.view(w.shape[0], n_prev, -1).sum(-1)
-    raise ValueError(f"{nxt!r} (Linear, {m.in_features} inputs) is not fed by {prev!r} (output shape {tuple(prev_shape)}); "
-                     f"choose adjacent layers")
+    raise ValueError(f"{nxt!r} (Linear, {m.in_features} inputs) is not fed by {prev!r} "
+                     f"(output shape {tuple(prev_shape)}); choose adjacent layers")
 
 def layer_graph(model:nn.Module, layers:list[str], shapes:dict) -> sp.csr_matrix:
-    "Symmetric sparse adjacency of the graph whose vertices are the units of `layers` (in order), edges |weights| between adjacent layers."
+    "Symmetric sparse adjacency of the graph of the units of `layers` (in order): |weights| between adjacent layers."
     sizes = [_units(shapes[n]) for n in layers]
     offs = np.cumsum([0] + sizes)
     rows, cols, vals = [], [], []
@@ -88,7 +89,7 @@ def graph_fourier_basis(adjacency:sp.spmatrix, # symmetric weighted adjacency (n
                         k:int, # number of eigenvectors kept
                         normalized:bool=False # use the normalised Laplacian I - D^-1/2 A D^-1/2 instead of D - A
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    "The `k` eigenvectors of the graph Laplacian with the smallest eigenvalues: `(eigenvalues (k,), basis (n, k))`, orthonormal columns."
+    "The `k` eigenvectors of the graph Laplacian with the smallest eigenvalues: `(eigenvalues (k,), basis (n, k))`."
     n = adjacency.shape[0]
     if k < 1: raise ValueError(f'k must be at least 1, got {k}')
     lap = sp.csgraph.laplacian(sp.csr_matrix(adjacency, dtype=np.float64), normed=normalized)
@@ -101,7 +102,8 @@ def graph_fourier_basis(adjacency:sp.spmatrix, # symmetric weighted adjacency (n
         # A fixed start vector makes the result reproducible.
         v0 = np.random.RandomState(0).rand(n)
         if normalized:
-            deg = np.asarray(adjacency.sum(1)).ravel(); dinv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-300)), 0.)
+            deg = np.asarray(adjacency.sum(1)).ravel()
+            dinv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-300)), 0.)
             flipped, top = sp.diags(dinv) @ sp.csr_matrix(adjacency, dtype=np.float64) @ sp.diags(dinv), 1.
         else:
             top = 2 * lap.diagonal().max()  # Gershgorin: no eigenvalue of D - A exceeds twice the largest degree
@@ -115,11 +117,12 @@ def graph_fourier_basis(adjacency:sp.spmatrix, # symmetric weighted adjacency (n
 
 # %% ../nbs/10_metadata.ipynb #4998f8d0
 class _ClassMoments:
-    "Running per-class count, sum and sum of squares (with `full`, of outer products) of flat feature vectors (float64)."
+    "Running per-class count, sum and sum of squares (`full`: of outer products) of flat feature vectors (float64)."
     def __init__(self, n_classes, n_features, full=False):
         self.n, self.full = torch.zeros(n_classes, dtype=torch.float64), full
         self.s = torch.zeros(n_classes, n_features, dtype=torch.float64)
-        self.s2 = torch.zeros(n_classes, n_features, n_features, dtype=torch.float64) if full else torch.zeros_like(self.s)
+        square = (n_classes, n_features, n_features) if full else (n_classes, n_features)
+        self.s2 = torch.zeros(square, dtype=torch.float64)
     def add(self, v, y):
         v, y = v.detach().flatten(1).double().cpu(), y.cpu()
         onehot = F.one_hot(y, len(self.n)).double().T  # (classes, batch): class sums as one matrix product
@@ -140,43 +143,48 @@ class _ClassMoments:
 
 def cholesky_factor(cov:torch.Tensor # (..., d, d) symmetric positive semi-definite
                    ) -> torch.Tensor:
-    "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the smallest of 0, 1e-10, ..., 1e-2 times the mean variance that makes `cov` positive definite."
+    "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the least of 0, 1e-10, ..., 1e-2 × mean variance that works."
     cov = cov.double()
-    eye, scale = torch.eye(cov.shape[-1], dtype=cov.dtype), cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[..., None, None]
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
+    scale = cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[..., None, None]
     for eps in (0., 1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
-        # a class with fewer examples than units has a singular covariance: a jitter far below its variances makes it factorisable
+        # a class with fewer examples than units has a singular covariance:
+        # a jitter far below its variances makes it factorisable
         L, info = torch.linalg.cholesky_ex(cov + eps * scale * eye)
         if not info.any(): return L.float()
-    raise ValueError('the covariance is not positive semi-definite (not finite?); check the activations it was recorded from')
+    raise ValueError('the covariance is not positive semi-definite (not finite?); '
+                     'check the activations it was recorded from')
 
 def bernoulli_keep_masks(n:int, # examples
-                         dropouts:list[dict], # the dropout modules, as the metadata header lists them: dicts of name, p, shape
+                         dropouts:list[dict], # the dropout modules as the header lists them: dicts of name, p, shape
                          generator:torch.Generator|None=None) -> dict:
     "Fresh keep-masks {name: bool tensor (n, *shape)} for each dropout module, each unit kept with probability 1 - p."
     return {d['name']: torch.rand((n,) + tuple(d['shape']), generator=generator) >= d['p'] for d in dropouts}
 
 def dropout_mask_hooks(model:nn.Module, masks:dict) -> list:
-    "Hooks making each dropout module `name` apply the fixed keep-mask `masks[name]` (batch-shaped) as training-mode dropout would."
+    "Hooks making each dropout module `name` apply the keep-mask `masks[name]` (batch-shaped) as training-mode dropout."
     def _hook(mod, inp, out): return inp[0] * masks[name_of[mod]] / (1 - mod.p)
     name_of = {get_module(model, n): n for n in masks}
     return [m.register_forward_hook(_hook) for m in name_of]
 
 def _ordered_loader(dl):
-    "A fastai DataLoader without shuffling or dropped batches, so every example counts once; other iterables as they are."
+    "A fastai DataLoader without shuffling or dropped batches, so each example counts once; other iterables as are."
     return dl.new(shuffle=False, drop_last=False) if hasattr(dl, 'new') else dl
 
 def data_normalisation(dl) -> tuple[list, list]|None:
-    "Per-channel `(mean, std)` the batches of `dl` are normalised with: a `stats` attribute (dfkd `DataLoaders`), the dataset's `mean`/`std` (dfkd datasets), or a fastai `Normalize` batch transform; `None` if none of these says."
+    "Per-channel `(mean, std)` of `dl`: its `stats`, its dataset's `mean`/`std`, or a fastai `Normalize`; else `None`."
     if getattr(dl, 'stats', None) is not None: return tuple([float(v) for v in s] for s in dl.stats)
     ds = getattr(dl, 'dataset', None)
-    if all(isinstance(getattr(ds, a, None), torch.Tensor) for a in ('mean', 'std')): return ds.mean.flatten().tolist(), ds.std.flatten().tolist()
+    if all(isinstance(getattr(ds, a, None), torch.Tensor) for a in ('mean', 'std')):  # dfkd datasets
+        return ds.mean.flatten().tolist(), ds.std.flatten().tolist()
     batch_tfms = getattr(dl, 'after_batch', None)  # a fastai Pipeline (TfmdDL) or a single transform (DataLoader)
     for tfm in getattr(batch_tfms, 'fs', [batch_tfms]):
-        if isinstance(tfm, Normalize) and isinstance(tfm.mean, torch.Tensor): return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
+        if isinstance(tfm, Normalize) and isinstance(tfm.mean, torch.Tensor):
+            return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
     return None
 
 def default_metadata_path(teacher_path) -> Path:
-    "Where a teacher's metadata goes unless told: beside the teacher file and named after it (`lenet.safetensors` -> `lenet.metadata.safetensors`)."
+    "Where a teacher's metadata goes unless told: beside it, named after it (`lenet.metadata.safetensors`)."
     teacher_path = Path(teacher_path)
     return teacher_path.with_name(f'{teacher_path.stem}.metadata.safetensors')
 
@@ -331,7 +339,7 @@ class MetadataMismatch(ValueError):
     "A metadata file recorded for another teacher than the one given."
 
 class TeacherMetadata:
-    "Per-class activation statistics of one teacher (the header says which), with samplers and a safetensors file format."
+    "Per-class activation statistics of one teacher (the header says which), with samplers and a safetensors file."
     def __init__(self, header:dict, tensors:dict): self.header, self.tensors = header, tensors
     @property
     def kinds(self): return list(self.header['kinds'])
@@ -344,12 +352,15 @@ class TeacherMetadata:
     @property
     def graphs(self): return self.header['graphs']
     def __repr__(self):
-        return f"TeacherMetadata({self.header['teacher']['architecture']}, kinds={self.kinds}, layers={self.layers}, classes={self.n_classes})"
+        return (f"TeacherMetadata({self.header['teacher']['architecture']}, kinds={self.kinds}, layers={self.layers}, "
+                f"classes={self.n_classes})")
 
     def _need(self, kind):
-        if kind not in self.kinds: raise KeyError(f'this metadata has no {kind!r} statistics (it has {self.kinds}); record them with `record_metadata(..., kinds=[{kind!r}, ...])`')
+        if kind not in self.kinds:
+            raise KeyError(f'this metadata has no {kind!r} statistics (it has {self.kinds}); record them with '
+                           f'`record_metadata(..., kinds=[{kind!r}, ...])`')
     def mean_std(self, kind:str, name:str|None=None):
-        "Per-class `(mean, std)` for a layer kind (`name` a layer; the top layer needs none) or a graph (`kind='graph'`, `name` the graph)."
+        "Per-class `(mean, std)` of a layer kind (`name` a layer; none for the top layer) or a graph (`kind='graph'`)."
         if kind == 'graph': key = f'graph:{name}'
         else: self._need(kind); key = kind if kind == 'top_layer' else f'{kind}:{name}'
         return self.tensors[f'{key}:mean'], self.tensors[f'{key}:std']
@@ -359,13 +370,14 @@ class TeacherMetadata:
         return f'{key}:cholesky' in self.tensors
 
     def sample(self, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
-               covariance:bool=True, # draw with the per-class covariance where it was recorded; False: per-unit std only (diagonal)
-               authors:bool=False # Lopes et al.'s code: mean + z Σ (covariance Σ², not Σ); mean + z σ² where only σ was recorded
+               covariance:bool=True, # draw with the per-class covariance where recorded; False: per-unit std only
+               authors:bool=False # Lopes et al.'s code: mean + z Σ (covariance Σ², not Σ); mean + z σ² with σ only
               ) -> dict:
         "Targets drawn from the per-class Gaussians for labels `y`: {layer or graph name: tensor (len(y), ...)}."
         y = torch.as_tensor(y).cpu()
         if kind == 'top_layer': names, k2 = [self.top_layer], lambda n: 'top_layer'
-        elif kind in ('all_layers', 'all_layers_dropout'): self._need(kind); names, k2 = self.layers, lambda n: f'{kind}:{n}'
+        elif kind in ('all_layers', 'all_layers_dropout'):
+            self._need(kind); names, k2 = self.layers, lambda n: f'{kind}:{n}'
         elif kind.startswith('spectral'):
             self._need(kind)
             names = ['all'] if kind == 'spectral_all_layers' else [g for g in self.graphs if g != 'all']
@@ -387,25 +399,29 @@ class TeacherMetadata:
         return out
 
     def check_normalisation(self, stats, source:str='the data'):
-        "Refuse `stats` (per-channel mean, std) unless they are the normalisation the statistics were recorded under (up to float noise)."
+        "Refuse `stats` (per-channel mean, std) unless the statistics were recorded under them (up to float noise)."
         mine = self.header.get('stats')
         if stats is None or mine is None: return
         a, b = (torch.tensor(v, dtype=torch.float64) for v in (mine, [list(map(float, s)) for s in stats]))
         if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-6):
-            raise ValueError(f"the metadata was recorded on data normalised by mean/std {mine}, but {source} is normalised by {b.tolist()}: "
-                             f"the activations the statistics describe come from differently scaled inputs. Use the dataset the teacher "
-                             f"was trained on ({self.header.get('dataset') or 'see the teacher file'}), or record metadata on this one")
+            raise ValueError(f"the metadata was recorded on data normalised by mean/std {mine}, but {source} is "
+                             f"normalised by {b.tolist()}: the activations the statistics describe come from "
+                             f"differently scaled inputs. Use the dataset the teacher was trained on "
+                             f"({self.header.get('dataset') or 'see the teacher file'}), or record metadata on this "
+                             f"one")
 
     def sample_masks(self, y:torch.Tensor, generator:torch.Generator|None=None) -> dict:
-        "Recorded dropout keep-masks for labels `y`, one drawn per example from its class's bank: {dropout module: float tensor}."
+        "Recorded dropout keep-masks for labels `y`, one an example from its class's bank: {module name: float tensor}."
         self._need('all_layers_dropout')
         y = torch.as_tensor(y).cpu()
         pick = torch.randint(0, self.header['n_masks'], (len(y),), generator=generator)
         return {d['name']: self.tensors[f"masks:{d['name']}"][y, pick].float() for d in self.header['dropout']}
 
     def fresh_masks(self, n:int, generator:torch.Generator|None=None) -> dict:
-        "Fresh Bernoulli keep-masks for `n` examples at the rates of the teacher's dropout modules: {dropout module: float tensor}."
-        if not self.header['dropout']: raise ValueError('the teacher these statistics describe has no dropout module with p > 0; dropout filters need one')
+        "Fresh Bernoulli keep-masks for `n` examples at the teacher's dropout rates: {dropout module: float tensor}."
+        if not self.header['dropout']:
+            raise ValueError('the teacher these statistics describe has no dropout module with p > 0; '
+                             'dropout filters need one')
         return {name: m.float() for name, m in bernoulli_keep_masks(n, self.header['dropout'], generator).items()}
 
     def save(self, path) -> Path:
@@ -418,18 +434,20 @@ class TeacherMetadata:
         tensors, meta = load_safetensors(path)
         header = meta.get('header')
         if isinstance(header, dict) and header.get('schema') == 'dfkd.metadata/1':
-            raise ValueError(f"{path} was recorded by an earlier dfkd (schema 'dfkd.metadata/1': no normalisation, no covariances); "
-                             "record it again with `record_metadata` (CLI: `dfkd stats`)")
+            raise ValueError(f"{path} was recorded by an earlier dfkd (schema 'dfkd.metadata/1': no normalisation, "
+                             "no covariances); record it again with `record_metadata` (CLI: `dfkd stats`)")
         if not isinstance(header, dict) or header.get('schema') != SCHEMA:
-            raise ValueError(f"{path} is not a dfkd metadata file (schema {SCHEMA!r} expected, found {None if not isinstance(header, dict) else header.get('schema')!r})")
+            found = header.get('schema') if isinstance(header, dict) else None
+            raise ValueError(f"{path} is not a dfkd metadata file (schema {SCHEMA!r} expected, found {found!r})")
         res = cls(header, tensors)
         if teacher is not None: res.check_teacher(teacher, path)
         return res
 
     def check_teacher(self, teacher:nn.Module, source='this metadata'):
-        "Raise `MetadataMismatch` unless `teacher` has the architecture, layer shapes and weights the statistics were recorded on."
+        "Raise `MetadataMismatch` unless `teacher` has the architecture, layer shapes and weights recorded."
         check_fingerprint(self.header['teacher'], teacher, source, error=MetadataMismatch,
-                          fix='Record new statistics for this teacher with `record_metadata` (CLI: `dfkd stats`), or load the teacher the file was made for.')
+                          fix='Record new statistics for this teacher with `record_metadata` (CLI: `dfkd stats`), '
+                              'or load the teacher the file was made for.')
 
 # %% ../nbs/10_metadata.ipynb #027dda10
 def save_metadata(meta:TeacherMetadata, path) -> Path:
@@ -449,20 +467,22 @@ def plot_top_layer_stats(meta:TeacherMetadata, classes=None):
     fig, axs = plt.subplots(1, 2, figsize=(8, 3.4))
     for ax, t, title in zip(axs, (mean, std), ('mean', 'std')):
         im = ax.imshow(t.numpy(), cmap='viridis'); fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(f"top layer {title} (T={meta.header['temperature']})"); ax.set_xlabel('output unit'); ax.set_ylabel('class')
+        ax.set_title(f"top layer {title} (T={meta.header['temperature']})")
+        ax.set_xlabel('output unit'); ax.set_ylabel('class')
         ax.set_yticks(range(len(classes))); ax.set_yticklabels(classes)
     fig.tight_layout(); return fig
 
 # %% ../nbs/10_metadata.ipynb #23a54fe4
 def plot_statistics_sample(meta:TeacherMetadata, layer:str|None=None, n_units:int=64, seed:int=0):
-    "One Gaussian draw per class of the top layer and of `layer` (default: the first recorded layer), next to the means."
+    "One Gaussian draw per class of the top layer and of `layer` (default: the first recorded one), beside the means."
     import matplotlib.pyplot as plt
     layer = layer or meta.layers[0]
     y, g = torch.arange(meta.n_classes), seed_generator(seed)
     top = meta.sample('top_layer', y, g)[meta.top_layer]
     hid = meta.sample('all_layers', y, g)[layer].flatten(1)[:, :n_units]
+    mean = meta.mean_std('all_layers', layer)[0].flatten(1)[:, :n_units]
     panels = [(meta.mean_std('top_layer')[0], 'top layer: mean'), (top, 'top layer: a sample'),
-              (meta.mean_std('all_layers', layer)[0].flatten(1)[:, :n_units], f'{layer}: mean'), (hid, f'{layer}: a sample')]
+              (mean, f'{layer}: mean'), (hid, f'{layer}: a sample')]
     fig, axs = plt.subplots(1, 4, figsize=(12, 3))
     for ax, (t, title) in zip(axs, panels):
         ax.imshow(t.numpy(), cmap='viridis', aspect='auto'); ax.set_title(title); ax.set_ylabel('class')

@@ -13,8 +13,8 @@ from typing import Callable, Iterable
 import torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json, read_json, folder_path,
-                       tensor_checksum, _json_default, maybe_progress)
+from .core import (default_device, seed_generator, atomic_save_safetensors, load_safetensors, atomic_write_json,
+                       read_json, folder_path, tensor_checksum, _json_default, maybe_progress)
 from .hooks import Hooks, last_linear_name
 from .ranks import several_ranks, barrier, is_main
 from .viz import image_grid, prediction_titles, show_image, to_pixels
@@ -31,7 +31,7 @@ __all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'SynthesisC
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
-    "What terms and listeners see: teacher, targets `y`, random `generator`, images `x`, `logits`, hooked `acts`, per-round `state`, `step`, `round`."
+    "What terms and listeners see: teacher, `y`, `generator`, images `x`, `logits`, `acts`, `state`, `step`, `round`."
     def __init__(self, teacher:nn.Module, y:torch.Tensor|None, generator:torch.Generator, device:torch.device):
         self.teacher, self.y, self.generator, self.device = teacher, y, generator, device
         self.x = self.logits = self.z = self.total = None
@@ -66,8 +66,8 @@ class ActivationTerm(LossTerm):
     name = 'activation'
     def __init__(self, weight:float=0.1, # multiplies the term (DAFL's alpha)
                  layer:str|None=None, # teacher module name; `None` is the last nn.Linear (read at its input)
-                 read:str|None=None, # 'output' or 'input' of `layer`; `None`: 'input' when `layer` is None, else 'output'
-                 rectify:bool=False, # reward ReLU(f), the positive part, instead of |f| (for a layer read before its ReLU)
+                 read:str|None=None, # 'output' or 'input' of `layer`; `None`: 'input' if `layer` is None, else 'output'
+                 rectify:bool=False, # reward ReLU(f), the positive part, not |f| (for a layer read before its ReLU)
                  name:str|None=None):
         super().__init__(weight, name)
         self.layer, self.read, self.rectify = layer, read or ('input' if layer is None else 'output'), rectify
@@ -77,7 +77,8 @@ class ActivationTerm(LossTerm):
     def layers(self): return [self.layer] if self.read == 'output' else []
     def begin_batch(self, ctx):
         self.layer_name = self.layer or last_linear_name(ctx.teacher)
-        if self.read == 'input': self.hooks = Hooks(ctx.teacher, [self.layer_name], store_input=True, store_output=False)
+        if self.read == 'input':
+            self.hooks = Hooks(ctx.teacher, [self.layer_name], store_input=True, store_output=False)
     def end_batch(self, ctx):
         if self.hooks is not None: self.hooks.remove()
         self.hooks = None
@@ -90,7 +91,9 @@ class ActivationTerm(LossTerm):
 class StudentTerm(LossTerm):
     "Base of terms that read a live `student`: checked against the teacher, frozen during the round, restored after it."
     def __init__(self, student:nn.Module, weight:float=1., name:str|None=None):
-        if student is None: raise ValueError(f'{type(self).__name__} reads the student: pass the student network (--student on the command line)')
+        if student is None:
+            raise ValueError(f'{type(self).__name__} reads the student: pass the student network '
+                             f'(--student on the command line)')
         super().__init__(weight, name); self.student, self._frozen = student, None
     def begin_batch(self, ctx):
         check_teacher_student(ctx.teacher, self.student)
@@ -109,18 +112,19 @@ class PixelParametrization:
         self.x = None
     @classmethod
     def from_stats(cls, img_shape, stats, **kwargs):
-        "Clamp to the normalised image of [0, 1] pixels under normalisation `stats` = (mean, std); no clamping for `stats=None`."
+        "Clamp to the normalised image of [0, 1] pixels under `stats` = (mean, std); no clamping for `stats=None`."
         if stats is None: return cls(img_shape, **kwargs)
         mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
         return cls(img_shape, bounds=((-mean/std).tolist(), ((1-mean)/std).tolist()), **kwargs)
     def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
-        self.x = (torch.randn((n,) + self.img_shape, generator=ctx.generator) * self.init_std).to(ctx.device).requires_grad_(True)
+        x = torch.randn((n,) + self.img_shape, generator=ctx.generator) * self.init_std
+        self.x = x.to(ctx.device).requires_grad_(True)
         return [schedule.optimizer([self.x] + list(extra_params))]
     def images(self, ctx=None) -> torch.Tensor: return self.x
     @torch.no_grad()
     def after_step(self, ctx=None):
         if self.bounds is None: return
-        lows, highs = self.bounds  # clamped in place to Python numbers: ~10x faster on a CPU than to per-channel bound tensors
+        lows, highs = self.bounds  # in place to Python numbers: ~10x faster on a CPU than to per-channel bound tensors
         if len(lows) == 1: self.x.clamp_(float(lows[0]), float(highs[0]))
         else:
             for c, (lo, hi) in enumerate(zip(lows, highs)): self.x[:, c].clamp_(float(lo), float(hi))
@@ -133,16 +137,18 @@ def cosine_factor(frac:float) -> float:
     return 0.5 * (1 + math.cos(math.pi * frac))
 
 class Schedule:
-    "How long and how fast: `iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero, gradients optionally clipped."
+    "`iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero, gradients maybe clipped."
     def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False,
                  score_last:bool=True, # one more forward pass after the last step, to score the final images
-                 clip:float|None=None): # before every step, scale the optimised parameters' gradient to norm at most `clip`
-        self.iterations, self.lr, self.betas, self.cosine, self.score_last, self.clip = iterations, lr, tuple(betas), cosine, score_last, clip
+                 clip:float|None=None): # before every step, scale the parameters' gradient to norm at most `clip`
+        self.iterations, self.lr, self.betas, self.cosine = iterations, lr, tuple(betas), cosine
+        self.score_last, self.clip = score_last, clip
     def optimizer(self, params, lr:float|None=None):
         params = list(params)
         # the fused kernel updates a tensor in one sweep instead of several: half the cost of a step of Adam on a CPU
         try: opt = torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas, fused=True)
-        except RuntimeError: opt = torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas)  # a device or dtype without the fused kernel
+        except RuntimeError:  # a device or dtype without the fused kernel
+            opt = torch.optim.Adam(params, lr=lr or self.lr, betas=self.betas)
         if self.clip:
             def clip(*_): nn.utils.clip_grad_norm_(params, self.clip)  # a step pre-hook must return None
             opt.register_step_pre_hook(clip)
@@ -153,14 +159,14 @@ class Schedule:
     def lr_at(self, step:int) -> float: return self.lr * self.factor(step)
     def settings(self) -> dict:
         out = dict(iterations=self.iterations, lr=self.lr, betas=list(self.betas), cosine=self.cosine)
-        return out | (dict(clip=self.clip) if self.clip else {})  # unclipped schedules keep the settings, and so the sets, they had
+        return out | (dict(clip=self.clip) if self.clip else {})  # unclipped: the settings, and so the sets, they had
 
 # %% ../nbs/11_synthesis.ipynb #6ab3de1c
 class SynthesisDiverged(FloatingPointError):
     "The synthesis loss became NaN or infinite."
 
 class History:
-    "Listener that keeps the unweighted term values of every `every`-th step: of the last round (`keep='round'`) or of all rounds."
+    "Listener keeping the unweighted term values of every `every`-th step: of the last round (`keep='round'`) or all."
     def __init__(self, every:int=1, keep:str='round'):
         if keep not in ('round', 'all'): raise ValueError(f"keep must be 'round' or 'all', got {keep!r}")
         self.every, self.keep, self.records = every, keep, []
@@ -174,26 +180,28 @@ class History:
 _EVENTS = ('before_round', 'before_step', 'after_loss', 'after_backward', 'after_step', 'after_round')
 
 class Synthesizer:
-    "Optimise images against a frozen `teacher` under weighted `terms`, through a parametrisation and a schedule; listeners hear every event."
+    "Optimise images against a frozen `teacher` under weighted `terms`, through a parametrisation and a schedule."
     def __init__(self, teacher:nn.Module, # any classifier
                  terms:Iterable[LossTerm], # the loss terms, each with its weight
                  parametrization, # `PixelParametrization`, `GeneratorParametrization`, ...
                  schedule:Schedule|None=None, # iterations and learning rate of a round
-                 augment:Callable|None=None, # f(x, generator) -> x applied before the teacher at each step (e.g. jitter)
-                 targets:str='given', # 'given' (the caller's `y`), 'random' (uniform classes) or 'teacher' (the teacher's argmax at each step)
+                 augment:Callable|None=None, # f(x, generator) -> x before the teacher at each step (e.g. jitter)
+                 targets:str='given', # 'given' (the caller's `y`), 'random' (uniform) or 'teacher' (its argmax)
                  n_classes:int|None=None, # for `targets='random'`; `None` reads it from the teacher
-                 callbacks:Iterable=(), # listeners with any of `before_round`, `before_step`, `after_loss`, `after_backward` (gradients there, not yet applied), `after_step`, `after_round`
+                 callbacks:Iterable=(), # listeners: objects with any of the loop's event methods (above)
                  log_every:int=1, # keep every `log_every`-th step's term values in `history`
-                 keep_history:str='round', # 'round': `history` is the last round's; 'all': every round's, with the round number
+                 keep_history:str='round', # 'round': `history` is the last round's; 'all': every round's, numbered
                  seed:int=0, # seeds the synthesizer's own random stream (`update`)
-                 mix_classes:bool=False, # transfer sets (`build_transfer_set`) put every class in each batch; `False`: one class per batch
+                 mix_classes:bool=False, # transfer sets put every class in each batch; `False`: one class per batch
                  device=None): # `None` picks `default_device`
-        if targets not in ('given', 'random', 'teacher'): raise ValueError(f"targets must be 'given', 'random' or 'teacher', got {targets!r}")
+        if targets not in ('given', 'random', 'teacher'):
+            raise ValueError(f"targets must be 'given', 'random' or 'teacher', got {targets!r}")
         self.teacher, self.terms, self.param = teacher, list(terms), parametrization
         self.schedule, self.augment, self.targets, self.n_classes = schedule or Schedule(), augment, targets, n_classes
         names = [t.name for t in self.terms]
         if len(set(names)) != len(names) or {'step', 'total', 'round'} & set(names):
-            raise ValueError(f"loss term names must be unique and not 'step', 'total' or 'round', got {names}; pass name=... to tell them apart")
+            raise ValueError(f"loss term names must be unique and not 'step', 'total' or 'round', got {names}; "
+                             f"pass name=... to tell them apart")
         self.recorder = History(log_every, keep_history)
         self.callbacks = [self.recorder] + list(callbacks)
         self.rng, self.device, self.mix_classes = seed_generator(seed), default_device(device), mix_classes
@@ -221,7 +229,8 @@ class Synthesizer:
 
     def _targets(self, n:int, y, rng):
         if y is not None: return torch.as_tensor(y, dtype=torch.long).to(self.device)
-        if self.targets == 'given': raise ValueError("this synthesizer takes its targets from the caller (targets='given'): pass y")
+        if self.targets == 'given':
+            raise ValueError("this synthesizer takes its targets from the caller (targets='given'): pass y")
         if self.targets == 'teacher': return None  # filled at every step from the teacher's answer
         return torch.randint(0, self.classes(), (n,), generator=rng).to(self.device)
 
@@ -229,11 +238,12 @@ class Synthesizer:
         "The number of classes: `n_classes`, or else the width of the teacher's output on one blank image."
         if self.n_classes is None:
             with torch.no_grad(), frozen(self.teacher):
-                self.n_classes = self.teacher.to(self.device)(torch.zeros((1,) + self.img_shape, device=self.device)).shape[1]
+                x = torch.zeros((1,) + self.img_shape, device=self.device)
+                self.n_classes = self.teacher.to(self.device)(x).shape[1]
         return self.n_classes
 
     def loss(self, ctx:SynthesisContext) -> torch.Tensor:
-        "One forward pass: fills `ctx.x` (augmented images), `ctx.logits`, `ctx.values` (unweighted terms) and returns the weighted total."
+        "One forward pass: fills `ctx.x` (augmented images), `ctx.logits`, `ctx.values` (unweighted); the total."
         x = self.param.images(ctx)
         ctx.x = self.augment(x, ctx.generator) if self.augment is not None else x
         ctx.logits = self.teacher(ctx.x)
@@ -243,13 +253,13 @@ class Synthesizer:
         if not torch.isfinite(ctx.total):
             raise SynthesisDiverged(f"synthesis loss is {ctx.total.item()} at step {ctx.step}; terms: "
                                     + ', '.join(f'{k}={v.item():.4g}' for k, v in ctx.values.items())
-                                    + f' (round {ctx.round}). Lower the learning rate or the weights of the exploding terms, '
-                                      'and check the teacher gives finite outputs.')
+                                    + f' (round {ctx.round}). Lower the learning rate or the weights of the exploding '
+                                      'terms, and check the teacher gives finite outputs.')
         return x
 
     @contextmanager
     def round(self, n:int|None=None, y=None, rng:torch.Generator|None=None):
-        "Context of one round: teacher frozen and hooked, the parametrisation started, terms prepared; yields `(ctx, optimizers)`."
+        "One round's context: teacher frozen and hooked, images started, terms ready; yields `(ctx, optimizers)`."
         rng = self.rng if rng is None else rng
         n = len(y) if y is not None else n
         self.to(self.device)
@@ -270,7 +280,7 @@ class Synthesizer:
                   y=None, # target classes; `None` draws them as `targets` says
                   rng:torch.Generator|None=None # the round's random stream; `None` is the synthesizer's own
                  ) -> dict:
-        "The synthesis loop: one round of `schedule.iterations` steps; a dict with the best images `x` (detached, on the device), `y`, `loss`, `step`, `terms`."
+        "The synthesis loop: a round of `schedule.iterations` steps; the best `x`, `y`, `loss`, `step`, `terms`."
         start, sched = time.perf_counter(), self.schedule
         best, best_loss, best_step, best_terms, best_y = None, math.inf, -1, {}, None
         with self.round(n, y, rng) as (ctx, opts):
@@ -283,7 +293,7 @@ class Synthesizer:
                 self.event('after_loss', ctx)
                 if ctx.total.item() < best_loss:
                     if best is None: best = x.detach().clone()
-                    else: best.copy_(x.detach())  # one buffer for the whole batch: a copy, never the tensor being optimised
+                    else: best.copy_(x.detach())  # one buffer for the batch: a copy, never the tensor being optimised
                     best_loss, best_step, best_y = ctx.total.item(), step, ctx.y
                     best_terms = {k: v.item() for k, v in ctx.values.items()}
                 if step == sched.iterations: break  # the scoring pass after the last step
@@ -303,13 +313,13 @@ class Synthesizer:
 
     def synthesize(self, y:torch.Tensor, # target class of each image in the batch
                    seed:int=0): # seeds everything random in this batch
-        "One batch for targets `y` (offline methods): a dict with the best `x`, `y`, the teacher's `logits` on it, `loss`, `step`, `terms`, on the CPU."
+        "One batch for targets `y` (offline methods): best `x`, `y`, teacher `logits`, `loss`, `step`, `terms`, on CPU."
         out = self.run_round(y=torch.as_tensor(y, dtype=torch.long), rng=seed_generator(seed))
         with torch.no_grad(), frozen(self.teacher): logits = self.teacher(out['x']).float()
         return dict(out, x=out['x'].cpu(), y=out['y'].cpu(), logits=logits.cpu())
 
     def update(self, n:int) -> torch.Tensor:
-        "One round on `n` images from the synthesizer's own random stream (online methods); returns the round's best images (detached)."
+        "One round on `n` images from the synthesizer's own random stream (online methods); its best images (detached)."
         return self.run_round(n)['x']
 
 # %% ../nbs/11_synthesis.ipynb #c37f28df
@@ -319,53 +329,68 @@ def shard_name(rank:int, idx:int) -> str: return f'shard-r{rank:02d}-{idx:05d}.s
 def shard_seed(seed:int, idx:int) -> int: return (seed * 1_000_003 + idx) % 2**63  # one seed per job, whatever the rank
 
 def plan_jobs(classes:list[int], n_per_class:int, batch_size:int, mixed:bool=False) -> list[list[int]]:
-    "The batches of a transfer set as the target class of each image: class by class, or (`mixed`) the classes in turn through every batch."
-    if not mixed: return [[c] * min(batch_size, n_per_class - s) for c in classes for s in range(0, n_per_class, batch_size)]
-    targets = [c for _ in range(n_per_class) for c in classes]  # 0, 1, …, k, 0, 1, …: each batch holds every class (when it is large enough)
+    "A transfer set's batches as each image's class: class by class, or (`mixed`) the classes in turn in each batch."
+    if not mixed:
+        return [[c] * min(batch_size, n_per_class - s) for c in classes for s in range(0, n_per_class, batch_size)]
+    # 0, 1, …, k, 0, 1, …: each batch holds every class (when it is large enough)
+    targets = [c for _ in range(n_per_class) for c in classes]
     return [targets[s:s + batch_size] for s in range(0, len(targets), batch_size)]
 
-def _job_class(targets:list[int]) -> int|None: return targets[0] if len(set(targets)) == 1 else None  # None: a mixed batch
+def _job_class(targets:list[int]) -> int|None:
+    "The class of a batch's `targets`, or None for a mixed batch."
+    return targets[0] if len(set(targets)) == 1 else None
 
 def _manifest_name(rank, world_size): return 'manifest.json' if world_size == 1 else f'manifest-r{rank:02d}.json'
 
 # the manifest fields that must agree for shards of an earlier run to be reused (with the teacher's checksum)
 _IDENTITY = ('schema', 'method', 'settings', 'identity', 'seed', 'n_per_class', 'batch_size', 'classes', 'img_shape',
              'world_size', 'n_classes', 'stats', 'mixed_classes', 'preset')
-_IDENTITY_DEFAULTS = dict(mixed_classes=False, preset=None)  # what a manifest without the field (written before it existed) means
+_IDENTITY_DEFAULTS = dict(mixed_classes=False, preset=None)  # what a manifest without the field means
 IDENTITY_RTOL = 1e-5  # floats closer than this (relative) are the same setting
 
-def _as_stored(obj): return json.loads(json.dumps(obj, default=_json_default))  # tuples → lists, numpy → Python: compare as on disk
+def _as_stored(obj):
+    "`obj` as it reads back from JSON (tuples → lists, numpy → Python), to compare as on disk."
+    return json.loads(json.dumps(obj, default=_json_default))
 
 def set_identity(manifest:dict) -> dict:
     "What makes the transfer set of `manifest` what it is: its identity fields and the teacher's checksum."
-    return _as_stored(dict({k: manifest.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY}, teacher=(manifest.get('teacher') or {}).get('checksum')))
+    fields = {k: manifest.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY}
+    return _as_stored(dict(fields, teacher=(manifest.get('teacher') or {}).get('checksum')))
 
 def identity_differences(a, b, where:str='') -> list[str]:
     "Dotted paths where JSON-like `a` and `b` differ; floats agree within `IDENTITY_RTOL`."
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in
-                (identity_differences(a[k], b[k], f'{where}.{k}' if where else k) if k in a and k in b else [f'{where}.{k}' if where else k])]
+        at = lambda k: f'{where}.{k}' if where else k
+        return [d for k in sorted(set(a) | set(b))
+                for d in (identity_differences(a[k], b[k], at(k)) if k in a and k in b else [at(k)])]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (u, v) in enumerate(zip(a, b)) for d in identity_differences(u, v, f'{where}[{i}]')]
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-    if numbers and (isinstance(a, float) or isinstance(b, float)): return [] if math.isclose(a, b, rel_tol=IDENTITY_RTOL, abs_tol=1e-12) else [where]
+    if numbers and (isinstance(a, float) or isinstance(b, float)):
+        return [] if math.isclose(a, b, rel_tol=IDENTITY_RTOL, abs_tol=1e-12) else [where]
     return [] if a == b else [where]
 
 # %% ../nbs/11_synthesis.ipynb #9c139fe1
 def _shard_checksum(t:dict) -> str: return tensor_checksum(t[k] for k in ('x', 'y', 'logits'))
-def _label_counts(y:torch.Tensor) -> dict: return {str(int(k)): int(n) for k, n in zip(*torch.unique(y, return_counts=True))}
+def _label_counts(y:torch.Tensor) -> dict:
+    "How many of each label `y` holds, as `{'class': count}`."
+    return {str(int(k)): int(n) for k, n in zip(*torch.unique(y, return_counts=True))}
 
 def _load_shard(f:Path, entry:dict|None=None) -> tuple[dict|None, dict, str|None]:
-    "`(tensors, header, problem)` of shard `f`, checked against its manifest `entry` (or, without one, its own header); `problem` is None for a good shard."
+    "`(tensors, header, problem)` of shard `f`, checked against its manifest `entry` (or its own header)."
     if not f.exists(): return None, {}, 'is missing'
     try: t, meta = load_safetensors(f)
     except Exception as e: return None, {}, f'cannot be read ({type(e).__name__})'
     entry = entry if entry is not None else meta.get('info')
     if not {'x', 'y', 'logits'} <= set(t): return None, meta, 'lacks one of x, y, logits'
-    if not isinstance(entry, dict) or 'checksum' not in entry: return None, meta, 'records no checksum (written by an older dfkd?)'
-    if _shard_checksum(t) != entry['checksum']: return None, meta, 'does not match its checksum (corrupted, or another shard copied over it)'
-    if not len(t['x']) == len(t['logits']) == len(t['y']) == entry.get('n'): return None, meta, f"holds {len(t['y'])} items, not {entry.get('n')}"
-    if _label_counts(t['y']) != entry.get('labels'): return None, meta, f"has labels {_label_counts(t['y'])}, not {entry.get('labels')}"
+    if not isinstance(entry, dict) or 'checksum' not in entry:
+        return None, meta, 'records no checksum (written by an older dfkd?)'
+    if _shard_checksum(t) != entry['checksum']:
+        return None, meta, 'does not match its checksum (corrupted, or another shard copied over it)'
+    if not len(t['x']) == len(t['logits']) == len(t['y']) == entry.get('n'):
+        return None, meta, f"holds {len(t['y'])} items, not {entry.get('n')}"
+    if _label_counts(t['y']) != entry.get('labels'):
+        return None, meta, f"has labels {_label_counts(t['y'])}, not {entry.get('labels')}"
     return t, meta, None
 
 def read_manifest(path:str|Path) -> dict:
@@ -373,14 +398,17 @@ def read_manifest(path:str|Path) -> dict:
     path = Path(path)
     try: m = read_json(path)
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise ValueError(f'{path} cannot be read as JSON ({e}): it was truncated or edited. Delete it and run `build_transfer_set` '
-                         'again with the same arguments: it adopts the shards it can verify (checksum, settings, teacher logits) '
-                         'and synthesises the rest') from None
+        raise ValueError(f'{path} cannot be read as JSON ({e}): it was truncated or edited. Delete it and run '
+                         '`build_transfer_set` again with the same arguments: it adopts the shards it can verify '
+                         '(checksum, settings, teacher logits) and synthesises the rest') from None
     schema = m.get('schema') if isinstance(m, dict) else None
     if schema == 'dfkd.transfer_set/1':
-        raise ValueError(f'{path} was written by an older dfkd (schema {schema}): its shards carry no checksums and cannot be verified. '
-                         'Rebuild the set: delete the folder (or write to a new one) and run `build_transfer_set` again')
-    if schema != TRANSFER_SCHEMA: raise ValueError(f'{path}: schema {schema!r} is not {TRANSFER_SCHEMA!r}; it is not a dfkd transfer-set manifest')
+        raise ValueError(f'{path} was written by an older dfkd (schema {schema}): its shards carry no checksums and '
+                         'cannot be verified. Rebuild the set: delete the folder (or write to a new one) and run '
+                         '`build_transfer_set` again')
+    if schema != TRANSFER_SCHEMA:
+        raise ValueError(f'{path}: schema {schema!r} is not {TRANSFER_SCHEMA!r}; '
+                         'it is not a dfkd transfer-set manifest')
     return m
 
 # %% ../nbs/11_synthesis.ipynb #c342280e
@@ -393,14 +421,16 @@ def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:
     "Why a shard the manifest does not list cannot be taken as job `job` of this run, or None."
     info, made = meta.get('info') or {}, meta.get('set')
     if made is None: return 'records no set identity (written by an older dfkd or another tool)'
-    diffs = identity_differences(dict(_IDENTITY_DEFAULTS, **made), ident)  # a shard written before a field existed has its default
+    diffs = identity_differences(dict(_IDENTITY_DEFAULTS, **made), ident)  # a field the shard lacks: its default
     if diffs: return f'was made with other [{", ".join(diffs[:4])}]'
     planned = (job, seed, _job_class(targets), len(targets), _label_counts(torch.tensor(targets)))
-    if (info.get('job'), info.get('seed'), info.get('class'), info.get('n'), info.get('labels')) != planned: return f'is not job {job} of this plan'
+    if tuple(info.get(k) for k in ('job', 'seed', 'class', 'n', 'labels')) != planned:
+        return f'is not job {job} of this plan'
     # the header could have been copied: the logits must be the current teacher's on these images
     with torch.no_grad(), frozen(synthesizer.teacher):
         fresh = synthesizer.teacher.to(synthesizer.device)(t['x'].to(synthesizer.device)).float().cpu()
-    if (fresh - t['logits']).abs().max() > 1e-2 * (1 + t['logits'].abs().max()): return "holds logits that are not this teacher's"
+    if (fresh - t['logits']).abs().max() > 1e-2 * (1 + t['logits'].abs().max()):
+        return "holds logits that are not this teacher's"
     return None
 
 # %% ../nbs/11_synthesis.ipynb #cea8a11d
@@ -543,10 +573,15 @@ def merge_manifests(path:str|Path) -> Path:
     path = Path(path); parts = sorted(path.glob('manifest-r*.json'))
     if not parts: raise FileNotFoundError(f'no per-rank manifests (manifest-r*.json) in {path}')
     ms = [read_manifest(p) for p in parts]
-    if len(ms) != ms[0]['world_size']: raise ValueError(f"{path}: {len(ms)} rank manifests for world_size {ms[0]['world_size']}")
-    if not all(m['complete'] for m in ms): raise ValueError(f'{path}: ranks {[m["rank"] for m in ms if not m["complete"]]} are incomplete; resume them first')
+    if len(ms) != ms[0]['world_size']:
+        raise ValueError(f"{path}: {len(ms)} rank manifests for world_size {ms[0]['world_size']}")
+    if not all(m['complete'] for m in ms):
+        raise ValueError(f'{path}: ranks {[m["rank"] for m in ms if not m["complete"]]} are incomplete; '
+                         'resume them first')
     diffs = sorted({d for m in ms[1:] for d in identity_differences(set_identity(m), set_identity(ms[0]))})
-    if diffs: raise ValueError(f'{path}: the rank manifests disagree on {diffs}; rebuild the ranks that differ with the same arguments')
+    if diffs:
+        raise ValueError(f'{path}: the rank manifests disagree on {diffs}; '
+                         'rebuild the ranks that differ with the same arguments')
     shards = sorted((s for m in ms for s in m['shards']), key=lambda s: s['job'])
     counts = {c: sum(m['counts'].get(c, 0) for m in ms) for c in sorted({c for m in ms for c in m['counts']}, key=int)}
     atomic_write_json(path/'manifest.json', dict(ms[0], rank=None, shards=shards, counts=counts, complete=True))
@@ -554,7 +589,7 @@ def merge_manifests(path:str|Path) -> Path:
 
 # %% ../nbs/11_synthesis.ipynb #8ddc253d
 def verified_shards(path:str|Path, m:dict) -> tuple[list, list[str]]:
-    "The tensors of the shards manifest `m` lists in folder `path` that verify, in order, and what is wrong with each that does not."
+    "The tensors of the shards of manifest `m` in `path` that verify, in order, and what is wrong with the others."
     path = Path(path)
     files = [s['file'] for s in m['shards']]
     twice = sorted({f for f in files if files.count(f) > 1})
@@ -564,12 +599,13 @@ def verified_shards(path:str|Path, m:dict) -> tuple[list, list[str]]:
 
 def finished_transfer_set(path:str|Path, # folder of the transfer set
                           teacher:nn.Module|None=None, # the set must have been made from this teacher
-                          **expect) -> bool: # manifest fields it must record (e.g. method, settings, identity, seed, n_per_class)
-    "Whether `path` holds a complete transfer set whose shards verify and that records `expect`; a set that records otherwise is refused."
+                          **expect) -> bool: # manifest fields it must record (e.g. method, settings, seed, n_per_class)
+    "Whether `path` holds a complete, verified transfer set recording `expect`; one recording otherwise is refused."
     mpath = Path(path)/'manifest.json'
     if not mpath.exists(): return False
     m = read_manifest(mpath)
-    got = dict(m, settings={k: v for k, v in m['settings'].items() if k != 'synthesizer'})  # the synthesizer's own are known only once it is built
+    # the synthesizer's own settings are known only once it is built
+    got = dict(m, settings={k: v for k, v in m['settings'].items() if k != 'synthesizer'})
     diffs = identity_differences({k: got.get(k) for k in expect}, _as_stored(expect))
     if teacher is not None and fingerprint(teacher)['checksum'] != m['teacher']['checksum']: diffs.append('teacher')
     if diffs: _refuse_other(path, diffs)
@@ -581,33 +617,38 @@ class TransferSet(torch.utils.data.Dataset):
         self.path = Path(path)
         mpath = self.path/'manifest.json'
         if not mpath.exists():
-            hint = ' (per-rank manifests found: run `merge_manifests`)' if list(self.path.glob('manifest-r*.json')) else ''
+            ranks = list(self.path.glob('manifest-r*.json'))
+            hint = ' (per-rank manifests found: run `merge_manifests`)' if ranks else ''
             raise FileNotFoundError(f'{self.path} has no manifest.json{hint}; build it with `build_transfer_set`')
         self.manifest = m = read_manifest(mpath)
         if not m['complete'] and not allow_incomplete:
-            raise ValueError(f'{self.path} is incomplete ({len(m["shards"])} shards written); resume `build_transfer_set` '
-                             f'with the same arguments, or pass allow_incomplete=True')
+            raise ValueError(f'{self.path} is incomplete ({len(m["shards"])} shards written); resume '
+                             f'`build_transfer_set` with the same arguments, or pass allow_incomplete=True')
         if teacher is not None and fingerprint(teacher)['checksum'] != m['teacher']['checksum']:
-            raise ValueError(f"{self.path} was synthesised from another teacher ({m['teacher']['architecture']}, checksum "
-                             f"{m['teacher']['checksum']}); its logits do not belong to this one")
+            raise ValueError(f"{self.path} was synthesised from another teacher ({m['teacher']['architecture']}, "
+                             f"checksum {m['teacher']['checksum']}); its logits do not belong to this one")
         parts, bad = verified_shards(self.path, m)
-        if bad: raise ValueError(f'{self.path}: {len(bad)} shard(s) fail verification: {"; ".join(bad[:3])}{" …" if len(bad) > 3 else ""}. '
-                                 f'Resume `build_transfer_set` with the same arguments (it synthesises bad shards again and rewrites the manifest), or rebuild the set')
-        self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) if parts else torch.empty(0) for k in ('x', 'y', 'logits'))
+        if bad:
+            raise ValueError(f'{self.path}: {len(bad)} shard(s) fail verification: {"; ".join(bad[:3])}'
+                             f'{" …" if len(bad) > 3 else ""}. Resume `build_transfer_set` with the same arguments '
+                             f'(it synthesises bad shards again and rewrites the manifest), or rebuild the set')
+        self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) if parts else torch.empty(0)
+                                       for k in ('x', 'y', 'logits'))
         labels, counts = _label_counts(self.y), {c: n for c, n in m['counts'].items() if n}
         if labels != counts:
-            raise ValueError(f"{mpath} counts {counts} but its shards hold labels {labels}: the manifest was edited. Resume "
-                             f"`build_transfer_set` with the same arguments to rewrite it, or rebuild the set")
+            raise ValueError(f"{mpath} counts {counts} but its shards hold labels {labels}: the manifest was edited. "
+                             f"Resume `build_transfer_set` with the same arguments to rewrite it, or rebuild the set")
         if m['complete'] and len(self.y) != m['n_per_class'] * len(m['classes']):
-            raise ValueError(f"{mpath} says complete but lists {len(self.y)} of {m['n_per_class'] * len(m['classes'])} planned images; "
-                             f"resume `build_transfer_set` with the same arguments, or rebuild the set")
+            raise ValueError(f"{mpath} says complete but lists {len(self.y)} of {m['n_per_class'] * len(m['classes'])} "
+                             f"planned images; resume `build_transfer_set` with the same arguments, or rebuild the set")
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return self.x[i], self.y[i], self.logits[i]
     @property
     def counts(self) -> dict: return {int(c): n for c, n in self.manifest['counts'].items()}
     @property
     def stats(self): return self.manifest.get('stats')
-    def __repr__(self): return f"TransferSet({self.manifest['method']}, {len(self)} images, {len(self.manifest['shards'])} shards)"
+    def __repr__(self):
+        return f"TransferSet({self.manifest['method']}, {len(self)} images, {len(self.manifest['shards'])} shards)"
 
 def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
                  valid, # real data for validation: `DataLoaders` (its validation split is used) or a dataset of (x, y)
@@ -618,12 +659,13 @@ def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
     ts = ts if isinstance(ts, TransferSet) else TransferSet(ts)
     vds = valid.valid.dataset if isinstance(valid, DataLoaders) else valid
     vstats = getattr(valid, 'stats', None)
-    if vstats is not None and ts.stats is not None and not torch.allclose(torch.tensor(vstats, dtype=torch.float), torch.tensor(ts.stats, dtype=torch.float)):
-        raise ValueError(f'the transfer set lives in the input space normalised by {ts.stats} but the validation data by {vstats}; '
-                         f'use the normalisation the teacher was trained with')
+    same = lambda a, b: torch.allclose(torch.tensor(a, dtype=torch.float), torch.tensor(b, dtype=torch.float))
+    if vstats is not None and ts.stats is not None and not same(vstats, ts.stats):
+        raise ValueError(f'the transfer set lives in the input space normalised by {ts.stats} but the validation data '
+                         f'by {vstats}; use the normalisation the teacher was trained with')
     dev = default_device(device)
     trn = DataLoader(ts, bs=bs, shuffle=True, drop_last=len(ts) > bs, device=dev)
-    trn.yields_teacher_logits = True  # items are (x, y, teacher logits): `DistillCallback` reads the logits by this name
+    trn.yields_teacher_logits = True  # items are (x, y, teacher logits): `DistillCallback` reads this name
     if seed is not None: trn.rng.seed(seed)
     dls = DataLoaders(trn, DataLoader(vds, bs=bs*2, shuffle=False, device=dev), device=dev)
     dls.n_inp = 1  # items are (x, y, logits): one input
@@ -634,26 +676,27 @@ def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
 
 # %% ../nbs/11_synthesis.ipynb #880faa34
 def merge_shards(path:str|Path) -> Path:
-    "Once every process has written its shards of the transfer set in `path`: rank 0 merges the rank manifests into `manifest.json` if all are complete; every process returns `path`."
+    "After every process wrote its shards into `path`: rank 0 merges the complete rank manifests; each returns `path`."
     barrier()
-    if is_main() and all(read_manifest(p)['complete'] for p in Path(path).glob('manifest-r*.json')): merge_manifests(path)
+    if is_main() and all(read_manifest(p)['complete'] for p in Path(path).glob('manifest-r*.json')):
+        merge_manifests(path)
     barrier()
     return Path(path)
 
-def across_ranks(build): # `build_transfer_set`, or a function with its `rank`, `world_size` keywords that returns the set's folder
-    "`build` that, in a run of several processes and without `rank`/`world_size`, synthesises this process's share of the jobs and merges the shares."
+def across_ranks(build): # `build_transfer_set`, or a function with its `rank`, `world_size` returning the set's folder
+    "`build` that, under torchrun and without `rank`/`world_size`, does this process's share of jobs and merges them."
     if getattr(build, 'across_ranks', False): return build  # already shared out
     @functools.wraps(build)
     def _build(*args, rank:int|None=None, world_size:int|None=None, **kwargs):
         if not several_ranks(): return build(*args, rank=rank or 0, world_size=world_size or 1, **kwargs)
         if rank is not None or world_size is not None:
-            raise ValueError(f'this transfer set is built in rounds (rank={rank}, world_size={world_size}) that run one after the other in '
-                             f'one process; launch it without torchrun')
+            raise ValueError(f'this transfer set is built in rounds (rank={rank}, world_size={world_size}) that run '
+                             f'one after the other in one process; launch it without torchrun')
         return merge_shards(build(*args, rank=dist.get_rank(), world_size=dist.get_world_size(), **kwargs))
     _build.across_ranks = True
     return _build
 
-build_transfer_set = across_ranks(build_transfer_set)  # under torchrun: this process's share of the jobs, merged by rank 0
+build_transfer_set = across_ranks(build_transfer_set)  # under torchrun: this process's share, merged by rank 0
 
 # %% ../nbs/11_synthesis.ipynb #964ea1a7
 @torch.no_grad()
@@ -667,12 +710,17 @@ def class_fidelity(teacher:nn.Module|None, # the classifier; `None` reads a tran
         if labels is not None: raise ValueError('a transfer set has its own labels: leave labels=None')
         if teacher is None: return (data.logits.argmax(1) == data.y).float().mean().item()
         data, labels = data.x, data.y
-    if teacher is None: raise ValueError('images alone carry no teacher logits: pass the teacher (or a TransferSet, which caches them)')
-    if labels is None: raise ValueError('pass the target class of each image (labels=...), or a TransferSet, which has its own')
+    if teacher is None:
+        raise ValueError('images alone carry no teacher logits: pass the teacher (or a TransferSet, which caches them)')
+    if labels is None:
+        raise ValueError('pass the target class of each image (labels=...), or a TransferSet, which has its own')
     labels = torch.as_tensor(labels).long().cpu()
-    if len(labels) != len(data) or not len(data): raise ValueError(f'{len(data)} images and {len(labels)} labels: give one label per image, and at least one image')
+    if len(labels) != len(data) or not len(data):
+        raise ValueError(f'{len(data)} images and {len(labels)} labels: '
+                         'give one label per image, and at least one image')
     dev = next(teacher.parameters()).device
-    with frozen(teacher): preds = torch.cat([teacher(data[i:i + bs].to(dev)).argmax(1).cpu() for i in range(0, len(data), bs)])
+    with frozen(teacher):
+        preds = torch.cat([teacher(data[i:i + bs].to(dev)).argmax(1).cpu() for i in range(0, len(data), bs)])
     return (preds == labels).float().mean().item()
 
 # %% ../nbs/11_synthesis.ipynb #72592152
@@ -702,7 +750,8 @@ def plot_transfer_set_means(ts:TransferSet, seed:int=0):
     fig, axs = plt.subplots(2, len(classes) + 1, figsize=((len(classes) + 1) * 0.95, 2.2), squeeze=False)
     for j, c in enumerate(classes):
         sel = px[ts.y == c]
-        show_image(axs[0, j], sel.mean(0), f'mean {c}'); show_image(axs[1, j], sel[torch.randint(len(sel), (1,), generator=g).item()], f'e.g. {c}')
-    axs[0, -1].imshow(px.mean((0, 1)).numpy(), cmap='viridis'); axs[0, -1].set_title('pixel mean', fontsize=7); axs[0, -1].axis('off')
-    axs[1, -1].imshow(px.std(0).mean(0).numpy(), cmap='viridis'); axs[1, -1].set_title('pixel std', fontsize=7); axs[1, -1].axis('off')
+        show_image(axs[0, j], sel.mean(0), f'mean {c}')
+        show_image(axs[1, j], sel[torch.randint(len(sel), (1,), generator=g).item()], f'e.g. {c}')
+    for ax, img, title in ((axs[0, -1], px.mean((0, 1)), 'pixel mean'), (axs[1, -1], px.std(0).mean(0), 'pixel std')):
+        ax.imshow(img.numpy(), cmap='viridis'); ax.set_title(title, fontsize=7); ax.axis('off')
     fig.tight_layout(); return fig
