@@ -12,7 +12,7 @@ from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
-from .kd import distill, cached_classifier, frozen  # `cached_classifier` lived here before; importing it from dfkd.inversion still works
+from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
 from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls,
                             read_manifest, verified_shards)

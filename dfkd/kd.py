@@ -346,7 +346,7 @@ def cache_folder(folder:str|Path|None=None) -> Path:
     return Path(base).expanduser()/'dfkd'
 
 def _trained_on(device:torch.device) -> dict:
-    "What a trained model's bits depend on besides its settings: the device type, or on a CPU the intra-op thread count (one: nothing, as before)."
+    "What a trained model's bits depend on besides its settings: the device type, or on a CPU the intra-op thread count (one thread adds nothing to the key)."
     if device.type != 'cpu': return {'device': device.type}
     return {'threads': torch.get_num_threads()} if torch.get_num_threads() != 1 else {}
 
@@ -358,7 +358,7 @@ def cached_classifier(name:str='lenet5_bn', # model registry name
                       **model_kwargs) -> nn.Module: # passed to `get_model`
     "A classifier trained on `dataset` by `train_classifier` with these settings (on the CPU, in eval mode), loaded from the cache when present."
     settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
-                    init='seeded', **({'shift': shift} if shift else {}), **_trained_on(default_device()))  # unshifted, one-thread keys as before
+                    init='seeded', **({'shift': shift} if shift else {}), **_trained_on(default_device()))  # unshifted, one-thread runs keep the keys they have
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_folder(folder); folder.mkdir(parents=True, exist_ok=True)
     path = folder/f'{name}-{dataset}-{key}.safetensors'

@@ -19,7 +19,7 @@ __all__ = ['DENSENET_BLOCKS', 'KD_PAIRS', 'PAIR_LR', 'kd_baselines', 'kd_table']
 # %% ../nbs/06_kd_mnist.ipynb #3f603e40
 DENSENET_BLOCKS = (1, 1, 1)  # three dense blocks of one layer each: small enough to train on a CPU
 KD_PAIRS = {'mlp': ('hinton1200', 'hinton800', 28), 'lenet': ('lenet5', 'lenet5_half', 32),
-            'densenet': (('densenet', dict(growth=32, blocks=DENSENET_BLOCKS)), ('densenet', dict(growth=12, blocks=DENSENET_BLOCKS)), 16)}
+            'densenet': (('densenet', dict(growth=32, blocks=DENSENET_BLOCKS)), ('densenet', dict(growth=12, blocks=DENSENET_BLOCKS)), 32)}
 PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2, 'densenet': 1e-2}  # Adam one-cycle peaks that train each family well in a few epochs
 
 def _member(m) -> tuple[str, dict]: return (m, {}) if isinstance(m, str) else m  # a zoo name, or (name, architecture kwargs)
