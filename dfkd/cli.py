@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
-import argparse, ast, inspect, json, math, sys, time, types, typing, warnings
+import argparse, ast, dataclasses, inspect, json, math, sys, time, types, typing, warnings
 # fastai's import calls `torch.jit.script`, which torch deprecates with a FutureWarning on every command; it is not the user's to act on.
 # Only that warning is silenced, before the imports below import fastai: dfkd's own warnings still print.
 warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.jit')
@@ -21,11 +21,12 @@ from .data import DATASETS
 from .models import get_model, load_model, model_names, trusted_architectures, trusted_names, UntrustedArchitecture
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
 from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
-from .methods import get_method, method_names, method_transfer_set, methods_table, format_methods_table
+from .methods import (FAMILIES, DISTILLER, get_method, get_spec, method_names, distiller_names, method_transfer_set,
+                          methods_table, format_methods_table)
 from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args, table_records,
                            PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER)
 from .benchmark import add_bench_command
-from .dih_cli import add_heads_command, add_distill_methods, add_bench_dih
+from .dih_cli import add_heads_command, add_distillers, add_bench_dih
 
 # %% auto #0
 __all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'cmd_train',
@@ -188,23 +189,32 @@ def cmd_show(args) -> dict:
     return dict(png=str(out))
 
 # %% ../nbs/90_cli.ipynb #d445f3a8
+def _setting_docs(settings:type) -> dict:
+    "The comment beside each field of the dataclass `settings`, those of the dataclasses it extends included."
+    docs = {}
+    for c in reversed(settings.__mro__):
+        if dataclasses.is_dataclass(c): docs.update({k: v for k, v in docments(c).items() if v})
+    return docs
+
 def settings_table(method:str) -> list[dict]:
-    "One row per setting of `method`: name, type, default, what it is."
-    spec = get_method(method)
-    hints, docs, defaults = typing.get_type_hints(spec.settings), docments(spec.settings), spec.defaults()
-    return [dict(setting=f.name, type=_type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '') for f in fields(spec.settings)]
+    "One row per setting of `method` (a data-free method or a distiller): name, type, default, what it is."
+    spec = get_spec(method)
+    hints, docs, defaults = typing.get_type_hints(spec.settings), _setting_docs(spec.settings), spec.defaults()
+    return [dict(setting=f.name, type=_type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '')
+            for f in fields(spec.settings)]
 
 def cmd_methods(args) -> dict:
-    "Print the method registry, or one method's settings."
+    "Print the registry (data-free methods, then distillers), or one entry's settings."
     if args.method is None:
         rows = methods_table(args.family)
         print(format_methods_table(rows))
         return dict(rows=rows)
-    spec, rows = get_method(args.method), settings_table(args.method)
-    print(f'{spec.name} ({spec.family}, {spec.paper}; notebook {spec.notebook}; needs: {", ".join(spec.needs) or "nothing"})')
+    spec, rows = get_spec(args.method), settings_table(args.method)
+    needs = ', '.join(spec.needs) or 'nothing'
+    print(f'{spec.name} ({spec.family}, {spec.paper}; notebook {spec.notebook}; needs: {needs})')
     for r in rows: print(f"  {r['setting']}={r['default']!r} ({r['type']}): {r['doc']}")
     if spec.presets: print(f"  presets: {', '.join(spec.presets)} (--preset)")
-    recipes = {p: spec.student_recipe(p) for p in spec.presets}
+    recipes = {p: spec.student_recipe(p) for p in spec.presets} if spec.recipe_keys else {}
     for p, r in recipes.items():
         if r: print(f"  preset {p} trains its students with " + ' '.join(f'{k}={v}' for k, v in r.items()))
     return dict(method=spec.name, settings=rows, student_recipes=recipes)
@@ -219,110 +229,189 @@ def cmd_pipeline(args) -> dict:
 def _method_args(p, default=None):
     names = method_names()
     p.add_argument('--method', default=default, required=default is None, choices=names, metavar='METHOD',
-                   help=f"data-free method, one of {', '.join(names)} (`dfkd methods` describes them)" + (' [%(default)s]' if default else ''))
+                   help=f"data-free method, one of {', '.join(names)} (`dfkd methods` describes them)"
+                        + (' [%(default)s]' if default else ''))
     p.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
                    help="the method's settings, e.g. --set iterations=500 lr=0.1 (`dfkd methods <method>` lists them)")
-    p.add_argument('--iterations', type=positive_int, default=None, help="shortcut for --set iterations=N, for methods that have it")
-    p.add_argument('--synth-lr', type=positive_float, default=None, help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
+    p.add_argument('--iterations', type=positive_int, default=None,
+                   help="shortcut for --set iterations=N, for methods that have it")
+    p.add_argument('--synth-lr', type=positive_float, default=None,
+                   help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
 
 def _student_args(p, what:str='student architecture: a zoo name, torchvision:<name> or package.module:ClassOrFactory'):
     p.add_argument('--student', default=_default(distill_run, 'student'), help=f'{what} [%(default)s]')
-    p.add_argument('--student-kwargs', type=json_object, default=None, metavar='JSON', help="keyword arguments of the student's architecture, a JSON object")
+    p.add_argument('--student-kwargs', type=json_object, default=None, metavar='JSON',
+                   help="keyword arguments of the student's architecture, a JSON object")
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='dfkd', description='Data-free knowledge distillation: train teachers, distil students, run benchmarks.',
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog='Models: ' + ', '.join(model_names()))
-    p.add_argument('--debug', action='store_true', help='on an error, show the full traceback instead of one line')
-    sub = p.add_subparsers(dest='command', required=True, metavar='command')
+def _train_command(sub):
+    "`dfkd train`: a classifier from scratch."
     t = sub.add_parser('train', help='train a classifier (teacher or student) from scratch')
     t.add_argument('--model', '--arch', dest='model', default='lenet5_bn',
-                   help='architecture: a name from the zoo, torchvision:<name>, or your own package.module:ClassOrFactory [%(default)s]')
+                   help='architecture: a name from the zoo, torchvision:<name>, or your own '
+                        'package.module:ClassOrFactory [%(default)s]')
     t.add_argument('--arch-kwargs', dest='model_kwargs', type=json_object, default=None, metavar='JSON',
-                   help='keyword arguments of the architecture, a JSON object, e.g. \'{"hidden": 64}\' (recorded in the model file)')
+                   help='keyword arguments of the architecture, a JSON object, e.g. \'{"hidden": 64}\' '
+                        '(recorded in the model file)')
     t.add_argument('--run', default='runs/teacher', help='run folder [%(default)s]')
     data_args(t, 'mnist5k'); _fit_args(t); t.set_defaults(func=cmd_train)
-    d = sub.add_parser('distill', help='distil a saved teacher into a student with Hinton KD on real data')
+
+def _distill_command(sub):
+    "`dfkd distill`: a student from a saved teacher, with the distillers of `86_dih_cli`."
+    d = sub.add_parser('distill', help='distil a saved teacher into a student, on real data or a transfer set: '
+                                       'Hinton KD or another distiller')
     d.add_argument('--teacher', required=True, help='teacher weights saved by `dfkd train` (model.safetensors)')
     _student_args(d)
     d.add_argument('--run', default='runs/distill', help='run folder [%(default)s]')
     d.add_argument('--T', type=positive_float, default=None,
-                   help="softmax temperature; default: on a transfer set, what its method asks for (`dfkd methods`), else 4")
-    d.add_argument('--alpha', type=float, default=None, help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, 1 on a transfer set')
-    d.add_argument('--transfer-set', default=None, help='train on this transfer set (from `dfkd synthesize`) instead of real data; --dataset still validates')
-    d.add_argument('--shift', type=int, default=0, help='random shifts of up to this many pixels, the teacher labelling each view (0: none) [%(default)s]')
+                   help="softmax temperature; default: on a transfer set, what its method asks for (`dfkd methods`), "
+                        "else 4")
+    d.add_argument('--alpha', type=float, default=None,
+                   help='weight of the KD term (1-alpha on cross-entropy); default 0.9 on real data, '
+                        '1 on a transfer set')
+    d.add_argument('--transfer-set', default=None,
+                   help='train on this transfer set (from `dfkd synthesize`) instead of real data; '
+                        '--dataset still validates')
+    d.add_argument('--shift', type=int, default=0,
+                   help='random shifts of up to this many pixels, the teacher labelling each view '
+                        '(0: none) [%(default)s]')
     data_args(d); _fit_args(d, recipe=True); d.set_defaults(func=cmd_distill)
-    add_distill_methods(d, cmd_distill)  # `86_dih_cli`: --method kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
+    add_distillers(d, cmd_distill)  # `86_dih_cli`: --distiller kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
+
+def _stats_command(sub):
+    "`dfkd stats`: a teacher's metadata on its training data."
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
-    st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS), help='statistics to record; default: all that apply')
-    st.add_argument('--layers', nargs='+', default=None, help='module names to record; default: the zoo\'s choice for the architecture')
-    for name, what in (('T', 'temperature dividing the top layer'), ('k', 'graph-Fourier coefficients kept for the whole network'),
+    st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS),
+                    help='statistics to record; default: all that apply')
+    st.add_argument('--layers', nargs='+', default=None,
+                    help='module names to record; default: the zoo\'s choice for the architecture')
+    for name, what in (('T', 'temperature dividing the top layer'),
+                       ('k', 'graph-Fourier coefficients kept for the whole network'),
                        ('k_pair', 'coefficients kept per adjacent-layer pair')):
         v = _default(record_metadata, name)
-        st.add_argument(f"--{name.replace('_', '-')}", type=positive_int if isinstance(v, int) else positive_float, default=v, help=f'{what} [%(default)s]')
-    st.add_argument('--out', default=None, help="metadata file; default: beside the teacher, named after it (model.safetensors -> model.metadata.safetensors)")
+        st.add_argument(f"--{name.replace('_', '-')}", type=positive_int if isinstance(v, int) else positive_float,
+                        default=v, help=f'{what} [%(default)s]')
+    st.add_argument('--out', default=None,
+                    help="metadata file; default: beside the teacher, named after it "
+                         "(model.safetensors -> model.metadata.safetensors)")
     st.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(st); st.set_defaults(func=cmd_stats)
-    sy = sub.add_parser('synthesize', help='build a transfer set from the teacher alone (and metadata, for the Lopes methods)')
+
+def _synthesize_command(sub):
+    "`dfkd synthesize`: a transfer set from the teacher alone."
+    sy = sub.add_parser('synthesize',
+                        help='build a transfer set from the teacher alone (and metadata, for the Lopes methods)')
     sy.add_argument('--teacher', required=True, help='teacher weights (model.safetensors)')
     _method_args(sy)
-    sy.add_argument('--preset', default=None, help="a named group of the method's settings from the registry (e.g. paper)")
+    sy.add_argument('--preset', default=None,
+                    help="a named group of the method's settings from the registry (e.g. paper)")
     sy.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (methods that need metadata)')
     sy.add_argument('--n-per-class', type=positive_int, default=100, help='images per class [%(default)s]')
-    sy.add_argument('--batch-size', type=positive_int, default=100, help='images optimised together (one shard) [%(default)s]')
+    sy.add_argument('--batch-size', type=positive_int, default=100,
+                    help='images optimised together (one shard) [%(default)s]')
     sy.add_argument('--out', default=None, help='transfer set folder; default: transfer_<method> beside the teacher')
     _student_args(sy, 'methods that play against a student, and online methods: its architecture')
     sy.add_argument('--epochs', type=positive_int, default=8, help='online methods: epochs of the game [%(default)s]')
-    sy.add_argument('--n-batches', type=positive_int, default=100, help='online methods: student batches per epoch [%(default)s]')
-    sy.add_argument('--student-bs', type=positive_int, default=None, help="online methods: the game's student batch size; default: the preset's student_bs, else --bs")
+    sy.add_argument('--n-batches', type=positive_int, default=100,
+                    help='online methods: student batches per epoch [%(default)s]')
+    sy.add_argument('--student-bs', type=positive_int, default=None,
+                    help="online methods: the game's student batch size; default: the preset's student_bs, else --bs")
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(sy); sy.set_defaults(func=cmd_synthesize)
+
+def _show_command(sub):
+    "`dfkd show`: a PNG grid of a transfer set."
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
     sh.add_argument('transfer_set', help='transfer set folder')
     sh.add_argument('--cls', type=int, default=None, help='only this class (its first page); default: a row per class')
     sh.add_argument('--n', type=positive_int, default=8, help='images per class row [%(default)s]')
     sh.add_argument('--out', default=None, help='PNG path; default: grid.png in the transfer set folder')
-    sh.add_argument('--allow-incomplete', action='store_true', help='draw a set whose synthesis has not finished, as it is')
+    sh.add_argument('--allow-incomplete', action='store_true',
+                    help='draw a set whose synthesis has not finished, as it is')
     sh.set_defaults(func=cmd_show)
-    me = sub.add_parser('methods', help='list the registered data-free methods, or one method\'s settings')
-    me.add_argument('method', nargs='?', default=None, choices=method_names(), metavar='METHOD', help='list this method\'s settings (for --set)')
-    me.add_argument('--family', default=None, choices=['metadata', 'inversion', 'generator', 'floor'], help='only this family')
+
+def _methods_command(sub):
+    "`dfkd methods`: the registry, or one entry's settings."
+    me = sub.add_parser('methods', help="list the registered data-free methods and distillers, or one entry's settings")
+    me.add_argument('method', nargs='?', default=None, choices=method_names() + distiller_names(), metavar='NAME',
+                    help="list this method's or distiller's settings (for --set, or `dfkd distill`'s options)")
+    me.add_argument('--family', default=None, choices=[*FAMILIES, DISTILLER], help='only this family')
     me.set_defaults(func=cmd_methods)
-    pp = sub.add_parser('pipeline', help='the main job: teacher -> data-free transfer set -> student, with the KD-with-data reference')
-    pp.add_argument('--run', default='runs/pipeline', help='run folder (a second call reuses the teacher, resumes synthesis) [%(default)s]')
-    pp.add_argument('--teacher', default=None, help=f"teacher architecture (zoo name, torchvision:<name> or package.module:ClassOrFactory) to train if the run folder has none; default: the run folder's, else {PIPELINE_DEFAULT_TEACHER}")
-    pp.add_argument('--teacher-kwargs', type=json_object, default=None, metavar='JSON', help="keyword arguments of the teacher's architecture, a JSON object")
-    pp.add_argument('--teacher-weights', default=None, help='use these teacher weights (model.safetensors) instead of training one')
-    pp.add_argument('--teacher-epochs', type=positive_int, default=_default(pipeline, 'teacher_epochs'), help='epochs to train the teacher [%(default)s]')
+
+# %% ../nbs/90_cli.ipynb #1235f81b
+def _pipeline_command(sub):
+    "`dfkd pipeline`: teacher, data-free transfer set and student in one command."
+    pp = sub.add_parser('pipeline',
+                        help='the main job: teacher -> data-free transfer set -> student, '
+                             'with the KD-with-data reference')
+    pp.add_argument('--run', default='runs/pipeline',
+                    help='run folder (a second call reuses the teacher, resumes synthesis) [%(default)s]')
+    pp.add_argument('--teacher', default=None,
+                    help="teacher architecture (zoo name, torchvision:<name> or package.module:ClassOrFactory) "
+                         "to train if the run folder has none; "
+                         f"default: the run folder's, else {PIPELINE_DEFAULT_TEACHER}")
+    pp.add_argument('--teacher-kwargs', type=json_object, default=None, metavar='JSON',
+                    help="keyword arguments of the teacher's architecture, a JSON object")
+    pp.add_argument('--teacher-weights', default=None,
+                    help='use these teacher weights (model.safetensors) instead of training one')
+    pp.add_argument('--teacher-epochs', type=positive_int, default=_default(pipeline, 'teacher_epochs'),
+                    help='epochs to train the teacher [%(default)s]')
     _student_args(pp)
     _method_args(pp, PIPELINE_DEFAULT_METHOD)
     pp.add_argument('--preset', default=_default(pipeline, 'preset'), type=lambda t: None if t.lower() == 'none' else t,
-                    help="a named group of the method's settings from the registry (`dfkd methods METHOD` lists them), or none for the method's "
-                         "defaults [%(default)s: the preset the benchmark runs, where the method has it]")
-    pp.add_argument('--n-per-class', type=positive_int, default=_default(pipeline, 'n_per_class'), help='synthesised images per class [%(default)s]')
-    pp.add_argument('--batch-size', type=positive_int, default=_default(pipeline, 'batch_size'), help='images optimised together [%(default)s]')
-    pp.add_argument('--epochs', type=positive_int, default=_default(pipeline, 'epochs'), help='distillation epochs (online methods: epochs of the game) [%(default)s]')
-    pp.add_argument('--n-batches', type=positive_int, default=_default(pipeline, 'n_batches'), help='online methods: student batches per epoch [%(default)s]')
+                    help="a named group of the method's settings from the registry (`dfkd methods METHOD` lists them), "
+                         "or none for the method's defaults "
+                         "[%(default)s: the preset the benchmark runs, where the method has it]")
+    pp.add_argument('--n-per-class', type=positive_int, default=_default(pipeline, 'n_per_class'),
+                    help='synthesised images per class [%(default)s]')
+    pp.add_argument('--batch-size', type=positive_int, default=_default(pipeline, 'batch_size'),
+                    help='images optimised together [%(default)s]')
+    pp.add_argument('--epochs', type=positive_int, default=_default(pipeline, 'epochs'),
+                    help='distillation epochs (online methods: epochs of the game) [%(default)s]')
+    pp.add_argument('--n-batches', type=positive_int, default=_default(pipeline, 'n_batches'),
+                    help='online methods: student batches per epoch [%(default)s]')
     pp.add_argument('--lr', type=positive_float, default=None,
-                    help="students' peak learning rate; default: the preset's student_lr, else 1e-3 for MLPs, 1e-2 otherwise")
-    pp.add_argument('--student-bs', type=positive_int, default=None, help="students' batch size; default: the preset's student_bs, else --bs")
-    pp.add_argument('--T', type=positive_float, default=None, help="distillation temperature of both students; default: the method's (4 for most)")
-    pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'), help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
+                    help="students' peak learning rate; default: the preset's student_lr, else 1e-3 for MLPs, "
+                         "1e-2 otherwise")
+    pp.add_argument('--student-bs', type=positive_int, default=None,
+                    help="students' batch size; default: the preset's student_bs, else --bs")
+    pp.add_argument('--T', type=positive_float, default=None,
+                    help="distillation temperature of both students; default: the method's (4 for most)")
+    pp.add_argument('--shift', type=int, default=_default(pipeline, 'shift'),
+                    help='offline methods: random shifts during distillation, for the KD reference too [%(default)s]')
     pp.add_argument('--no-reference', action='store_true', help='skip the KD-with-real-data reference student')
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(pp); pp.set_defaults(func=cmd_pipeline)
+
+def _common_options(sub):
+    "`--debug` and `--trust` on every command."
+    for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
+        c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                       help='on an error, show the full traceback')
+        c.add_argument('--trust', nargs='+', action='extend', default=[], metavar='ARCH',
+                       help='architectures outside the zoo and torchvision (package.module:Class) that a model file '
+                            'given to this command may name: building one imports its module and runs its code, '
+                            "so name only code you trust (--model, --student and `dfkd pipeline --teacher` "
+                            "count as named)")
+
+def make_parser() -> argparse.ArgumentParser:
+    "The `dfkd` parser: every command with its options."
+    p = argparse.ArgumentParser(prog='dfkd',
+                                description='Data-free knowledge distillation: train teachers, distil students, '
+                                            'run benchmarks.',
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='Models: ' + ', '.join(model_names()))
+    p.add_argument('--debug', action='store_true', help='on an error, show the full traceback instead of one line')
+    sub = p.add_subparsers(dest='command', required=True, metavar='command')
+    for add in (_train_command, _distill_command, _stats_command, _synthesize_command, _show_command, _methods_command,
+                _pipeline_command): add(sub)
     add_bench_command(sub)  # `30_benchmark`: the one benchmark harness
     add_bench_dih(sub.choices['bench'])  # `86_dih_cli`: DIH and its baselines, and the authors' CIFAR-100 recipe
     add_heads_command(sub)  # `86_dih_cli`: mount and fine-tune a teacher's intermediate heads
-    for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
-        c.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='on an error, show the full traceback')
-        c.add_argument('--trust', nargs='+', action='extend', default=[], metavar='ARCH',
-                       help='architectures outside the zoo and torchvision (package.module:Class) that a model file given to this command may name: '
-                            'building one imports its module and runs its code, so name only code you trust (--model, --student and '
-                            "`dfkd pipeline --teacher` count as named)")
+    _common_options(sub)
     return p
 
+# %% ../nbs/90_cli.ipynb #52e87d74
 ARCH_OPTIONS = ('model', 'student')  # options that name an architecture on every command that has them (`dfkd pipeline --teacher` too)
 
 def named_architectures(args) -> list[str]:

@@ -1,4 +1,4 @@
-"""The distillation methods the DIH paper compares with, on the same recipes: a teacher assistant (TAKD), contrastive representation distillation (CRD), and two methods with classifier heads on teacher and student (TOFD, MHKD); then every student-training method behind one signature.
+"""The distillation methods the DIH paper compares with, on the same recipes: a teacher assistant (TAKD), contrastive representation distillation (CRD), and two methods with classifier heads on teacher and student (TOFD, MHKD); then every student-training method registered as a distiller, behind one signature.
 
 Docs: https://dfkd.github.io/dfkd/dih_baselines.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://dfkd.github.io/dfkd/dih_baselines.html.md"""
 # %% ../nbs/41_dih_baselines.ipynb #98d7b337
 from __future__ import annotations
 import math, re
+from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
@@ -17,12 +18,15 @@ from .models import BasicBlock, get_model, count_params
 from .kd import DistillCallback, soft_target_loss, attention_loss, fitnets, frozen
 from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads, default_head_layers,
                       fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
+from .methods import DISTILLER, DistillerSpec, register, get_distiller
 
 # %% auto #0
-__all__ = ['DIH_KD', 'MHKD_AUTHORS', 'DISTILLERS', 'WithHeads', 'assistant_name', 'LiveTeacherLogits', 'takd', 'nce_loss',
-           'ContrastiveMemory', 'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback', 'example_labels', 'crd',
-           'mhkd_head', 'sep_conv', 'tofd_head', 'orthogonal_loss', 'PairedHeadsCallback', 'paired_heads', 'tofd',
-           'first_stages', 'mhkd', 'TeacherLabelled', 'teacher_labelled', 'distill_with']
+__all__ = ['DIH_KD', 'MHKD_AUTHORS', 'WithHeads', 'assistant_name', 'LiveTeacherLogits', 'takd', 'nce_loss', 'ContrastiveMemory',
+           'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback', 'example_labels', 'crd', 'mhkd_head',
+           'sep_conv', 'tofd_head', 'orthogonal_loss', 'PairedHeadsCallback', 'paired_heads', 'tofd', 'first_stages',
+           'mhkd', 'AloneSettings', 'KDSettings', 'TeacherLabelled', 'teacher_labelled', 'FitNetsSettings',
+           'ATSettings', 'TAKDSettings', 'CRDSettings', 'CRDKDSettings', 'TOFDSettings', 'MHKDSettings', 'DIHSettings',
+           'distill_with']
 
 # %% ../nbs/41_dih_baselines.ipynb #a910bd91
 class WithHeads(nn.Module):
@@ -305,11 +309,34 @@ def mhkd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head
     sl = first_stages(student) if student_layers is None else student_layers
     return paired_heads('mhkd', student, teacher, dls, recipe, head_recipe, tl, sl, **{**MHKD_AUTHORS, **kwargs})
 
-# %% ../nbs/41_dih_baselines.ipynb #76115de4
+# %% ../nbs/41_dih_baselines.ipynb #e4cc007a
 def _stage(model): layers = default_head_layers(model); return layers[len(layers) // 2]
 
 def _kd_cbs(teacher, labels, **kw): return label_callbacks(labels) + [DistillCallback(teacher, **kw)]
 
+@dataclass
+class AloneSettings:
+    "The student alone learns from the labels: no settings."
+
+def _alone(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:AloneSettings):
+    return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels), seed=seed, show=show).model
+
+@dataclass
+class KDSettings:
+    "Hinton KD at the DIH README's setting (`DIH_KD`)."
+    T:float = DIH_KD['T'] # softmax temperature τ
+    alpha:float = DIH_KD['alpha'] # weight of τ²·KL; 1-alpha weighs the cross-entropy
+
+def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:KDSettings, cbs=()):
+    cbs = _kd_cbs(teacher, labels, T=s.T, alpha=s.alpha) + list(cbs)
+    return fit_recipe(student, dls, recipe, cbs=cbs, seed=seed, show=show).model
+
+register(DistillerSpec('alone', DISTILLER, 'no teacher: the student trained on the labels', AloneSettings,
+                       trainer=_alone, notebook='41_dih_baselines'))
+register(DistillerSpec('kd', DISTILLER, 'Hinton, Vinyals & Dean 2015, NIPS DL workshop', KDSettings,
+                       trainer=_kd, notebook='05_kd'))
+
+# %% ../nbs/41_dih_baselines.ipynb #579a01b9
 class TeacherLabelled(torch.utils.data.Dataset):
     "The items `(x, y, teacher_logits)` of a transfer set as `(x, teacher's top class)`: plain labelled data."
     def __init__(self, ds): self.ds = ds
@@ -317,60 +344,149 @@ class TeacherLabelled(torch.utils.data.Dataset):
     def __getitem__(self, i): x, _, logits = self.ds[i]; return x, logits.argmax()
 
 def teacher_labelled(dls:DataLoaders) -> DataLoaders:
-    "A copy of `dls` whose training items are `(x, teacher's top class)`, for a method that trains on `(x, y)` batches only."
+    "A copy of `dls` whose training items are `(x, teacher's top class)`, for a method that reads `(x, y)` only."
     if not getattr(dls.train, 'yields_teacher_logits', False):
-        raise ValueError('teacher labels come from the teacher logits of a transfer set: pass `transfer_dls(...)` (or `with_teacher_logits(...)`)')
+        raise ValueError('teacher labels come from the teacher logits of a transfer set: pass `transfer_dls(...)` '
+                         '(or `with_teacher_logits(...)`)')
     return with_train(dls, dls.train.new(TeacherLabelled(dls.train_ds)))
 
-def _alone(student, teacher, dls, recipe, head_recipe, labels, seed, show):
-    return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels), seed=seed, show=show).model
+@dataclass
+class FitNetsSettings(KDSettings):
+    "FitNets: a hint stage at the middle stage of each network, then KD at these settings."
 
-def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=DIH_KD['T'], alpha=DIH_KD['alpha'], cbs=()):
-    return fit_recipe(student, dls, recipe, cbs=_kd_cbs(teacher, labels, T=T, alpha=alpha) + list(cbs), seed=seed, show=show).model
-
-def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=DIH_KD['T'], alpha=DIH_KD['alpha']):
+def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:FitNetsSettings):
     if labels == 'teacher': dls = teacher_labelled(dls)  # the hint stage's loss reads (x, y) batches
-    elif getattr(dls.train, 'yields_teacher_logits', False): raise ValueError("a transfer set is labelled by its teacher: pass labels='teacher'")
-    fitnets(student, teacher, dls, hint=_stage(teacher), guided=_stage(student), hint_epochs=max(1, round(recipe.epochs / 5)),
-            epochs=recipe.epochs, lr=recipe.lr, T=T, alpha=alpha, show=show, seed=seed)
+    elif getattr(dls.train, 'yields_teacher_logits', False):
+        raise ValueError("a transfer set is labelled by its teacher: pass labels='teacher'")
+    fitnets(student, teacher, dls, hint=_stage(teacher), guided=_stage(student),
+            hint_epochs=max(1, round(recipe.epochs / 5)), epochs=recipe.epochs, lr=recipe.lr, T=s.T, alpha=s.alpha,
+            show=show, seed=seed)
     return student
 
-def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show, T=4., alpha=0.9, beta=1.):  # the DIH README gives AT no KD setting: dfkd's
-    cbs = _kd_cbs(teacher, labels, T=T, alpha=alpha, feature_loss=attention_loss, student_layers=default_head_layers(student),
-                  teacher_layers=default_head_layers(teacher), beta=beta)
+@dataclass
+class ATSettings:
+    "Attention transfer on the stage outputs, beside KD at dfkd's setting (the DIH README gives AT none)."
+    T:float = 4. # softmax temperature
+    alpha:float = 0.9 # weight of T²·KL; 1-alpha weighs the cross-entropy
+    beta:float = 1. # weight of `attention_loss`
+
+def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:ATSettings):
+    cbs = _kd_cbs(teacher, labels, T=s.T, alpha=s.alpha, feature_loss=attention_loss, beta=s.beta,
+                  student_layers=default_head_layers(student), teacher_layers=default_head_layers(teacher))
     return fit_recipe(student, dls, recipe, cbs=cbs, seed=seed, show=show).model
 
-def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show, assistant:str|None=None, **kw):
+register(DistillerSpec('fitnets', DISTILLER, 'Romero et al. 2015, ICLR', FitNetsSettings, trainer=_fitnets,
+                       notebook='05_kd'))
+register(DistillerSpec('at', DISTILLER, 'Zagoruyko & Komodakis 2017, ICLR', ATSettings, trainer=_at, notebook='05_kd'))
+
+# %% ../nbs/41_dih_baselines.ipynb #678b3494
+@dataclass
+class TAKDSettings(KDSettings):
+    "TAKD: KD at these settings from the teacher into the assistant, then from the assistant into the student."
+    assistant:str|None = None # the assistant's zoo name; `None`: `assistant_name` of teacher and student
+
+def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:TAKDSettings):
     names = [getattr(m, 'dfkd_config', None) or {} for m in (teacher, student)]
-    if assistant is None and not all(n.get('name') for n in names):
-        raise ValueError('TAKD picks its assistant by zoo name: build teacher and student with `get_model`, or pass assistant=')
+    if s.assistant is None and not all(n.get('name') for n in names):
+        raise ValueError('TAKD picks its assistant by zoo name: build teacher and student with `get_model`, '
+                         'or pass assistant=')
     if seed is not None: set_seed(seed)
-    assistant = assistant or assistant_name(names[0]['name'], names[1]['name'])
+    assistant = s.assistant or assistant_name(names[0]['name'], names[1]['name'])
     net = get_model(assistant, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
-    takd(student, teacher, net, dls, recipe, labels=labels, seed=seed, show=show, **kw)
+    takd(student, teacher, net, dls, recipe, T=s.T, alpha=s.alpha, labels=labels, seed=seed, show=show)
     return student
 
-def _crd(student, teacher, dls, recipe, head_recipe, labels, seed, show, kd=False, **kw):
-    crd(student, teacher, dls, recipe, kd=kd, labels=labels, seed=seed, show=show, **kw); return student
+@dataclass
+class CRDSettings:
+    "CRD: CE + `beta`·the contrastive loss (`crd`; RepDistiller's defaults)."
+    beta:float = 0.8 # weight of the CRD loss
+    ce_weight:float = 1. # weight of the student's cross-entropy
+    dim:int = 128 # the embeddings' size
+    n_negatives:int = 16384 # K, negatives per anchor (at most N-1)
+    nce_T:float = 0.07 # the critic's temperature
+    momentum:float = 0.5 # of the memory banks
+    negatives:str = 'other_classes' # 'other_classes' (the authors' sampler) or 'uniform'
 
-def _crd_kd(*args, **kw): return _crd(*args, kd=True, **kw)
+@dataclass
+class CRDKDSettings(CRDSettings):
+    "CRD + KD: CE + `alpha`·KD + `beta`·CRD, a sum (RepDistiller's -r 1 -a 0.9 -b 0.8 --kd_T 4)."
+    T:float = 4. # KD's temperature
+    alpha:float = 0.9 # weight of T²·KL
 
-def _tofd(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
-    tofd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **kw); return student
+def _crd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:CRDSettings, kd:bool=False):
+    crd(student, teacher, dls, recipe, kd=kd, labels=labels, seed=seed, show=show, **vars(s)); return student
 
-def _mhkd(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
-    mhkd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **kw); return student
+def _crd_kd(*args): return _crd(*args, kd=True)
 
-def _dih(student, teacher, dls, recipe, head_recipe, labels, seed, show, **kw):
-    dih(teacher, student, dls, head_recipe=head_recipe, recipe=recipe, labels=labels, seed=seed, show=show, **kw); return student
+register(DistillerSpec('takd', DISTILLER, 'Mirzadeh et al. 2020, AAAI', TAKDSettings, trainer=_takd,
+                       notebook='41_dih_baselines'))
+register(DistillerSpec('crd', DISTILLER, 'Tian, Krishnan & Isola 2020, ICLR', CRDSettings, trainer=_crd,
+                       notebook='41_dih_baselines', key_settings=('beta', 'n_negatives', 'negatives')))
+register(DistillerSpec('crd_kd', DISTILLER, 'Tian, Krishnan & Isola 2020, ICLR (CRD + KD)', CRDKDSettings,
+                       trainer=_crd_kd, notebook='41_dih_baselines', key_settings=('beta', 'T', 'alpha', 'negatives')))
 
-DISTILLERS = dict(alone=_alone, kd=_kd, fitnets=_fitnets, at=_at, takd=_takd, crd=_crd, crd_kd=_crd_kd, tofd=_tofd, mhkd=_mhkd, dih=_dih)
+# %% ../nbs/41_dih_baselines.ipynb #7bcecc7f
+@dataclass
+class TOFDSettings:
+    "TOFD: `paired_heads` with SepConv heads, the teacher's fine-tuned first."
+    T:float = 4. # temperature of every KD blend
+    alpha:float = 0.9 # weight of T²·KL in every blend
+    feature_weight:float = 0.05 # γ, the feature distance (TOFD's code)
+    orth_weight:float = 0.03 # δ, the orthogonality of the resizing layers (TOFD's code)
+    head_weight:float = 1. # λ, each student head's KD blend
+    head_training:str = 'fine_tuned' # the teacher's heads: 'fine_tuned' first, or 'joint' with the student
+    teacher_layers:list|None = None # stage names; `None`: `default_head_layers`
+    student_layers:list|None = None # stage names; `None`: `default_head_layers`
+    teacher_heads:IntermediateHeads|None = None # teacher heads to reuse ('fine_tuned': already trained)
 
-def distill_with(method:str, # a key of `DISTILLERS`
+@dataclass
+class MHKDSettings(TOFDSettings):
+    "MHKD as its authors ran it (`MHKD_AUTHORS`): heads on the first two stages, the teacher's trained jointly."
+    T:float = MHKD_AUTHORS['T'] # temperature of every KD blend
+    alpha:float = MHKD_AUTHORS['alpha'] # weight of T²·KL in every blend
+    feature_weight:float = 0. # γ: MHKD matches no features
+    orth_weight:float = 0. # δ: no resizing layers
+    head_weight:float = MHKD_AUTHORS['head_weight'] # λ, each student head's KD blend
+    head_training:str = MHKD_AUTHORS['head_training'] # the teacher's heads train with the student, on CE
+    teacher_layers:list|None = None # stage names; `None`: `first_stages`
+    student_layers:list|None = None # stage names; `None`: `first_stages`
+
+def _tofd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:TOFDSettings):
+    tofd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **vars(s)); return student
+
+def _mhkd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:MHKDSettings):
+    mhkd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **vars(s)); return student
+
+@dataclass
+class DIHSettings:
+    "DIH with the authors' settings (`dih`, `40_dih`)."
+    T:float = 5. # temperature τ
+    alpha:float = 0.1 # weight α of the KL terms
+    weights:list|None = None # one weight per cohort member; `None`: all 1
+    form:str = 'authors' # `cohort_loss`'s form: 'authors' or 'normalised'
+    layers:list|None = None # where heads are mounted; `None`: `default_head_layers`
+    kind:str = 'linear' # the heads fine-tuned here: a key of `HEAD_KINDS`
+    heads:IntermediateHeads|None = None # fine-tuned heads to reuse (then `layers` and `kind` are not used)
+
+def _dih(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:DIHSettings):
+    dih(teacher, student, dls, head_recipe=head_recipe, recipe=recipe, labels=labels, seed=seed, show=show, **vars(s))
+    return student
+
+register(DistillerSpec('tofd', DISTILLER, 'Zhang et al. 2020, NeurIPS', TOFDSettings, trainer=_tofd,
+                       notebook='41_dih_baselines', key_settings=('T', 'alpha', 'feature_weight', 'orth_weight')))
+register(DistillerSpec('mhkd', DISTILLER, 'Wang, Lohit, Jones & Fu 2020, arXiv', MHKDSettings, trainer=_mhkd,
+                       notebook='41_dih_baselines', key_settings=('T', 'alpha', 'head_weight', 'head_training')))
+register(DistillerSpec('dih', DISTILLER, 'Asadian & Salehi-Abari 2021, arXiv', DIHSettings, trainer=_dih,
+                       notebook='40_dih', key_settings=('T', 'alpha', 'form', 'kind')))
+
+# %% ../nbs/41_dih_baselines.ipynb #c8abeb7f
+def distill_with(distiller:str, # a registered distiller (`distiller_names()`)
                  student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
                  labels:str='data', # 'data', or 'teacher' for a transfer set labelled by the teacher
                  seed:int=0, show:bool=False,
-                 **settings) -> nn.Module: # the method's own settings (`T`, `alpha`, TAKD's `assistant`, DIH's `heads`, ...)
-    "Train `student` from `teacher` with the method named `method`; returns the trained student."
-    if method not in DISTILLERS: raise KeyError(f'unknown method {method!r}; choose one of {list(DISTILLERS)}')
-    return DISTILLERS[method](student, teacher, dls, recipe, head_recipe, labels, seed, show, **settings)
+                 settings=None, preset:str|None=None, # the distiller's settings (object or dict) and preset
+                 **overrides) -> nn.Module: # settings as keywords (`T`, `alpha`, TAKD's `assistant`, ...)
+    "Train `student` from `teacher` with the distiller named `distiller`; returns the trained student."
+    spec = get_distiller(distiller)
+    s = spec.make_settings(settings, preset, **overrides)
+    return spec.trainer(student, teacher, dls, recipe, head_recipe, labels, seed, show, s)

@@ -14,10 +14,10 @@ from .core import set_seed, atomic_write_text
 from .data import get_dls
 from .models import get_model, save_model, load_model
 from .kd import cached_classifier, evaluate
-from .methods import get_method, method_transfer_set
+from .methods import get_method, method_transfer_set, distiller_names
 from .synthesis import transfer_dls
 from .dih import Recipe, IntermediateHeads, fine_tune_heads, dih_distill, fit_recipe, heads_path, save_heads, load_heads, head_accuracies
-from .dih_baselines import DISTILLERS, distill_with
+from .dih_baselines import distill_with
 
 # %% auto #0
 __all__ = ['DIH_MNIST_QUICK', 'DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIHConfig', 'run_dih_config']
@@ -25,7 +25,7 @@ __all__ = ['DIH_MNIST_QUICK', 'DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIH
 # %% ../nbs/43_dih_benchmark.ipynb #1c7e929e
 def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
                   dataset:str='mnist5k', size:int|None=16, bs:int=64,
-                  seeds=(0, 1, 2), methods=None, # keys of `DISTILLERS`; `None`: all of them
+                  seeds=(0, 1, 2), methods=None, # registered distillers; `None`: all of them
                   recipe:Recipe=Recipe(epochs=5, lr=1e-2), head_recipe:Recipe=Recipe(epochs=3, lr=0.05, opt='sgd', wd=5e-4),
                   teacher_epochs:int=15, teacher_lr:float=1e-2, # the teacher, trained once by `cached_classifier`
                   data_free:str|None='deepinversion', # registered method of the data-free rows; `None`: no data-free rows
@@ -44,7 +44,7 @@ def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
     csv = folder/'results.csv'
     rows = pd.read_csv(csv).to_dict('records') if csv.exists() else []
     done = {(r['method'], r['data'], r['seed']) for r in rows}
-    plan = [(m, 'real', dls, 'data', recipe, head_recipe) for m in (methods or DISTILLERS)]
+    plan = [(m, 'real', dls, 'data', recipe, head_recipe) for m in (methods or distiller_names())]
     attrs = dict(teacher=f'{teacher} ({100*evaluate(t, dls.valid):.2f} %)', student=student, dataset=dataset)
     if data_free is not None:
         t0 = time.perf_counter()

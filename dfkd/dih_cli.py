@@ -1,4 +1,4 @@
-"""`dfkd heads` fine-tunes classifier heads on a saved teacher; `dfkd distill --method` trains a student with DIH or any of its baselines, on real data or on a transfer set; `dfkd bench --which dih` and `dfkd bench --which dih-cifar100` run the DIH tables.
+"""`dfkd heads` fine-tunes classifier heads on a saved teacher; `dfkd distill --distiller` trains a student with KD, DIH or any of its baselines, on real data or on a transfer set; `dfkd bench --which dih` and `dfkd bench --which dih-cifar100` run the DIH tables.
 
 Docs: https://dfkd.github.io/dfkd/dih_cli.html.md"""
 
@@ -6,8 +6,8 @@ Docs: https://dfkd.github.io/dfkd/dih_cli.html.md"""
 
 # %% ../nbs/86_dih_cli.ipynb #8b31aec9
 from __future__ import annotations
-import inspect, time
-from dataclasses import replace
+import argparse, inspect, sys, time
+from dataclasses import fields, replace
 from pathlib import Path
 import pandas as pd
 from .core import default_device, set_seed, positive_int, positive_float, call_with_options
@@ -16,12 +16,13 @@ from .kd import evaluate
 from .synthesis import TransferSet, transfer_dls
 from .pipeline import write_record, start_run, teacher_data, teacher_dls, build_model, default_lr, data_args, table_records
 from .dih import Recipe, HEADS_RECIPE, IntermediateHeads, fine_tune_heads, head_accuracies, heads_path, save_heads, load_heads
-from .dih_baselines import DISTILLERS, distill_with
+from .methods import get_distiller, distiller_names
+from .dih_baselines import distill_with
 from .dih_benchmark import DIH_CIFAR100, DIH_MNIST_QUICK, dih_benchmark, summarise, run_dih_config
 
 # %% auto #0
-__all__ = ['METHOD_OPTIONS', 'BENCH_DIH', 'heads_run', 'add_heads_command', 'method_distill_run', 'add_distill_methods',
-           'bench_dih', 'bench_dih_cifar100', 'cmd_bench_dih', 'add_bench_dih']
+__all__ = ['BENCH_DIH', 'heads_run', 'add_heads_command', 'distiller_run', 'add_distillers', 'bench_dih', 'bench_dih_cifar100',
+           'cmd_bench_dih', 'add_bench_dih']
 
 # %% ../nbs/86_dih_cli.ipynb #3f56ade8
 def _load_teacher(path):
@@ -84,14 +85,14 @@ def add_heads_command(sub):
     return h
 
 # %% ../nbs/86_dih_cli.ipynb #d68c0cfe
-METHOD_OPTIONS = dict(kd=('T', 'alpha'), alone=(), crd=(), takd=('T', 'alpha', 'assistant'), dih=('T', 'alpha', 'form', 'heads', 'pooled'))
-
-def _method_settings(method:str, **given) -> dict:
-    "The options given (not `None` or `False`) that are settings of `method` (`METHOD_OPTIONS`, else `T` and `alpha`); any other is refused."
+def _distiller_options(distiller:str, **given) -> dict:
+    "The options given (not `None` or `False`) as settings of `distiller`; one it lacks is refused with its settings."
     given = {k: v for k, v in given.items() if v is not None and v is not False}
-    takes = METHOD_OPTIONS.get(method, ('T', 'alpha'))
-    extra = [k for k in given if k not in takes]
-    if extra: raise ValueError(f"--method {method} has no setting {', '.join('--' + k for k in extra)}; drop it (its settings: {', '.join('--' + k for k in takes) or 'none'})")
+    names = [f.name for f in fields(get_distiller(distiller).settings)]
+    extra = [k for k in given if {'pooled': 'kind'}.get(k, k) not in names]
+    if extra:
+        raise ValueError(f"--distiller {distiller} has no setting {', '.join('--' + k for k in extra)}; drop it "
+                         f"(its settings: {', '.join(names) or 'none'}; `dfkd methods {distiller}` describes them)")
     return given
 
 def _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet):
@@ -103,63 +104,90 @@ def _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, poo
     fine_tune_heads(h, train, head_recipe, labels=labels, seed=seed, show=not quiet)
     return h, save_heads(h, Path(run)/'heads.safetensors')
 
-def method_distill_run(run:str|Path, # the run folder
-                       teacher:str|Path, # teacher weights saved by `dfkd train`
-                       method:str='dih', # a key of `DISTILLERS`
-                       student:str='lenet5_half_bn', # the student's model name
-                       student_kwargs:dict|None=None, # keyword arguments of the student's architecture
-                       transfer_set:str|Path|None=None, # train on this transfer set (teacher labels) instead of the real training split
-                       dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (`teacher_dls`; `None`: the teacher's)
-                       epochs:int=8, lr:float|None=None, wd:float|None=None, # the student: one-cycle Adam; `lr`: see `default_lr`; `wd` `None`: 1e-4
-                       T:float|None=None, alpha:float|None=None, # `None`: the method's own
-                       assistant:str|None=None, # TAKD: the assistant's zoo name; `None`: `assistant_name`
-                       heads:str|Path|None=None, pooled:bool=False, form:str|None=None, # DIH: heads file, head kind if fine-tuned here, `cohort_loss` form
-                       head_epochs:int=HEADS_RECIPE.epochs, head_lr:float=HEADS_RECIPE.lr, # heads fine-tuned here (DIH, TOFD, MHKD)
-                       quiet:bool=False) -> dict:
-    "Distil the saved `teacher` into a new `student` with `method`; save weights and record in `run`; return the record."
+def distiller_run(run:str|Path, # the run folder
+                  teacher:str|Path, # teacher weights saved by `dfkd train`
+                  distiller:str='dih', # a registered distiller (`distiller_names()`)
+                  student:str='lenet5_half_bn', # the student's model name
+                  student_kwargs:dict|None=None, # keyword arguments of the student's architecture
+                  transfer_set:str|Path|None=None, # train on this transfer set (teacher labels), not the real data
+                  dataset:str|None=None, root:str='data', size:int|None=None, # the real data (`teacher_dls`)
+                  bs:int=64, seed:int=0,
+                  epochs:int=8, lr:float|None=None, # one-cycle Adam; `lr`: see `default_lr`
+                  wd:float|None=None, # `None`: 1e-4
+                  T:float|None=None, alpha:float|None=None, # `None`: the distiller's own
+                  assistant:str|None=None, # TAKD: the assistant's zoo name; `None`: `assistant_name`
+                  heads:str|Path|None=None, # DIH: the heads file
+                  pooled:bool=False, form:str|None=None, # DIH: pooled heads if fine-tuned here; `cohort_loss` form
+                  head_epochs:int=HEADS_RECIPE.epochs, head_lr:float=HEADS_RECIPE.lr, # heads fine-tuned here
+                  quiet:bool=False) -> dict:
+    "Distil the saved `teacher` into a new `student` with `distiller`; save weights and record in `run`; return it."
     settings, t0 = dict(locals()), time.time()
-    if method not in DISTILLERS: raise ValueError(f'unknown method {method!r}; choose one of {", ".join(DISTILLERS)}')
-    kw = _method_settings(method, T=T, alpha=alpha, assistant=assistant, form=form, heads=heads, pooled=pooled)
+    kw = _distiller_options(distiller, T=T, alpha=alpha, assistant=assistant, form=form, heads=heads, pooled=pooled)
     kw.pop('heads', None); kw.pop('pooled', None)  # DIH's heads are built below
     net_t = _load_teacher(teacher)
     settings['dataset'], settings['size'] = teacher_data(net_t, dataset, size)  # the record holds what ran
     train, real, labels = _training_data(net_t, dataset, root, size, bs, seed, transfer_set)
     run, head_recipe, res = start_run(run), Recipe(head_epochs, head_lr, 'sgd', HEADS_RECIPE.wd), {}
-    if method == 'dih':
+    if 'heads' in get_distiller(distiller).defaults():  # DIH: the cohort's heads, loaded or fine-tuned here
         kw['heads'], hpath = _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet)
         res.update(heads=str(hpath), head_accuracy=head_accuracies(kw['heads'], real.valid))
     set_seed(seed); net = build_model(student, real, student_kwargs)
     recipe = Recipe(epochs, default_lr(student, lr), 'adam', 1e-4 if wd is None else wd)
-    distill_with(method, net, net_t, train, recipe, head_recipe, labels, seed, not quiet, **kw)
-    save_model(net, run/'model.safetensors', extra=dict(dataset=settings['dataset'], img_shape=list(real.img_shape), stats=real.stats, method=method))
-    res.update(method=method, test_accuracy=evaluate(net, real.valid), teacher_accuracy=evaluate(net_t, real.valid), params=count_params(net))
+    distill_with(distiller, net, net_t, train, recipe, head_recipe, labels, seed, not quiet, **kw)
+    save_model(net, run/'model.safetensors',
+               extra=dict(dataset=settings['dataset'], img_shape=list(real.img_shape), stats=real.stats,
+                          distiller=distiller))
+    res.update(distiller=distiller, test_accuracy=evaluate(net, real.valid),
+               teacher_accuracy=evaluate(net_t, real.valid), params=count_params(net))
     rec = write_record(run, 'distill', settings, res, t0)
-    print(f"{student} distilled from {teacher} by {method}{' on ' + str(transfer_set) if transfer_set else ''}: test accuracy "
+    on = ' on ' + str(transfer_set) if transfer_set else ''
+    print(f"{student} distilled from {teacher} by {distiller}{on}: test accuracy "
           f"{res['test_accuracy']:.4f} (teacher {res['teacher_accuracy']:.4f}, {rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
     return rec
 
 # %% ../nbs/86_dih_cli.ipynb #eb14071e
-def add_distill_methods(d, # the `distill` subparser of `dfkd.cli.make_parser`
-                        plain_kd_func): # what `--method kd` runs: the command's own function, `dfkd.cli.cmd_distill`
-    "Add `--method` (KD, DIH and its baselines) and their options to `dfkd distill`; `kd`, the default, stays `plain_kd_func`."
-    d.add_argument('--method', default='kd', choices=list(DISTILLERS), help='how the student learns: kd (Hinton KD, the default), alone (no teacher), '
-                   'fitnets, at, takd, crd, crd_kd, tofd, mhkd, dih [%(default)s]')
-    d.add_argument('--assistant', default=None, help="takd: the assistant's model name; default: the CIFAR ResNet nearest the geometric mean of teacher and student sizes")
-    d.add_argument('--heads', default=None, help='dih: heads file from `dfkd heads`; default: the one beside the teacher, else heads fine-tuned first (saved in --run)')
+def _chosen_distiller(args) -> str:
+    "`--distiller`, else `--method` (with a one-line deprecation message on stderr), else 'kd'."
+    if args.method is None: return args.distiller or 'kd'
+    print('dfkd: --method on `dfkd distill` is now --distiller; --method goes in the next release: '
+          f'write --distiller {args.method}', file=sys.stderr)
+    if args.distiller not in (None, args.method):
+        raise ValueError(f'--method {args.method} and --distiller {args.distiller} disagree: give --distiller alone')
+    return args.method
+
+def add_distillers(d, # the `distill` subparser of `dfkd.cli.make_parser`
+                   plain_kd_func): # what `--distiller kd` runs: the command's own function, `dfkd.cli.cmd_distill`
+    "Add `--distiller` (KD, DIH and its baselines) and its options to `dfkd distill`; `kd` runs `plain_kd_func`."
+    names = distiller_names()
+    d.add_argument('--distiller', default=None, choices=names, metavar='NAME',
+                   help=f"how the student learns, one of {', '.join(names)} (`dfkd methods NAME` lists its settings) "
+                        "[kd: Hinton KD]")
+    d.add_argument('--method', default=None, choices=names, help=argparse.SUPPRESS)  # --distiller, for one more release
+    d.add_argument('--assistant', default=None,
+                   help="takd: the assistant's model name; default: the CIFAR ResNet nearest the geometric mean "
+                        "of teacher and student sizes")
+    d.add_argument('--heads', default=None,
+                   help='dih: heads file from `dfkd heads`; default: the one beside the teacher, else heads '
+                        'fine-tuned first (saved in --run)')
     d.add_argument('--pooled', action='store_true', help='dih: heads fine-tuned here are pooled instead of linear')
-    d.add_argument('--form', default=None, choices=['authors', 'normalised'], help="dih: the cohort loss's form (cross-entropy once per member, or once) [authors]")
-    d.add_argument('--head-epochs', type=positive_int, default=HEADS_RECIPE.epochs, help='dih, tofd, mhkd: epochs of the heads fine-tuned here [%(default)s]')
+    d.add_argument('--form', default=None, choices=['authors', 'normalised'],
+                   help="dih: the cohort loss's form (cross-entropy once per member, or once) [authors]")
+    d.add_argument('--head-epochs', type=positive_int, default=HEADS_RECIPE.epochs,
+                   help='dih, tofd, mhkd: epochs of the heads fine-tuned here [%(default)s]')
     d.add_argument('--head-lr', type=positive_float, default=HEADS_RECIPE.lr, help='their learning rate (SGD) [%(default)s]')
     kd_T = d.get_default('T')
-    if kd_T is not None: _set_none_default(d, 'T', 'softmax temperature; default: the method\'s (4; dih: 5)')
+    if kd_T is not None: _set_none_default(d, 'T', 'softmax temperature; default: the distiller\'s (kd: 4; dih: 5)')
     def run(args):
-        if args.method == 'kd':
-            _method_settings('kd', assistant=args.assistant, form=args.form, heads=args.heads, pooled=args.pooled)
+        args.distiller = _chosen_distiller(args)
+        if args.distiller == 'kd':
+            _distiller_options('kd', assistant=args.assistant, form=args.form, heads=args.heads, pooled=args.pooled)
             if args.T is None: args.T = kd_T
             return plain_kd_func(args)
         off = [o for o, on in (('--shift', args.shift), ('--fp16', args.fp16)) if on]
-        if off: raise ValueError(f"{' and '.join(off)} work with --method kd only; drop them for --method {args.method}")
-        return call_with_options(method_distill_run, args)
+        if off:
+            raise ValueError(f"{' and '.join(off)} work with --distiller kd only; "
+                             f"drop them for --distiller {args.distiller}")
+        return call_with_options(distiller_run, args)
     d.set_defaults(func=run)
     return d
 

@@ -1,4 +1,4 @@
-"""One table of every data-free method: its family, paper, typed settings with their defaults, what it needs, and how to build it. The CLI, `dfkd.pipeline`, the benchmarks and the browser read it; no other place dispatches on a method's name.
+"""One table of every data-free method and every distiller: its family, paper, typed settings with their defaults, presets, and how to build or run it. The CLI, `dfkd.pipeline`, the benchmarks and the browser read it; no other place dispatches on a name.
 
 Docs: https://dfkd.github.io/dfkd/methods.html.md"""
 
@@ -10,19 +10,20 @@ import dataclasses, importlib, inspect, json
 from dataclasses import dataclass, field, fields, asdict, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 import torch, torch.nn as nn
 from .synthesis import build_transfer_set, check_set_folder, recording_preset
 from .kd import OPTIMIZERS
 
 # %% auto #0
-__all__ = ['FAMILIES', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES', 'MethodSpec',
-           'synthesized_transfer_set', 'register', 'method_names', 'get_method', 'check_needs', 'method_transfer_set',
-           'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table',
-           'format_methods_table']
+__all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES', 'Spec',
+           'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set', 'register', 'method_names', 'distiller_names',
+           'get_spec', 'get_method', 'get_distiller', 'check_needs', 'method_transfer_set', 'method_synthesizer',
+           'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table', 'format_methods_table']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
-FAMILIES = ('metadata', 'inversion', 'generator', 'floor')
+FAMILIES = ('metadata', 'inversion', 'generator', 'floor')  # the families of data-free methods
+DISTILLER = 'distiller'  # the family of every `DistillerSpec`
 NEEDS = ('metadata', 'student', 'bn')
 RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule', 'student_eta_min',
                'student_bs') # preset keys that set the student's recipe rather than the method's settings
@@ -30,76 +31,113 @@ RECIPE_SCHEDULES = ('cosine', 'constant')  # the schedules a preset's `student_s
 OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')  # the recipe's keys that `distill` and an online `train` take as they are
 
 @dataclass
-class MethodSpec:
-    "One data-free method: what it is, its settings and defaults, what it needs, and its builders."
+class Spec:
+    "What every registry entry has: a name, a family, a paper, typed settings with their defaults, presets, a notebook."
     name:str # the name the CLI and the benchmarks use
-    family:str # 'metadata', 'inversion', 'generator' or 'floor'
+    family:str # one of `FAMILIES` for a data-free method, `DISTILLER` for a distiller
     paper:str # short reference: authors, year, venue
-    settings:type # a dataclass of the method's settings with their defaults
-    needs:tuple = () # of 'metadata', 'student', 'bn'
-    synthesizer:Callable|None = None # (teacher, img_shape, stats, settings, student=, metadata=, device=) -> Synthesizer
-    transfer_set:Callable|None = None # offline: (teacher, path, img_shape, stats, n_classes, settings, n_per_class=, batch_size=, seed=, student=, metadata=, valid=, progress=) -> Path
-    train:Callable|None = None # online: (teacher, student, dls, settings, epochs=, n_batches=, bs=, lr=, seed=, show=, cbs=) -> Learner
-    check:Callable|None = None # (teacher, student, img_shape, settings): raises ValueError when the networks lack layers the method reads outside its synthesizer
-    student_T:float|None = None # distillation temperature for students of this method's images; `None`: the recipe's
+    settings:type # a dataclass of the entry's settings with their defaults
     key_settings:tuple = () # settings shown in `methods_table`
-    notebook:str = '' # where the method is explained
-    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}; a preset's `RECIPE_KEYS` set its students' recipe
+    notebook:str = '' # where the entry is explained
+    presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}
+    recipe_keys:ClassVar[tuple] = () # preset keys that are not settings
     def __post_init__(self):
-        if self.family not in FAMILIES: raise ValueError(f'{self.name}: family must be one of {FAMILIES}, got {self.family!r}')
         if not dataclasses.is_dataclass(self.settings): raise TypeError(f'{self.name}: settings must be a dataclass type')
-        bad = set(self.needs) - set(NEEDS)
-        if bad: raise ValueError(f'{self.name}: unknown needs {sorted(bad)}; choose from {NEEDS}')
-        if self.transfer_set is None and self.train is None and self.synthesizer is not None:
-            self.transfer_set = partial(synthesized_transfer_set, self)  # offline: the synthesizer's batches, written by the engine
-        if (self.transfer_set is None) == (self.train is None):
-            raise ValueError(f'{self.name}: give exactly one of transfer_set (offline) or train (online), or a synthesizer alone (offline)')
-        for p in self.presets: self.student_recipe(p)  # a misspelt recipe fails where the preset is written
-    @property
-    def online(self) -> bool: return self.train is not None
     def defaults(self) -> dict: return asdict(self.settings())
     def preset(self, preset:str|None) -> dict:
         "The keys of `preset` (`None`: none); an unknown preset is refused with the known ones."
         if preset is None: return {}
-        if preset not in self.presets: raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
+        if preset not in self.presets:
+            raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
         return self.presets[preset]
     def make_settings(self, settings=None, preset:str|None=None, **overrides):
         "The settings object: the defaults, then `preset`, then `settings` (an object or dict), then `overrides`; unknown names are refused."
-        values = {k: v for k, v in self.preset(preset).items() if k not in RECIPE_KEYS}
-        if dataclasses.is_dataclass(settings): values.update(asdict(settings))
-        else: values.update(settings or {})
+        values = {k: v for k, v in self.preset(preset).items() if k not in self.recipe_keys}
+        values.update(vars(settings) if dataclasses.is_dataclass(settings) else settings or {})  # networks not copied
         values.update(overrides)
         valid = [f.name for f in fields(self.settings)]
         unknown = sorted(set(values) - set(valid))
         if unknown: raise TypeError(f'{self.name} has no setting {unknown}; its settings are {valid}')
         return self.settings(**values)
+
+# %% ../nbs/15_methods.ipynb #bcc1bbf6
+@dataclass
+class MethodSpec(Spec):
+    "One data-free method: what it is, its settings and defaults, what it needs, and its builders."
+    needs:tuple = () # of 'metadata', 'student', 'bn'
+    synthesizer:Callable|None = None # (teacher, img_shape, stats, settings, student=, metadata=, device=)
+    transfer_set:Callable|None = None # offline: (teacher, path, img_shape, stats, n_classes, settings, n_per_class=,
+                                      #   batch_size=, seed=, student=, metadata=, valid=, progress=) -> Path
+    train:Callable|None = None # online: (teacher, student, dls, settings, epochs=, n_batches=, bs=, lr=, seed=, show=,
+                               #   cbs=) -> Learner
+    check:Callable|None = None # (teacher, student, img_shape, settings): raises ValueError when the networks lack
+                               #   layers the method reads outside its synthesizer
+    student_T:float|None = None # distillation temperature for students of this method's images; `None`: the recipe's
+    recipe_keys:ClassVar[tuple] = RECIPE_KEYS # a preset's `RECIPE_KEYS` set its students' recipe
+    def __post_init__(self):
+        super().__post_init__()
+        if self.family not in FAMILIES:
+            raise ValueError(f'{self.name}: family must be one of {FAMILIES}, got {self.family!r}')
+        bad = set(self.needs) - set(NEEDS)
+        if bad: raise ValueError(f'{self.name}: unknown needs {sorted(bad)}; choose from {NEEDS}')
+        if self.transfer_set is None and self.train is None and self.synthesizer is not None:
+            # offline: the synthesizer's batches, written by the engine
+            self.transfer_set = partial(synthesized_transfer_set, self)
+        if (self.transfer_set is None) == (self.train is None):
+            raise ValueError(f'{self.name}: give exactly one of transfer_set (offline) or train (online), '
+                             'or a synthesizer alone (offline)')
+        for p in self.presets: self.student_recipe(p)  # a misspelt recipe fails where the preset is written
+    @property
+    def online(self) -> bool: return self.train is not None
     def distill_T(self, preset:str|None=None, default:float=4.) -> float:
-        "The temperature students of this method's images distil at: the preset's `student_T`, else the method's, else `default`."
+        "The temperature students of this method's images distil at: the preset's `student_T`, the method's, `default`."
         T = self.preset(preset).get('student_T')
         return T if T is not None else self.student_T or default
     def student_recipe(self, preset:str|None=None) -> dict:
-        "The student recipe `preset` carries, named as `distill` names it (`T`, `opt`, `lr`, `mom`, `wd`, `schedule`, `eta_min`, `bs`); empty when it carries none."
+        "The student recipe `preset` carries, named as `distill` names it (`T`, `opt`, `lr`, ...); empty when none."
         r = {k.removeprefix('student_'): v for k, v in self.preset(preset).items() if k in RECIPE_KEYS}
         where = f'{self.name} preset {preset!r}'
         if 'opt' in r:
-            if r['opt'] not in OPTIMIZERS: raise ValueError(f"{where}: unknown student_opt {r['opt']!r}; choose one of {', '.join(map(repr, OPTIMIZERS))}")
-            r = dict(r, **{k: v for k, v in dict(mom=0.9 if r['opt'] == 'adam' else 0., wd=0., schedule='constant').items() if k not in r})  # what it leaves out: torch's defaults, as the authors' scripts get them
+            if r['opt'] not in OPTIMIZERS:
+                raise ValueError(f"{where}: unknown student_opt {r['opt']!r}; "
+                                 f"choose one of {', '.join(map(repr, OPTIMIZERS))}")
+            # what it leaves out: torch's defaults, as the authors' scripts get them
+            torch_defaults = dict(mom=0.9 if r['opt'] == 'adam' else 0., wd=0., schedule='constant')
+            r = dict(r, **{k: v for k, v in torch_defaults.items() if k not in r})
         if r.get('schedule', 'cosine') not in RECIPE_SCHEDULES:
-            raise ValueError(f"{where}: unknown student_schedule {r['schedule']!r}; choose one of {', '.join(map(repr, RECIPE_SCHEDULES))}")
+            raise ValueError(f"{where}: unknown student_schedule {r['schedule']!r}; "
+                             f"choose one of {', '.join(map(repr, RECIPE_SCHEDULES))}")
         return r
     def train_student(self, teacher:nn.Module, student:nn.Module, dls, settings=None,
                       preset:str|None=None, # its student recipe trains the student: lr, bs, optimiser and schedule
-                      **budget): # `train`'s arguments (epochs, n_batches, bs, lr, seed, show, cbs); those given win over the recipe
+                      **budget): # `train`'s arguments (epochs, n_batches, bs, lr, seed, show, cbs); they win
         "An online method's game: `train` with `preset`'s student recipe; returns the `Learner`."
-        if not self.online: raise ValueError(f'{self.name} is offline: it writes a transfer set (`method_transfer_set`), a student distils on it')
+        if not self.online:
+            raise ValueError(f'{self.name} is offline: it writes a transfer set (`method_transfer_set`), '
+                             'a student distils on it')
         r = self.student_recipe(preset)
         kw = {**{k: r[k] for k in ('lr', 'bs') if k in r}, **{k: r[k] for k in OPTIMISER_KEYS if k in r}, **budget}
         params = inspect.signature(self.train).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             missing = [k for k in kw if k not in params]
-            if missing: raise ValueError(f"{self.name}'s train takes no {', '.join(missing)}, which preset {preset!r} sets for its student: "
-                                         f"give its train those keyword arguments and pass them on to `distill` (or `train_online`)")
-        return self.train(teacher, student, dls, settings if settings is not None else self.make_settings(preset=preset), **kw)
+            if missing:
+                raise ValueError(f"{self.name}'s train takes no {', '.join(missing)}, which preset {preset!r} sets for "
+                                 "its student: give its train those keyword arguments and pass them on to `distill` "
+                                 "(or `train_online`)")
+        if settings is None: settings = self.make_settings(preset=preset)
+        return self.train(teacher, student, dls, settings, **kw)
+
+# %% ../nbs/15_methods.ipynb #425afa55
+@dataclass
+class DistillerSpec(Spec):
+    "One distiller: how a student learns from a teacher (KD, FitNets, DIH, ...), its settings, defaults and trainer."
+    trainer:Callable|None = None # (student, teacher, dls, recipe, head_recipe, labels, seed, show, settings) -> student
+    needs:ClassVar[tuple] = () # a distiller runs on data: none of the data-free `NEEDS`
+    def __post_init__(self):
+        super().__post_init__()
+        if self.family != DISTILLER:
+            raise ValueError(f"{self.name}: a distiller's family is {DISTILLER!r}, got {self.family!r}")
+        if not callable(self.trainer): raise TypeError(f'{self.name}: give the trainer, which trains the student')
 
 # %% ../nbs/15_methods.ipynb #0dc33b31
 def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None, n_classes:int|None=None,
@@ -113,12 +151,16 @@ def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, 
 
 # %% ../nbs/15_methods.ipynb #8aa0d686
 BUILTIN_MODULES = ('dfkd.lopes', 'dfkd.zskd', 'dfkd.deepinversion', 'dfkd.soft_targets',
-                   'dfkd.dafl', 'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd')
+                   'dfkd.dafl', 'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd', 'dfkd.dih_baselines')
 _REGISTRY:dict = {}
 _loaded = False
 
-def register(spec:MethodSpec) -> MethodSpec:
-    "Add `spec` to the registry (a second registration of the same name replaces the first, as re-running a notebook does)."
+def register(spec:Spec) -> Spec:
+    "Add `spec`, a `MethodSpec` or a `DistillerSpec`, to the registry; a name registered again is replaced."
+    old = _REGISTRY.get(spec.name)
+    if old is not None and (old.family == DISTILLER) != (spec.family == DISTILLER):
+        raise ValueError(f'{spec.name} is registered already, as a {old.family} entry: '
+                         f'give the {spec.family} entry another name')
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -129,15 +171,40 @@ def _load():
     for m in BUILTIN_MODULES: importlib.import_module(m)
 
 def method_names(family:str|None=None) -> list[str]:
-    "Names of the registered methods (of one `family`), in registration order."
+    "Names of the registered data-free methods (of one `family`; `DISTILLER`: the distillers), in registration order."
     _load()
-    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+    return [n for n, s in _REGISTRY.items() if (s.family == family if family else s.family != DISTILLER)]
+
+def distiller_names() -> list[str]:
+    "Names of the registered distillers, in registration order."
+    return method_names(DISTILLER)
+
+# %% ../nbs/15_methods.ipynb #16364384
+def get_spec(name:str) -> Spec:
+    "The registry entry of `name`, a data-free method or a distiller; an unknown name is refused with the known ones."
+    _load()
+    if name not in _REGISTRY:
+        raise KeyError(f'unknown method {name!r}; choose one of {method_names()} (data-free) '
+                       f'or {distiller_names()} (distillers)')
+    return _REGISTRY[name]
 
 def get_method(name:str) -> MethodSpec:
-    "The registry entry of `name`; an unknown name is an error that lists the known ones."
+    "The data-free method `name`; an unknown name is an error that lists the known ones."
     _load()
-    if name not in _REGISTRY: raise KeyError(f'unknown method {name!r}; choose one of {method_names()}')
-    return _REGISTRY[name]
+    spec = _REGISTRY.get(name)
+    if spec is None: raise KeyError(f'unknown method {name!r}; choose one of {method_names()}')
+    if spec.family == DISTILLER:
+        raise KeyError(f'{name} is a distiller, not a data-free method: it trains a student on data '
+                       f'(`get_distiller`, `dfkd distill --distiller {name}`)')
+    return spec
+
+def get_distiller(name:str) -> DistillerSpec:
+    "The distiller `name`; an unknown name is an error that lists the known ones."
+    _load()
+    spec = _REGISTRY.get(name)
+    if spec is None or spec.family != DISTILLER:
+        raise KeyError(f'unknown distiller {name!r}; choose one of {distiller_names()}')
+    return spec
 
 # %% ../nbs/15_methods.ipynb #11cd37b9
 def _has_running_bn(model:nn.Module) -> bool:
@@ -230,10 +297,10 @@ def keyword_transfer_set(name:str) -> Callable:
 
 # %% ../nbs/15_methods.ipynb #472328dc
 def methods_table(family:str|None=None) -> list[dict]:
-    "One row per registered method: name, family, paper, needs, key default settings, notebook."
+    "One row per registered entry (of one `family`): name, family, paper, needs, key default settings, notebook."
     rows = []
-    for n in method_names(family):
-        s = get_method(n); d = s.defaults()
+    for n in method_names(family) if family else method_names() + distiller_names():
+        s = get_spec(n); d = s.defaults()
         keys = s.key_settings or tuple(d)[:4]
         rows.append(dict(method=n, family=s.family, paper=s.paper, needs=','.join(s.needs) or '-',
                          defaults=' '.join(f'{k}={d[k]}' for k in keys), notebook=s.notebook))
@@ -242,4 +309,5 @@ def methods_table(family:str|None=None) -> list[dict]:
 def format_methods_table(rows:list[dict]) -> str:
     "The rows of `methods_table` as a Markdown table."
     cols = ['method', 'family', 'paper', 'needs', 'defaults']
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    return '\n'.join(lines + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
