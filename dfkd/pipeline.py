@@ -7,7 +7,7 @@ Docs: https://dfkd.github.io/dfkd/pipeline.html.md"""
 # %% ../nbs/85_pipeline.ipynb #6b13e011
 from __future__ import annotations
 import platform, time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
@@ -216,6 +216,66 @@ def student_temperature(spec, # a `MethodSpec`
         raise ValueError(f"{spec.name}'s game distils at a temperature of its own (it has no `T` setting); leave `T` unset")
     return (T if T is not None else spec.distill_T(preset)), settings
 
+# %% ../nbs/85_pipeline.ipynb #e8152f5f
+@dataclass
+class _Job:
+    "What the stages of one `pipeline` run share."
+    run:Path; spec:object; settings:object; preset:str|None; teacher:torch.nn.Module; teacher_w:Path; trust:list; dls:object
+    data:dict; student:str; student_kwargs:dict|None; optim:dict; seed:int; epochs:int; n_batches:int; n_per_class:int
+    batch_size:int; quiet:bool; ts_path:Path; recipe:dict; start:float
+
+def _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust, data:dict, quiet):
+    "The teacher (trained or reused, see `_teacher`), its weights' path, the trusted names and its data settings."
+    teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data, quiet)
+    trust = trusted_names(trust, teacher, student)
+    net_t = load_model(teacher_w, device=default_device(), trust=trust)
+    _check_named(teacher, net_t, teacher_w)
+    dataset, size = teacher_data(net_t, data['dataset'], data['size'])
+    return net_t, teacher_w, trust, dict(data, dataset=dataset, size=size)
+
+def _game_student(job:_Job) -> dict:
+    "An online method: the game trains the data-free student; its final generator is sampled into a small transfer set."
+    spec, run, dls, r = job.spec, job.run, job.dls, job.recipe
+    set_seed(job.seed)
+    net_s = build_model(job.student, dls, job.student_kwargs)
+    start_run(run/'student')
+    learn = spec.train_student(job.teacher, net_s, dls, job.settings, job.preset, epochs=job.epochs, n_batches=job.n_batches, bs=r['bs'],
+                               lr=r['lr'], seed=job.seed, show=not job.quiet, cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
+    save_model(learn.model, run/'student'/'model.safetensors',
+               extra=dict(dataset=job.data['dataset'], method=spec.name, img_shape=list(dls.img_shape), stats=dls.stats))
+    acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
+    write_record(run/'student', 'game', dict(method=spec.name, preset=job.preset, settings=asdict(job.settings), epochs=job.epochs,
+                                             n_batches=job.n_batches, **r), dict(test_accuracy=acc, steps=steps), job.start)
+    t_student, n = time.time(), min(job.n_per_class, 32)
+    with recording_preset(job.preset):
+        generator_transfer_set(learn.synthesizer, job.ts_path, n_per_class=n, batch_size=n, method=spec.name, stats=dls.stats, seed=job.seed,
+                               progress=False, settings=asdict(job.settings))
+    real_batches = len(dls.train) if r['bs'] == dls.train.bs else len(dls.train.new(bs=r['bs']))
+    return dict(acc=acc, steps=steps, ref_epochs=reference_epochs(steps, real_batches), synthesis_s=learn.synthesis_seconds,
+                distill_s=t_student - job.start - learn.synthesis_seconds)
+
+def _transfer_set_student(job:_Job) -> dict:
+    "An offline method: [metadata ->] transfer set -> the data-free student, distilled on it by `distill_run`."
+    spec, dls, r = job.spec, job.dls, job.recipe
+    net_s = None
+    if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
+        set_seed(job.seed); net_s = build_model(job.student, dls, job.student_kwargs)
+    meta = _metadata(job.run, spec, job.teacher, dls, job.seed, job.quiet)
+    method_transfer_set(spec.name, job.teacher, job.ts_path, dls, n_per_class=job.n_per_class, batch_size=job.batch_size, seed=job.seed,
+                        settings=job.settings, preset=job.preset, student=net_s, metadata=meta, progress=not job.quiet)
+    print(f'{spec.name}: {len(TransferSet(job.ts_path))} images -> {job.ts_path} ({time.time() - job.start:.0f}s)')
+    t_synth = time.time()
+    dfree = distill_run(job.run/'student', job.teacher_w, job.student, job.student_kwargs, transfer_set=job.ts_path, epochs=job.epochs,
+                        lr=r['lr'], T=r['T'], shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim, **job.data)
+    return dict(acc=dfree['results']['test_accuracy'], steps=dfree['results']['steps'], ref_epochs=job.epochs,
+                synthesis_s=t_synth - job.start, distill_s=time.time() - t_synth)
+
+def _reference_student(job:_Job, epochs:int) -> dict:
+    "KD with real data, on the data-free student's recipe, for `epochs`: the results of its `distill_run`."
+    r = job.recipe
+    return distill_run(job.run/'kd_reference', job.teacher_w, job.student, job.student_kwargs, epochs=epochs, lr=r['lr'], T=r['T'],
+                       shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim, **job.data)['results']
+
 # %% ../nbs/85_pipeline.ipynb #4b9cc191
 PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # a generator game: no transfer set to write before the student trains (`30_benchmark` compares the methods)
 
@@ -297,60 +357,24 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses th
     optim = {k: r[k] for k in OPTIMISER_KEYS if k in r}
     lr, shift, student_bs = default_lr(student, lr or r.get('lr')), 0 if spec.online else shift, student_bs or r.get('bs') or bs
     run = Path(run)
-    teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
-    trust = trusted_names(trust, teacher, student)
-    net_t = load_model(teacher_w, device=default_device(), trust=trust)
-    _check_named(teacher, net_t, teacher_w)
-    dataset, size = teacher_data(net_t, dataset, size)
-    data = dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed)
-    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=dataset, size=size, T=T, preset=preset,
-                lr=lr, student_bs=student_bs)  # the record holds what ran
+    net_t, teacher_w, trust, data = _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust,
+                                                      dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
+    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=data['dataset'], size=data['size'],
+                T=T, preset=preset, lr=lr, student_bs=student_bs)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
     start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
-    t_teacher = time.time()
-    ts_path, recipe = run/f'transfer_{method}', dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim))
-    data_s = dict(data, bs=student_bs)
-    if spec.online:
-        set_seed(seed)
-        net_s = build_model(student, dls, student_kwargs)
-        start_run(run/'student')
-        learn = spec.train_student(net_t, net_s, dls, s, preset, epochs=epochs, n_batches=n_batches, bs=student_bs, lr=lr, seed=seed, show=not quiet,
-                                   cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
-        save_model(learn.model, run/'student'/'model.safetensors', extra=dict(dataset=dataset, method=method, img_shape=list(dls.img_shape), stats=dls.stats))
-        acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
-        write_record(run/'student', 'game', dict(method=method, preset=preset, settings=asdict(s), epochs=epochs, n_batches=n_batches, **recipe),
-                     dict(test_accuracy=acc, steps=steps), t_teacher)
-        t_student = time.time()
-        n = min(n_per_class, 32)
-        with recording_preset(preset):
-            generator_transfer_set(learn.synthesizer, ts_path, n_per_class=n, batch_size=n, method=method, stats=dls.stats, seed=seed,
-                                   progress=False, settings=asdict(s))
-        synthesis_s = learn.synthesis_seconds
-        real_batches = len(dls.train) if student_bs == bs else len(dls.train.new(bs=student_bs))
-        distill_s, ref_epochs = t_student - t_teacher - synthesis_s, reference_epochs(steps, real_batches)
-    else:
-        net_s = None
-        if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
-            set_seed(seed); net_s = build_model(student, dls, student_kwargs)
-        meta = _metadata(run, spec, net_t, dls, seed, quiet)
-        method_transfer_set(method, net_t, ts_path, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed, settings=s, preset=preset,
-                            student=net_s, metadata=meta, progress=not quiet)
-        print(f'{method}: {len(TransferSet(ts_path))} images -> {ts_path} ({time.time() - t_teacher:.0f}s)')
-        t_synth = time.time()
-        dfree = distill_run(run/'student', teacher_w, student, student_kwargs, transfer_set=ts_path, epochs=epochs, lr=lr, T=T, shift=shift,
-                            quiet=quiet, trust=trust, **optim, **data_s)
-        acc, steps, ref_epochs = dfree['results']['test_accuracy'], dfree['results']['steps'], epochs
-        synthesis_s, distill_s = t_synth - t_teacher, time.time() - t_synth
-    ref = None
-    if reference:
-        ref = distill_run(run/'kd_reference', teacher_w, student, student_kwargs, epochs=ref_epochs, lr=lr, T=T, shift=shift, quiet=quiet,
-                          trust=trust, **optim, **data_s)['results']
+    job = _Job(run=run, spec=spec, settings=s, preset=preset, teacher=net_t, teacher_w=teacher_w, trust=trust, dls=dls,
+               data=dict(data, bs=student_bs), student=student, student_kwargs=student_kwargs, optim=optim, seed=seed, epochs=epochs,
+               n_batches=n_batches, n_per_class=n_per_class, batch_size=batch_size, quiet=quiet, ts_path=run/f'transfer_{method}',
+               recipe=dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim)), start=time.time())
+    out = (_game_student if spec.online else _transfer_set_student)(job)
+    ref = _reference_student(job, out['ref_epochs']) if reference else None
     from dfkd.browser import save_transfer_grid
-    save_transfer_grid(ts_path, run/'synthesized.png')
-    res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=acc,
+    save_transfer_grid(job.ts_path, run/'synthesized.png')
+    res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=out['acc'],
                kd_with_data_accuracy=ref['test_accuracy'] if ref else None,
-               recipe=dict(recipe, epochs=dict(datafree=epochs, kd_with_data=ref_epochs if ref else None),
-                           steps=dict(datafree=steps, kd_with_data=ref['steps'] if ref else None)),
-               seconds=dict(teacher=round(t_teacher - t0, 1), synthesis=round(synthesis_s, 1), distillation=round(distill_s, 1),
-                            total=round(time.time() - t0, 1)))
+               recipe=dict(job.recipe, epochs=dict(datafree=epochs, kd_with_data=out['ref_epochs'] if ref else None),
+                           steps=dict(datafree=out['steps'], kd_with_data=ref['steps'] if ref else None)),
+               seconds=dict(teacher=round(job.start - t0, 1), synthesis=round(out['synthesis_s'], 1),
+                            distillation=round(out['distill_s'], 1), total=round(time.time() - t0, 1)))
     return _report(run, dict(args, method_settings=asdict(s)), res, t0)
