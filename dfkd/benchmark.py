@@ -13,7 +13,8 @@ import torch, torch.nn as nn
 import pandas as pd
 from fastai.callback.core import Callback
 import dfkd
-from .core import set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress, torch_threads, positive_int
+from .core import (set_seed, atomic_write_json, atomic_write_text, read_json, maybe_progress, torch_threads,
+                       positive_int)
 from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
@@ -33,18 +34,19 @@ __all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS'
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)
 class Pair:
-    "A teacher and a student from the zoo, the input side they take, the peak learning rate of every run, and how the teacher is trained."
+    "A zoo teacher and student, their input side, the peak learning rate of every run, and how the teacher is trained."
     teacher:str; student:str; size:int|None; lr:float
     teacher_epochs:int = 8 # the cached teacher's epochs (at `lr`)
     teacher_shift:int = 0 # its random shifts while training, as `ShiftAugment` (0: none)
-    layers:tuple|None = None # the teacher modules whose statistics the Lopes et al. methods record; `None`: `default_layers`
-    teacher_per_seed:bool = True # seed s distils a teacher trained with seed s; `False`: every seed distils the seed-0 teacher (an expensive one)
+    layers:tuple|None = None # teacher modules whose statistics Lopes et al.'s methods record; `None`: `default_layers`
+    teacher_per_seed:bool = True # seed s distils a teacher of seed s; `False`: all distil seed 0's (an expensive one)
 
 PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
          'hinton': Pair('hinton1200', 'hinton800', None, 1e-3, teacher_epochs=30, teacher_shift=2),
          'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2,
                         layers=('layer3.2.conv1', 'layer3.2.conv2', 'fc'),  # the last residual block and the classifier
-                        teacher_per_seed=False)}  # one teacher (this pair's rows cost hours): its ± covers transfer sets and students, not teachers
+                        # one teacher (this pair's rows cost hours): its ± covers sets and students, not teachers
+                        teacher_per_seed=False)}
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
 
@@ -52,7 +54,8 @@ def teacher_seed(pair:Pair, seed:int|None) -> int:
     "The seed of the teacher that seed `seed`'s rows of `pair` distil."
     return (seed or 0) if pair.teacher_per_seed else 0
 
-PAPER = {('lenet5', 'teacher'): 98.91, ('lenet5', 'student_alone'): 98.65, ('lenet5', 'kd_real_data'): 98.91,  # DAFL, Table 1
+PAPER = {('lenet5', 'teacher'): 98.91, ('lenet5', 'student_alone'): 98.65,  # DAFL, Table 1
+         ('lenet5', 'kd_real_data'): 98.91,
          ('lenet5', 'dafl'): 98.20, ('lenet5', 'spectral_layer_pairs'): 92.47,
          ('hinton', 'kd_real_data'): 98.39, ('hinton', 'dafl'): 97.91, ('hinton', 'spectral_layer_pairs'): 91.24}
 
@@ -62,11 +65,11 @@ class BenchConfig:
     "Settings of one benchmark run (recorded with its results)."
     pairs:tuple = tuple(PAIRS) # keys of `PAIRS`
     methods:tuple|None = None # registered methods; `None`: all of them
-    seeds:int = 3 # replicates per row, seeds 0..seeds-1: each its own teacher (see `Pair`), transfer set or game, and student
+    seeds:int = 3 # replicates per row, seeds 0..seeds-1: each its own teacher (`Pair`), transfer set or game, student
     dataset:str = 'mnist5k'
     n_per_class:int = 256 # offline methods: synthesised images per class
     batch_size:int = 64 # offline methods: images optimised together
-    iterations:int|None = None # synthesis steps per batch for every method that has the setting; `None`: each method's own
+    iterations:int|None = None # synthesis steps per batch for each method that has the setting; `None`: its own
     preset:str|None = 'small' # the registry preset each method runs with, where it has one
     epochs:int = 20 # every student's epochs
     bs:int = 64 # every student's batch size
@@ -76,7 +79,8 @@ class BenchConfig:
     cost_steps:int = 20
     cost_repeats:int = 5
 
-QUICK = BenchConfig(pairs=('lenet5',), methods=('noise', 'top_layer', 'zskd', 'deepinversion', 'dafl', 'fastdfkd'), seeds=3,
+QUICK = BenchConfig(pairs=('lenet5',), methods=('noise', 'top_layer', 'zskd', 'deepinversion', 'dafl', 'fastdfkd'),
+                    seeds=3,
                     n_per_class=64, iterations=100, epochs=10, cost_batch=64, cost_steps=5, cost_repeats=2)
 
 # %% ../nbs/30_benchmark.ipynb #82ee58e4
@@ -103,7 +107,7 @@ class EpochClock(Callback):
 
 # %% ../nbs/30_benchmark.ipynb #400ee3b5
 def row_path(run:Path, pair:str, method:str, seed:int|None=None) -> Path:
-    "Where the row of `method` (a reference or a registered method) for `pair` and `seed` is stored (the teacher's: `seed` is the teacher's seed)."
+    "Where the row of `method` (a reference or registered method) for `pair` and `seed` is stored (teacher: its seed)."
     return run/pair/method/f'seed{seed}.json'
 
 SELECTION = ('pairs', 'methods', 'seeds')  # which rows a run makes; every other setting is a condition of each row
@@ -112,15 +116,22 @@ def _differences(path:Path, now:dict) -> str:
     "How the conditions recorded in `path` differ from `now` ('' when they agree); a new `path` records `now`."
     if not path.exists(): atomic_write_json(path, now); return ''
     old = read_json(path)
-    return ', '.join(f'{k}: {old.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+    return ', '.join(f'{k}: {old.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(old) | set(now))
+                     if old.get(k) != now.get(k))
 
 def _check_run_config(run:Path, cfg:BenchConfig):
     "Record `cfg`'s conditions in a new run folder; refuse a folder made under other conditions."
     diff = _differences(run/'config.json', {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION})
-    if diff: raise ValueError(f'{run} holds rows of other settings ({diff}); pass another run folder (--run) or delete this one')
-    for p in cfg.pairs:  # a pair's networks, input side, learning rate and teacher recipe are conditions too: `PAIRS` may change between runs
+    if diff:
+        raise ValueError(f'{run} holds rows of other settings ({diff}); '
+                         'pass another run folder (--run) or delete this one')
+    # a pair's networks, input side, learning rate and teacher recipe are conditions too:
+    # `PAIRS` may change between runs
+    for p in cfg.pairs:
         diff = _differences(run/p/'pair.json', _as_json(asdict(PAIRS[p])))
-        if diff: raise ValueError(f'{run/p} holds rows of pair {p!r} defined otherwise ({diff}); pass another run folder (--run) or delete {run/p}')
+        if diff:
+            raise ValueError(f'{run/p} holds rows of pair {p!r} defined otherwise ({diff}); pass another run folder '
+                             f'(--run) or delete {run/p}')
 
 def _as_json(d:dict) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -129,19 +140,22 @@ def _new_student(pair:Pair, dls, seed:int) -> nn.Module:
     set_seed(seed); return get_model(pair.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=pair.size)
 
 def _train_student(pair:Pair, teacher:nn.Module|None, dls, cfg:BenchConfig, seed:int, T:float=4.) -> dict:
-    "Accuracy, curve and seconds of one student: trained alone on `dls` (`teacher=None`) or distilled from `teacher` on `dls`."
+    "Accuracy, curve and seconds of a student trained alone on `dls` (`teacher=None`) or distilled from `teacher`."
     student, clock = _new_student(pair, dls, seed), EpochClock()
     if teacher is None:
         cbs = [clock] + ([ShiftAugment(cfg.shift)] if cfg.shift else [])
         train_classifier(student, dls, epochs=cfg.epochs, lr=pair.lr, seed=seed, show=False, cbs=cbs)
-    else: distill(student, teacher, dls, epochs=cfg.epochs, lr=pair.lr, T=T, alpha=cfg.alpha, shift=cfg.shift, seed=seed, show=False, cbs=[clock])
+    else:
+        distill(student, teacher, dls, epochs=cfg.epochs, lr=pair.lr, T=T, alpha=cfg.alpha, shift=cfg.shift, seed=seed,
+                show=False, cbs=[clock])
     return dict(accuracy=evaluate(student, dls.valid), curve=clock.curve, distill_s=clock.spent)
 
 def _online_student(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, seed:int, n_images:int) -> dict:
     "Accuracy, curve and seconds of one student trained inside the online method `name`'s game."
     spec, clock = get_method(name), EpochClock()
     student, n_batches = _new_student(pair, dls, seed), math.ceil(n_images / cfg.bs)
-    learn = spec.train(teacher, student, dls, _settings(name, cfg), epochs=cfg.epochs, n_batches=n_batches, bs=cfg.bs, lr=pair.lr,
+    learn = spec.train(teacher, student, dls, _settings(name, cfg), epochs=cfg.epochs, n_batches=n_batches, bs=cfg.bs,
+                       lr=pair.lr,
                        seed=seed, show=False, cbs=[clock])
     return dict(accuracy=evaluate(student, dls.valid), curve=clock.curve, synthesis_s=learn.synthesis_seconds,
                 distill_s=clock.spent - learn.synthesis_seconds, n_images=cfg.epochs * n_batches * cfg.bs)
@@ -150,14 +164,15 @@ def _preset(name:str, cfg:BenchConfig) -> str|None:
     return cfg.preset if cfg.preset in get_method(name).presets else None
 
 def _settings(name:str, cfg:BenchConfig):
-    "The method's settings object: its defaults, the benchmark's preset where it has one, `cfg.iterations` where it has the field."
+    "The method's settings: its defaults, the benchmark's preset if it has one, `cfg.iterations` if it has the field."
     spec = get_method(name)
     has_iterations = 'iterations' in {f.name for f in fields(spec.settings)}
-    return spec.make_settings(dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations else None, _preset(name, cfg))
+    return spec.make_settings(dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations
+                              else None, _preset(name, cfg))
 
 # %% ../nbs/30_benchmark.ipynb #6759ba07
 def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata=None,
-                   img_shape=None, settings=None) -> str|None: # with these, the method's synthesizer is built as a probe
+                   img_shape=None, settings=None) -> str|None: # with these, the synthesizer is built as a probe
     "Why method `name` cannot run with this teacher and student (and recorded `metadata`), or `None` when it can."
     spec = get_method(name)
     try:
@@ -166,26 +181,31 @@ def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata
             return f'the teacher has no statistics of kind {name!r} (recorded: {", ".join(metadata.kinds)})'
         if img_shape is not None:  # its layers are found in these networks, or it says which are missing
             if spec.check is not None: spec.check(teacher, student, img_shape, spec.make_settings(settings))
-            if spec.synthesizer is not None: method_synthesizer(name, teacher, img_shape, settings=settings, student=student, metadata=metadata)
+            if spec.synthesizer is not None:
+                method_synthesizer(name, teacher, img_shape, settings=settings, student=student, metadata=metadata)
     except ValueError as e: return str(e).split(';')[0]
     return None
 
 # %% ../nbs/30_benchmark.ipynb #debc31d0
-def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:BenchConfig, seed:int, metadata=None) -> dict:
-    "Synthesise (or resume) seed `seed`'s transfer set of method `name` in `folder/set<seed>`; its path, size, synthesis seconds and class fidelity."
+def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:BenchConfig, seed:int,
+                  metadata=None) -> dict:
+    "Synthesise (or resume) seed `seed`'s `name` set in `folder/set<seed>`; its path, size, seconds, class fidelity."
     spec = get_method(name)
     student = _new_student(pair, dls, seed) if 'student' in spec.needs else None
     start = time.perf_counter()
-    path = method_transfer_set(name, teacher, folder/f'set{seed}', dls, cfg.n_per_class, cfg.batch_size, seed=seed, settings=_settings(name, cfg),
+    path = method_transfer_set(name, teacher, folder/f'set{seed}', dls, cfg.n_per_class, cfg.batch_size, seed=seed,
+                               settings=_settings(name, cfg),
                                student=student, metadata=metadata if 'metadata' in spec.needs else None, progress=False)
     ts = TransferSet(path)
     shards = ts.manifest.get('shards') or []
-    seconds = sum(s['seconds'] for s in shards) if shards and all('seconds' in s for s in shards) else time.perf_counter() - start
-    return dict(path=path, n_images=len(ts), synthesis_s=seconds, class_fidelity=class_fidelity(None, ts))  # from the set's cached teacher logits
+    seconds = (sum(s['seconds'] for s in shards) if shards and all('seconds' in s for s in shards)
+               else time.perf_counter() - start)
+    # from the set's cached teacher logits
+    return dict(path=path, n_images=len(ts), synthesis_s=seconds, class_fidelity=class_fidelity(None, ts))
 
 # %% ../nbs/30_benchmark.ipynb #718e722b
 def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> tuple:
-    "The metadata of the teacher of seed `seed` on `layers` (recorded once, then read from `folder`) and the seconds its recording took."
+    "Seed `seed`'s teacher's metadata on `layers` (recorded once, then read from `folder`), and its recording seconds."
     path, info = folder/f'metadata_seed{seed}.safetensors', folder/f'metadata_seed{seed}.json'
     if path.exists() and info.exists(): return load_metadata(path, teacher), read_json(info)['seconds']
     start = time.perf_counter(); meta = record_metadata(teacher, dls.train, layers=layers, seed=seed, progress=False)
@@ -195,7 +215,7 @@ def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> t
 
 # %% ../nbs/30_benchmark.ipynb #fb65f9a6
 def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, metadata=None) -> float|None:
-    "One synthesis step of method `name` over the teacher's forward+backward-to-input floor, or `None` when it has no step."
+    "One synthesis step of method `name` over the teacher's forward+backward-to-input floor; `None` if it has no step."
     spec = get_method(name)
     if spec.online or spec.synthesizer is None or spec.family == 'floor': return None
     student = _new_student(pair, dls, 0) if 'student' in spec.needs else None
@@ -206,35 +226,41 @@ def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, met
 # %% ../nbs/30_benchmark.ipynb #3a20cff7
 def _teacher(pair:Pair, cfg:BenchConfig, seed:int=0) -> nn.Module:
     "The pair's cached teacher trained with `seed`."
-    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr, shift=pair.teacher_shift, seed=seed)
+    return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr,
+                             shift=pair.teacher_shift, seed=seed)
 
 def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
-    "Record the teacher of seed `seed` in a new pair folder; refuse other weights than those its rows were distilled from."
+    "Record seed `seed`'s teacher in a new pair folder; refuse other weights than those its rows were distilled from."
     path = folder/f'teacher_fingerprint_seed{seed}.json'
     if not path.exists(): atomic_write_json(path, fingerprint(teacher)); return
     check_fingerprint(read_json(path), teacher, f'{folder} (teacher seed {seed})', relation='holds rows distilled from',
-                      fix='The cached teacher was trained again (another cache folder, or another thread count or device: its bits depend on them). '
-                          f'Run with the thread count the rows were made with (dfkd bench --threads N), restore their cache file ($DFKD_CACHE), '
-                          f'or delete {folder} to redo the pair with this teacher.')
+                      fix='The cached teacher was trained again (another cache folder, or another thread count or '
+                          'device: its bits depend on them). Run with the thread count the rows were made with (dfkd '
+                          f'bench --threads N), restore their cache file ($DFKD_CACHE), or delete {folder} to redo the '
+                          'pair with this teacher.')
 
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
-    "The row of method `name` for one seed (its teacher, metadata, transfer set or game, student); `cache` keeps the pair's probes and step costs."
+    "Method `name`'s row for one seed (teacher, metadata, set or game, student); `cache` keeps probes and step costs."
     spec, n_images, ts = get_method(name), cfg.n_per_class * dls.n_classes, teacher_seed(pair, seed)
     meta, meta_s = cache['metadata', ts] if 'metadata' in spec.needs else (None, 0.)
     if ('why', name) not in cache:  # once per pair and method: the probe builds the method's synthesizer
-        cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape, _settings(name, cfg))
+        cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape,
+                                            _settings(name, cfg))
     why = cache['why', name]
     if why: return dict(status='n/a', reason=why)
-    if ('cost', name) not in cache: cache['cost', name] = _step_cost(name, pair, teacher, dls, cfg, meta)  # a timing: once per pair and method
+    # a timing: once per pair and method
+    if ('cost', name) not in cache: cache['cost', name] = _step_cost(name, pair, teacher, dls, cfg, meta)
     if spec.online: res = _online_student(name, pair, teacher, dls, cfg, seed, n_images)
     else:
         made = _transfer_set(name, pair, teacher, dls, folder/name, cfg, seed, meta)
-        res = dict(_train_student(pair, teacher, transfer_dls(made['path'], dls, bs=cfg.bs, seed=seed), cfg, seed, spec.distill_T(_preset(name, cfg))),
-                   n_images=made['n_images'], synthesis_s=made['synthesis_s'] + meta_s, class_fidelity=made['class_fidelity'])
+        res = dict(_train_student(pair, teacher, transfer_dls(made['path'], dls, bs=cfg.bs, seed=seed), cfg, seed,
+                                  spec.distill_T(_preset(name, cfg))),
+                   n_images=made['n_images'], synthesis_s=made['synthesis_s'] + meta_s,
+                   class_fidelity=made['class_fidelity'])
     return dict(res, status='ok', step_cost=cache['cost', name], metadata_s=meta_s if meta is not None else None)
 
 def planned_rows(cfg:BenchConfig) -> list[tuple]:
-    "The (pair, method, seed) of every row `cfg` makes: per pair, each teacher (by its seed), then every reference and method for each seed."
+    "The (pair, method, seed) of `cfg`'s rows: per pair, each teacher (by seed), then references and methods per seed."
     methods = check_config(cfg)
     teacher_seeds = {p: sorted({teacher_seed(PAIRS[p], s) for s in range(cfg.seeds)}) for p in cfg.pairs}
     return [(p, m, s) for p in cfg.pairs for m in ('teacher',) + REFERENCES[1:] + tuple(methods)
@@ -253,19 +279,26 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
         if path.exists(): continue
         pair, ts = PAIRS[p], teacher_seed(PAIRS[p], s)
         cache = caches.setdefault(p, {})
-        if ('dls', s) not in cache: cache['dls', s] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s)  # the shuffle follows the seed
+        # the shuffle follows the seed
+        if ('dls', s) not in cache: cache['dls', s] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s)
         dls = cache['dls', s]
-        if ('teacher', ts) not in cache: cache['teacher', ts] = _teacher(pair, cfg, ts); _check_teacher(run/p, cache['teacher', ts], ts)
+        if ('teacher', ts) not in cache:
+            cache['teacher', ts] = _teacher(pair, cfg, ts)
+            _check_teacher(run/p, cache['teacher', ts], ts)
         teacher = cache['teacher', ts]
         if m == 'teacher': row = dict(status='ok', accuracy=evaluate(teacher, dls.valid))
         elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok')
-        elif m == 'kd_real_data': row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds))
+        elif m == 'kd_real_data':
+            row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds))
         else:
-            if 'metadata' in get_method(m).needs and ('metadata', ts) not in cache: cache['metadata', ts] = _metadata(teacher, dls, run/p, pair.layers, ts)
+            if 'metadata' in get_method(m).needs and ('metadata', ts) not in cache:
+                cache['metadata', ts] = _metadata(teacher, dls, run/p, pair.layers, ts)
             row = _method_row(m, pair, teacher, dls, run/p, cfg, s, cache)
         row = dict(pair=p, method=m, seed=s, teacher_seed=ts, **{k: v for k, v in row.items() if k != 'path'})
         atomic_write_json(path, row)
-        if verbose: print(f"{p:7s} {m:22s} seed {s}: " + (f"{row['accuracy']:.4f}" if row['status'] == 'ok' else f"n/a ({row['reason']})"), flush=True)
+        if verbose:
+            print(f"{p:7s} {m:22s} seed {s}: "
+                  + (f"{row['accuracy']:.4f}" if row['status'] == 'ok' else f"n/a ({row['reason']})"), flush=True)
     return read_rows(run, cfg)
 
 def read_rows(run:str|Path, cfg:BenchConfig|None=None) -> list[dict]:
@@ -273,10 +306,12 @@ def read_rows(run:str|Path, cfg:BenchConfig|None=None) -> list[dict]:
     rows = [read_json(f) for f in sorted(Path(run).glob('*/*/seed*.json'))]
     if cfg is None: return rows
     keep = set(REFERENCES) | set(check_config(cfg))
-    return [r for r in rows if r['pair'] in cfg.pairs and r['method'] in keep and (r['seed'] is None or r['seed'] < cfg.seeds)]
+    return [r for r in rows if r['pair'] in cfg.pairs and r['method'] in keep
+            and (r['seed'] is None or r['seed'] < cfg.seeds)]
 
 # %% ../nbs/30_benchmark.ipynb #1215c796
-TABLE_COLUMNS = ['pair', 'teacher', 'student', 'method', 'family', 'status', 'seeds', 'accuracy', 'accuracy_std', 'pct_of_kd', 'pct_of_teacher',
+TABLE_COLUMNS = ['pair', 'teacher', 'student', 'method', 'family', 'status', 'seeds', 'accuracy', 'accuracy_std',
+                 'pct_of_kd', 'pct_of_teacher',
                  'class_fidelity', 'synthesis_s', 'distill_s', 'images_per_s', 'step_cost', 'paper', 'note']
 
 def _family(m:str) -> str: return 'reference' if m in REFERENCES else get_method(m).family
@@ -288,7 +323,7 @@ def _in_order(df:pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(['pair', 'method'], key=lambda col: col.map(rank[col.name]), ignore_index=True)
 
 def benchmark_table(rows:list[dict]) -> pd.DataFrame:
-    "One line per (pair, method): accuracy mean ± std over seeds (%), % of KD with real data and of the teacher, fidelity, seconds, cost, paper."
+    "Per (pair, method): accuracy mean ± std (%), % of real-data KD and teacher, fidelity, seconds, cost, paper."
     df = pd.DataFrame(rows)
     out = []
     for (p, m), g in df.groupby(['pair', 'method'], sort=False):
@@ -296,11 +331,14 @@ def benchmark_table(rows:list[dict]) -> pd.DataFrame:
         mean = lambda c: ok[c].mean() if c in ok and ok[c].notna().any() else float('nan')
         acc = ok.accuracy * 100
         syn = mean('synthesis_s')
-        out.append(dict(pair=p, teacher=PAIRS[p].teacher, student=PAIRS[p].student, method=m, family=_family(m), status=first.status,
-                        seeds=len(ok), accuracy=acc.mean() if len(ok) else float('nan'), accuracy_std=acc.std() if len(ok) > 1 else float('nan'),
+        out.append(dict(pair=p, teacher=PAIRS[p].teacher, student=PAIRS[p].student, method=m, family=_family(m),
+                        status=first.status,
+                        seeds=len(ok), accuracy=acc.mean() if len(ok) else float('nan'),
+                        accuracy_std=acc.std() if len(ok) > 1 else float('nan'),
                         class_fidelity=mean('class_fidelity'), synthesis_s=syn, distill_s=mean('distill_s'),
                         images_per_s=mean('n_images') / syn if syn > 0 else float('nan'), step_cost=mean('step_cost'),
-                        paper=PAPER.get((p, m), float('nan')), note=first.get('reason') if first.status != 'ok' else ''))
+                        paper=PAPER.get((p, m), float('nan')),
+                        note=first.get('reason') if first.status != 'ok' else ''))
     t = pd.DataFrame(out)
     ref = lambda m: t[t.method == m].set_index('pair').accuracy
     t['pct_of_kd'] = 100 * t.accuracy / t.pair.map(ref('kd_real_data'))
@@ -310,12 +348,13 @@ def benchmark_table(rows:list[dict]) -> pd.DataFrame:
 # %% ../nbs/30_benchmark.ipynb #ec2d9327
 def _curve(r:dict) -> list[tuple[float, float]]:
     "A row's (seconds since the method started, accuracy) points: synthesis first, then the student's epochs."
-    online = r['method'] in REFERENCES or get_method(r['method']).online  # the synthesis runs inside the student's epochs, or there is none
+    # the synthesis runs inside the student's epochs, or there is none
+    online = r['method'] in REFERENCES or get_method(r['method']).online
     offset = 0. if online else r['synthesis_s']
     return [(offset + t, a) for t, a in r.get('curve') or []]
 
 def time_to_accuracy(rows:list[dict], fractions=(0.9, 0.95)) -> pd.DataFrame:
-    "Per (pair, method): mean seconds (synthesis + distillation) until the student first reaches each fraction of KD with real data."
+    "Per (pair, method): mean seconds (synthesis + distillation) until the student hits each fraction of real-data KD."
     df = pd.DataFrame([r for r in rows if r['status'] == 'ok' and r.get('curve')])
     kd = df[df.method == 'kd_real_data'].groupby('pair').accuracy.mean()
     out = []
@@ -334,47 +373,59 @@ def plot_table(table:pd.DataFrame):
     "Bars of each method's accuracy (mean ± std), one panel per pair, KD with real data as a dashed line."
     import matplotlib.pyplot as plt
     pairs = list(dict.fromkeys(table.pair))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 0.3 * table.groupby('pair').size().max() + 1.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 0.3 * table.groupby('pair').size().max() + 1.5),
+                             squeeze=False)
     for ax, p in zip(axes[0], pairs):
         t = table[(table.pair == p) & (table.method != 'teacher')].iloc[::-1]
-        ax.barh(t.method, t.accuracy.fillna(0), xerr=t.accuracy_std.fillna(0), color=['C1' if f == 'reference' else 'C0' for f in t.family])
+        ax.barh(t.method, t.accuracy.fillna(0), xerr=t.accuracy_std.fillna(0),
+                color=['C1' if f == 'reference' else 'C0' for f in t.family])
         for i, (a, s) in enumerate(zip(t.accuracy, t.status)):
             if s != 'ok': ax.text(1, i, 'n/a', va='center', fontsize=8)
         kd = table[(table.pair == p) & (table.method == 'kd_real_data')].accuracy
         if len(kd): ax.axvline(kd.iloc[0], ls='--', c='k', lw=1)
-        ax.set_xlim(0, 100); ax.set_title(f'{PAIRS[p].teacher} → {PAIRS[p].student}', fontsize=10); ax.set_xlabel('test accuracy (%)')
+        ax.set_xlim(0, 100)
+        ax.set_title(f'{PAIRS[p].teacher} → {PAIRS[p].student}', fontsize=10)
+        ax.set_xlabel('test accuracy (%)')
         ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
 
 def plot_time_to_accuracy(rows:list[dict]):
-    "Test accuracy against seconds since the method started (synthesis + distillation), one curve per method, one panel per pair."
+    "Test accuracy against seconds since the start (synthesis + distillation); a curve per method, a panel per pair."
     import matplotlib.pyplot as plt
     df = pd.DataFrame([r for r in rows if r['status'] == 'ok' and r.get('curve')])
     pairs = [p for p in PAIRS if p in set(df.pair)]
-    order = list(REFERENCES[1:]) + method_names()  # a method has the same colour in every panel (tab20: 20 distinct ones)
+    # a method has the same colour in every panel (tab20: 20 distinct ones)
+    order = list(REFERENCES[1:]) + method_names()
     fig, axes = plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 4.5), squeeze=False)
     for ax, p in zip(axes[0], pairs):
         g = df[df.pair == p]
         for m in [m for m in order if m in set(g.method)]:
-            pts = torch.tensor([_curve(r) for r in g[g.method == m].to_dict('records')]).mean(0)  # (epochs, 2) over seeds
+            # (epochs, 2) over seeds
+            pts = torch.tensor([_curve(r) for r in g[g.method == m].to_dict('records')]).mean(0)
             ax.plot(pts[:, 0], 100 * pts[:, 1], marker='.', color=plt.cm.tab20(order.index(m) % 20), label=m)
         kd = 100 * g[g.method == 'kd_real_data'].accuracy.mean()
         for f in (0.9, 0.95): ax.axhline(f * kd, c='grey', lw=0.8, ls=':')
-        ax.set_xscale('log'); ax.set_ylim(0, 100); ax.set_xlabel('seconds (synthesis + distillation)'); ax.set_ylabel('test accuracy (%)')
-        ax.set_title(f'{PAIRS[p].teacher} → {PAIRS[p].student}: 90 % and 95 % of KD dotted', fontsize=10); ax.legend(fontsize=7)
+        ax.set_xscale('log')
+        ax.set_ylim(0, 100)
+        ax.set_xlabel('seconds (synthesis + distillation)')
+        ax.set_ylabel('test accuracy (%)')
+        ax.set_title(f'{PAIRS[p].teacher} → {PAIRS[p].student}: 90 % and 95 % of KD dotted', fontsize=10)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/30_benchmark.ipynb #0525491d
 def machine_info() -> dict:
-    "Where a benchmark ran: platform, processor, CPU count, the load average (other jobs on the machine), torch threads, the CPU kernels, accelerator."
+    "Where a benchmark ran: platform, processor, CPU count, load average (other jobs), torch threads, CPU kernels, GPU."
     import os
     cuda = torch.cuda.is_available()
     return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
                 load_average=round(os.getloadavg()[0], 1) if hasattr(os, 'getloadavg') else None,
                 torch_threads=torch.get_num_threads(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability(), aten_cpu_capability=os.environ.get('ATEN_CPU_CAPABILITY'), accelerator=torch.cuda.get_device_name(0) if cuda else 'cpu', python=sys.version.split()[0])
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                aten_cpu_capability=os.environ.get('ATEN_CPU_CAPABILITY'),
+                accelerator=torch.cuda.get_device_name(0) if cuda else 'cpu', python=sys.version.split()[0])
 
 def versions() -> dict:
     import fastai
@@ -385,20 +436,24 @@ def read_table(path:str|Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[''])
 
 def rows_seconds(rows:list[dict]) -> float:
-    "Seconds the rows cost: every seed's synthesis and student, and each teacher's metadata once (its metadata methods share it); training the teachers not counted."
+    "Seconds the rows cost: each seed's synthesis and student, each teacher's metadata once; not teacher training."
     ok = [r for r in rows if r['status'] == 'ok']
-    meta = {(r['pair'], r.get('teacher_seed', 0)): r['metadata_s'] for r in ok if r.get('metadata_s')}  # in each of its rows' synthesis_s
-    return sum((r.get('synthesis_s') or 0.) - (r.get('metadata_s') or 0.) + (r.get('distill_s') or 0.) for r in ok) + sum(meta.values())
+    # in each of its rows' synthesis_s
+    meta = {(r['pair'], r.get('teacher_seed', 0)): r['metadata_s'] for r in ok if r.get('metadata_s')}
+    return sum((r.get('synthesis_s') or 0.) - (r.get('metadata_s') or 0.) + (r.get('distill_s') or 0.)
+               for r in ok) + sum(meta.values())
 
 def write_results(rows:list[dict], cfg:BenchConfig, out:str|Path='results', seconds:float|None=None) -> dict:
-    "Write the tables, the charts and the JSON record of `rows` into `out` (`seconds`: this call's wall time, which a resumed run keeps short); returns the record."
+    "Write the tables, charts and JSON record of `rows` to `out` (`seconds`: this call's wall time); returns it."
     if not rows: raise ValueError(f'no finished rows to write to {out}: run the benchmark first (dfkd bench)')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     table, tta = benchmark_table(rows), time_to_accuracy(rows)
     atomic_write_text(out/'benchmark.csv', table.to_csv(index=False, float_format='%.4g'))
     atomic_write_text(out/'time_to_accuracy.csv', tta.to_csv(index=False, float_format='%.4g'))
-    save_figure(plot_table(table), out/'benchmark.png'); save_figure(plot_time_to_accuracy(rows), out/'time_to_accuracy.png')
-    record = dict(settings=_as_json(asdict(cfg)), pairs={p: asdict(PAIRS[p]) for p in cfg.pairs}, versions=versions(), machine=machine_info(),
+    save_figure(plot_table(table), out/'benchmark.png')
+    save_figure(plot_time_to_accuracy(rows), out/'time_to_accuracy.png')
+    record = dict(settings=_as_json(asdict(cfg)), pairs={p: asdict(PAIRS[p]) for p in cfg.pairs}, versions=versions(),
+                  machine=machine_info(),
                   wall_s=seconds, rows_s=rows_seconds(rows),
                   rows_done=len(rows), rows_planned=len(planned_rows(cfg)),  # fewer done than planned: a partial table
                   table=table.to_dict('records'), time_to_accuracy=tta.to_dict('records'), rows=rows)
@@ -406,36 +461,41 @@ def write_results(rows:list[dict], cfg:BenchConfig, out:str|Path='results', seco
     return record
 
 # %% ../nbs/30_benchmark.ipynb #a5e1b7d1
-def agreement(committed:pd.DataFrame, # a `benchmark_table`, or `read_table` of its CSV: the mean and std of each (pair, method)
+def agreement(committed:pd.DataFrame, # a `benchmark_table` (or its CSV's `read_table`): each (pair, method)'s mean, std
               rows:list[dict], # the rows of another run of the same config
               k:float=3.) -> pd.DataFrame: # how many committed stds count as agreeing
-    "Each (pair, method) of `rows` against `committed`: the run's mean and replicates (%), their distance in committed stds, and whether they agree."
+    "Each (pair, method) of `rows` against `committed`: mean and replicates (%), distance in committed stds, agreement."
     ref, out = committed.set_index(['pair', 'method']), []
     df = pd.DataFrame([r for r in rows if r['status'] == 'ok'])
     for (p, m), g in df.groupby(['pair', 'method'], sort=False):
         if (p, m) not in ref.index or ref.status[p, m] != 'ok': continue
         mu, sd, acc = ref.accuracy[p, m], ref.accuracy_std[p, m], g.sort_values('seed').accuracy * 100
         z = lambda a: (a - mu) / sd if sd > 0 else (0. if a == mu else math.copysign(math.inf, a - mu))
-        out.append(dict(pair=p, method=m, committed=mu, committed_std=sd, here=acc.mean(), here_std=acc.std() if len(acc) > 1 else float('nan'),
-                        replicates=' '.join(f'{a:.1f}' for a in acc), z=z(acc.mean()), max_abs_z=max(abs(z(a)) for a in acc),
-                        within=abs(z(acc.mean())) <= k, replicates_within=f'{sum(abs(z(a)) <= k for a in acc)}/{len(acc)}'))
+        out.append(dict(pair=p, method=m, committed=mu, committed_std=sd, here=acc.mean(),
+                        here_std=acc.std() if len(acc) > 1 else float('nan'),
+                        replicates=' '.join(f'{a:.1f}' for a in acc), z=z(acc.mean()),
+                        max_abs_z=max(abs(z(a)) for a in acc),
+                        within=abs(z(acc.mean())) <= k,
+                        replicates_within=f'{sum(abs(z(a)) <= k for a in acc)}/{len(acc)}'))
     return _in_order(pd.DataFrame(out))
 
 # %% ../nbs/30_benchmark.ipynb #4f327ba4
 def bench_table(args) -> dict:
     "`dfkd bench`: run (or resume) the benchmark in `--run`, write the results to `--out`, print the table."
     cfg = QUICK if args.quick else BenchConfig()
-    over = {k: tuple(v) if isinstance(v, list) else v for k, v in (('pairs', args.pairs), ('methods', args.methods), ('seeds', args.seeds)) if v}
+    over = {k: tuple(v) if isinstance(v, list) else v for k, v in (('pairs', args.pairs), ('methods', args.methods),
+                                                                   ('seeds', args.seeds)) if v}
     cfg = replace(cfg, **over)
     start = time.time()
     rows = run_benchmark(cfg, args.run, verbose=True)
     rec = write_results(rows, cfg, args.out, seconds=time.time() - start)
-    print(pd.DataFrame(rec['table'])[['pair', 'method', 'accuracy', 'accuracy_std', 'pct_of_kd', 'synthesis_s', 'note']].round(2).to_string(index=False))
+    print(pd.DataFrame(rec['table'])[['pair', 'method', 'accuracy', 'accuracy_std', 'pct_of_kd', 'synthesis_s',
+                                      'note']].round(2).to_string(index=False))
     print(pd.DataFrame(rec['time_to_accuracy']).round(1).to_string(index=False))
     return rec
 
 def bench_kd(args) -> dict:
-    "`dfkd bench --which kd`: Hinton KD on mnist5k for the MLP and LeNet pairs (teacher, student alone, KD), written to `--out`/kd.csv."
+    "`dfkd bench --which kd`: Hinton KD on mnist5k, MLP and LeNet pairs (teacher, alone, KD), to `--out`/kd.csv."
     from dfkd.kd_baselines import kd_baselines, kd_table
     table = kd_table([kd_baselines(p, epochs=20, seed=s) for p in ('mlp', 'lenet') for s in range(args.seeds or 3)])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True); atomic_write_text(out/'kd.csv', table.to_csv())
@@ -446,21 +506,29 @@ BENCHMARKS = {'table': bench_table, 'kd': bench_kd}
 
 def add_bench_command(sub) -> argparse.ArgumentParser:
     "Add the `bench` subcommand to an argparse `sub`parsers object; it sets `func` to the chosen benchmark."
-    b = sub.add_parser('bench', help='run the benchmark (resumable) and write results/benchmark.csv, its JSON record and charts')
+    b = sub.add_parser('bench',
+                       help='run the benchmark (resumable) and write results/benchmark.csv, its JSON record and charts')
     b.add_argument('--which', default='table', choices=list(BENCHMARKS),
-                   help='table: every method on every pair, with time to accuracy; kd: Hinton KD with real data (MLP and LeNet pairs) [%(default)s]')
-    b.add_argument('--quick', action='store_true', help=f'a subset that finishes in minutes: pairs {list(QUICK.pairs)}, methods {list(QUICK.methods)}, '
-                                                           f'{QUICK.seeds} replicates, {QUICK.n_per_class} images per class, {QUICK.epochs} epochs')
-    b.add_argument('--pairs', nargs='+', default=None, choices=list(PAIRS), help='only these teacher/student pairs [all]')
-    b.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD', help='only these registered methods [all]')
-    b.add_argument('--seeds', type=positive_int, default=None, help='replicates per row, seeds 0..N-1: each its own teacher, transfer set or game, and student [3]')
-    b.add_argument('--run', default='runs/bench', help='run folder: one file per finished row; a rerun resumes [%(default)s]')
+                   help='table: every method on every pair, with time to accuracy; kd: Hinton KD with real data (MLP '
+                   'and LeNet pairs) [%(default)s]')
+    b.add_argument('--quick', action='store_true',
+                   help=f'a subset that finishes in minutes: pairs {list(QUICK.pairs)}, methods {list(QUICK.methods)}, '
+                        f'{QUICK.seeds} replicates, {QUICK.n_per_class} images per class, {QUICK.epochs} epochs')
+    b.add_argument('--pairs', nargs='+', default=None, choices=list(PAIRS),
+                   help='only these teacher/student pairs [all]')
+    b.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD',
+                   help='only these registered methods [all]')
+    b.add_argument('--seeds', type=positive_int, default=None,
+                   help='replicates per row, seeds 0..N-1: each its own teacher, transfer set or game, and student [3]')
+    b.add_argument('--run', default='runs/bench',
+                   help='run folder: one file per finished row; a rerun resumes [%(default)s]')
     b.add_argument('--out', default='results', help='where the table, the charts and the JSON record go [%(default)s]')
     b.add_argument('--threads', type=positive_int, default=None,
-                   help="torch intra-op threads for the run: timings and a CPU-trained teacher's bits depend on them [torch's default]")
+                   help="torch intra-op threads for the run: timings and a CPU-trained teacher's bits depend on them "
+                   "[torch's default]")
     b.set_defaults(func=run_bench_command)
     return b
 
 def run_bench_command(args):
-    "Run `args.which`'s benchmark with `args.threads` intra-op threads (if given); torch's count is restored afterwards."
+    "Run `args.which`'s benchmark with `args.threads` intra-op threads (if given); torch's count is restored after."
     with torch_threads(args.threads): return BENCHMARKS[args.which](args)

@@ -33,16 +33,19 @@ def transfer_grid(ts, # a `TransferSet` or its folder
                   page:int=0, per_page:int=24, ncols:int=8, k:int=2, classes=None, title:str|None=None):
     "Figure: one page of a transfer set's images with the teacher's top-`k` predictions."
     ts = _as_ts(ts); idx = page_indices(ts, cls, page, per_page)
-    if len(idx) == 0: raise ValueError(f'page {page} of class {cls} is empty: it has {n_pages(ts, cls, per_page)} page(s)')
+    if len(idx) == 0:
+        raise ValueError(f'page {page} of class {cls} is empty: it has {n_pages(ts, cls, per_page)} page(s)')
     caps = [f'y={int(ts.y[i])}: ' + c for i, c in zip(idx, prediction_titles(ts.logits[idx], k, classes))]
     return image_grid(ts.x[idx], ts.stats, caps, ncols=ncols, cell=1.25,
-                      suptitle=title or f"{ts.manifest['method']} · class {'all' if cls is None else cls} · page {page}")
+                      suptitle=title or (f"{ts.manifest['method']} · class {'all' if cls is None else cls} · "
+                                         f"page {page}"))
 
 # %% ../nbs/80_browser.ipynb #a00cbc80
 def transfer_overview(ts, classes=None):
     "Figures (counts per class from the manifest, mean image per class) of a transfer set."
     ts = _as_ts(ts)
-    return plot_class_counts(ts.counts, classes, title=f"{ts.manifest['method']}: images per class"), plot_class_means(ts.x, ts.y, ts.stats, classes)
+    return (plot_class_counts(ts.counts, classes, title=f"{ts.manifest['method']}: images per class"),
+            plot_class_means(ts.x, ts.y, ts.stats, classes))
 
 # %% ../nbs/80_browser.ipynb #5ba9ae65
 class Browser:
@@ -57,8 +60,10 @@ class Browser:
         self.per_page, self.ncols, self.classes = per_page, ncols, classes
         self.metadata, self.teacher, self.student, self.dl = metadata, teacher, student, dl
         all_cls = sorted(set().union(*[ts.counts for ts in self.sets.values()]))
-        self.set_select = W.SelectMultiple(options=list(self.sets), value=(list(self.sets)[0],), description='sets', rows=min(4, len(self.sets)))
-        self.class_select = W.Dropdown(options=[('all', -1)] + [(str(classes[c]) if classes else str(c), c) for c in all_cls], value=-1, description='class')
+        self.set_select = W.SelectMultiple(options=list(self.sets), value=(list(self.sets)[0],), description='sets',
+                                           rows=min(4, len(self.sets)))
+        self.class_select = W.Dropdown(options=[('all', -1)] + [(str(classes[c]) if classes else str(c), c)
+                                                                for c in all_cls], value=-1, description='class')
         self.page = W.IntSlider(value=0, min=0, max=0, description='page')
         self.grid_box, self.overview_out, self.lopes_out = W.HBox(), W.Output(), W.Output()
         self.shown, self.shown_counts, self.figures = {}, {}, {}
@@ -94,7 +99,8 @@ class Browser:
             idx = page_indices(ts, self.cls, self.page.value, self.per_page)
             self.shown[name] = idx
             if len(idx):
-                fig = transfer_grid(ts, self.cls, self.page.value, self.per_page, self.ncols, classes=self.classes, title=name)
+                fig = transfer_grid(ts, self.cls, self.page.value, self.per_page, self.ncols, classes=self.classes,
+                                    title=name)
                 self.figures[name] = fig; self._show(out, fig)
             else:
                 with out: print(f'{name}: nothing on this page')

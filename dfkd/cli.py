@@ -7,9 +7,11 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
 import argparse, ast, dataclasses, inspect, json, math, sys, time, types, typing, warnings
-# fastai's import calls `torch.jit.script`, which torch deprecates with a FutureWarning on every command; it is not the user's to act on.
+# fastai's import calls `torch.jit.script`, which torch deprecates with a FutureWarning on every command;
+# it is not the user's to act on.
 # Only that warning is silenced, before the imports below import fastai: dfkd's own warnings still print.
-warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.jit')
+warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning,
+                        module=r'torch\.jit')
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
@@ -23,7 +25,8 @@ from .metadata import KINDS, record_metadata, load_metadata, default_metadata_pa
 from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
 from .methods import (FAMILIES, DISTILLER, get_method, get_spec, method_names, distiller_names, method_transfer_set,
                           methods_table, format_methods_table)
-from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args, table_records,
+from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args,
+                           table_records,
                            PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER)
 from .benchmark import add_bench_command
 from .dih_cli import add_heads_command, add_distillers, add_bench_dih
@@ -36,7 +39,7 @@ __all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'C
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 class UsageError(ValueError):
-    "A command line the CLI cannot run (an unknown setting, a value of the wrong type); `console` prints it as one line."
+    "A command line the CLI cannot run (an unknown setting, a value of wrong type); `console` prints it in one line."
 
 def _default(f, name:str):
     "The default of parameter `name` of `f`: the CLI's defaults are the library's."
@@ -45,8 +48,10 @@ def _default(f, name:str):
 def _fit_args(p, epochs=8, recipe:bool=False): # `recipe`: a transfer set's preset may set lr and wd (`distill_run`)
     p.add_argument('--epochs', type=positive_int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
     preset = "on a transfer set, its preset's student recipe if it has one, else " if recipe else ''
-    p.add_argument('--lr', type=positive_float, default=None, help=f'peak learning rate (Adam); default: {preset}1e-3 for MLPs, 1e-2 otherwise')
-    p.add_argument('--wd', type=float, default=None if recipe else 1e-4, help=f"weight decay [{preset}1e-4]" if recipe else 'weight decay [%(default)s]')
+    p.add_argument('--lr', type=positive_float, default=None,
+                   help=f'peak learning rate (Adam); default: {preset}1e-3 for MLPs, 1e-2 otherwise')
+    p.add_argument('--wd', type=float, default=None if recipe else 1e-4,
+                   help=f"weight decay [{preset}1e-4]" if recipe else 'weight decay [%(default)s]')
     p.add_argument('--fp16', action='store_true', help='mixed precision (only on a GPU)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
@@ -56,7 +61,7 @@ def cmd_train(args) -> dict:
     return call_with_options(train_run, args)
 
 def cmd_distill(args) -> dict:
-    "Distil the teacher at `--teacher` into `--student` with Hinton KD, on `--dataset` or on `--transfer-set`; save in `--run`."
+    "Distil `--teacher` into `--student` with Hinton KD, on `--dataset` or `--transfer-set`; save in `--run`."
     return call_with_options(distill_run, args)
 
 # %% ../nbs/90_cli.ipynb #3857ca1a
@@ -86,7 +91,7 @@ def _literal_or_name(text:str):
     except (SyntaxError, ValueError): return text  # a module name needs no quotes
 
 def _parse_sequence(text:str, tp:type):
-    "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; module names need no quotes."
+    "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; no quotes."
     inner = text.strip()
     if inner[:1] in '[(' and inner[-1:] in '])': inner = inner[1:-1]
     return tp(_literal_or_name(t.strip()) for t in inner.split(',') if t.strip())
@@ -94,14 +99,15 @@ def _parse_sequence(text:str, tp:type):
 def _type_name(tp) -> str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
 
 SHORTCUTS = {'iterations': 'iterations', 'synth_lr': 'lr'}  # option -> the setting it stands for
-COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')  # integer settings where 0 means "none"; every other one counts from 1
+# integer settings where 0 means "none"; every other one counts from 1
+COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')
 
 def _is_rate(key:str) -> bool:
     "Learning rates, temperatures, scales and clipping norms: settings that must be > 0."
     return key in ('lr', 'T', 'init_scale', 'clip') or key.startswith('lr_') or key.endswith(('_lr', '_T'))
 
 def check_setting(key:str, value, pair:str):
-    "Refuse a setting value no run can use: a count below 1 (0 for `COUNTS_FROM_ZERO`), a rate or temperature ≤ 0, a weight < 0, a non-finite number."
+    "Refuse what no run can use: count < 1 (`COUNTS_FROM_ZERO`: < 0), rate or temperature ≤ 0, weight < 0, inf, nan."
     if value is None or isinstance(value, bool): return
     if isinstance(value, (tuple, list)):
         for v in value: check_setting(key, v, pair)
@@ -111,13 +117,14 @@ def check_setting(key:str, value, pair:str):
         if value < low: raise UsageError(f'--set {pair}: {key} is a count; give an integer ≥ {low}')
     elif isinstance(value, float):
         if not math.isfinite(value): raise UsageError(f'--set {pair}: {key} must be a finite number')
-        if _is_rate(key) and value <= 0: raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
+        if _is_rate(key) and value <= 0:
+            raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
         if value < 0: raise UsageError(f'--set {pair}: {key} is a weight or factor; give a number ≥ 0')
 
 def parse_settings(method:str, # a registered method
                    pairs=(), # `key=value` strings, as given to `--set`
                    **shortcuts) -> dict: # `iterations=`, `synth_lr=` (`None`: not given)
-    "The settings of `method` that the command line changes, each checked against the method's settings dataclass and typed."
+    "The settings of `method` the command line changes, each checked against the method's settings dataclass and typed."
     spec = get_method(method)
     hints, names = typing.get_type_hints(spec.settings), [f.name for f in fields(spec.settings)]
     out = {}
@@ -131,9 +138,11 @@ def parse_settings(method:str, # a registered method
     for pair in pairs:
         key, eq, text = pair.partition('=')
         if not eq: raise UsageError(f'--set expects key=value, got {pair!r}')
-        if key not in names: raise UsageError(f"--set {pair}: {method} has no setting '{key}'; its settings are {', '.join(names)}")
+        if key not in names:
+            raise UsageError(f"--set {pair}: {method} has no setting '{key}'; its settings are {', '.join(names)}")
         try: out[key] = _parse_value(text, hints[key])
-        except ValueError: raise UsageError(f'--set {pair}: {method} wants {_type_name(hints[key])} for {key}, not {text!r}') from None
+        except ValueError:
+            raise UsageError(f'--set {pair}: {method} wants {_type_name(hints[key])} for {key}, not {text!r}') from None
         check_setting(key, out[key], pair)
     return out
 
@@ -144,12 +153,17 @@ def cmd_stats(args) -> dict:
     teacher = load_model(args.teacher, device=default_device())
     dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
     out = Path(args.out or default_metadata_path(args.teacher))
-    if out.is_dir(): raise ValueError(f'--out {out} is a folder: it names the metadata file; give a file path, e.g. {out/"model.metadata.safetensors"}')
-    meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k, k_pair=args.k_pair,
+    if out.is_dir():
+        raise ValueError(f'--out {out} is a folder: it names the metadata file; give a file path, e.g. '
+                         f'{out/"model.metadata.safetensors"}')
+    meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k,
+                           k_pair=args.k_pair,
                            n_classes=dls.n_classes, seed=args.seed, progress=not args.quiet)
     meta.save(out)
-    res = dict(metadata=str(out), kinds=meta.kinds, layers=meta.layers, bytes=out.stat().st_size, seconds=round(time.time() - t0, 2))
-    print(f"metadata {meta.kinds} for {len(meta.layers)} layers -> {out} ({res['bytes']/1e6:.2f} MB, {res['seconds']:.0f}s)")
+    res = dict(metadata=str(out), kinds=meta.kinds, layers=meta.layers, bytes=out.stat().st_size,
+               seconds=round(time.time() - t0, 2))
+    print(f"metadata {meta.kinds} for {len(meta.layers)} layers -> {out} ({res['bytes']/1e6:.2f} MB, "
+          f"{res['seconds']:.0f}s)")
     return res
 
 def cmd_synthesize(args) -> dict:
@@ -164,9 +178,12 @@ def cmd_synthesize(args) -> dict:
     if spec.online or 'student' in spec.needs:
         set_seed(args.seed); student = build_model(args.student, dls, args.student_kwargs)
     meta = load_metadata(args.metadata, teacher) if args.metadata else None
-    path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size, seed=args.seed,
+    path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size,
+                               seed=args.seed,
                                settings=settings, preset=args.preset, student=student, metadata=meta,
-                               online_budget=dict(epochs=args.epochs, n_batches=args.n_batches, bs=args.student_bs or spec.student_recipe(args.preset).get('bs') or args.bs),
+                               online_budget=dict(epochs=args.epochs, n_batches=args.n_batches,
+                                                  bs=args.student_bs or spec.student_recipe(args.preset).get('bs')
+                                                  or args.bs),
                                progress=not args.quiet)
     ts = TransferSet(path, teacher=teacher)
     res = dict(transfer_set=str(path), images=len(ts), counts=ts.counts, seconds=round(time.time() - t0, 2))
@@ -179,11 +196,12 @@ def cmd_show(args) -> dict:
     ts = TransferSet(args.transfer_set, allow_incomplete=args.allow_incomplete)
     if len(ts) == 0:
         m = ts.manifest
-        raise ValueError(f"{args.transfer_set} holds no images ({'complete' if m['complete'] else 'incomplete'}, {len(m['shards'])} shards, "
-                         f"{m['n_per_class']} per class planned): fill it with `dfkd synthesize --n-per-class N` (N ≥ 1) into this folder, "
-                         f"or into a new one")
+        raise ValueError(f"{args.transfer_set} holds no images ({'complete' if m['complete'] else 'incomplete'}, "
+                         f"{len(m['shards'])} shards, {m['n_per_class']} per class planned): fill it with "
+                         f"`dfkd synthesize --n-per-class N` (N ≥ 1) into this folder, or into a new one")
     out = Path(args.out or Path(args.transfer_set)/('grid.png' if args.cls is None else f'grid_class{args.cls}.png'))
-    if out.is_dir(): raise ValueError(f'--out {out} is a folder: it names the PNG file; give a file path, e.g. {out/"grid.png"}')
+    if out.is_dir():
+        raise ValueError(f'--out {out} is a folder: it names the PNG file; give a file path, e.g. {out/"grid.png"}')
     save_transfer_grid(ts, out, cls=args.cls, n_per_class=args.n)
     print(f'-> {out}')
     return dict(png=str(out))
@@ -221,7 +239,7 @@ def cmd_methods(args) -> dict:
 
 # %% ../nbs/90_cli.ipynb #c047d749
 def cmd_pipeline(args) -> dict:
-    "Teacher -> transfer set or online game (data-free) -> student, evaluated on the real test split, with the KD-with-data reference."
+    "Teacher -> transfer set or online game (data-free) -> student, tested on real data, with real-data KD beside."
     settings = parse_settings(args.method, args.set, iterations=args.iterations, synth_lr=args.synth_lr)
     return call_with_options(pipeline, args, settings=settings, reference=not args.no_reference)
 
@@ -412,10 +430,11 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/90_cli.ipynb #52e87d74
-ARCH_OPTIONS = ('model', 'student')  # options that name an architecture on every command that has them (`dfkd pipeline --teacher` too)
+# options that name an architecture on every command that has them (`dfkd pipeline --teacher` too)
+ARCH_OPTIONS = ('model', 'student')
 
 def named_architectures(args) -> list[str]:
-    "The architectures a command line names (`--trust`, `ARCH_OPTIONS`, `dfkd pipeline --teacher`): model files that record them may be built."
+    "Architectures a command line names (`--trust`, `ARCH_OPTIONS`, `pipeline --teacher`): files with them may load."
     named = [getattr(args, k, None) for k in ARCH_OPTIONS] + [args.teacher if args.command == 'pipeline' else None]
     return trusted_names(getattr(args, 'trust', None), *named)
 
@@ -426,10 +445,12 @@ def main(argv:list|None=None) -> dict:
     "Run a `dfkd` command given its arguments; returns the command's record (settings and results)."
     return _run(make_parser().parse_args(argv))
 
-LIBRARY_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, SynthesisDiverged)  # what the library raises to refuse a run, with the fix
+# what the library raises to refuse a run, with the fix
+LIBRARY_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, SynthesisDiverged)
 
 # The library's hints name its Python arguments; from the command line the same way out is an option or a command.
-CLI_HINTS = {'resume `build_transfer_set` with the same arguments': 'run the same `dfkd synthesize` command again to finish it',
+CLI_HINTS = {'resume `build_transfer_set` with the same '
+             'arguments': 'run the same `dfkd synthesize` command again to finish it',
              'Resume `build_transfer_set` with the same arguments': 'Run the same `dfkd synthesize` command again',
              'pass allow_incomplete=True': 'pass --allow-incomplete to `dfkd show` to look at it as it is',
              'build it with `build_transfer_set`': 'build it with `dfkd synthesize`',
@@ -438,30 +459,36 @@ CLI_HINTS = {'resume `build_transfer_set` with the same arguments': 'run the sam
              'Delete those shards and resume': 'Delete those shards and run the same `dfkd synthesize` command again',
              'as `root`': 'as --root',
              'pass `layers=[...]`': 'pass --layers (`dfkd stats`)',
-             'pass student_layers and teacher_layers explicitly': 'name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME] '
-                                                                  '(a network without any, such as an MLP: add --set beta=0 to leave attention transfer out)',
+             'pass student_layers and teacher_layers explicitly':
+                 'name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME] '
+                 '(a network without any, such as an MLP: add --set beta=0 to leave attention transfer out)',
              'pass feature_layers=[...]': 'choose a teacher with BatchNorm layers',
              'or pass download=True on a machine with internet access':
-                 """or, on a machine with internet access, download them once with python -c "from dfkd.data import DATASETS; DATASETS['{dataset}'](root='{root}', download=True)\""""}
+                 """or, on a machine with internet access, download them once with python -c "from dfkd.data import """
+                 """DATASETS; DATASETS['{dataset}'](root='{root}', download=True)\""""}
 
 def cli_message(e:BaseException, args=None) -> str:
-    "The one line `console` prints for `e`: its message with the library's hints rewritten to CLI options (`CLI_HINTS`)."
-    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)  # str(KeyError) adds quotes
+    "The one line `console` prints for `e`: its message, the library's hints rewritten to CLI options (`CLI_HINTS`)."
+    # str(KeyError) adds quotes
+    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
     for lib, cli in CLI_HINTS.items():
-        text = text.replace(lib, cli.format(dataset=getattr(args, 'dataset', 'NAME'), root=getattr(args, 'root', 'data')))
+        text = text.replace(lib,
+                            cli.format(dataset=getattr(args, 'dataset', 'NAME'), root=getattr(args, 'root', 'data')))
     if isinstance(e, UntrustedArchitecture): text = text.replace(e.fix, f'--trust {e.name}')
     if isinstance(e, (KeyError, TypeError)): text += ' (`dfkd --debug ...` shows where)'
     return ' '.join(l.strip() for l in text.splitlines() if l.strip())
 
 def console(argv:list|None=None): # the command line; `None` reads `sys.argv`
-    "Entry point of `dfkd`, `python -m dfkd` and `torchrun ... -m dfkd`: exit status 0 on success; 2 and one line on a bad command line; 1 and one line with the fix when the library refuses the run (`--debug`: the traceback). Under torchrun every process runs it in the run's process group (`launched_console`)."
+    "Entry point of `dfkd`, `-m dfkd`, torchrun: 0 if done; 2 and a line if bad; 1 and the fix if refused (`--debug`)."
     argv = sys.argv[1:] if argv is None else list(argv)
-    argv = argv[1:] if argv[:1] == ['--'] else argv  # `torchrun ... -m dfkd -- distill ...` on a Python that passes the `--` on
+    # `torchrun ... -m dfkd -- distill ...` on a Python that passes the `--` on
+    argv = argv[1:] if argv[:1] == ['--'] else argv
     if launched(): return launched_console(argv, _one_process, make_parser().parse_args)
     return _one_process(argv)
 
 def _one_process(argv:list):
-    keep_freed_memory()  # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
+    # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
+    keep_freed_memory()
     args = make_parser().parse_args(argv)
     try: _run(args); return 0
     except (UsageError, *LIBRARY_ERRORS) as e:

@@ -23,7 +23,8 @@ def default_device(device:str|torch.device|None=None # `None` picks the best ava
     "The device dfkd computes on: `device` if given, else CUDA, else MPS, else CPU."
     if device is not None: return torch.device(device)
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #8c83bbef
@@ -59,7 +60,7 @@ def seed_generator(seed:int, device='cpu') -> torch.Generator:
 
 # %% ../nbs/00_core.ipynb #d5decbc4
 def atomic_write_bytes(path:str|Path, data:bytes) -> Path:
-    "Write `data` to `path` through a temporary file and a rename; the file gets the mode the umask gives, as `open` would."
+    "Write `data` to `path` through a temporary file and a rename; the file gets the umask's mode, as `open` would."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     # not mkstemp: its files are 0600 whatever the umask; os.open applies the umask to 0666 like any new file
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
@@ -100,10 +101,11 @@ def folder_path(path:str|Path, # where a folder is wanted
                 holds:str, # what the folder keeps, for the message
                 option:str # the command-line option that names it, for the message
                 ) -> Path:
-    "`path` as a folder: an existing one, or a path with nothing there yet; a file there is refused with a message that names `option`."
+    "`path` as a folder: an existing one, or a path with nothing there yet; a file there is refused, naming `option`."
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f'{path} is a file, not a folder: {holds}; give a folder, or a path with nothing there yet ({option} on the command line)')
+        raise ValueError(f'{path} is a file, not a folder: {holds}; give a folder, or a path with nothing there yet '
+                         f'({option} on the command line)')
     return path
 
 # %% ../nbs/00_core.ipynb #73b91b2b
@@ -128,7 +130,7 @@ def _maybe_json(s):
 
 # %% ../nbs/00_core.ipynb #33029906
 def maybe_progress(items, display:bool=True, **kwargs):
-    "fastprogress's `progress_bar` over `items` (`kwargs` passed on) when `display`; otherwise `items` themselves, with nothing printed."
+    "fastprogress's `progress_bar` over `items` (`kwargs` passed on) when `display`; else `items` themselves, silently."
     if not display: return items
     from fastprogress.fastprogress import progress_bar
     return progress_bar(items, **kwargs)
@@ -140,7 +142,8 @@ def tensor_checksum(tensors) -> str:
     for t in tensors:
         t = t.detach().to('cpu').contiguous()
         h.update(str(tuple(t.shape)).encode()); h.update(str(t.dtype).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')  # reshape: 0-d tensors too (BN's step counter)
+        # reshape: 0-d tensors too (BN's step counter)
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #03551c15
@@ -161,8 +164,11 @@ def positive_float(text:str) -> float:
 def json_object(text:str) -> dict:
     "argparse type: a JSON object (an architecture's keyword arguments)."
     try: v = json.loads(text)
-    except ValueError as e: raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({e}); give an object such as \'{{"n_classes": 10}}\'') from None
-    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({e}); '
+                                         f'give an object such as \'{{"n_classes": 10}}\'') from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
     return v
 
 def call_with_options(f, args, **kw):

@@ -57,8 +57,9 @@ _IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images
 
 def _missing_error(name, folder, files, cause=None):
     lst = '\n'.join(f'  {Path(folder)/f}' for f in files)
-    msg = (f"{name}: dataset files not found. Expected these files (gzipped .gz variants are accepted for MNIST-style IDX files):\n{lst}\n"
-           f"Put them there, pass the folder that contains them as `root`, or pass download=True on a machine with internet access.")
+    msg = (f"{name}: dataset files not found. Expected these files (gzipped .gz variants are accepted for MNIST-style "
+           f"IDX files):\n{lst}\nPut them there, pass the folder that contains them as `root`, or pass download=True "
+           "on a machine with internet access.")
     if cause is not None: msg += f"\n(download failed: {cause})"
     return FileNotFoundError(msg)
 
@@ -79,13 +80,15 @@ def _load_idx_dataset(cls_name, root, download):
         except Exception as e2: raise _missing_error(cls_name, raw, _IDX_FILES, e2) from None
     return xt, yt, xv, yv, [str(c) for c in classes]
 
-load_mnist = disk_loader(_load_idx_dataset, 'MNIST', "Full MNIST from IDX files under `root/MNIST/raw` (60,000 train / 10,000 test).")
-load_fashion_mnist = disk_loader(_load_idx_dataset, 'FashionMNIST', "FashionMNIST from IDX files under `root/FashionMNIST/raw`.")
+load_mnist = disk_loader(_load_idx_dataset, 'MNIST',
+                         "Full MNIST from IDX files under `root/MNIST/raw` (60,000 train / 10,000 test).")
+load_fashion_mnist = disk_loader(_load_idx_dataset, 'FashionMNIST',
+                                 "FashionMNIST from IDX files under `root/FashionMNIST/raw`.")
 
 # %% ../nbs/01_data.ipynb #596b19da
 _CIFAR = {
-    'cifar10': dict(folder='cifar-10-batches-bin', train=[f'data_batch_{i}.bin' for i in range(1,6)], test=['test_batch.bin'],
-                    meta='batches.meta.txt', n_label=1, n_classes=10,
+    'cifar10': dict(folder='cifar-10-batches-bin', train=[f'data_batch_{i}.bin' for i in range(1,6)],
+                    test=['test_batch.bin'], meta='batches.meta.txt', n_label=1, n_classes=10,
                     url='https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'),
     'cifar100': dict(folder='cifar-100-binary', train=['train.bin'], test=['test.bin'], meta='fine_label_names.txt',
                      n_label=2, n_classes=100, url='https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz'),
@@ -97,7 +100,8 @@ def read_cifar_bin(path, n_label_bytes=1):
     rec = n_label_bytes + 3072
     if raw.size % rec: raise ValueError(f'{path}: size {raw.size} is not a multiple of the {rec}-byte CIFAR record')
     raw = raw.reshape(-1, rec)
-    return torch.from_numpy(raw[:, n_label_bytes:].reshape(-1, 3, 32, 32).copy()), torch.from_numpy(raw[:, n_label_bytes-1].astype(np.int64))
+    return (torch.from_numpy(raw[:, n_label_bytes:].reshape(-1, 3, 32, 32).copy()),
+            torch.from_numpy(raw[:, n_label_bytes-1].astype(np.int64)))
 
 def _load_cifar(name, root, download):
     spec = _CIFAR[name]; folder = Path(root)/spec['folder']
@@ -113,11 +117,14 @@ def _load_cifar(name, root, download):
         return torch.cat([p[0] for p in parts]).float()/255., torch.cat([p[1] for p in parts])
     (xt, yt), (xv, yv) = _read(spec['train']), _read(spec['test'])
     meta = folder/spec['meta']
-    classes = [l for l in meta.read_text().split('\n') if l.strip()] if meta.exists() else [str(i) for i in range(spec['n_classes'])]
+    classes = ([l for l in meta.read_text().split('\n') if l.strip()] if meta.exists()
+               else [str(i) for i in range(spec['n_classes'])])
     return xt, yt, xv, yv, classes
 
-load_cifar10 = disk_loader(_load_cifar, 'cifar10', "CIFAR-10 from the binary distribution under `root/cifar-10-batches-bin`.")
-load_cifar100 = disk_loader(_load_cifar, 'cifar100', "CIFAR-100 (fine labels) from the binary distribution under `root/cifar-100-binary`.")
+load_cifar10 = disk_loader(_load_cifar, 'cifar10',
+                           "CIFAR-10 from the binary distribution under `root/cifar-10-batches-bin`.")
+load_cifar100 = disk_loader(_load_cifar, 'cifar100',
+                            "CIFAR-100 (fine labels) from the binary distribution under `root/cifar-100-binary`.")
 
 # %% ../nbs/01_data.ipynb #8f0bd538
 def write_idx(path, arr:np.ndarray, compress=True):
@@ -196,7 +203,9 @@ def make_dls(x_train, y_train, x_test, y_test, bs:int=128, augment=None, device=
     dls = DataLoaders(DataLoader(trn, bs=bs, shuffle=True, drop_last=len(trn) > bs, **kw),
                       DataLoader(val, bs=bs*2, shuffle=False, **kw), device=dev)
     if seed is not None: dls.train.rng.seed(seed)
-    dls.stats, dls.n_classes = (mean, std), int(max(int(y_train.max()), int(y_test.max())) + 1) if classes is None else len(classes)
+    dls.stats, dls.n_classes = ((mean, std),
+                                int(max(int(y_train.max()), int(y_test.max())) + 1) if classes is None
+                                else len(classes))
     dls.classes = classes if classes is not None else [str(i) for i in range(dls.n_classes)]
     dls.img_shape, dls.dataset_name = tuple(x_train.shape[1:]), name
     dls.n_inp = 1  # one input tensor per item; later stages may add targets (teacher logits) after the label
@@ -219,4 +228,5 @@ def get_dls(name:str='mnist5k', # one of `DATASETS`
     if n_train is not None: xt, yt = xt[:n_train], yt[:n_train]
     aug = _AUGMENT.get(name) if augment is None or augment is True else None
     if augment is True and aug is None: aug = cifar_augment
-    return make_dls(xt, yt, xv, yv, bs=bs, augment=aug() if aug else None, device=device, classes=classes, name=name, seed=seed)
+    return make_dls(xt, yt, xv, yv, bs=bs, augment=aug() if aug else None, device=device, classes=classes, name=name,
+                    seed=seed)

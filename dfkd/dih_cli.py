@@ -14,8 +14,10 @@ from .core import default_device, set_seed, positive_int, positive_float, call_w
 from .models import load_model, save_model, count_params
 from .kd import evaluate
 from .synthesis import TransferSet, transfer_dls
-from .pipeline import write_record, start_run, teacher_data, teacher_dls, build_model, default_lr, data_args, table_records
-from .dih import Recipe, HEADS_RECIPE, IntermediateHeads, fine_tune_heads, head_accuracies, heads_path, save_heads, load_heads
+from .pipeline import (write_record, start_run, teacher_data, teacher_dls, build_model, default_lr, data_args,
+                           table_records)
+from .dih import (Recipe, HEADS_RECIPE, IntermediateHeads, fine_tune_heads, head_accuracies, heads_path, save_heads,
+                      load_heads)
 from .methods import get_distiller, distiller_names
 from .dih_baselines import distill_with
 from .dih_benchmark import DIH_CIFAR100, DIH_MNIST_QUICK, dih_benchmark, summarise, run_dih_config
@@ -31,13 +33,13 @@ def _load_teacher(path):
     return load_model(path, device=default_device())
 
 def _training_data(teacher, dataset:str|None, root, size, bs:int, seed:int, transfer_set=None):
-    "`(train, real, labels)`: the data to train on (the transfer set if given, else the real training split), the teacher's real data, and whose labels to learn."
+    "`(train, real, labels)`: data to train on (transfer set, else real train split), teacher's data, whose labels."
     real = teacher_dls(teacher, dataset, root, size, bs, seed)
     if transfer_set is None: return real, real, 'data'
     return transfer_dls(TransferSet(transfer_set, teacher=teacher), real, bs=bs, seed=seed), real, 'teacher'
 
 def _set_none_default(p, dest:str, help:str):
-    "Make the option `dest` of `p` default to `None` (so a command can tell it was not given), with a new `help`; returns its old default."
+    "Make option `dest` of `p` default to `None` (to tell it was not given), new `help`; returns the old default."
     action = next(a for a in p._actions if a.dest == dest)
     old, action.default, action.help = action.default, None, help
     return old
@@ -48,36 +50,48 @@ def heads_run(teacher:str|Path, # teacher weights (`model.safetensors` from `dfk
               layers:list|None=None, # module names; `None`: `default_head_layers` of the teacher's architecture
               pooled:bool=False, # global-average-pooled heads instead of the authors' linear ones
               out:str|Path|None=None, # the heads file; `None`: `heads_path(teacher)`, beside it
-              transfer_set:str|Path|None=None, # fine-tune on this transfer set (teacher labels) instead of the real training split
-              dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (`teacher_dls`; `None`: the teacher's)
-              epochs:int=HEADS_RECIPE.epochs, lr:float=HEADS_RECIPE.lr, wd:float=HEADS_RECIPE.wd, # SGD, Nesterov momentum 0.9
+              transfer_set:str|Path|None=None, # fine-tune on this transfer set (teacher labels), not real data
+              dataset:str|None=None, root:str='data', size:int|None=None, # real data (`teacher_dls`; `None`: teacher's)
+              bs:int=64, seed:int=0, # the real data's batch size and seed
+              epochs:int=HEADS_RECIPE.epochs, lr:float=HEADS_RECIPE.lr, wd:float=HEADS_RECIPE.wd, # SGD, Nesterov 0.9
               quiet:bool=False) -> dict:
-    "Mount heads on the saved `teacher`, fine-tune them with the teacher frozen, save them beside it; return the record (each head's test accuracy)."
+    "Mount heads on the saved `teacher`, fine-tune them with it frozen, save them beside it; return accuracies."
     settings, t0 = dict(locals()), time.time()
     net_t = _load_teacher(teacher)
     train, real, labels = _training_data(net_t, dataset, root, size, bs, seed, transfer_set)
     run = start_run(run)
-    set_seed(seed); heads = IntermediateHeads(net_t, real.img_shape, layers, 'pooled' if pooled else 'linear', real.n_classes)
+    set_seed(seed)
+    heads = IntermediateHeads(net_t, real.img_shape, layers, 'pooled' if pooled else 'linear', real.n_classes)
     fine_tune_heads(heads, train, Recipe(epochs, lr, 'sgd', wd), labels=labels, seed=seed, show=not quiet)
-    path = save_heads(heads, out or heads_path(teacher), extra=dict(data=str(transfer_set or dataset), epochs=epochs, lr=lr, seed=seed))
+    path = save_heads(heads, out or heads_path(teacher),
+                      extra=dict(data=str(transfer_set or dataset), epochs=epochs, lr=lr, seed=seed))
     acc, params = head_accuracies(heads, real.valid), [count_params(h) for h in heads.heads]
-    res = dict(heads=str(path), kind=heads.kind, layers=heads.layers, accuracy=acc, params=dict(zip(heads.layers, params)))
+    res = dict(heads=str(path), kind=heads.kind, layers=heads.layers, accuracy=acc,
+               params=dict(zip(heads.layers, params)))
     rec = write_record(run, 'heads', settings, res, t0)
-    for layer, a in acc.items(): print(f"{layer:>12}: test accuracy {a:.4f}" + (f" ({res['params'][layer]:,} parameters)" if layer in res['params'] else ' (the teacher)'))
+    for layer, a in acc.items():
+        print(f"{layer:>12}: test accuracy {a:.4f}"
+              + (f" ({res['params'][layer]:,} parameters)" if layer in res['params'] else ' (the teacher)'))
     print(f'{heads.kind} heads -> {path}')
     return rec
 
 def add_heads_command(sub):
     "Add `dfkd heads` to the subcommands `sub` of `dfkd.cli.make_parser` (its `add_subparsers()` action)."
-    h = sub.add_parser('heads', help="DIH: mount classifier heads on a saved teacher, fine-tune them (teacher frozen), save them beside it")
+    h = sub.add_parser('heads',
+                       help="DIH: mount classifier heads on a saved teacher, fine-tune them (teacher frozen), save "
+                       "them beside it")
     h.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
     h.add_argument('--run', default='runs/heads', help='run folder for record.json [%(default)s]')
-    h.add_argument('--layers', nargs='+', default=None, help="module names to mount heads on; default: after each stage of the zoo's architecture")
-    h.add_argument('--pooled', action='store_true', help="pooled heads (global average pool + linear) instead of the authors' single linear layer")
+    h.add_argument('--layers', nargs='+', default=None,
+                   help="module names to mount heads on; default: after each stage of the zoo's architecture")
+    h.add_argument('--pooled', action='store_true',
+                   help="pooled heads (global average pool + linear) instead of the authors' single linear layer")
     h.add_argument('--out', default=None, help='heads file; default: <teacher>.heads.safetensors beside the teacher')
-    h.add_argument('--transfer-set', default=None, help='fine-tune on this transfer set (labels: the teacher\'s top class) instead of real data')
+    h.add_argument('--transfer-set', default=None,
+                   help='fine-tune on this transfer set (labels: the teacher\'s top class) instead of real data')
     data_args(h)
-    h.add_argument('--epochs', type=positive_int, default=HEADS_RECIPE.epochs, help='epochs (SGD, Nesterov momentum 0.9) [%(default)s]')
+    h.add_argument('--epochs', type=positive_int, default=HEADS_RECIPE.epochs,
+                   help='epochs (SGD, Nesterov momentum 0.9) [%(default)s]')
     h.add_argument('--lr', type=positive_float, default=HEADS_RECIPE.lr, help='learning rate [%(default)s]')
     h.add_argument('--wd', type=float, default=HEADS_RECIPE.wd, help='weight decay [%(default)s]')
     h.add_argument('--quiet', action='store_true', help='no progress bars')
@@ -96,11 +110,14 @@ def _distiller_options(distiller:str, **given) -> dict:
     return given
 
 def _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet):
-    "DIH's heads: from the file `heads`, else from the file beside `teacher`, else fine-tuned here and saved in `run`. Returns `(heads, path)`."
+    "DIH's heads: file `heads`, else the file beside `teacher`, else fine-tuned and saved in `run`; `(heads, path)`."
     path = Path(heads) if heads else heads_path(teacher)
     if path.exists(): return load_heads(path, net_t), path
-    if heads: raise FileNotFoundError(f'{heads} does not exist: fine-tune heads with `dfkd heads`, or drop --heads to fine-tune them here')
-    set_seed(seed); h = IntermediateHeads(net_t, real.img_shape, kind='pooled' if pooled else 'linear', n_classes=real.n_classes)
+    if heads:
+        raise FileNotFoundError(f'{heads} does not exist: fine-tune heads with `dfkd heads`, or drop --heads to '
+                                'fine-tune them here')
+    set_seed(seed)
+    h = IntermediateHeads(net_t, real.img_shape, kind='pooled' if pooled else 'linear', n_classes=real.n_classes)
     fine_tune_heads(h, train, head_recipe, labels=labels, seed=seed, show=not quiet)
     return h, save_heads(h, Path(run)/'heads.safetensors')
 
@@ -129,7 +146,8 @@ def distiller_run(run:str|Path, # the run folder
     train, real, labels = _training_data(net_t, dataset, root, size, bs, seed, transfer_set)
     run, head_recipe, res = start_run(run), Recipe(head_epochs, head_lr, 'sgd', HEADS_RECIPE.wd), {}
     if 'heads' in get_distiller(distiller).defaults():  # DIH: the cohort's heads, loaded or fine-tuned here
-        kw['heads'], hpath = _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet)
+        kw['heads'], hpath = _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed,
+                                        quiet)
         res.update(heads=str(hpath), head_accuracy=head_accuracies(kw['heads'], real.valid))
     set_seed(seed); net = build_model(student, real, student_kwargs)
     recipe = Recipe(epochs, default_lr(student, lr), 'adam', 1e-4 if wd is None else wd)
@@ -142,7 +160,8 @@ def distiller_run(run:str|Path, # the run folder
     rec = write_record(run, 'distill', settings, res, t0)
     on = ' on ' + str(transfer_set) if transfer_set else ''
     print(f"{student} distilled from {teacher} by {distiller}{on}: test accuracy "
-          f"{res['test_accuracy']:.4f} (teacher {res['teacher_accuracy']:.4f}, {rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
+          f"{res['test_accuracy']:.4f} (teacher {res['teacher_accuracy']:.4f}, {rec['seconds']:.0f}s) -> "
+          f"{run/'model.safetensors'}")
     return rec
 
 # %% ../nbs/86_dih_cli.ipynb #eb14071e
@@ -174,7 +193,8 @@ def add_distillers(d, # the `distill` subparser of `dfkd.cli.make_parser`
                    help="dih: the cohort loss's form (cross-entropy once per member, or once) [authors]")
     d.add_argument('--head-epochs', type=positive_int, default=HEADS_RECIPE.epochs,
                    help='dih, tofd, mhkd: epochs of the heads fine-tuned here [%(default)s]')
-    d.add_argument('--head-lr', type=positive_float, default=HEADS_RECIPE.lr, help='their learning rate (SGD) [%(default)s]')
+    d.add_argument('--head-lr', type=positive_float, default=HEADS_RECIPE.lr,
+                   help='their learning rate (SGD) [%(default)s]')
     kd_T = d.get_default('T')
     if kd_T is not None: _set_none_default(d, 'T', 'softmax temperature; default: the distiller\'s (kd: 4; dih: 5)')
     def run(args):
@@ -199,7 +219,9 @@ def bench_dih(run:str|Path, # the bench folder; rows in `run/dih/results.csv`
               **kwargs) -> pd.DataFrame: # more arguments of `dih_benchmark`
     "The DIH table on `mnist5k` (mean ± std over seeds), with its rows kept in `run/dih`."
     args = (DIH_MNIST_QUICK if quick else {}) | kwargs
-    if epochs is not None: args['recipe'] = replace(args.get('recipe', inspect.signature(dih_benchmark).parameters['recipe'].default), epochs=epochs)
+    if epochs is not None:
+        args['recipe'] = replace(args.get('recipe', inspect.signature(dih_benchmark).parameters['recipe'].default),
+                                 epochs=epochs)
     df = dih_benchmark(**(args | dict(seeds=tuple(range(seeds)), folder=Path(run)/'dih')))
     out = summarise(df)
     out.attrs.update(df.attrs)
@@ -210,17 +232,19 @@ def bench_dih_cifar100(root:str|Path, # the folder holding `cifar-100-binary/`
                        seeds:int=3, # the first `seeds` of the recipe's (30, 50, 67)
                        epochs:int|None=None, # `None`: the recipe's 200 (milestones scaled with them)
                        methods=('alone', 'kd', 'dih'), show:bool=True) -> pd.DataFrame:
-    "The authors' CIFAR-100 recipe (`DIH_CIFAR100`, `run_dih_config`): one row per student, and the teacher with its heads."
+    "The authors' CIFAR-100 recipe (`DIH_CIFAR100`, `run_dih_config`): one row per student, and the teacher with heads."
     cfg = replace(DIH_CIFAR100, seeds=DIH_CIFAR100.seeds[:seeds])
     if epochs is not None:  # the milestones at the same fractions of the run; those that fall on epoch 0 dropped
-        cfg = replace(cfg, epochs=epochs, milestones=tuple(m for m in (m * epochs // DIH_CIFAR100.epochs for m in DIH_CIFAR100.milestones) if m))
+        cfg = replace(cfg, epochs=epochs,
+                      milestones=tuple(m for m in (m * epochs // DIH_CIFAR100.epochs for m in DIH_CIFAR100.milestones)
+                                       if m))
     return run_dih_config(cfg, root, Path(run)/'dih-cifar100', methods, show=show)
 
 # %% ../nbs/86_dih_cli.ipynb #281451c0
 BENCH_DIH = ('dih', 'dih-cifar100')
 
 def cmd_bench_dih(args) -> dict:
-    "Run `dfkd bench --which dih` or `dfkd bench --which dih-cifar100`; save the table (CSV, record.json) in `--run` and print it."
+    "Run `dfkd bench --which dih` or `--which dih-cifar100`; save the table (CSV, record.json) in `--run` and print it."
     t0, run = time.time(), Path(args.run); run.mkdir(parents=True, exist_ok=True)
     seeds = args.seeds or (1 if args.quick else 3)  # `dfkd bench` leaves --seeds unset for each benchmark's own default
     if args.which == 'dih': table = bench_dih(run, seeds, args.quick, args.epochs)
@@ -231,15 +255,22 @@ def cmd_bench_dih(args) -> dict:
     return rec
 
 def add_bench_dih(b): # the `bench` subparser of `dfkd.cli.make_parser`
-    "Add `dih` and `dih-cifar100` (with `--quick`, `--root`) to `dfkd bench`; the other benchmarks keep the parser's `func`."
+    "Add `dih` and `dih-cifar100` (with `--quick`, `--root`) to `dfkd bench`; other benchmarks keep the `func`."
     which = next(a for a in b._actions if a.dest == 'which')
     which.choices = list(which.choices) + [w for w in BENCH_DIH if w not in which.choices]
-    which.help += '; dih: DIH and its baselines on mnist5k (--quick: the small recipe); dih-cifar100: the DIH authors\' CIFAR-100 recipe (--root)'
-    if not any(a.dest == 'quick' for a in b._actions): b.add_argument('--quick', action='store_true', help='dih: the small recipe (ResNet-20 -> ResNet-8 at 16x16, 3 epochs) instead of the full one')
-    if not any(a.dest == 'root' for a in b._actions): b.add_argument('--root', default='data', help='dih-cifar100: folder of the CIFAR-100 files [%(default)s]')
-    if not any(a.dest == 'quiet' for a in b._actions): b.add_argument('--quiet', action='store_true', help='dih-cifar100: no progress bars')
-    if not any(a.dest == 'epochs' for a in b._actions): b.add_argument('--epochs', type=int, default=None, help='dih: epochs per training run; default: the recipe\'s')
-    other, epochs = b.get_default('func'), _set_none_default(b, 'epochs', 'epochs per training run; default: the benchmark\'s own (dih: its recipe\'s)')
+    which.help += ('; dih: DIH and its baselines on mnist5k (--quick: the small recipe); dih-cifar100: the DIH '
+                   'authors\' CIFAR-100 recipe (--root)')
+    if not any(a.dest == 'quick' for a in b._actions):
+        b.add_argument('--quick', action='store_true',
+                       help='dih: the small recipe (ResNet-20 -> ResNet-8 at 16x16, 3 epochs) instead of the full one')
+    if not any(a.dest == 'root' for a in b._actions):
+        b.add_argument('--root', default='data', help='dih-cifar100: folder of the CIFAR-100 files [%(default)s]')
+    if not any(a.dest == 'quiet' for a in b._actions):
+        b.add_argument('--quiet', action='store_true', help='dih-cifar100: no progress bars')
+    if not any(a.dest == 'epochs' for a in b._actions):
+        b.add_argument('--epochs', type=int, default=None, help='dih: epochs per training run; default: the recipe\'s')
+    other, epochs = b.get_default('func'), _set_none_default(
+        b, 'epochs', 'epochs per training run; default: the benchmark\'s own (dih: its recipe\'s)')
     def run(args):
         if args.which in BENCH_DIH: return cmd_bench_dih(args)
         if args.epochs is None: args.epochs = epochs

@@ -32,7 +32,7 @@ def default_backend() -> str:
 
 # %% ../nbs/16_distributed.ipynb #e05d90d2
 class RankDL(DistributedDL):
-    "fastai's `DistributedDL` with rank 0's shuffle broadcast on the backend's device (CPU for gloo), keeping dfkd's `yields_teacher_logits` mark."
+    "fastai's `DistributedDL`, rank 0's shuffle broadcast on the backend's device (gloo: CPU), keeping the logits mark."
     def __init__(self, dl, rank=None, world_size=None, device=None):
         super().__init__(dl, rank, world_size, device)
         self.yields_teacher_logits = getattr(dl, 'yields_teacher_logits', False)
@@ -44,20 +44,22 @@ class RankDL(DistributedDL):
         return t.cpu().tolist()
 
 def split_batches(dl, n:int):
-    "A copy of `dl` whose batches are `1/n` of its batch size: `n` processes together take one batch of the original size."
-    if dl.bs % n: raise ValueError(f'the batch size {dl.bs} does not split over {n} processes: give a batch size divisible by {n} (--bs)')
+    "A copy of `dl` whose batches are `1/n` of its batch size: `n` processes together take one batch of the original."
+    if dl.bs % n:
+        raise ValueError(f'the batch size {dl.bs} does not split over {n} processes: give a batch size divisible by '
+                         f'{n} (--bs)')
     new = dl.new(bs=dl.bs // n)
     new.yields_teacher_logits = getattr(dl, 'yields_teacher_logits', False)
     return new
 
 class RankTrainer(DistributedTrainer):
-    "fastai's `DistributedTrainer` that runs on CPUs (gloo: accelerate's CPU mode, no SyncBatchNorm) as on GPUs, with each optimiser step's batch split over the processes."
+    "fastai's `DistributedTrainer`, on CPUs (gloo, no SyncBatchNorm) as on GPUs, each step's batch split up."
     split = True  # `split_batches`: the batch size is that of one optimiser step, over all processes
     def __init__(self):
         gpu = dist.get_backend() == 'nccl'
         super().__init__(sync_bn=gpu, cpu=not gpu)
     def games(self) -> list:
-        "The learner's online generator games (`OnlineSynthesisCallback`s): one generator over the processes each (`share_game`, below)."
+        "The learner's online games (`OnlineSynthesisCallback`s): each one generator over the processes (`share_game`)."
         from dfkd.generators import OnlineSynthesisCallback
         return [cb for cb in self.learn.cbs if isinstance(cb, OnlineSynthesisCallback)]
     def before_fit(self):
@@ -74,8 +76,9 @@ class RankTrainer(DistributedTrainer):
 @contextlib.contextmanager
 def distributed_context(backend:str|None=None, # 'gloo' or 'nccl'; `None`: `default_backend()`
                         timeout_s:float=1800): # how long a collective waits for a process that does not come
-    "Inside, a process that torchrun started is in its process group and every new fastai `Learner` trains data-parallel (`RankTrainer`); without torchrun, nothing changes."
-    if not launched() or RankTrainer in defaults.callbacks: yield; return  # one process, or already inside: nothing to do
+    "Inside, a torchrun process is in its group and each new `Learner` trains data-parallel; else no change."
+    # one process, or already inside: nothing to do
+    if not launched() or RankTrainer in defaults.callbacks: yield; return
     backend = backend or default_backend()
     if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
     created = not dist.is_initialized()
@@ -94,37 +97,42 @@ def rank_argv(argv:list, # the command line as given
               args, # it parsed (`dfkd.cli.make_parser`)
               folder:str|Path # a private folder of this process
              ) -> list:
-    "The command line of a process other than rank 0: its run folder and output file in `folder`, no progress bars (`synthesize` keeps `--out`: each rank writes its shards there)."
+    "A non-zero rank's command line: run folder and output in `folder`, no bars (`synthesize` keeps `--out`)."
     keep_out = args.command == 'synthesize'
-    extra = [a for k in ('run', 'out') if k in vars(args) and not (k == 'out' and keep_out) for a in (f'--{k}', str(Path(folder)/k))]
+    extra = [a for k in ('run', 'out') if k in vars(args) and not (k == 'out' and keep_out)
+             for a in (f'--{k}', str(Path(folder)/k))]
     return list(argv) + extra + (['--quiet'] if 'quiet' in vars(args) else [])
 
 def record_world_size(run:str|Path):
     "Add the size of the run (`world_size`) and its backend to `run/record.json`, if the command wrote one."
     path = Path(run)/'record.json'
-    if path.exists(): atomic_write_json(path, dict(read_json(path), world_size=world_size(), backend=dist.get_backend() if dist.is_initialized() else None))
+    if path.exists():
+        atomic_write_json(path,
+                          dict(read_json(path), world_size=world_size(),
+                               backend=dist.get_backend() if dist.is_initialized() else None))
 
 @record
 def launched_console(argv:list, # the command line, without the program name
-                     run_command:Callable, # the command line in one process: `argv` -> exit status (`dfkd.cli.console`'s)
+                     run_command:Callable, # one process's command line: `argv` -> exit status (`dfkd.cli.console`'s)
                      parse:Callable): # `argv` -> its parsed options (`dfkd.cli.make_parser().parse_args`)
-    "The `dfkd` command line in a process torchrun started: in its process group; rank 0 alone writes the run folder and prints."
+    "The `dfkd` command line in a torchrun process: in its group; rank 0 alone writes the run folder and prints."
     args = parse(argv)
     if args.command in ONE_PROCESS_COMMANDS:
-        print(f'dfkd: error: `dfkd {args.command}` runs in one process: launch it without torchrun, or launch its steps '
-              f'(train, stats, synthesize, distill) with torchrun', file=sys.stderr)
+        print(f'dfkd: error: `dfkd {args.command}` runs in one process: launch it without torchrun, or launch its '
+              f'steps (train, stats, synthesize, distill) with torchrun', file=sys.stderr)
         sys.exit(2)
     with distributed_context():
         if is_main():
             res = run_command(argv)
             if 'run' in vars(args): record_world_size(args.run)
             return res
-        with tempfile.TemporaryDirectory(prefix=f'dfkd-rank{rank()}-') as tmp, open(os.devnull, 'w') as null, contextlib.redirect_stdout(null):
+        with (tempfile.TemporaryDirectory(prefix=f'dfkd-rank{rank()}-') as tmp, open(os.devnull, 'w') as null,
+              contextlib.redirect_stdout(null)):
             return run_command(rank_argv(argv, args, tmp))
 
 # %% ../nbs/16_distributed.ipynb #0748037c
 def average_(tensors) -> list:
-    "Each tensor replaced, in place, by its mean over the processes of the run, in one all-reduce; as they are in a run of one."
+    "Each tensor replaced in place by its mean over the run's processes, in one all-reduce; as they are if alone."
     tensors = list(tensors)
     if not several_ranks() or not tensors: return tensors
     flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
@@ -134,27 +142,28 @@ def average_(tensors) -> list:
     return tensors
 
 def shared_parameters(synth) -> list:
-    "The parameters every process of an online game must keep equal: the generator's (a meta-learned generator's clone during a round) and the loss terms'."
+    "Parameters all processes of an online game keep equal: the generator's (a meta-generator's clone) and the terms'."
     return list(synth.param.net.parameters()) + term_parameters(synth.terms)
 
 class SharedGame:
-    "Synthesizer listener of an online game on several processes: gradients of the shared parameters averaged before each step, the generator's buffers after each round."
+    "Listener of a multi-process game: shared parameters' gradients averaged each step, generator buffers each round."
     def after_backward(self, synth, ctx):
         grads = [p.grad for p in shared_parameters(synth) if p.grad is not None]
         average_(grads)
     def after_round(self, synth, ctx): average_buffers(synth)
 
 def average_buffers(synth):
-    "The generator's floating-point buffers (BatchNorm's running statistics) averaged over the processes: after every round, and when the game ends (sampling in train mode between rounds moves them)."
+    "The generator's float buffers (BN running statistics) averaged over processes after every round and at the end."
     average_(b for b in synth.generator.buffers() if b.is_floating_point())
 
 
 def share_game(synth, # the game's `GeneratorSynthesizer`
                pool=None): # its pool of images (`RingBuffer`), if it has one
-    "Make an online game one game over the processes of the run: rank 0's generator and term parameters everywhere, a random stream per rank, `SharedGame` listening; nothing in a run of one or a second time."
+    "Make an online game one over the processes (rank 0's generator, a stream per rank); no-op alone or twice."
     if not several_ranks() or any(isinstance(cb, SharedGame) for cb in synth.callbacks): return synth
     g = synth.generator
-    for t in [*g.parameters(), *g.buffers(), *term_parameters(synth.terms)]: in_place(t, functools.partial(dist.broadcast, src=0))
+    for t in [*g.parameters(), *g.buffers(), *term_parameters(synth.terms)]:
+        in_place(t, functools.partial(dist.broadcast, src=0))
     r = dist.get_rank()  # a seed per rank, derived as the transfer sets derive one per job (`shard_seed`)
     if r:
         synth.rng.manual_seed(shard_seed(synth.rng.initial_seed(), r))
@@ -168,21 +177,24 @@ PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat
 def check_precision(precision:str, # 'fp32', 'fp16' or 'bf16'
                     device) -> torch.dtype: # where the run computes
     "The dtype of `precision` on `device`; mixed precision anywhere but on a GPU is refused with the way out."
-    if precision not in PRECISIONS: raise ValueError(f'unknown precision {precision!r}; choose one of {", ".join(PRECISIONS)}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; choose one of {", ".join(PRECISIONS)}')
     if precision != 'fp32' and torch.device(device).type != 'cuda':
-        raise ValueError(f'{precision} mixed precision runs on a GPU; this run computes on {torch.device(device)}, where dfkd stays in float32: '
-                         f'drop --{precision}')
+        raise ValueError(f'{precision} mixed precision runs on a GPU; this run computes on {torch.device(device)}, '
+                         f'where dfkd stays in float32: drop --{precision}')
     return PRECISIONS[precision]
 
 def precision_callbacks(precision:str, device) -> list:
-    "fastai callbacks for training or distilling at `precision` on `device`: `MixedPrecision` for fp16/bf16 on a GPU, none for fp32."
+    "fastai callbacks to train at `precision` on `device`: `MixedPrecision` for fp16/bf16 on a GPU, none for fp32."
     check_precision(precision, device)
     return [] if precision == 'fp32' else [MixedPrecision(amp_mode=precision)]
 
 @contextlib.contextmanager
 def synthesis_precision(precision:str, device):
-    "Synthesis steps inside run under bfloat16 autocast on a GPU for `precision='bf16'`; fp32 changes nothing; fp16 is refused (no loss scaling in synthesis)."
+    "Synthesis steps inside run in bf16 autocast on a GPU for `precision='bf16'`; fp32: no change; fp16 refused."
     dtype = check_precision(precision, device)
-    if precision == 'fp16': raise ValueError('synthesis runs in bf16 or fp32 (it has no loss scaling, and float16 gradients of the images underflow): use bf16')
+    if precision == 'fp16':
+        raise ValueError('synthesis runs in bf16 or fp32 (it has no loss scaling, and float16 gradients of the images '
+                         'underflow): use bf16')
     if precision == 'fp32': yield; return
     with torch.autocast('cuda', dtype=dtype): yield

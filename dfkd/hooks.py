@@ -38,7 +38,8 @@ def names_of_type(model:nn.Module, types) -> list[str]:
 def last_linear_name(model:nn.Module) -> str:
     "Name of the last `nn.Linear` module: the classifier layer of most classification networks."
     names = names_of_type(model, nn.Linear)
-    if not names: raise ValueError(f'{type(model).__name__} has no nn.Linear layer; name its classifier layer explicitly')
+    if not names:
+        raise ValueError(f'{type(model).__name__} has no nn.Linear layer; name its classifier layer explicitly')
     return names[-1]
 
 # %% ../nbs/03_hooks.ipynb #f4413c32

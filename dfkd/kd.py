@@ -11,7 +11,8 @@ from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.learner import Learner
-import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16  # patch fit_one_cycle, no_bar, to_fp16 onto Learner
+# patch fit_one_cycle, no_bar, to_fp16 onto Learner
+import fastai.callback.schedule, fastai.callback.progress, fastai.callback.fp16
 from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy
@@ -43,7 +44,8 @@ class Regressor(nn.Module):
     def __init__(self, s_shape, t_shape):
         super().__init__()
         self.t_shape = tuple(t_shape)
-        if len(s_shape) == 3: self.map = nn.Sequential(nn.Conv2d(s_shape[0], t_shape[0], 1, bias=False), nn.BatchNorm2d(t_shape[0]))
+        if len(s_shape) == 3:
+            self.map = nn.Sequential(nn.Conv2d(s_shape[0], t_shape[0], 1, bias=False), nn.BatchNorm2d(t_shape[0]))
         else: self.map = nn.Linear(s_shape[0], t_shape[0])
     def forward(self, x):
         y = self.map(x)
@@ -73,14 +75,16 @@ def attention_loss(s_feats, t_feats, p:int=2, **kwargs):
 def fsp_matrix(f1, f2):
     "FSP matrix (B, C1, C2) between feature maps f1 (B,C1,H,W) and f2 (B,C2,H',W'), pooled to the smaller side."
     if f1.shape[-2:] != f2.shape[-2:]:
-        side = min(f1.shape[-1], f2.shape[-1]); f1, f2 = F.adaptive_avg_pool2d(f1, side), F.adaptive_avg_pool2d(f2, side)
+        side = min(f1.shape[-1], f2.shape[-1])
+        f1, f2 = F.adaptive_avg_pool2d(f1, side), F.adaptive_avg_pool2d(f2, side)
     return torch.einsum('bihw,bjhw->bij', f1.float(), f2.float()) / (f1.shape[-1]*f1.shape[-2])
 
 def fsp_loss(s_feats, t_feats, **kwargs):
     "Relation KD: mean squared difference of FSP matrices of consecutive layer pairs, summed over pairs."
     if len(s_feats) < 2 or len(t_feats) != len(s_feats):
-        raise ValueError(f'FSP relates consecutive hooked layers: got {len(s_feats)} student and {len(t_feats)} teacher layer(s); hook at least '
-                         f'two layers on each side, paired in order (student_layers=[a, b, ...], teacher_layers=[a2, b2, ...])')
+        raise ValueError(f'FSP relates consecutive hooked layers: got {len(s_feats)} student and {len(t_feats)} '
+                         'teacher layer(s); hook at least two layers on each side, paired in order '
+                         '(student_layers=[a, b, ...], teacher_layers=[a2, b2, ...])')
     total = 0.
     for i in range(len(s_feats)-1):
         gs, gt = fsp_matrix(s_feats[i], s_feats[i+1]), fsp_matrix(t_feats[i], t_feats[i+1])
@@ -92,12 +96,15 @@ def fsp_loss(s_feats, t_feats, **kwargs):
 
 # %% ../nbs/05_kd.ipynb #39da1b99
 class frozen:
-    "Context manager: `model` in eval mode with `requires_grad=False` on all parameters; exactly the previous state restored on exit."
+    "Context manager: `model` in eval mode, `requires_grad=False` everywhere; the exact previous state back on exit."
     def __init__(self, model:nn.Module): self.model, self.saved = model, None
     def __enter__(self) -> nn.Module:
-        if self.saved is not None: raise RuntimeError('this `frozen` is already active; create a new one to freeze again')
-        # each module's own mode and each parameter's own flag: `train(was)` alone would switch a BatchNorm kept in eval on purpose
-        self.saved = ([(m, m.training) for m in self.model.modules()], [(p, p.requires_grad) for p in self.model.parameters()])
+        if self.saved is not None:
+            raise RuntimeError('this `frozen` is already active; create a new one to freeze again')
+        # each module's own mode and each parameter's own flag:
+        # `train(was)` alone would switch a BatchNorm kept in eval on purpose
+        self.saved = ([(m, m.training) for m in self.model.modules()],
+                      [(p, p.requires_grad) for p in self.model.parameters()])
         self.model.eval()
         for p in self.model.parameters(): p.requires_grad_(False)
         return self.model
@@ -111,9 +118,10 @@ class frozen:
 # %% ../nbs/05_kd.ipynb #fc444050
 def mark_yields_teacher_logits(dl, # a fastai `DataLoader` whose items are `(x, y, teacher_logits)`
                                yields:bool=True): # `False` removes the declaration
-    "Declare that `dl`'s items are `(x, y, teacher_logits)`, so `DistillCallback` takes the logits from each batch; returns `dl`."
+    "Declare that `dl`'s items are `(x, y, teacher_logits)`, so `DistillCallback` takes their logits; returns `dl`."
     if isinstance(dl, DataLoaders):
-        raise TypeError('mark one DataLoader (e.g. `dls.train`), not a DataLoaders: the validation split usually yields (x, y)')
+        raise TypeError('mark one DataLoader (e.g. `dls.train`), not a DataLoaders: the validation split usually '
+                        'yields (x, y)')
     dl.yields_teacher_logits = yields
     return dl
 
@@ -121,17 +129,18 @@ def mark_yields_teacher_logits(dl, # a fastai `DataLoader` whose items are `(x, 
 def check_teacher_student(teacher:nn.Module, student:nn.Module):
     "Refuse a student that is the teacher or shares its parameters: every teacher-student divergence would be zero."
     if student is None:
-        raise ValueError('this method needs the student network (it plays against it or distils into it): pass student=... '
-                         '(--student on the command line)')
+        raise ValueError('this method needs the student network (it plays against it or distils into it): pass '
+                         'student=... (--student on the command line)')
     if student is teacher:
-        raise ValueError('the student is the teacher: pass a separate student network (distilling a model into itself, or an '
-                         'adversarial term between a model and itself, is identically zero, as in Fast-Datafree issue #11)')
+        raise ValueError('the student is the teacher: pass a separate student network (distilling a model into itself, '
+                         'or an adversarial term between a model and itself, is identically zero, as in Fast-Datafree '
+                         'issue #11)')
     t_params = {id(p) for p in teacher.parameters()}
     if any(id(p) in t_params for p in student.parameters()):
         raise ValueError('the student shares parameters with the teacher; pass a separate copy')
 
 def _same_data(a:torch.Tensor, b:torch.Tensor) -> bool:
-    "`a` and `b` view the same memory the same way (fastai's `CastToTensor` makes a new tensor object over the same data)."
+    "`a` and `b` view the same memory the same way (fastai's `CastToTensor` makes a new tensor over the same data)."
     return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
                       and a.dtype == b.dtype and a.device == b.device)
 
@@ -164,21 +173,23 @@ class DistillCallback(Callback):
         self.cached = None
         if getattr(self.dl, 'yields_teacher_logits', False):
             if len(self.yb) != 2:
-                raise ValueError(f'a DataLoader marked `yields_teacher_logits` must yield (x, y, teacher_logits) items; this batch has '
-                                 f'{len(self.yb)} target(s) after the input')
+                raise ValueError('a DataLoader marked `yields_teacher_logits` must yield (x, y, teacher_logits) '
+                                 f'items; this batch has {len(self.yb)} target(s) after the input')
             self.cached = self.yb[1]; self.learn.yb = self.yb[:1]
         elif self.training and len(self.yb) > 1:
-            raise ValueError(f'this training batch has {len(self.yb)} targets, but its DataLoader does not declare `yields_teacher_logits`; '
-                             f'mark a loader of (x, y, teacher_logits) items with `mark_yields_teacher_logits(dl)`, or have a callback '
-                             f'set `learn.teacher_logits`')
+            raise ValueError(f'this training batch has {len(self.yb)} targets, but its DataLoader does not declare '
+                             '`yields_teacher_logits`; mark a loader of (x, y, teacher_logits) items with '
+                             f'`mark_yields_teacher_logits(dl)`, or have a callback set `learn.teacher_logits`')
         from_callback = getattr(self.learn, 'teacher_logits', None)
         if from_callback is not None: self.cached, self.learn.teacher_logits = from_callback, None
-        self.cached_for = self.xb[0] if self.cached is not None else None  # the inputs these logits belong to (kept alive)
+        # the inputs these logits belong to (kept alive)
+        self.cached_for = self.xb[0] if self.cached is not None else None
 
     def after_pred(self):
         if not self.training: return
         self.teacher.eval()
-        cached = self.cached if self.cached is not None and _same_data(self.xb[0], self.cached_for) else None  # new inputs: stale
+        # new inputs: stale
+        cached = self.cached if self.cached is not None and _same_data(self.xb[0], self.cached_for) else None
         if cached is not None and self.feature_loss is None: self.t_logits = cached
         else:
             with torch.no_grad(): out = self.teacher(*self.xb)
@@ -243,16 +254,19 @@ def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
                  max_shift:int=2, # largest offset in pixels, per axis
                  flip:bool=False, # also mirror half of the images left-right
                  generator:torch.Generator|None=None,
-                 fill=None) -> torch.Tensor: # the border: `None` replicates the edge; a number, or one per channel, is a constant (torchvision's RandomCrop padding)
-    "Each image of `x` translated by its own random offset of up to `max_shift` pixels (borders replicated, or `fill`), and optionally flipped."
-    if x.dim() != 4: raise ValueError(f'random shifts need images (N, C, H, W), got a batch of shape {tuple(x.shape)}; drop shift= for flat inputs')
+                 fill=None) -> torch.Tensor: # border: `None` replicates the edge; a constant, or one per channel
+    "Each image of `x` shifted by its own random offset up to `max_shift` (edges replicated, or `fill`), maybe flipped."
+    if x.dim() != 4:
+        raise ValueError(f'random shifts need images (N, C, H, W), got a batch of shape {tuple(x.shape)}; drop shift= '
+                         'for flat inputs')
     n, (h, w), m, dev = x.shape[0], x.shape[-2:], max_shift, x.device
     if m:
         off = torch.randint(0, 2 * m + 1, (2, n), generator=generator).to(dev)
         rows, cols = off[0][:, None] + torch.arange(h, device=dev), off[1][:, None] + torch.arange(w, device=dev)
         if fill is None: xp = F.pad(x, (m, m, m, m), mode='replicate')
         else:
-            xp = torch.as_tensor(fill, dtype=x.dtype).to(dev).reshape(1, -1, 1, 1).expand(n, x.shape[1], h + 2 * m, w + 2 * m).clone()
+            xp = (torch.as_tensor(fill, dtype=x.dtype).to(dev).reshape(1, -1, 1, 1)
+                  .expand(n, x.shape[1], h + 2 * m, w + 2 * m).clone())
             xp[..., m:m + h, m:m + w] = x
         x = xp[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
@@ -261,7 +275,7 @@ def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
     return x.contiguous()
 
 class ShiftAugment(Callback):
-    "Random shifts (and flips) of every training batch, seen by student and teacher alike; cached teacher logits become stale."
+    "Random shifts (and flips) of every training batch, seen by student and teacher alike; cached logits go stale."
     order = 6  # after DistillCallback (5) took any cached logits; it sees the new inputs and runs the teacher on them
     def __init__(self, max_shift:int=2, flip:bool=False): store_attr()
     def before_batch(self):
@@ -273,20 +287,23 @@ OPTIMIZERS = ('adam', 'sgd')  # the students' optimisers (`opt`)
 SCHEDULES = ('one_cycle', 'cosine', 'constant')  # their learning-rate schedules (`schedule`)
 
 def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
-                  mom:float|None=None): # `None`: fastai's optimiser; a number: the torch form, with this SGD momentum or Adam beta1
-    "fastai's `Adam` or `SGD` (decoupled weight decay), or with `mom` the torch form: L2 weight decay added to the gradient, Adam's betas `(mom, 0.999)` and eps 1e-8."
-    if opt not in OPTIMIZERS: raise ValueError(f"unknown optimiser {opt!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
+                  mom:float|None=None): # `None`: fastai's; a number: the torch form, with this momentum or Adam beta1
+    "fastai's `Adam` or `SGD` (decoupled decay); with `mom` torch's: L2 decay, Adam's betas `(mom, 0.999)`, eps 1e-8."
+    if opt not in OPTIMIZERS:
+        raise ValueError(f"unknown optimiser {opt!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
     if mom is None: return Adam if opt == 'adam' else SGD
     if opt == 'sgd': return partial(SGD, mom=mom, decouple_wd=False)
     return partial(Adam, mom=mom, sqr_mom=0.999, eps=1e-8, decouple_wd=False)
 
 def fit_schedule(learn:Learner, epochs:int, lr:float,
-                 schedule:str='one_cycle', # 'one_cycle': fastai's, cycling lr and momentum; 'cosine': `lr` to `eta_min` per step; 'constant'
+                 schedule:str='one_cycle', # 'one_cycle' (fastai's); 'cosine': `lr` to `eta_min` per step; 'constant'
                  mom:float|None=None, # one-cycle: the momentum held instead of cycled; `None`: cycled
                  eta_min:float=0., show:bool=True):
-    "Fit `learn` for `epochs` under `schedule`; the cosine sets step k of K to `eta_min + (lr - eta_min)(1 + cos(pi k/K))/2`, as torch's `CosineAnnealingLR` with `T_max=K`."
-    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(map(repr, SCHEDULES))}")
-    if schedule == 'one_cycle': fit = partial(learn.fit_one_cycle, epochs, lr, **({} if mom is None else dict(moms=(mom,)*3)))
+    "Fit `learn` `epochs` under `schedule`; cosine: step k of K at `eta_min + (lr - eta_min)(1 + cos(pi k/K))/2`."
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(map(repr, SCHEDULES))}")
+    if schedule == 'one_cycle':
+        fit = partial(learn.fit_one_cycle, epochs, lr, **({} if mom is None else dict(moms=(mom,)*3)))
     elif schedule == 'cosine': fit = partial(learn.fit, epochs, lr, cbs=ParamScheduler({'lr': SchedCos(lr, eta_min)}))
     else: fit = partial(learn.fit, epochs, lr)
     if show: fit()
@@ -307,14 +324,15 @@ def train_classifier(model:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e
     fit_schedule(learn, epochs, lr, show=show)
     return learn
 
-def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=4., alpha:float=0.9,
+def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=4.,
+            alpha:float=0.9,
             opt:str='adam', wd:float=1e-4, fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True,
-            shift:int=0, flip:bool=False, # random shifts/flips of the training batches (`ShiftAugment`); 0 and False: none
-            schedule:str='one_cycle', # 'one_cycle', 'cosine' (per step, `lr` to `eta_min`) or 'constant' (`fit_schedule`)
-            mom:float|None=None, # `None`: fastai's optimiser; a number: the torch form with this SGD momentum or Adam beta1 (`make_opt_func`)
+            shift:int=0, flip:bool=False, # random shifts/flips of training batches (`ShiftAugment`); 0 and False: none
+            schedule:str='one_cycle', # 'one_cycle', 'cosine' (`lr` to `eta_min`) or 'constant' (`fit_schedule`)
+            mom:float|None=None, # `None`: fastai's optimiser; a number: torch's, this momentum/beta1 (`make_opt_func`)
             eta_min:float=0., # the cosine schedule's last learning rate
             **distill_kwargs) -> Learner:
-    "Distil `teacher` into `student` on `dls` with `DistillCallback` (one-cycle Adam unless told otherwise); returns the `Learner`."
+    "Distil `teacher` into `student` on `dls` with `DistillCallback` (one-cycle Adam by default); returns the Learner."
     if seed is not None: set_seed(seed)
     dcb = DistillCallback(teacher, T=T, alpha=alpha, **distill_kwargs)
     aug = [ShiftAugment(shift, flip)] if shift or flip else []
@@ -323,7 +341,7 @@ def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5,
     return learn
 
 def student_optimiser(**given) -> dict:
-    "`distill`'s optimiser and schedule (`opt`, `mom`, `wd`, `schedule`, `eta_min`): its defaults, updated by `given` (what a run record states)."
+    "`distill`'s optimiser and schedule (`opt`, `mom`, `wd`, `schedule`, `eta_min`): defaults updated by `given`."
     params = inspect.signature(distill).parameters
     return {k: given.get(k, params[k].default) for k in ('opt', 'mom', 'wd', 'schedule', 'eta_min')}
 
@@ -346,7 +364,7 @@ def cache_folder(folder:str|Path|None=None) -> Path:
     return Path(base).expanduser()/'dfkd'
 
 def _trained_on(device:torch.device) -> dict:
-    "What a trained model's bits depend on besides its settings: the device type, or on a CPU the intra-op thread count (one thread adds nothing to the key)."
+    "What a trained model's bits depend on besides settings: device type, or on a CPU threads (one adds no key)."
     if device.type != 'cpu': return {'device': device.type}
     return {'threads': torch.get_num_threads()} if torch.get_num_threads() != 1 else {}
 
@@ -354,18 +372,21 @@ def cached_classifier(name:str='lenet5_bn', # model registry name
                       dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
                       epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
                       shift:int=0, # random shifts of up to `shift` pixels while training (`ShiftAugment`); 0: none
-                      folder:str|Path|None=None, # cache folder; `None` asks `cache_folder` (`$DFKD_CACHE`, else the user's cache)
+                      folder:str|Path|None=None, # cache folder; `None`: `cache_folder` (`$DFKD_CACHE`, else user's)
                       **model_kwargs) -> nn.Module: # passed to `get_model`
-    "A classifier trained on `dataset` by `train_classifier` with these settings (on the CPU, in eval mode), loaded from the cache when present."
-    settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs, torch=torch.__version__,
-                    init='seeded', **({'shift': shift} if shift else {}), **_trained_on(default_device()))  # unshifted, one-thread runs keep the keys they have
+    "A classifier trained on `dataset` by `train_classifier` with these settings (CPU, eval mode), cached."
+    # unshifted, one-thread runs keep the keys they have
+    settings = dict(name=name, dataset=dataset, size=size, epochs=epochs, lr=lr, bs=bs, seed=seed, kwargs=model_kwargs,
+                    torch=torch.__version__,
+                    init='seeded', **({'shift': shift} if shift else {}), **_trained_on(default_device()))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_folder(folder); folder.mkdir(parents=True, exist_ok=True)
     path = folder/f'{name}-{dataset}-{key}.safetensors'
     if path.exists(): return load_model(path).eval()
     dls = get_dls(dataset, bs=bs, size=size)
     set_seed(seed); model = get_model(name, **model_kwargs)
-    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False, cbs=[ShiftAugment(shift)] if shift else None)
+    train_classifier(model, dls, epochs=epochs, lr=lr, seed=seed, show=False,
+                     cbs=[ShiftAugment(shift)] if shift else None)
     save_model(model, path, extra=dict(training=settings))
     return model.cpu().eval()  # where a cached one is loaded: the same call returns the same thing, trained or read
 
@@ -379,11 +400,13 @@ class HintCallback(Callback):
     "Replace the training loss with the FitNets hint loss between `guided` (student) and `hint` (teacher) layers."
     order = 5
     def __init__(self, teacher, hint:str, guided:str): store_attr(); self.teacher_frozen = None
-    def before_batch(self):  # the hint needs the teacher's features, not the logits a transfer set caches: the plain loss sees (x, y) only
+    # the hint needs the teacher's features, not the logits a transfer set caches: the plain loss sees (x, y) only
+    def before_batch(self):
         if getattr(self.dl, 'yields_teacher_logits', False): self.learn.yb = self.yb[:1]
     def before_fit(self):
         self.teacher_frozen = frozen(self.teacher.to(self.dls.device)); self.teacher_frozen.__enter__()
-        self.s_hook = Hooks(self.learn.model.student, self.guided); self.t_hook = Hooks(self.teacher, self.hint, detach=True)
+        self.s_hook = Hooks(self.learn.model.student, self.guided)
+        self.t_hook = Hooks(self.teacher, self.hint, detach=True)
     def after_loss(self):
         with torch.no_grad(): self.teacher(*self.xb)
         loss = hint_loss([self.s_hook[self.guided]], [self.t_hook[self.hint]], [self.learn.model.regressor])
@@ -391,17 +414,20 @@ class HintCallback(Callback):
         self.learn.loss = loss.detach().clone()
     def after_fit(self):
         self.s_hook.remove(); self.t_hook.remove()
-        if self.teacher_frozen is not None: self.teacher_frozen.__exit__()  # as handed in: layers frozen on purpose stay frozen
+        # as handed in: layers frozen on purpose stay frozen
+        if self.teacher_frozen is not None: self.teacher_frozen.__exit__()
     after_cancel_fit = after_fit
 
 def feature_shape(model:nn.Module, layer:str, img_shape, device='cpu') -> tuple:
     "Shape (without batch) of `layer`'s output for one input of `img_shape`."
-    with frozen(model), Hooks(model, layer, detach=True) as h, torch.no_grad(): model.to(device)(torch.zeros(1, *img_shape, device=device))
+    with frozen(model), Hooks(model, layer, detach=True) as h, torch.no_grad():
+        model.to(device)(torch.zeros(1, *img_shape, device=device))
     return tuple(h[layer].shape[1:])
 
-def fitnets(student:nn.Module, teacher:nn.Module, dls:DataLoaders, hint:str, guided:str, hint_epochs:int=3, epochs:int=5,
+def fitnets(student:nn.Module, teacher:nn.Module, dls:DataLoaders, hint:str, guided:str, hint_epochs:int=3,
+            epochs:int=5,
             lr:float=3e-3, T:float=4., alpha:float=0.9, show:bool=True, seed:int|None=0) -> tuple[Learner, Learner]:
-    "Two-stage FitNets: train `student` up to `guided` to regress `teacher`'s `hint` layer, then KD. Returns both Learners."
+    "Two-stage FitNets: train `student` up to `guided` to regress `teacher`'s `hint`, then KD; returns both Learners."
     if seed is not None: set_seed(seed)
     reg = Regressor(feature_shape(student, guided, dls.img_shape), feature_shape(teacher, hint, dls.img_shape))
     stage1 = _learner(_Hinted(student, reg), dls, [HintCallback(teacher, hint, guided)], 'adam', 1e-4, False)

@@ -19,10 +19,13 @@ __all__ = ['DENSENET_BLOCKS', 'KD_PAIRS', 'PAIR_LR', 'kd_baselines', 'kd_table']
 # %% ../nbs/06_kd_mnist.ipynb #3f603e40
 DENSENET_BLOCKS = (1, 1, 1)  # three dense blocks of one layer each: small enough to train on a CPU
 KD_PAIRS = {'mlp': ('hinton1200', 'hinton800', 28), 'lenet': ('lenet5', 'lenet5_half', 32),
-            'densenet': (('densenet', dict(growth=32, blocks=DENSENET_BLOCKS)), ('densenet', dict(growth=12, blocks=DENSENET_BLOCKS)), 32)}
-PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2, 'densenet': 1e-2}  # Adam one-cycle peaks that train each family well in a few epochs
+            'densenet': (('densenet', dict(growth=32, blocks=DENSENET_BLOCKS)),
+                         ('densenet', dict(growth=12, blocks=DENSENET_BLOCKS)), 32)}
+# Adam one-cycle peaks that train each family well in a few epochs
+PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2, 'densenet': 1e-2}
 
-def _member(m) -> tuple[str, dict]: return (m, {}) if isinstance(m, str) else m  # a zoo name, or (name, architecture kwargs)
+# a zoo name, or (name, architecture kwargs)
+def _member(m) -> tuple[str, dict]: return (m, {}) if isinstance(m, str) else m
 
 def _build(m, **shape) -> nn.Module:
     "A pair member as a fresh network."
@@ -33,7 +36,7 @@ def _model_name(m) -> str:
     name, kw = _member(m)
     return f"{name}-k{kw['growth']}" if 'growth' in kw else name
 
-def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student, img_size) tuple; a member is a zoo name or (name, kwargs)
+def kd_baselines(pair:str='lenet', # a `KD_PAIRS` key, or (teacher, student, img_size): zoo names or (name, kwargs)
                  epochs:int=8, # epochs for each of the three runs
                  T:float=4., alpha:float=0.9, lr:float|None=None, bs:int=64, seed:int=0,
                  dataset:str='mnist5k', teacher=None, show:bool=False) -> dict:
@@ -50,7 +53,8 @@ def kd_baselines(pair:str='lenet', # a key of `KD_PAIRS`, or a (teacher, student
     t2 = time.time(); set_seed(seed)
     kd = distill(mk(s_name), teacher, dls, epochs, lr, T=T, alpha=alpha, seed=seed, show=show).model
     t3 = time.time()
-    return dict(pair=f'{_model_name(t_name)} -> {_model_name(s_name)}', seed=seed, epochs=epochs, teacher=evaluate(teacher, dls.valid),
+    return dict(pair=f'{_model_name(t_name)} -> {_model_name(s_name)}', seed=seed, epochs=epochs,
+                teacher=evaluate(teacher, dls.valid),
                 student_alone=evaluate(alone, dls.valid), student_kd=evaluate(kd, dls.valid),
                 teacher_s=round(t1-t0, 1), student_s=round(t2-t1, 1), kd_s=round(t3-t2, 1), teacher_model=teacher)
 

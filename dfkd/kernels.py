@@ -44,7 +44,7 @@ class _BatchStatistics(torch.autograd.Function):
         return _statistics_grad(x, mean, g_mean, g_var)
 
 def fast_batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "`batch_statistics` (per-channel mean and biased variance of `x` (N, C, ...), in float32) with a one-sweep forward and a one-buffer backward."
+    "`batch_statistics` (float32 per-channel mean, biased variance of `x` (N, C, ...)): one-sweep forward and backward."
     return _BatchStatistics.apply(x.float().reshape(x.shape[0], x.shape[1], -1))
 
 # %% ../nbs/09_kernels.ipynb #596bb59d
@@ -68,12 +68,14 @@ def fast_stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Te
 
 # %% ../nbs/09_kernels.ipynb #a37327fd
 class _EvalBNWithStatistics(torch.autograd.Function):
-    "An eval-mode BN layer's output `out` = x·scale + shift, handed on, and the batch statistics of its input x; one backward for all."
+    "An eval-mode BN layer's output `out` = x·scale + shift, handed on, and x's batch statistics; one backward."
     @staticmethod
     def forward(ctx, x, out, scale):
         mean, var = _channel_statistics(x.reshape(x.shape[0], x.shape[1], -1))
         ctx.save_for_backward(x, mean, scale)
-        ctx.mark_dirty(out)  # handed on as this function's own output (not a view), so a later in-place op (ReLU(inplace=True)) may change it
+        # handed on as this function's own output (not a view),
+        # so a later in-place op (ReLU(inplace=True)) may change it
+        ctx.mark_dirty(out)
         return out, mean, var
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -81,16 +83,17 @@ class _EvalBNWithStatistics(torch.autograd.Function):
         x, mean, scale = ctx.saved_tensors
         n, c = x.shape[:2]
         gx = _statistics_grad(x.reshape(n, c, -1), mean, g_mean, g_var)
-        if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])  # the BN layer's own backward: ∂out/∂x = scale
+        # the BN layer's own backward: ∂out/∂x = scale
+        if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])
         return gx.view(x.shape), None, None
 
 def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
-    "Whether the statistics' backward can be folded into `bn`'s: eval mode with running statistics, float32 input that needs a gradient."
+    "Whether the statistics' backward can fold into `bn`'s: eval mode, running statistics, float32 input needing grad."
     return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
             and x.requires_grad and torch.is_grad_enabled())
 
 def bn_scale(bn:nn.Module) -> torch.Tensor:
-    "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BatchNorm layer (its input gradient is s·∂L/∂y)."
+    "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BN layer (its input gradient: s·∂L/∂y)."
     with torch.no_grad():
         scale = (bn.running_var + bn.eps).rsqrt()
         return scale * bn.weight if bn.weight is not None else scale
@@ -100,7 +103,7 @@ def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
                        out:torch.Tensor, # its output, as the layer computed it
                        scale:torch.Tensor|None=None # `bn_scale(bn)`, if the caller keeps it; `None` computes it
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "`bn`'s output (to return from a forward hook) and the batch mean and variance of `x`, with one backward pass for both."
+    "`bn`'s output (to return from a forward hook) and the batch mean and variance of `x`, one backward pass for both."
     if not _foldable(bn, x): return (out, *fast_batch_statistics(x))
     return _EvalBNWithStatistics.apply(x, out.detach(), bn_scale(bn) if scale is None else scale)
 
@@ -111,7 +114,8 @@ class FoldedBNStatistics:
     def statistics(self, name:str, bn:nn.Module, x:torch.Tensor, out:torch.Tensor):
         "`(out, mean, var)` for a forward hook on layer `name`, the layer's backward folded into the statistics'."
         return bn_with_statistics(bn, x, out, self.scales.get(name))
-    def gap(self, mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor: return fast_stat_gap(mean, var, bn)
+    def gap(self, mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
+        return fast_stat_gap(mean, var, bn)
 
 # %% ../nbs/09_kernels.ipynb #929975fd
 class _TotalVariation(torch.autograd.Function):
@@ -150,7 +154,7 @@ class _MeanSquare(torch.autograd.Function):
         return x * (2 * g / x.numel())
 
 def fast_total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
-    "`total_variation` (mean |horizontal difference|^p plus mean |vertical difference|^p, p = 1 or 2) with a one-buffer backward."
+    "`total_variation` (mean |horizontal diff|^p plus mean |vertical diff|^p, p = 1 or 2), one-buffer backward."
     if p not in (1, 2): raise ValueError(f'total variation is defined here for p=1 (L1) or p=2 (squared L2), not p={p}')
     return _TotalVariation.apply(x, p)
 

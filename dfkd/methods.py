@@ -25,10 +25,13 @@ __all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')  # the families of data-free methods
 DISTILLER = 'distiller'  # the family of every `DistillerSpec`
 NEEDS = ('metadata', 'student', 'bn')
-RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule', 'student_eta_min',
+RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule',
+               'student_eta_min',
                'student_bs') # preset keys that set the student's recipe rather than the method's settings
-RECIPE_SCHEDULES = ('cosine', 'constant')  # the schedules a preset's `student_schedule` may name (the authors' scripts use these two)
-OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')  # the recipe's keys that `distill` and an online `train` take as they are
+# the schedules a preset's `student_schedule` may name (the authors' scripts use these two)
+RECIPE_SCHEDULES = ('cosine', 'constant')
+# the recipe's keys that `distill` and an online `train` take as they are
+OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')
 
 @dataclass
 class Spec:
@@ -42,7 +45,8 @@ class Spec:
     presets:dict = field(default_factory=dict) # named groups of settings, e.g. {'paper': {...}}
     recipe_keys:ClassVar[tuple] = () # preset keys that are not settings
     def __post_init__(self):
-        if not dataclasses.is_dataclass(self.settings): raise TypeError(f'{self.name}: settings must be a dataclass type')
+        if not dataclasses.is_dataclass(self.settings):
+            raise TypeError(f'{self.name}: settings must be a dataclass type')
     def defaults(self) -> dict: return asdict(self.settings())
     def preset(self, preset:str|None) -> dict:
         "The keys of `preset` (`None`: none); an unknown preset is refused with the known ones."
@@ -51,7 +55,7 @@ class Spec:
             raise ValueError(f"{self.name} has no preset {preset!r}; its presets are {sorted(self.presets) or 'none'}")
         return self.presets[preset]
     def make_settings(self, settings=None, preset:str|None=None, **overrides):
-        "The settings object: the defaults, then `preset`, then `settings` (an object or dict), then `overrides`; unknown names are refused."
+        "Settings: defaults, then `preset`, then `settings` (object or dict), then `overrides`; unknown names refused."
         values = {k: v for k, v in self.preset(preset).items() if k not in self.recipe_keys}
         values.update(vars(settings) if dataclasses.is_dataclass(settings) else settings or {})  # networks not copied
         values.update(overrides)
@@ -140,10 +144,12 @@ class DistillerSpec(Spec):
         if not callable(self.trainer): raise TypeError(f'{self.name}: give the trainer, which trains the student')
 
 # %% ../nbs/15_methods.ipynb #0dc33b31
-def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None, n_classes:int|None=None,
-                             settings=None, n_per_class:int=100, batch_size:int=64, seed:int=0, student=None, metadata=None, valid=None,
+def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, img_shape, stats=None,
+                             n_classes:int|None=None,
+                             settings=None, n_per_class:int=100, batch_size:int=64, seed:int=0, student=None,
+                             metadata=None, valid=None,
                              progress:bool=True, device=None, **overrides) -> Path:
-    "An offline transfer set of `spec`'s synthesizer, written (and resumed) by `build_transfer_set` with the settings in the manifest."
+    "An offline transfer set of `spec`'s synthesizer, written (or resumed) by `build_transfer_set`; settings kept."
     s = spec.make_settings(settings, **overrides)
     synth = spec.synthesizer(teacher, img_shape, stats, s, student=student, metadata=metadata, device=device)
     return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=n_classes, seed=seed, method=spec.name,
@@ -213,18 +219,21 @@ def _has_running_bn(model:nn.Module) -> bool:
 def check_needs(spec:MethodSpec, teacher:nn.Module, student:nn.Module|None=None, metadata=None):
     "Refuse to run `spec` without what it needs, with the fix."
     if 'bn' in spec.needs and not _has_running_bn(teacher):
-        raise ValueError(f'{spec.name} matches BatchNorm statistics, but {type(teacher).__name__} has no BatchNorm layer with running '
-                         f"statistics; choose a method that does not need them ({', '.join(n for n in method_names() if 'bn' not in get_method(n).needs)})")
+        raise ValueError(f'{spec.name} matches BatchNorm statistics, but {type(teacher).__name__} has no BatchNorm '
+                         'layer with running '
+                         "statistics; choose a method that does not need them "
+                         f"({', '.join(n for n in method_names() if 'bn' not in get_method(n).needs)})")
     if 'metadata' in spec.needs and metadata is None:
-        raise ValueError(f'{spec.name} reconstructs from metadata recorded on the real data: record it with `dfkd stats` '
-                         f'(or `record_metadata`) and pass it (--metadata on the command line)')
+        raise ValueError(f'{spec.name} reconstructs from metadata recorded on the real data: record it with '
+                         f'`dfkd stats` (or `record_metadata`) and pass it (--metadata on the command line)')
     if 'student' in spec.needs and student is None:
-        raise ValueError(f'{spec.name} plays against the student during synthesis: pass the student network (--student on the command line)')
+        raise ValueError(f'{spec.name} plays against the student during synthesis: pass the student network (--student '
+                         'on the command line)')
 
 # %% ../nbs/15_methods.ipynb #bd379e06
 def method_transfer_set(name:str, # a registered method
                         teacher:nn.Module, path:str|Path, # the teacher; the transfer set's folder (resumable)
-                        dls, # real `DataLoaders` of the teacher's data: image shape, normalisation, classes (and validation, for online methods and ADI)
+                        dls, # the teacher's real `DataLoaders`: shape, stats, classes (validation: online methods, ADI)
                         n_per_class:int=100, batch_size:int=64, seed:int=0,
                         settings=None, preset:str|None=None, # the method's settings (object or dict) and preset
                         student:nn.Module|None=None, metadata=None, # what the method needs (see `check_needs`)
@@ -234,25 +243,32 @@ def method_transfer_set(name:str, # a registered method
     spec = get_method(name); s = spec.make_settings(settings, preset)
     check_needs(spec, teacher, student, metadata)
     check_set_folder(path)
-    with recording_preset(preset): return _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata,
-                                                               online_budget, progress)
+    with recording_preset(preset):
+        return _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student,
+                                    metadata, online_budget, progress)
 
-def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata, online_budget, progress) -> Path:
+def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata,
+                         online_budget, progress) -> Path:
     name = spec.name
     if spec.online:
         if student is None: raise ValueError(f'{name} trains a generator against a student: pass the student network')
         from dfkd.generators import generator_transfer_set
         from dfkd.synthesis import finished_transfer_set
         from dfkd.models import fingerprint
-        # the student before the game (training changes it in place), the game's budget and the student's recipe make the set what it is
+        # the student before the game (training changes it in place), the game's budget
+        # and the student's recipe make the set what it is
         recipe = spec.student_recipe(preset)
-        ident = dict(student=fingerprint(student), online_budget=online_budget or {}, **({'student_recipe': recipe} if recipe else {}))
+        ident = dict(student=fingerprint(student), online_budget=online_budget or {},
+                     **({'student_recipe': recipe} if recipe else {}))
         if finished_transfer_set(path, teacher, method=name, settings=asdict(s), identity=ident, seed=seed,
-                                 n_per_class=n_per_class, batch_size=batch_size, preset=preset): return Path(path)  # done: do not replay the game
+                                 n_per_class=n_per_class, batch_size=batch_size, preset=preset):
+            return Path(path)  # done: do not replay the game
         learn = spec.train_student(teacher, student, dls, s, preset, seed=seed, show=progress, **(online_budget or {}))
-        return generator_transfer_set(learn.synthesizer, path, n_per_class=n_per_class, batch_size=batch_size, method=name,
+        return generator_transfer_set(learn.synthesizer, path, n_per_class=n_per_class, batch_size=batch_size,
+                                      method=name,
                                       stats=dls.stats, seed=seed, progress=progress, settings=asdict(s), identity=ident)
-    return spec.transfer_set(teacher, path, dls.img_shape, dls.stats, dls.n_classes, s, n_per_class=n_per_class, batch_size=batch_size,
+    return spec.transfer_set(teacher, path, dls.img_shape, dls.stats, dls.n_classes, s, n_per_class=n_per_class,
+                             batch_size=batch_size,
                              seed=seed, student=student, metadata=metadata, valid=dls, progress=progress)
 
 def method_synthesizer(name:str, teacher:nn.Module, img_shape, stats=None, settings=None, preset:str|None=None,
@@ -261,18 +277,21 @@ def method_synthesizer(name:str, teacher:nn.Module, img_shape, stats=None, setti
     spec = get_method(name)
     if spec.synthesizer is None: raise ValueError(f'{name} has no synthesis loop (it is the {spec.family} baseline)')
     check_needs(spec, teacher, student, metadata)
-    return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings, preset), student=student, metadata=metadata, device=device)
+    return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings, preset), student=student,
+                            metadata=metadata, device=device)
 
 # %% ../nbs/15_methods.ipynb #a151db57
 def keyword_trainer(name:str) -> Callable:
-    "`get_method(name).train` with the method's settings as keyword arguments (an unknown one is refused with the valid names)."
+    "`get_method(name).train` with the method's settings as keywords (an unknown one is refused, naming the valid)."
     def train(teacher:nn.Module, student:nn.Module, dls, epochs:int=3, n_batches:int=50, bs:int=64, lr:float=1e-2,
               seed:int=0, show:bool=True, cbs=None, **settings):
         spec = get_method(name)
-        return spec.train(teacher, student, dls, spec.make_settings(settings), epochs=epochs, n_batches=n_batches, bs=bs, lr=lr,
+        return spec.train(teacher, student, dls, spec.make_settings(settings), epochs=epochs, n_batches=n_batches,
+                          bs=bs, lr=lr,
                           seed=seed, show=show, cbs=cbs)
     train.__name__ = train.__qualname__ = name
-    train.__doc__ = f"Train `student` from `teacher` with {name}; the method's settings as keywords, the student's budget as arguments."
+    train.__doc__ = (f"Train `student` from `teacher` with {name}; the method's settings as keywords, the student's "
+                     "budget as arguments.")
     return train
 
 # %% ../nbs/15_methods.ipynb #6691b2b7
@@ -280,19 +299,23 @@ def keyword_synthesizer(name:str) -> Callable:
     "`get_method(name).synthesizer` against a student, with the method's settings as keyword arguments."
     def synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, seed:int=0, device=None, **settings):
         spec = get_method(name)
-        return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings), student=student, device=device, seed=seed)
+        return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings), student=student, device=device,
+                                seed=seed)
     synthesizer.__name__ = synthesizer.__qualname__ = f'{name}_synthesizer'
     synthesizer.__doc__ = f"The {name} synthesizer for `teacher` against `student`; the method's settings as keywords."
     return synthesizer
 
 def keyword_transfer_set(name:str) -> Callable:
     "An offline method's transfer set with its settings as keyword arguments (through `synthesized_transfer_set`)."
-    def transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100, seed:int=0,
+    def transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
+                     seed:int=0,
                      device=None, progress:bool=True, settings=None, n_classes:int|None=None, **overrides) -> Path:
-        return synthesized_transfer_set(get_method(name), teacher, path, img_shape, stats, n_classes, settings, n_per_class, batch_size,
+        return synthesized_transfer_set(get_method(name), teacher, path, img_shape, stats, n_classes, settings,
+                                        n_per_class, batch_size,
                                         seed, progress=progress, device=device, **overrides)
     transfer_set.__name__ = transfer_set.__qualname__ = f'{name}_transfer_set'
-    transfer_set.__doc__ = f"Synthesise a {name} transfer set into `path` (resumable; see `build_transfer_set`); settings as keywords."
+    transfer_set.__doc__ = (f"Synthesise a {name} transfer set into `path` (resumable; see `build_transfer_set`); "
+                            "settings as keywords.")
     return transfer_set
 
 # %% ../nbs/15_methods.ipynb #472328dc

@@ -23,7 +23,8 @@ __all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', '
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
     "Fully-connected classifier: flatten, hidden layers `fc1..` with ReLU (optional BN, dropout), last layer `fc{k}`."
-    def __init__(self, n_in=1, n_classes=10, img_size=28, hidden=(1200, 1200), dropout=0.0, input_dropout=0.0, bn=False):
+    def __init__(self, n_in=1, n_classes=10, img_size=28, hidden=(1200, 1200), dropout=0.0, input_dropout=0.0,
+                 bn=False):
         super().__init__()
         self.flatten, self.input_drop = nn.Flatten(), nn.Dropout(input_dropout)
         sizes = [n_in*img_size*img_size, *hidden]
@@ -122,9 +123,12 @@ class WideResNet(nn.Module):
         n, ws = (depth - 4)//6, [16, 16*width, 32*width, 64*width]
         self.conv1 = nn.Conv2d(n_in, ws[0], 3, 1, 1, bias=False)
         for i in range(1, 4):
-            setattr(self, f'layer{i}', nn.Sequential(*[WideBlock(ws[i-1] if j == 0 else ws[i], ws[i], (1 if i == 1 else 2) if j == 0 else 1, dropout)
-                                                       for j in range(n)]))
-        self.bn, self.pool, self.flatten, self.fc = nn.BatchNorm2d(ws[3]), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ws[3], n_classes)
+            setattr(self, f'layer{i}',
+                    nn.Sequential(*[WideBlock(ws[i-1] if j == 0 else ws[i], ws[i],
+                                              (1 if i == 1 else 2) if j == 0 else 1, dropout)
+                                    for j in range(n)]))
+        self.bn, self.pool, self.flatten, self.fc = (nn.BatchNorm2d(ws[3]), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                                     nn.Linear(ws[3], n_classes))
     def forward(self, x):
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.fc(self.flatten(self.pool(F.relu(self.bn(x)))))
@@ -142,8 +146,11 @@ class VGG(nn.Module):
         for v in VGG_CFG[depth]:
             if v == 'M':
                 if side > 1: layers.append(nn.MaxPool2d(2)); side //= 2
-            else: layers += [nn.Conv2d(ni, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=False)]; ni = v
-        self.features, self.pool, self.flatten, self.fc = nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ni, n_classes)
+            else:
+                layers += [nn.Conv2d(ni, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=False)]
+                ni = v
+        self.features, self.pool, self.flatten, self.fc = (nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1),
+                                                           nn.Flatten(), nn.Linear(ni, n_classes))
     def forward(self, x): return self.fc(self.flatten(self.pool(self.features(x))))
 
 # %% ../nbs/02_models.ipynb #4c34f435
@@ -157,7 +164,8 @@ class DenseLayer(nn.Module):
         return torch.cat([x, y], 1)
 
 class Transition(nn.Sequential):
-    def __init__(self, ni, nf): super().__init__(nn.BatchNorm2d(ni), nn.ReLU(), nn.Conv2d(ni, nf, 1, bias=False), nn.AvgPool2d(2))
+    def __init__(self, ni, nf):
+        super().__init__(nn.BatchNorm2d(ni), nn.ReLU(), nn.Conv2d(ni, nf, 1, bias=False), nn.AvgPool2d(2))
 
 class DenseNet(nn.Module):
     "DenseNet-BC with growth rate `growth` and `blocks` dense layers per block (`block1..`), transitions `trans1..`."
@@ -170,7 +178,8 @@ class DenseNet(nn.Module):
             setattr(self, f'block{i}', nn.Sequential(*[DenseLayer(ni + j*growth, growth) for j in range(n)]))
             ni += n*growth
             if i < len(blocks): setattr(self, f'trans{i}', Transition(ni, ni//2)); ni //= 2
-        self.bn, self.pool, self.flatten, self.fc = nn.BatchNorm2d(ni), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ni, n_classes)
+        self.bn, self.pool, self.flatten, self.fc = (nn.BatchNorm2d(ni), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                                     nn.Linear(ni, n_classes))
     def forward(self, x):
         x = self.conv1(x)
         for i in range(1, self.n_blocks+1):
@@ -189,23 +198,32 @@ def register_model(name:str):
 for _bn in (False, True):
     _s = '_bn' if _bn else ''
     MODELS[f'hinton1200{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=28, **kw: HintonMLP(
-        n_in, n_classes, img_size, **{'hidden': (1200, 1200), 'dropout': 0.5, 'input_dropout': 0.2, 'bn': bn, **kw}))(_bn)
+        n_in, n_classes, img_size,
+        **{'hidden': (1200, 1200), 'dropout': 0.5, 'input_dropout': 0.2, 'bn': bn, **kw}))(_bn)
     MODELS[f'hinton800{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=28, **kw: HintonMLP(
         n_in, n_classes, img_size, **{'hidden': (800, 800), 'bn': bn, **kw}))(_bn)
-    MODELS[f'lenet5{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=32, **kw: LeNet5(n_in, n_classes, img_size, half=False, bn=bn, **kw))(_bn)
-    MODELS[f'lenet5_half{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=32, **kw: LeNet5(n_in, n_classes, img_size, half=True, bn=bn, **kw))(_bn)
+    MODELS[f'lenet5{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=32, **kw: LeNet5(
+        n_in, n_classes, img_size, half=False, bn=bn, **kw))(_bn)
+    MODELS[f'lenet5_half{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=32, **kw: LeNet5(
+        n_in, n_classes, img_size, half=True, bn=bn, **kw))(_bn)
 
 @register_model('resnet18')
-def resnet18(n_in=3, n_classes=10, img_size=32): return ResNet((2, 2, 2, 2), (64, 128, 256, 512), n_in, n_classes, img_size)
+def resnet18(n_in=3, n_classes=10, img_size=32):
+    return ResNet((2, 2, 2, 2), (64, 128, 256, 512), n_in, n_classes, img_size)
 @register_model('resnet34')
-def resnet34(n_in=3, n_classes=10, img_size=32): return ResNet((3, 4, 6, 3), (64, 128, 256, 512), n_in, n_classes, img_size)
+def resnet34(n_in=3, n_classes=10, img_size=32):
+    return ResNet((3, 4, 6, 3), (64, 128, 256, 512), n_in, n_classes, img_size)
 @register_model('densenet')
-def densenet(n_in=3, n_classes=10, img_size=32, growth=12, blocks=(6, 12, 24, 16)): return DenseNet(growth, tuple(blocks), n_in, n_classes, img_size)
+def densenet(n_in=3, n_classes=10, img_size=32, growth=12, blocks=(6, 12, 24, 16)):
+    return DenseNet(growth, tuple(blocks), n_in, n_classes, img_size)
 
 _PATTERNS = [
-    (r'resnet(\d+)', lambda m, n_in, n_classes, img_size, **kw: cifar_resnet(int(m[1]), n_in, n_classes, img_size, **kw)),
-    (r'wrn_(\d+)_(\d+)', lambda m, n_in, n_classes, img_size, **kw: WideResNet(int(m[1]), int(m[2]), n_in, n_classes, img_size, **kw)),
-    (r'vgg(11|16|19)(?:_bn)?', lambda m, n_in, n_classes, img_size, **kw: VGG(int(m[1]), n_in, n_classes, img_size, **kw)),
+    (r'resnet(\d+)',
+     lambda m, n_in, n_classes, img_size, **kw: cifar_resnet(int(m[1]), n_in, n_classes, img_size, **kw)),
+    (r'wrn_(\d+)_(\d+)',
+     lambda m, n_in, n_classes, img_size, **kw: WideResNet(int(m[1]), int(m[2]), n_in, n_classes, img_size, **kw)),
+    (r'vgg(11|16|19)(?:_bn)?',
+     lambda m, n_in, n_classes, img_size, **kw: VGG(int(m[1]), n_in, n_classes, img_size, **kw)),
 ]
 
 def _torchvision_model(arch, n_in, n_classes, img_size, **kw):
@@ -214,16 +232,18 @@ def _torchvision_model(arch, n_in, n_classes, img_size, **kw):
     m = getattr(torchvision.models, arch)(**{'weights': None, 'num_classes': n_classes, **kw})
     if n_in != 3:  # swap the first convolution for one with `n_in` input channels, same geometry
         name, conv = next((n, c) for n, c in m.named_modules() if isinstance(c, nn.Conv2d))
-        new = nn.Conv2d(n_in, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+        new = nn.Conv2d(n_in, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                        bias=conv.bias is not None)
         parent = m.get_submodule(name.rpartition('.')[0]) if '.' in name else m
         setattr(parent, name.rpartition('.')[2], new)
     return m
 
 def model_names() -> list[str]:
     "Registered names plus the pattern families."
-    return sorted(MODELS) + ['resnet{6n+2}', 'wrn_{depth}_{width}', 'vgg{11,16,19}', 'torchvision:<name>', 'package.module:ClassOrFactory']
+    return sorted(MODELS) + ['resnet{6n+2}', 'wrn_{depth}_{width}', 'vgg{11,16,19}', 'torchvision:<name>',
+                             'package.module:ClassOrFactory']
 
-def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `vgg11`), `torchvision:<name>` or `package.module:ClassOrFactory`
+def get_model(name:str, # registry name, pattern (`resnet20`, `wrn_40_2`), `torchvision:<name>` or `pkg.module:Class`
               n_in:int=1, # input channels
               n_classes:int=10, # number of classes
               img_size:int|None=None, # input side; `None` uses the architecture's default
@@ -232,7 +252,8 @@ def get_model(name:str, # a registry name, a pattern (`resnet20`, `wrn_40_2`, `v
     "Build a classifier by name; the model remembers its recipe in `model.dfkd_config` for saving and loading."
     cfg = dict(name=name, n_in=n_in, n_classes=n_classes, img_size=img_size, kwargs=dict(kwargs))
     sz = {} if img_size is None else {'img_size': img_size}
-    if name.startswith('torchvision:'): m = _torchvision_model(name.split(':', 1)[1], n_in, n_classes, img_size or 224, **kwargs)
+    if name.startswith('torchvision:'):
+        m = _torchvision_model(name.split(':', 1)[1], n_in, n_classes, img_size or 224, **kwargs)
     elif ':' in name: m = _imported_model(name, n_in, n_classes, img_size, **kwargs)
     elif name in MODELS: m = MODELS[name](n_in=n_in, n_classes=n_classes, **sz, **kwargs)
     else:
@@ -251,10 +272,13 @@ def _import_attr(module:str, attr:str):
     "`module.attr` (dotted `attr` allowed), importing `module` from the path or, failing that, the current folder."
     try: obj = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name != module.split('.')[0] or os.getcwd() in sys.path: raise ValueError(f'cannot import {module!r}: {e}') from None
+        if e.name != module.split('.')[0] or os.getcwd() in sys.path:
+            raise ValueError(f'cannot import {module!r}: {e}') from None
         sys.path.append(os.getcwd())  # a console script does not look in the current folder; `python -m` would
         try: obj = importlib.import_module(module)
-        except ModuleNotFoundError as e2: raise ValueError(f'cannot import {module!r} ({e2}); install it, or run from the folder that holds it') from None
+        except ModuleNotFoundError as e2:
+            raise ValueError(f'cannot import {module!r} ({e2}); '
+                             'install it, or run from the folder that holds it') from None
     for part in attr.split('.'):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith('_')]
@@ -271,20 +295,22 @@ def _builds_module(obj) -> bool:
 
 def import_factory(path:str # `package.module:ClassOrFactory`
                   ) -> Callable:
-    "The class or factory `path` names, if it declares that it builds a network; anything else is refused before it is called."
+    "The class or factory `path` names, if it declares that it builds a network; anything else is refused uncalled."
     module, _, attr = path.partition(':')
-    if not module or not attr: raise ValueError(f'{path!r} is not an architecture path; write package.module:ClassOrFactory')
+    if not module or not attr:
+        raise ValueError(f'{path!r} is not an architecture path; write package.module:ClassOrFactory')
     obj = _import_attr(module, attr)
     if not _builds_module(obj):
-        raise ValueError(f'{path} is not an nn.Module subclass nor a function annotated `-> nn.Module`; name the class, '
-                         f'or annotate the factory (dfkd calls only what declares that it builds a network)')
+        raise ValueError(f'{path} is not an nn.Module subclass nor a function annotated `-> nn.Module`; name the '
+                         f'class, or annotate the factory (dfkd calls only what declares that it builds a network)')
     return obj
 
 def _imported_model(path, n_in, n_classes, img_size, /, **kwargs) -> nn.Module:
-    "Call the factory `path` names with `kwargs`, adding `n_in`, `n_classes`, `img_size` where it has parameters of those names."
+    "Call the factory `path` names with `kwargs`, adding `n_in`, `n_classes`, `img_size` where it has such parameters."
     f = import_factory(path)
     params = inspect.signature(f).parameters
-    shape = {k: v for k, v in dict(n_in=n_in, n_classes=n_classes, img_size=img_size).items() if k in params and v is not None}
+    shape = {k: v for k, v in dict(n_in=n_in, n_classes=n_classes, img_size=img_size).items()
+             if k in params and v is not None}
     m = f(**{**shape, **kwargs})
     if not isinstance(m, nn.Module): raise ValueError(f'{path} returned a {type(m).__name__}, not an nn.Module')
     return m
@@ -303,20 +329,22 @@ def check_fingerprint(expected:dict, # a `fingerprint` recorded earlier (in a me
                       fix:str, # how to put it right
                       error:type=ValueError, # the exception to raise
                       relation:str='was recorded for'): # how `source` relates to the network, in the message
-    "Raise `error` unless `model` has the architecture, state shapes and parameter checksum of `expected`, naming the first difference."
+    "Raise `error` unless `model` has `expected`'s architecture, shapes and checksum, naming the first difference."
     ours = fingerprint(model)
     if expected['architecture'] != ours['architecture']:
         raise error(f"{source} {relation} a {expected['architecture']}, not a {ours['architecture']}. {fix}")
-    diff = sorted(k for k in set(expected['shapes']) | set(ours['shapes']) if expected['shapes'].get(k) != ours['shapes'].get(k))
+    diff = sorted(k for k in set(expected['shapes']) | set(ours['shapes'])
+                  if expected['shapes'].get(k) != ours['shapes'].get(k))
     if diff: raise error(f"{source} {relation} a {expected['architecture']} whose layers differ from this one at "
-                         + ', '.join(f"{k} ({expected['shapes'].get(k)} there, {ours['shapes'].get(k)} here)" for k in diff[:4]) + f'. {fix}')
+                         + ', '.join(f"{k} ({expected['shapes'].get(k)} there, {ours['shapes'].get(k)} here)"
+                                     for k in diff[:4]) + f'. {fix}')
     if expected['checksum'] != ours['checksum']:
-        raise error(f"{source} {relation} a {expected['architecture']} with other weights (checksum {expected['checksum']}, "
-                    f"this one {ours['checksum']}). {fix}")
+        raise error(f"{source} {relation} a {expected['architecture']} with other weights (checksum "
+                    f"{expected['checksum']}, this one {ours['checksum']}). {fix}")
 
 # %% ../nbs/02_models.ipynb #208c7f7d
 def is_user_architecture(name:str) -> bool:
-    "Whether building architecture `name` imports code from outside dfkd's zoo and torchvision: a `package.module:ClassOrFactory` name."
+    "Whether building `name` imports code from outside the zoo and torchvision: a `package.module:ClassOrFactory` name."
     return ':' in name and not name.startswith('torchvision:')
 
 _TRUSTED = contextvars.ContextVar('dfkd_trusted_architectures', default=frozenset())
@@ -324,51 +352,57 @@ _TRUSTED = contextvars.ContextVar('dfkd_trusted_architectures', default=frozense
 def trusted_names(trust:str|Iterable[str]|None, # architectures the user trusts: one name or several
                   *named:str|None # architectures a run is given by name (a teacher, a student); `None`s are dropped
                   ) -> list[str]:
-    "The architectures a run may build from model files, sorted (a record's JSON keeps them): those `trust` names and those the run is given by name."
+    "The architectures a run may build from model files, sorted (for a record): `trust`'s and those the run names."
     return sorted(set([trust] if isinstance(trust, str) else trust or ()) | {n for n in named if n})
 
 @contextmanager
 def trusted_architectures(trust:str|Iterable[str]|None):
-    "Within this block `load_model` also builds the architectures `trust` names (the command line opens one for the architectures its options name)."
+    "Within this block `load_model` also builds the architectures `trust` names (the CLI opens one for its options)."
     token = _TRUSTED.set(_TRUSTED.get() | frozenset(trusted_names(trust)))
     try: yield
     finally: _TRUSTED.reset(token)
 
 class UntrustedArchitecture(ValueError):
-    "A model file records an architecture from outside dfkd's zoo and torchvision that the user did not name; `fix` is how to name it in Python."
+    "A model file records an architecture from outside the zoo and torchvision the user did not name; `fix` says how."
     def __init__(self, path, name:str):
         self.path, self.name, self.fix = str(path), name, f'trust={name!r}'
-        super().__init__(f"{path} records the architecture {name}, code from outside dfkd's zoo and torchvision: building it would import "
-                         f"{name.partition(':')[0]} and run it. If you trust that code, name the architecture: {self.fix}")
+        super().__init__(f"{path} records the architecture {name}, code from outside dfkd's zoo and torchvision: "
+                         f"building it would import {name.partition(':')[0]} and run it. If you trust that code, name "
+                         f"the architecture: {self.fix}")
 
 def check_trusted(name:str, # the architecture a model file records
                   path, # the file, for the message
                   trust:str|Iterable[str]|None=None): # the architectures the user named
-    "Refuse architecture `name` from `path` when it is code from outside the zoo and torchvision that neither `trust` nor an enclosing `trusted_architectures` names; only the name is read."
-    if is_user_architecture(name) and name not in {*trusted_names(trust), *_TRUSTED.get()}: raise UntrustedArchitecture(path, name)
+    "Refuse `name` from `path`: outside code that neither `trust` nor `trusted_architectures` names; reads no code."
+    if is_user_architecture(name) and name not in {*trusted_names(trust), *_TRUSTED.get()}:
+        raise UntrustedArchitecture(path, name)
 
 # %% ../nbs/02_models.ipynb #b65641d3
 def _describe(cfg, arch):
     if not cfg: return arch
-    return f"{cfg.get('name')} ({arch}, n_in={cfg.get('n_in')}, n_classes={cfg.get('n_classes')}, img_size={cfg.get('img_size')})"
+    return (f"{cfg.get('name')} ({arch}, n_in={cfg.get('n_in')}, n_classes={cfg.get('n_classes')}, "
+            f"img_size={cfg.get('img_size')})")
 
 def _state_checksum(sd:dict) -> str: return tensor_checksum(sd[k] for k in sorted(sd))
 
 def save_model(m:nn.Module, path:str|Path, extra:dict|None=None) -> Path:
-    "Save `m`'s state as safetensors at `path` (atomically), with its recipe, architecture and tensors' checksum in the header."
+    "Save `m`'s state as safetensors at `path` (atomically), its recipe, architecture and checksum in the header."
     # safetensors refuses tensors that share memory; clone so tied weights save too
     sd = {k: v.clone() for k, v in m.state_dict().items()}
-    meta = dict(dfkd_config=getattr(m, 'dfkd_config', None), architecture=type(m).__name__, state_checksum=_state_checksum(sd), **(extra or {}))
+    meta = dict(dfkd_config=getattr(m, 'dfkd_config', None), architecture=type(m).__name__,
+                state_checksum=_state_checksum(sd), **(extra or {}))
     return atomic_save_safetensors(sd, path, meta)
 
 def _not_safetensors(path:Path, error:Exception) -> str:
     "Why `path` cannot be read as safetensors, and what to give instead."
     with path.open('rb') as f: head = f.read(4)
     if not head: return f'{path} is empty (0 bytes), not a model file: copy it again from its source, or train it again'
-    if head == b'PK\x03\x04' or (head[:1] == b'\x80' and head[1:2] in b'\x02\x03\x04\x05'):  # torch.save's zip archive, or a plain pickle
-        return (f"{path} is a PyTorch pickle (torch.save), not a safetensors file, and dfkd loads no pickle. To bring its weights in, in Python: "
-                f"model = get_model(ARCH, n_in=C, n_classes=K, img_size=H); model.load_state_dict(torch.load('{path}', weights_only=True)); "
-                f"save_model(model, 'model.safetensors', extra=dict(dataset=NAME, img_shape=[C, H, H]))")
+    # torch.save's zip archive, or a plain pickle
+    if head == b'PK\x03\x04' or (head[:1] == b'\x80' and head[1:2] in b'\x02\x03\x04\x05'):
+        return (f"{path} is a PyTorch pickle (torch.save), not a safetensors file, and dfkd loads no pickle. To bring "
+                "its weights in, in Python: model = get_model(ARCH, n_in=C, n_classes=K, img_size=H); "
+                f"model.load_state_dict(torch.load('{path}', weights_only=True)); save_model(model, "
+                "'model.safetensors', extra=dict(dataset=NAME, img_shape=[C, H, H]))")
     return f'{path} is not a readable safetensors file ({error}); copy it again from its source, or train it again'
 
 def _load(path:str|Path) -> tuple[dict, dict]:
@@ -376,7 +410,8 @@ def _load(path:str|Path) -> tuple[dict, dict]:
     path = Path(path)
     if path.is_dir():
         inside = path/'model.safetensors'
-        raise ValueError(f'{path} is a folder, not a model file: give ' + (f'the model file in it, {inside}' if inside.exists() else
+        raise ValueError(f'{path} is a folder, not a model file: give '
+                         + (f'the model file in it, {inside}' if inside.exists() else
                          'a model file, such as the model.safetensors that `dfkd train` writes in its run folder'))
     try: return load_safetensors(path)
     except FileNotFoundError: raise
@@ -386,8 +421,9 @@ def _read(path:str|Path) -> tuple[dict, dict]:
     "Tensors and header of a model file whose tensors still match the checksum saved with them."
     sd, hdr = _load(path)
     if 'state_checksum' in hdr and _state_checksum(sd) != hdr['state_checksum']:
-        raise ValueError(f"{path} is damaged: its tensors no longer match the checksum saved with them ({_state_checksum(sd)}, "
-                         f"saved {hdr['state_checksum']}); copy it again from its source, or train it again (`dfkd train`)")
+        raise ValueError(f"{path} is damaged: its tensors no longer match the checksum saved with them "
+                         f"({_state_checksum(sd)}, saved {hdr['state_checksum']}); copy it again from its source, or "
+                         "train it again (`dfkd train`)")
     return sd, hdr
 
 def read_model_header(path:str|Path) -> dict:
@@ -402,7 +438,8 @@ def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     missing, unexpected = [k for k in ours if k not in sd], [k for k in sd if k not in ours]
     if bad_shapes or (strict and (missing or unexpected)):
         detail = (f"shape mismatch at {bad_shapes[:3]}" if bad_shapes else
-                  f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+                  f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected "
+                  f"{unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
         raise ValueError(f"{path} holds weights for {_describe(hdr.get('dfkd_config'), hdr.get('architecture', '?'))}, "
                          f"but the model is {_describe(getattr(m, 'dfkd_config', None), type(m).__name__)}: {detail}. "
                          f"Build the matching architecture, or use `load_model(path)` to rebuild it from the file.")
@@ -411,8 +448,10 @@ def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
 
 def data_record(header:dict) -> dict:
     "What a model file records about the data its model was trained on: `dataset`, `img_shape`, `stats` (those it has)."
-    training, cfg = header.get('training') or {}, header.get('dfkd_config') or {}  # `training`: `kd.cached_classifier`'s record
-    rec = dict(dataset=header.get('dataset') or training.get('dataset'), img_shape=header.get('img_shape'), stats=header.get('stats'))
+    # `training`: `kd.cached_classifier`'s record
+    training, cfg = header.get('training') or {}, header.get('dfkd_config') or {}
+    rec = dict(dataset=header.get('dataset') or training.get('dataset'), img_shape=header.get('img_shape'),
+               stats=header.get('stats'))
     side = training.get('size') or cfg.get('img_size')
     if rec['img_shape'] is None and side and cfg.get('n_in'): rec['img_shape'] = [cfg['n_in'], side, side]
     return {k: v for k, v in rec.items() if v is not None}
@@ -424,14 +463,15 @@ def as_classifier(m:nn.Module, # a network
                   what:str='the model', # how messages name it
                   n_classes:int|None=None # the number of classes it must score, if known
                  ) -> nn.Module:
-    "`m`, checked on a batch of zeros: a forward returning a tuple or list answers with its first element (the logits) from now on; one that fails, or gives no (batch, classes) logits, is refused."
+    "`m`, checked on zeros: a tuple or list output answers with its first item; no (batch, classes) logits: refused."
     p = next(m.parameters(), None)
     x, was = torch.zeros(2, *img_shape, device=p.device if p is not None else 'cpu'), m.training
     m.eval()
     try:
         with torch.no_grad(): out = m(x)
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        raise ValueError(f"{what} cannot take {'x'.join(map(str, img_shape))} images: {str(e).strip().splitlines()[0]}") from None
+        raise ValueError(f"{what} cannot take {'x'.join(map(str, img_shape))} images: "
+                         f"{str(e).strip().splitlines()[0]}") from None
     finally: m.train(was)
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         m.register_forward_hook(_first_output); out = out[0]
@@ -445,16 +485,20 @@ def as_classifier(m:nn.Module, # a network
 
 def load_model(path:str|Path, # a file written by `save_model`
                device='cpu',
-               trust:str|Iterable[str]|None=None # architectures outside the zoo and torchvision (`package.module:Class`) this file may name; see `check_trusted`
+               trust:str|Iterable[str]|None=None # outside architectures the file may name (`check_trusted`)
               ) -> nn.Module:
-    "Rebuild a model saved by `save_model` from its header and load its weights; `model.dfkd_data` is its `data_record`, checked with `as_classifier`."
+    "Rebuild a `save_model` model and weights; `model.dfkd_data` is its `data_record`, checked with `as_classifier`."
     hdr = read_model_header(path); cfg = hdr.get('dfkd_config')
-    if not cfg: raise ValueError(f'{path} has no dfkd_config header; build the model yourself and call `load_weights(model, path)`')
+    if not cfg:
+        raise ValueError(f'{path} has no dfkd_config header; build the model yourself and call '
+                         '`load_weights(model, path)`')
     if not isinstance(cfg, dict) or not isinstance(cfg.get('name'), str):
-        raise ValueError(f'{path} has a dfkd_config header without an architecture name; build the model yourself and call `load_weights(model, path)`')
+        raise ValueError(f'{path} has a dfkd_config header without an architecture name; build the model yourself and '
+                         'call `load_weights(model, path)`')
     check_trusted(cfg['name'], path, trust)  # the name alone: nothing the file names is imported before this passes
     m = get_model(cfg['name'], cfg['n_in'], cfg['n_classes'], cfg['img_size'], **cfg['kwargs'])
     m = load_weights(m, path).to(device)
     m.dfkd_data = data_record(hdr)
-    if 'img_shape' in m.dfkd_data: as_classifier(m, m.dfkd_data['img_shape'], f"{path} ({cfg['name']})", cfg.get('n_classes'))
+    if 'img_shape' in m.dfkd_data:
+        as_classifier(m, m.dfkd_data['img_shape'], f"{path} ({cfg['name']})", cfg.get('n_classes'))
     return m

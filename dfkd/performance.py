@@ -18,13 +18,14 @@ __all__ = ['keep_freed_memory', 'keeps_freed_memory', 'PairedStepClock', 'synthe
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _freed_memory_kept = False
 
-def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come from the heap (32 MiB is glibc's maximum)
-                      trim_threshold:int=1 << 30 # free memory kept at the top of the heap before any goes back to the OS
+def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come from the heap (32 MiB: glibc's most)
+                      trim_threshold:int=1 << 30 # free memory kept atop the heap before any goes back to the OS
                      ) -> bool:
     "Ask glibc's allocator to keep freed memory for reuse rather than return it to the OS; `True` if it agreed."
     import ctypes, ctypes.util, platform
     for name, v in (('mmap_threshold', mmap_threshold), ('trim_threshold', trim_threshold)):
-        if not 0 < v < 2**31: raise ValueError(f'{name}={v} does not fit the C int that mallopt takes; use 1 to 2**31 - 1 bytes')
+        if not 0 < v < 2**31:
+            raise ValueError(f'{name}={v} does not fit the C int that mallopt takes; use 1 to 2**31 - 1 bytes')
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
     try: mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
     except (OSError, AttributeError): return False
@@ -34,13 +35,13 @@ def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come
     return ok
 
 def keeps_freed_memory() -> bool:
-    "Whether `keep_freed_memory` has taken effect in this process (timings are then not those of the default allocator)."
+    "Whether `keep_freed_memory` has taken effect in this process (timings are then not the default allocator's)."
     return _freed_memory_kept
 
 # %% ../nbs/14_performance.ipynb #3eef2b1e
 class PairedStepClock:
-    "Listener: times each synthesis step from one `before_step` to the next, and runs one `floor()` iteration (which returns its time) before each step."
-    def __init__(self, floor:Callable[[], float], # one untimed-by-the-step iteration of the floor; returns its own duration
+    "Listener: times each synthesis step between `before_step`s, running one `floor()` (returns its time) before each."
+    def __init__(self, floor:Callable[[], float], # one floor iteration, outside the step's time; returns its duration
                  sync:Callable[[], None]=lambda: None): # waits for the device (CUDA's queue) before reading the clock
         self.floor, self.sync, self.start = floor, sync, None
         self.floors, self.pairs = [], []  # every floor iteration; (step, the floor iteration just before it) per step
@@ -58,12 +59,14 @@ def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
                        steps:int=20, # synthesis steps per run (each paired with one floor iteration)
                        repeats:int=5, # timed runs, after one warm-up run
                        seed:int=0) -> dict:
-    "Median synthesis step time over the median time of the teacher's forward+backward-to-input on the same batch, each step paired with one floor iteration; plus images per second."
+    "Median step time over the median teacher forward+backward-to-input on the batch (a floor per step); images/s."
     teacher, dev = synthesizer.teacher.to(synthesizer.device), synthesizer.device
-    with torch.no_grad(), frozen(teacher): n_classes = teacher(torch.zeros((1,) + synthesizer.img_shape, device=dev)).shape[1]
+    with torch.no_grad(), frozen(teacher):
+        n_classes = teacher(torch.zeros((1,) + synthesizer.img_shape, device=dev)).shape[1]
     y = (torch.arange(batch_size) % n_classes).to(dev)
     x = torch.randn((batch_size,) + synthesizer.img_shape, device=dev, requires_grad=True)
-    twin = copy.deepcopy(teacher)  # the floor's teacher: same weights, none of the hooks the method's terms put on `teacher`
+    # the floor's teacher: same weights, none of the hooks the method's terms put on `teacher`
+    twin = copy.deepcopy(teacher)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
     def floor():
         sync(); t0 = time.perf_counter()
@@ -82,5 +85,7 @@ def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
         synthesizer.callbacks.remove(clock)
     steps_t, paired = torch.tensor([s for s, _ in clock.pairs]), torch.tensor([s / f for s, f in clock.pairs])
     step, fl = steps_t.median().item(), torch.tensor(clock.floors).median().item()
-    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl, paired_ratio=paired.median().item(), batch_size=batch_size,
-                step_images_per_s=batch_size / step, images_per_s=batch_size / (step * iterations) if iterations else float('inf'))
+    return dict(step_ms=step * 1e3, floor_ms=fl * 1e3, ratio=step / fl, paired_ratio=paired.median().item(),
+                batch_size=batch_size,
+                step_images_per_s=batch_size / step,
+                images_per_s=batch_size / (step * iterations) if iterations else float('inf'))

@@ -44,7 +44,7 @@ def write_record(run:str|Path, # the run folder
     return rec
 
 def start_run(run:str|Path) -> Path:
-    "Create the run folder and remove the record of an earlier run there: until this run's record is written, the folder holds no finished run."
+    "Create the run folder, removing an earlier run's record: until this run's is written, it holds no finished run."
     run = folder_path(run, 'a run folder keeps weights, log and record', '--run')
     run.mkdir(parents=True, exist_ok=True)
     (run/'record.json').unlink(missing_ok=True)
@@ -56,36 +56,39 @@ def default_lr(model:str, lr:float|None=None) -> float:
     return lr or (1e-3 if model.startswith('hinton') else 1e-2)
 
 def default_size(model:str, dataset:str, size:int|None=None) -> int|None:
-    "The image side: `size` if given, else 28 for the MLPs, 32 for the zoo's LeNet-style nets on MNIST (padded), else the dataset's own."
-    if size or ':' in model: return size  # your own architecture (`package.module:Class`) and torchvision's: the data's side unless given
+    "The image side: `size` if given, else 28 for MLPs, 32 for the zoo's LeNets on MNIST (padded), else the dataset's."
+    # your own architecture (`package.module:Class`) and torchvision's: the data's side unless given
+    if size or ':' in model: return size
     return 28 if model.startswith('hinton') else 32 if dataset in ('mnist5k', 'mnist', 'fashion_mnist') else None
 
 # %% ../nbs/85_pipeline.ipynb #1435a27b
 def table_records(table) -> list[dict]:
-    "The rows of a benchmark DataFrame as JSON-ready dicts: a named index becomes a column, ('teacher', 'mean') columns become 'teacher_mean'."
+    "A benchmark DataFrame's rows as JSON-ready dicts: a named index a column, ('teacher', 'mean') 'teacher_mean'."
     flat = table.copy()
     if flat.columns.nlevels > 1: flat.columns = ['_'.join(str(c) for c in col if c != '') for col in flat.columns]
     if any(n is not None for n in flat.index.names): flat = flat.reset_index()
     return json.loads(flat.to_json(orient='records'))
-
 
 # %% ../nbs/85_pipeline.ipynb #5f67a0fb
 def data_args(p, dataset:str|None=None):
     "The data options; `dataset=None`: a command that reads a teacher, whose file records its dataset and image side."
     teacher = dataset is None
     p.add_argument('--dataset', default=dataset, choices=sorted(DATASETS),
-                   help='dataset (embedded: mnist5k, digits; on disk: the rest) ' + ("[default: the teacher's, as its model file records it]" if teacher else '[%(default)s]'))
+                   help='dataset (embedded: mnist5k, digits; on disk: the rest) '
+                   + ("[default: the teacher's, as its model file records it]" if teacher else '[%(default)s]'))
     p.add_argument('--root', default='data', help='folder of on-disk datasets [%(default)s]')
     p.add_argument('--size', type=positive_int, default=None,
-                   help="image side [default: the teacher's]" if teacher else 'image side: 32 pads MNIST to the LeNet input; default: 28 for the MLPs, 32 for the other zoo nets on MNIST, else native')
+                   help="image side [default: the teacher's]" if teacher
+                   else 'image side: 32 pads MNIST to the LeNet input; default: 28 for the MLPs, 32 for the other zoo '
+                   'nets on MNIST, else native')
     p.add_argument('--bs', type=positive_int, default=64, help='batch size [%(default)s]')
     p.add_argument('--seed', type=int, default=0, help='random seed [%(default)s]')
 
 # %% ../nbs/85_pipeline.ipynb #cb9473b3
 def train_run(run:str|Path, # the run folder
-              model:str='lenet5_bn', # a model name from the zoo, `torchvision:<name>` or `package.module:ClassOrFactory`
+              model:str='lenet5_bn', # a zoo model name, `torchvision:<name>` or `package.module:ClassOrFactory`
               model_kwargs:dict|None=None, # keyword arguments of the architecture (recorded in the model file)
-              dataset:str='mnist5k', root:str='data', size:int|None=None, # the data (see `get_dls`); `size`: see `default_size`
+              dataset:str='mnist5k', root:str='data', size:int|None=None, # the data (`get_dls`); `size`: `default_size`
               bs:int=64, seed:int=0,
               epochs:int=8, lr:float|None=None, wd:float=1e-4, # one-cycle Adam; `lr`: see `default_lr`
               fp16:bool=False, quiet:bool=False) -> dict: # mixed precision (GPU only); no progress bars
@@ -96,7 +99,8 @@ def train_run(run:str|Path, # the run folder
     net = build_model(model, dls, model_kwargs, 'the model', '--model')
     learn = train_classifier(net, dls, epochs, default_lr(model, lr), wd=wd, fp16=fp16,
                              cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
-    save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
+    save_model(learn.model, run/'model.safetensors',
+               extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
     acc = evaluate(learn.model, dls.valid)
     rec = write_record(run, 'train', settings, dict(test_accuracy=acc, params=count_params(net)), t0)
     print(f"{model} on {dataset}: test accuracy {acc:.4f} ({rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
@@ -106,34 +110,39 @@ def teacher_data(teacher:torch.nn.Module, # a teacher from `load_model` (its `df
                  dataset:str|None=None, # the dataset asked for; `None`: the teacher's
                  size:int|None=None # the image side asked for; `None`: the teacher's
                 ) -> tuple[str, int|None]:
-    "The dataset and image side to use a saved teacher with: what its file records, unless asked; asking for another is refused."
+    "The dataset and image side to use a saved teacher with: what its file records, unless asked; another is refused."
     rec = getattr(teacher, 'dfkd_data', {})
     known, side = rec.get('dataset'), rec['img_shape'][-1] if 'img_shape' in rec else None
     if dataset and known and dataset != known:
-        raise ValueError(f"the teacher was trained on {known} (its model file records it), so dataset {dataset!r} (--dataset on the command line) "
-                         f"contradicts it: leave it unset to use {known}, or train a teacher on {dataset}")
+        raise ValueError(f"the teacher was trained on {known} (its model file records it), so dataset {dataset!r} "
+                         f"(--dataset on the command line) contradicts it: leave it unset to use {known}, or train a "
+                         f"teacher on {dataset}")
     if size and side and size != side:
-        raise ValueError(f"the teacher takes {side}x{side} images (its model file records it), so size {size} (--size on the command line) "
-                         f"contradicts it: leave it unset to use {side}")
+        raise ValueError(f"the teacher takes {side}x{side} images (its model file records it), so size {size} (--size "
+                         f"on the command line) contradicts it: leave it unset to use {side}")
     return dataset or known or 'mnist5k', size or side
 
-def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0):
-    "The real `DataLoaders` of a saved teacher's data (`teacher_data`), checked against what the teacher takes: channels, side, normalisation, classes."
+def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64,
+                seed:int=0):
+    "A saved teacher's real `DataLoaders` (`teacher_data`), checked against its channels, side, normalisation, classes."
     dataset, size = teacher_data(teacher, dataset, size)
     dls = get_dls(dataset, bs=bs, size=size, root=root, seed=seed)
     rec, cfg = getattr(teacher, 'dfkd_data', {}), getattr(teacher, 'dfkd_config', None) or {}
     n_in = rec['img_shape'][0] if 'img_shape' in rec else cfg.get('n_in')
     if n_in and dls.img_shape[0] != n_in:
-        raise ValueError(f"the teacher takes {n_in}-channel images and {dataset} has {dls.img_shape[0]} channels: choose a dataset with "
-                         f"{n_in} (--dataset on the command line), or a teacher trained on {dataset}")
-    if 'stats' in rec and not torch.allclose(torch.tensor(rec['stats'], dtype=torch.float64), torch.tensor(dls.stats, dtype=torch.float64), atol=1e-4):
-        raise ValueError(f"the teacher was trained on data normalised with mean, std {rec['stats']}; {dataset} at this size gives {dls.stats}: "
-                         f"use the teacher's own dataset and size (leave --dataset and --size unset)")
+        raise ValueError(f"the teacher takes {n_in}-channel images and {dataset} has {dls.img_shape[0]} channels: "
+                         f"choose a dataset with {n_in} (--dataset on the command line), or a teacher trained on "
+                         f"{dataset}")
+    if 'stats' in rec and not torch.allclose(torch.tensor(rec['stats'], dtype=torch.float64),
+                                             torch.tensor(dls.stats, dtype=torch.float64), atol=1e-4):
+        raise ValueError(f"the teacher was trained on data normalised with mean, std {rec['stats']}; {dataset} at this "
+                         f"size gives {dls.stats}: use the teacher's own dataset and size (leave --dataset and --size "
+                         "unset)")
     as_classifier(teacher, dls.img_shape, 'the teacher', dls.n_classes)
     return dls
 
 def transfer_set_recipe(manifest:dict) -> dict:
-    "The student recipe of the preset a transfer set's manifest records (`MethodSpec.student_recipe`), with its temperature `T` (`distill_T`); T 4 alone for a method the registry does not know."
+    "The student recipe of a transfer set's preset (`MethodSpec.student_recipe`), with `T`; T 4 alone if unknown."
     name = manifest['method'].rpartition(':')[2]  # a manifest may name the family too, e.g. 'lopes:top_layer'
     if name not in method_names(): return dict(T=4.)
     spec, preset = get_method(name), manifest.get('preset')
@@ -142,15 +151,18 @@ def transfer_set_recipe(manifest:dict) -> dict:
 def build_model(name:str, # an architecture, as `get_model` takes it
                 dls, # the data it is for: image shape and classes
                 kwargs:dict|None=None, # its keyword arguments
-                what:str='the student', option:str='--student' # how messages name it, and the command-line option that chooses it
+                what:str='the student', option:str='--student' # how messages name it, and the option that chooses it
                ) -> torch.nn.Module:
-    "A new network `name` (with `kwargs`) for `dls`'s images and classes, checked on them with `as_classifier`; one that cannot take them is refused with the fix."
-    fix = (f"choose an architecture that takes them ({option} on the command line; the zoo's MLPs, hinton800 and hinton1200, "
-           f"take any size), or use larger images")
+    "A new network `name` (`kwargs`) for `dls`'s images and classes, checked by `as_classifier` (misfit: the fix)."
+    fix = (f"choose an architecture that takes them ({option} on the command line; the zoo's MLPs, hinton800 and "
+           f"hinton1200, take any size), or use larger images")
     try:
-        net = get_model(name, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1], **(kwargs or {}))
+        net = get_model(name, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1],
+                        **(kwargs or {}))
         return as_classifier(net.to(dls.device), dls.img_shape, f'{what} {name}', dls.n_classes)
-    except RuntimeError as e: raise ValueError(f"{what} {name} cannot be built for {'x'.join(map(str, dls.img_shape))} images ({e}): {fix}") from None
+    except RuntimeError as e:
+        raise ValueError(f"{what} {name} cannot be built for {'x'.join(map(str, dls.img_shape))} images ({e}): "
+                         f"{fix}") from None
     except ValueError as e:
         if 'cannot take' not in str(e): raise
         raise ValueError(f'{e}: {fix}') from None
@@ -160,27 +172,32 @@ def distill_run(run:str|Path, # the run folder
                 student:str='lenet5_half_bn', # the student's model name
                 student_kwargs:dict|None=None, # keyword arguments of the student's architecture
                 transfer_set:str|Path|None=None, # train on this transfer set instead of the real training split
-                dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64, seed:int=0, # the real data (see `teacher_dls`): validation, and training without a transfer set
+                dataset:str|None=None, root:str='data', size:int|None=None, # real data: tests, and training if no set
+                bs:int=64, seed:int=0, # the real data's batch size and seed
                 epochs:int=8, lr:float|None=None, # epochs, peak learning rate
-                T:float|None=None, # temperature; `None`: what the transfer set's method asks for (`MethodSpec.distill_T`), 4 on real data
+                T:float|None=None, # temperature; `None`: the set's method's (`MethodSpec.distill_T`), 4 on real data
                 alpha:float|None=None, # weight of the KD term; `None`: 1 on a transfer set, 0.9 on real data
-                wd:float|None=None, shift:int=0, # weight decay (`None`: as `opt` below, else 1e-4); random shifts of up to `shift` pixels, the teacher labelling each view
-                opt:str|None=None, mom:float|None=None, # the optimiser (`make_opt_func`: `mom` given, its torch form); `None`: the transfer set's preset's, else one-cycle Adam
-                schedule:str|None=None, eta_min:float|None=None, # the learning-rate schedule (`fit_schedule`); `None`: as `opt`
+                wd:float|None=None, # weight decay; `None`: as `opt` below, else 1e-4
+                shift:int=0, # random shifts of up to `shift` pixels, the teacher labelling each view
+                opt:str|None=None, mom:float|None=None, # optimiser (`make_opt_func`); `None`: the set's, else Adam
+                schedule:str|None=None, eta_min:float|None=None, # the lr schedule (`fit_schedule`); `None`: as `opt`
                 fp16:bool=False, quiet:bool=False,
-                trust:str|list|None=None # architectures outside the zoo and torchvision the teacher's file may name (`load_model`); `student` counts too
+                trust:str|list|None=None # outside architectures the teacher's file may name; `student` too
                ) -> dict:
-    "Distil the saved `teacher` into a new `student` with Hinton KD; save weights, log and record in `run`; return the record."
+    "Distil the saved `teacher` into a new `student` with Hinton KD; save weights, log and record in `run`; return it."
     settings, t0 = dict(locals()), time.time()
-    if not Path(teacher).exists(): raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
+    if not Path(teacher).exists():
+        raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
     net_t = load_model(teacher, device=default_device(), trust=trusted_names(trust, student))
     dataset, size = teacher_data(net_t, dataset, size)
     if alpha is None: alpha = 1. if transfer_set else 0.9
     ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
-    recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=4.)  # a `paper` set: its authors' student recipe; arguments given win
+    # a `paper` set: its authors' student recipe; arguments given win
+    recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=4.)
     T, lr = T if T is not None else recipe['T'], default_lr(student, lr or recipe.get('lr'))
     optim = student_optimiser(**{k: recipe[k] for k in OPTIMISER_KEYS if k in recipe})
-    optim.update({k: v for k, v in dict(opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min).items() if v is not None})
+    optim.update({k: v for k, v in dict(opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min).items()
+                  if v is not None})
     settings.update(dataset=dataset, size=size, T=T, alpha=alpha, lr=lr, **optim)  # the record holds what ran
     run = start_run(run)
     set_seed(seed)
@@ -189,8 +206,10 @@ def distill_run(run:str|Path, # the run folder
     net = build_model(student, dls, student_kwargs)
     learn = distill(net, net_t, dls, epochs, lr, T=T, alpha=alpha, shift=shift, fp16=fp16, **optim,
                     cbs=[CSVLogger(str((run/'history.csv').absolute()))], seed=seed, show=not quiet)
-    save_model(learn.model, run/'model.safetensors', extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
-    res = dict(test_accuracy=evaluate(learn.model, dls.valid), teacher_accuracy=evaluate(net_t, dls.valid), params=count_params(net),
+    save_model(learn.model, run/'model.safetensors',
+               extra=dict(dataset=dataset, img_shape=list(dls.img_shape), stats=dls.stats))
+    res = dict(test_accuracy=evaluate(learn.model, dls.valid), teacher_accuracy=evaluate(net_t, dls.valid),
+               params=count_params(net),
                steps=learn.train_iter)
     rec = write_record(run, 'distill', settings, res, t0)
     print(f"{student} distilled from {teacher}: test accuracy {res['test_accuracy']:.4f} "
@@ -209,18 +228,26 @@ def student_temperature(spec, # a `MethodSpec`
                         settings, # the method's settings object
                         T:float|None=None, # an explicit temperature, or `None`
                         preset:str|None=None): # the preset the settings came from
-    "The temperature both students distil at, and the settings that carry it (an online method's game reads its `T` setting)."
+    "The temperature both students distil at, and the settings that carry it (an online game reads its `T` setting)."
     if spec.online and 'T' in _setting_names(settings):
         return (settings.T, settings) if T is None else (T, replace(settings, T=T))
     if spec.online and T is not None:
-        raise ValueError(f"{spec.name}'s game distils at a temperature of its own (it has no `T` setting); leave `T` unset")
+        raise ValueError(f"{spec.name}'s game distils at a temperature of its own (it has no `T` setting); leave `T` "
+                         "unset")
     return (T if T is not None else spec.distill_T(preset)), settings
 
 # %% ../nbs/85_pipeline.ipynb #e8152f5f
 @dataclass
 class _Job:
     "What the stages of one `pipeline` run share."
-    run:Path; spec:object; settings:object; preset:str|None; teacher:torch.nn.Module; teacher_w:Path; trust:list; dls:object
+    run:Path
+    spec:object
+    settings:object
+    preset:str|None
+    teacher:torch.nn.Module
+    teacher_w:Path
+    trust:list
+    dls:object
     data:dict; student:str; student_kwargs:dict|None; optim:dict; seed:int; epochs:int; n_batches:int; n_per_class:int
     batch_size:int; quiet:bool; ts_path:Path; recipe:dict; start:float
 
@@ -239,72 +266,91 @@ def _game_student(job:_Job) -> dict:
     set_seed(job.seed)
     net_s = build_model(job.student, dls, job.student_kwargs)
     start_run(run/'student')
-    learn = spec.train_student(job.teacher, net_s, dls, job.settings, job.preset, epochs=job.epochs, n_batches=job.n_batches, bs=r['bs'],
-                               lr=r['lr'], seed=job.seed, show=not job.quiet, cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
+    learn = spec.train_student(job.teacher, net_s, dls, job.settings, job.preset, epochs=job.epochs,
+                               n_batches=job.n_batches, bs=r['bs'],
+                               lr=r['lr'], seed=job.seed, show=not job.quiet,
+                               cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
     save_model(learn.model, run/'student'/'model.safetensors',
-               extra=dict(dataset=job.data['dataset'], method=spec.name, img_shape=list(dls.img_shape), stats=dls.stats))
+               extra=dict(dataset=job.data['dataset'], method=spec.name, img_shape=list(dls.img_shape),
+                          stats=dls.stats))
     acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
-    write_record(run/'student', 'game', dict(method=spec.name, preset=job.preset, settings=asdict(job.settings), epochs=job.epochs,
-                                             n_batches=job.n_batches, **r), dict(test_accuracy=acc, steps=steps), job.start)
+    write_record(run/'student', 'game',
+                 dict(method=spec.name, preset=job.preset, settings=asdict(job.settings), epochs=job.epochs,
+                      n_batches=job.n_batches, **r),
+                 dict(test_accuracy=acc, steps=steps), job.start)
     t_student, n = time.time(), min(job.n_per_class, 32)
     with recording_preset(job.preset):
-        generator_transfer_set(learn.synthesizer, job.ts_path, n_per_class=n, batch_size=n, method=spec.name, stats=dls.stats, seed=job.seed,
+        generator_transfer_set(learn.synthesizer, job.ts_path, n_per_class=n, batch_size=n, method=spec.name,
+                               stats=dls.stats, seed=job.seed,
                                progress=False, settings=asdict(job.settings))
     real_batches = len(dls.train) if r['bs'] == dls.train.bs else len(dls.train.new(bs=r['bs']))
-    return dict(acc=acc, steps=steps, ref_epochs=reference_epochs(steps, real_batches), synthesis_s=learn.synthesis_seconds,
+    return dict(acc=acc, steps=steps, ref_epochs=reference_epochs(steps, real_batches),
+                synthesis_s=learn.synthesis_seconds,
                 distill_s=t_student - job.start - learn.synthesis_seconds)
 
 def _transfer_set_student(job:_Job) -> dict:
     "An offline method: [metadata ->] transfer set -> the data-free student, distilled on it by `distill_run`."
     spec, dls, r = job.spec, job.dls, job.recipe
     net_s = None
-    if 'student' in spec.needs:  # the student that plays during synthesis (ADI); the data-free student starts afresh below
+    # the student that plays during synthesis (ADI); the data-free student starts afresh below
+    if 'student' in spec.needs:
         set_seed(job.seed); net_s = build_model(job.student, dls, job.student_kwargs)
     meta = _metadata(job.run, spec, job.teacher, dls, job.seed, job.quiet)
-    method_transfer_set(spec.name, job.teacher, job.ts_path, dls, n_per_class=job.n_per_class, batch_size=job.batch_size, seed=job.seed,
+    method_transfer_set(spec.name, job.teacher, job.ts_path, dls, n_per_class=job.n_per_class,
+                        batch_size=job.batch_size, seed=job.seed,
                         settings=job.settings, preset=job.preset, student=net_s, metadata=meta, progress=not job.quiet)
     print(f'{spec.name}: {len(TransferSet(job.ts_path))} images -> {job.ts_path} ({time.time() - job.start:.0f}s)')
     t_synth = time.time()
-    dfree = distill_run(job.run/'student', job.teacher_w, job.student, job.student_kwargs, transfer_set=job.ts_path, epochs=job.epochs,
-                        lr=r['lr'], T=r['T'], shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim, **job.data)
+    dfree = distill_run(job.run/'student', job.teacher_w, job.student, job.student_kwargs, transfer_set=job.ts_path,
+                        epochs=job.epochs,
+                        lr=r['lr'], T=r['T'], shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim,
+                        **job.data)
     return dict(acc=dfree['results']['test_accuracy'], steps=dfree['results']['steps'], ref_epochs=job.epochs,
                 synthesis_s=t_synth - job.start, distill_s=time.time() - t_synth)
 
 def _reference_student(job:_Job, epochs:int) -> dict:
     "KD with real data, on the data-free student's recipe, for `epochs`: the results of its `distill_run`."
     r = job.recipe
-    return distill_run(job.run/'kd_reference', job.teacher_w, job.student, job.student_kwargs, epochs=epochs, lr=r['lr'], T=r['T'],
+    return distill_run(job.run/'kd_reference', job.teacher_w, job.student, job.student_kwargs, epochs=epochs,
+                       lr=r['lr'], T=r['T'],
                        shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim, **job.data)['results']
 
 # %% ../nbs/85_pipeline.ipynb #4b9cc191
-PIPELINE_DEFAULT_METHOD = 'fastdfkd'  # a generator game: no transfer set to write before the student trains (`30_benchmark` compares the methods)
+# a generator game: no transfer set to write before the student trains (`30_benchmark` compares the methods)
+PIPELINE_DEFAULT_METHOD = 'fastdfkd'
 
 PIPELINE_DEFAULT_TEACHER = 'lenet5_bn'  # trained when the run folder has no teacher and none is named
 
-PIPELINE_PRESET = BenchConfig.preset  # `pipeline` runs the recipe the benchmark measures (`30_benchmark`), where the method has that preset
+# `pipeline` runs the recipe the benchmark measures (`30_benchmark`), where the method has that preset
+PIPELINE_PRESET = BenchConfig.preset
 
 def _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data, quiet) -> Path:
-    "The teacher's weights: `teacher_weights` if given, else `run/teacher`, trained there if missing; a teacher there trained otherwise than asked is refused."
+    "The teacher's weights: `teacher_weights`, else `run/teacher`, trained if missing; one trained otherwise refused."
     if teacher_weights:
         if not Path(teacher_weights).exists(): raise FileNotFoundError(f'{teacher_weights} does not exist')
         return Path(teacher_weights)
     folder = run/'teacher'
-    train = dict(model=teacher, model_kwargs=teacher_kwargs, epochs=teacher_epochs, **{k: v for k, v in data.items() if k != 'root'})
-    if (folder/'record.json').exists():  # a finished teacher: reused only if it is the one asked for (unset names accept what is there)
+    train = dict(model=teacher, model_kwargs=teacher_kwargs, epochs=teacher_epochs,
+                 **{k: v for k, v in data.items() if k != 'root'})
+    # a finished teacher: reused only if it is the one asked for (unset names accept what is there)
+    if (folder/'record.json').exists():
         there = read_json(folder/'record.json')['settings']
         diff = [f'{k} {there.get(k)!r} there, {v!r} asked' for k, v in train.items()
                 if there.get(k) != v and not (v is None and k in ('model', 'dataset', 'size'))]
-        if diff: raise ValueError(f"{folder} holds a teacher trained otherwise ({'; '.join(diff)}): use another run folder (--run), "
-                                  f"or delete {folder} to train the teacher asked for")
+        if diff:
+            raise ValueError(f"{folder} holds a teacher trained otherwise ({'; '.join(diff)}): use another run folder "
+                             f"(--run), or delete {folder} to train the teacher asked for")
         return folder/'model.safetensors'
-    train_run(folder, **dict(train, model=teacher or PIPELINE_DEFAULT_TEACHER, dataset=data['dataset'] or 'mnist5k'), root=data['root'], quiet=quiet)
+    train_run(folder, **dict(train, model=teacher or PIPELINE_DEFAULT_TEACHER, dataset=data['dataset'] or 'mnist5k'),
+              root=data['root'], quiet=quiet)
     return folder/'model.safetensors'
 
 def _check_named(teacher, net_t, path):
     "Refuse a teacher name that contradicts the architecture of the weights given."
     name = net_t.dfkd_config['name']
     if teacher and teacher != name:
-        raise ValueError(f'{path} holds a {name}, not a {teacher}: leave the teacher architecture unset (--teacher) to use it, or give the weights of a {teacher}')
+        raise ValueError(f'{path} holds a {name}, not a {teacher}: leave the teacher architecture unset (--teacher) to '
+                         f'use it, or give the weights of a {teacher}')
 
 def _metadata(run, spec, teacher, dls, seed, quiet):
     "The teacher's metadata if the method reads some: recorded once (every kind that applies) and reused."
@@ -318,60 +364,66 @@ def _report(run, settings, res, t0) -> dict:
     rec = write_record(run, 'pipeline', settings, res, t0)
     ref = res['kd_with_data_accuracy']
     ratio = f" = {res['datafree_student_accuracy']/ref:.1%} of KD with data" if ref else ''
-    print(f"teacher {res['teacher_accuracy']:.4f} | data-free student ({res['method']}{', preset ' + res['preset'] if res['preset'] else ''}) "
+    print(f"teacher {res['teacher_accuracy']:.4f} | data-free student "
+          f"({res['method']}{', preset ' + res['preset'] if res['preset'] else ''}) "
           f"{res['datafree_student_accuracy']:.4f}"
           + (f" | KD-with-data student {ref:.4f}{ratio}" if ref else '')
           + f" | {res['seconds']['total']:.0f}s (synthesis {res['seconds']['synthesis']:.0f}s) -> {run}")
     return rec
 
-def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses the teacher and metadata and resumes synthesis
+def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses teacher and metadata, resumes synthesis
              method:str=PIPELINE_DEFAULT_METHOD, # a registered method (`dfkd.methods.method_names()`)
              settings:dict|None=None, # the method's settings that differ from its preset (or defaults)
-             preset:str|None=PIPELINE_PRESET, # a named preset of the method; the default, the benchmark's, where the method has it; `None`: the method's defaults
-             teacher:str|None=None, # teacher architecture, trained on the real data if the run has none; `None`: the run's, else `PIPELINE_DEFAULT_TEACHER`
+             preset:str|None=PIPELINE_PRESET, # method preset; default: the benchmark's, if it has it; `None`: defaults
+             teacher:str|None=None, # teacher architecture, trained if the run has none; `None`: the run's, else default
              teacher_kwargs:dict|None=None, # keyword arguments of the teacher's architecture
              teacher_weights:str|Path|None=None, # use these teacher weights (`model.safetensors`) instead
              teacher_epochs:int=8, # epochs to train the teacher
              student:str='lenet5_half_bn', # student architecture, for the data-free student and the reference
              student_kwargs:dict|None=None, # keyword arguments of the student's architecture
-             dataset:str|None=None, # the teacher's dataset; `None`: the one its file records, else mnist5k for a new teacher
-             root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; batch size of the teacher and, unless `student_bs`, of the students
+             dataset:str|None=None, # the teacher's dataset; `None`: the one its file records, else mnist5k if new
+             root:str='data', size:int|None=None, bs:int=64, seed:int=0, # real data; teacher's and students' batch size
              student_bs:int|None=None, # the students' batch size; `None`: the preset's `student_bs`, else `bs`
-             n_per_class:int=200, batch_size:int=64, # offline: images per class and per synthesis batch (online: samples of the final generator, at most 32 per class)
+             n_per_class:int=200, batch_size:int=64, # images per class, per batch (online: generator's, ≤ 32/class)
              epochs:int=8, # students' epochs (online: epochs of the game)
              n_batches:int=100, # online: student steps per epoch of the game
-             lr:float|None=None, # students' peak learning rate; `None`: the preset's `student_lr`, else `default_lr(student)`
+             lr:float|None=None, # students' peak lr; `None`: the preset's `student_lr`, else `default_lr(student)`
              T:float|None=None, # distillation temperature; `None`: the method's (see `student_temperature`)
              shift:int=2, # offline: random shifts while distilling, for both students (online methods train without)
              reference:bool=True, # also train the KD-with-real-data student
              quiet:bool=False, # no progress bars
-             trust:str|list|None=None # architectures outside the zoo and torchvision a teacher file may name (`load_model`); `teacher` and `student` count too
+             trust:str|list|None=None # outside architectures a teacher file may name; `teacher`, `student` count too
             ) -> dict:
-    "Teacher -> [metadata] -> transfer set or online game -> student, evaluated on the real test split next to KD with real data; returns the record."
+    "Teacher -> [metadata] -> transfer set or online game -> student, tested beside real-data KD; returns the record."
     args, t0 = dict(locals()), time.time()
     spec = get_method(method)
-    if preset == PIPELINE_PRESET and preset not in spec.presets: preset = None  # a method without it runs its defaults, as in the benchmark
+    if preset == PIPELINE_PRESET and preset not in spec.presets: preset = None  # else defaults, as in the benchmark
     s = spec.make_settings(settings, preset)
     T, s = student_temperature(spec, s, T, preset)
-    r = spec.student_recipe(preset)  # the students' recipe the preset carries (a `paper` preset: its authors'); arguments given win
+    r = spec.student_recipe(preset)  # the preset's student recipe (a `paper` preset: its authors'); arguments win
     optim = {k: r[k] for k in OPTIMISER_KEYS if k in r}
-    lr, shift, student_bs = default_lr(student, lr or r.get('lr')), 0 if spec.online else shift, student_bs or r.get('bs') or bs
+    lr, shift, student_bs = (default_lr(student, lr or r.get('lr')), 0 if spec.online else shift,
+                             student_bs or r.get('bs') or bs)
     run = Path(run)
-    net_t, teacher_w, trust, data = _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust,
-                                                      dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
-    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=data['dataset'], size=data['size'],
-                T=T, preset=preset, lr=lr, student_bs=student_bs)  # the record holds what ran
+    net_t, teacher_w, trust, data = _pipeline_teacher(
+        run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust,
+        dict(dataset=dataset, root=root, size=size, bs=bs, seed=seed), quiet)
+    args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=data['dataset'],
+                size=data['size'], T=T, preset=preset, lr=lr, student_bs=student_bs)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
     start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
     job = _Job(run=run, spec=spec, settings=s, preset=preset, teacher=net_t, teacher_w=teacher_w, trust=trust, dls=dls,
-               data=dict(data, bs=student_bs), student=student, student_kwargs=student_kwargs, optim=optim, seed=seed, epochs=epochs,
-               n_batches=n_batches, n_per_class=n_per_class, batch_size=batch_size, quiet=quiet, ts_path=run/f'transfer_{method}',
-               recipe=dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim)), start=time.time())
+               data=dict(data, bs=student_bs), student=student, student_kwargs=student_kwargs, optim=optim, seed=seed,
+               epochs=epochs, n_batches=n_batches, n_per_class=n_per_class, batch_size=batch_size, quiet=quiet,
+               ts_path=run/f'transfer_{method}',
+               recipe=dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim)),
+               start=time.time())
     out = (_game_student if spec.online else _transfer_set_student)(job)
     ref = _reference_student(job, out['ref_epochs']) if reference else None
     from dfkd.browser import save_transfer_grid
     save_transfer_grid(job.ts_path, run/'synthesized.png')
-    res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid), datafree_student_accuracy=out['acc'],
+    res = dict(method=method, preset=preset, teacher_accuracy=evaluate(net_t, dls.valid),
+               datafree_student_accuracy=out['acc'],
                kd_with_data_accuracy=ref['test_accuracy'] if ref else None,
                recipe=dict(job.recipe, epochs=dict(datafree=epochs, kd_with_data=out['ref_epochs'] if ref else None),
                            steps=dict(datafree=out['steps'], kd_with_data=ref['steps'] if ref else None)),

@@ -15,22 +15,23 @@ from pathlib import Path
 _not_prose = [re.compile(p, re.S) for p in (r'```.*?```', r'`[^`\n]*`', r'\$\$.*?\$\$', r'\$[^$\n]+\$', r'<!--.*?-->')]
 _markup = [re.compile(p) for p in (r'(?<=\])\([^)]*\)', r'<[^>\n]+>')]
 def prose_text(md:str, links=False) -> str:
-    "Markdown without code blocks, inline code, maths and comments; also without link targets and HTML tags unless `links`."
+    "Markdown without code blocks, inline code, maths, comments; also without links' targets and HTML unless `links`."
     for p in _not_prose + ([] if links else _markup): md = p.sub(' ', md)
     return md
 
 # %% ../nbs/92_prose_numbers.ipynb #15c2e91b
 _num = r'\d+(?:,\d{3})*(?:\.\d+)?'
 _version = r'(?<!chance \()(?<!python )(?<!torch )(?<!fastai )(?<!nbdev )(?<!version )(?<!numpy )'
-_measured = re.compile(rf'(?<![\w.,/-]){_version}(?:±\s?(?P<pm>{_num})|(?P<dec>\d+\.\d+)(?![\w.]|\.\d)|(?P<unit>{_num})\s?(?:%|×(?!\s?\d)|s\b|ms\b|min\b|seconds\b|minutes\b))')
+_measured = re.compile(rf'(?<![\w.,/-]){_version}(?:±\s?(?P<pm>{_num})|(?P<dec>\d+\.\d+)(?![\w.]|\.\d)|'
+                       rf'(?P<unit>{_num})\s?(?:%|×(?!\s?\d)|s\b|ms\b|min\b|seconds\b|minutes\b))')
 def measured_numbers(text:str) -> list[str]:
-    "The numbers in `text` that read as measurements: decimals, numbers with a unit (%, ×, s, ms, min) and numbers after ±."
+    "Numbers in `text` that read as measurements: decimals, numbers with a unit (%, ×, s, ms, min), numbers after ±."
     return [next(g for g in m.groups() if g).replace(',', '') for m in _measured.finditer(text)]
 
 # %% ../nbs/92_prose_numbers.ipynb #caa34b25
 _any_num = re.compile(r'(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?')
 def spellings(value:str) -> set[str]:
-    "Ways prose may quote a number written in code: as printed, rounded to 0–4 decimals, and ×100 (a fraction as a percentage)."
+    "Ways prose may quote a number in code: as printed, rounded to 0–4 decimals, and ×100 (a fraction as percent)."
     v = float(value.replace(',', '')); out = {value.replace(',', '')}
     for x in (v, v*100):
         out |= {f'{abs(x):.{k}f}' for k in range(5)}
@@ -45,11 +46,12 @@ def produced_numbers(nb:dict) -> set[str]:
     return found
 
 # %% ../nbs/92_prose_numbers.ipynb #9128562a
-_cites = re.compile(r'et al\b|\bthe authors|authors\'|\breports?\b|\breported\b|\bpublished\b|\(\d{4}[a-z]?\)|\b(?:Table|Fig\.?|Figure) \d|REFERENCE|arXiv|\bCVPR|\bICCV|\bNeurIPS|\bICLR|\bAAAI|\bECCV|'
+_cites = re.compile(r'et al\b|\bthe authors|authors\'|\breports?\b|\breported\b|\bpublished\b|\(\d{4}[a-z]?\)|'
+                    r'\b(?:Table|Fig\.?|Figure) \d|REFERENCE|arXiv|\bCVPR|\bICCV|\bNeurIPS|\bICLR|\bAAAI|\bECCV|'
                     r'\bICML|https?://|github\.com|\]\(', re.I)
 _sentence = re.compile(r'(?<=[.!?])\s+(?=[A-Z*(_])|\n+')
 def unsourced_numbers(nb_path) -> list[dict]:
-    "The measured-looking numbers in `nb_path`'s markdown that no code cell produced and whose sentence cites no source."
+    "Measured-looking numbers in `nb_path`'s markdown that no code cell produced and whose sentence cites no source."
     nb = json.loads(Path(nb_path).read_text()); produced = produced_numbers(nb); bad = []
     for i, c in enumerate(nb['cells']):
         if c['cell_type'] != 'markdown': continue
@@ -66,6 +68,7 @@ def check_notebooks(paths) -> int:
     for p in paths:
         for b in unsourced_numbers(p):
             print(f"{p} cell {b['cell']}: {b['number']} in: {b['sentence']}"); total += 1
-    if total: print(f'{total} measured numbers in prose that no cell produced: let a cell print them (from results/ or its own run), '
-                    'or cite the source they are quoted from')
+    if total:
+        print(f'{total} measured numbers in prose that no cell produced: let a cell print them (from results/ or its '
+              'own run), or cite the source they are quoted from')
     return total

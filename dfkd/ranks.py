@@ -24,7 +24,8 @@ def several_ranks() -> bool:
 # %% ../nbs/08_ranks.ipynb #42405208
 def world_size() -> int:
     "Processes in the run: the process group's size, else torchrun's `WORLD_SIZE`, else 1."
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get('WORLD_SIZE', '1'))
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get('WORLD_SIZE',
+                                                                                                          '1'))
 
 def rank() -> int:
     "This process's place in the run, 0 ... `world_size() - 1` (0 in a run of one)."
@@ -40,14 +41,14 @@ def barrier():
 
 # %% ../nbs/08_ranks.ipynb #d3d2b318
 def in_place(t:torch.Tensor, collective):
-    "Run `collective` (e.g. `dist.all_reduce`) on `t` in place: a CPU tensor goes to the GPU and back under nccl, which only takes GPU tensors."
+    "Run `collective` (e.g. `dist.all_reduce`) on `t` in place; under nccl (GPU only) a CPU tensor goes via the GPU."
     with torch.no_grad():
         if dist.get_backend() == 'nccl' and not t.is_cuda:
             on = t.cuda(); collective(on); t.copy_(on.cpu())
         else: collective(t)
 
 def all_reduce_sums(tensors) -> list:
-    "Each tensor summed over the processes of the run, in place (on the GPU for nccl and back); as they are in a run of one."
+    "Each tensor summed over the run's processes, in place (on the GPU for nccl and back); as they are in a run of one."
     tensors = list(tensors)
     if not several_ranks(): return tensors
     for t in tensors: in_place(t, dist.all_reduce)
@@ -55,7 +56,7 @@ def all_reduce_sums(tensors) -> list:
 
 # %% ../nbs/08_ranks.ipynb #2e160e6b
 def rank_share(dl):
-    "This process's part of the examples of the ordered loader `dl`: every `world_size`-th from its rank, in order, none twice, none dropped; `dl` itself in a run of one."
+    "This process's share of ordered `dl`: every `world_size`-th from its rank, none twice or dropped; `dl` if alone."
     if not several_ranks(): return dl
     ds = dl.dataset
     part = torch.utils.data.Subset(ds, range(dist.get_rank(), len(ds), dist.get_world_size()))

@@ -97,11 +97,15 @@ def plot_history(source, title:str|None=None):
         rec = source.recorder
         df = {n: [row[i] for row in rec.values] for i, n in enumerate(rec.metric_names[1:-1])}
     names = list(df.keys() if isinstance(df, dict) else df.columns)
-    loss_cols = [c for c in names if 'loss' in c]; metric_cols = [c for c in names if c not in loss_cols + ['epoch', 'time']]
+    loss_cols = [c for c in names if 'loss' in c]
+    metric_cols = [c for c in names if c not in loss_cols + ['epoch', 'time']]
     fig, axs = plt.subplots(1, 2, figsize=(7, 2.6))
     for c in loss_cols: axs[0].plot(np.arange(1, len(df[c]) + 1), np.asarray(df[c], dtype=float), marker='o', label=c)
     for c in metric_cols: axs[1].plot(np.arange(1, len(df[c]) + 1), np.asarray(df[c], dtype=float), marker='o', label=c)
-    for ax, t in zip(axs, ('loss', 'metric')): ax.set_xlabel('epoch'); ax.set_title(t, fontsize=9); ax.legend(fontsize=7)
+    for ax, t in zip(axs, ('loss', 'metric')):
+        ax.set_xlabel('epoch')
+        ax.set_title(t, fontsize=9)
+        ax.legend(fontsize=7)
     if title: fig.suptitle(title, fontsize=9)
     fig.tight_layout(); return fig
 
@@ -115,13 +119,18 @@ def plot_loss_terms(log:dict, title:str='synthesis loss per term', logy:bool=Tru
     ax.set_xlabel('step'); ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout(); return fig
 
-def plot_results(df, value:str, label:str|None=None, title:str|None=None, ref:float|None=None, ref_label:str='reference'):
-    "Horizontal bar chart of column `value` of a results table (`label` column or the index), with an optional reference line."
+def plot_results(df, value:str, label:str|None=None, title:str|None=None, ref:float|None=None,
+                 ref_label:str='reference'):
+    "Horizontal bar chart of column `value` of a results table (`label` column or the index), optional reference line."
     labels = list(df[label] if label else df.index)
     vals = np.asarray(df[value], dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 0.35*len(labels) + 1))
-    ax.barh(range(len(vals)), vals, color='tab:blue'); ax.set_yticks(range(len(vals))); ax.set_yticklabels(labels, fontsize=8)
+    ax.barh(range(len(vals)), vals, color='tab:blue')
+    ax.set_yticks(range(len(vals)))
+    ax.set_yticklabels(labels, fontsize=8)
     for i, v in enumerate(vals): ax.text(v, i, f' {v:.1f}', va='center', fontsize=7)
-    if ref is not None: ax.axvline(ref, color='tab:red', ls='--', lw=1, label=ref_label); ax.legend(fontsize=7, loc='lower right')
+    if ref is not None:
+        ax.axvline(ref, color='tab:red', ls='--', lw=1, label=ref_label)
+        ax.legend(fontsize=7, loc='lower right')
     ax.invert_yaxis(); ax.set_xlabel(value); ax.set_title(title or value, fontsize=9)
     fig.tight_layout(); return fig
