@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .hooks import Hooks
 from .synthesis import LossTerm, CrossEntropyTerm
 from .inversion import BNStatisticsLoss, bn_layer_names
-from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm, RingBuffer, random_crop_flip
+from .generators import (online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm,
+                         RingBuffer, random_crop_flip)
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
@@ -31,7 +32,8 @@ def random_resized_crop(x:torch.Tensor, # images (N, C, H, W)
     u = torch.rand(5, n, generator=generator)
     area = scale[0] + (scale[1] - scale[0]) * u[0]
     aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[1])
-    w, h = (area * aspect).sqrt().clamp(max=1.), (area / aspect).sqrt().clamp(max=1.)  # sides, as fractions of the image's
+    # sides, as fractions of the image's
+    w, h = (area * aspect).sqrt().clamp(max=1.), (area / aspect).sqrt().clamp(max=1.)
     cx, cy = (2 * u[2] - 1) * (1 - w), (2 * u[3] - 1) * (1 - h)                       # centres, in [-1, 1] coordinates
     mirror = torch.where(u[4] < 0.5, -1., 1.) if flip else torch.ones(n)
     theta = torch.zeros(n, 2, 3)
@@ -44,7 +46,7 @@ def _channel_means(acts:list) -> torch.Tensor:
     return torch.cat([a.float().flatten(2).mean(2) if a.dim() > 2 else a.float() for a in acts], dim=1)
 
 class ContrastiveTerm(LossTerm):
-    "CMI's InfoNCE: local views (anchors) against detached global views, of the batch and of a memory bank of past [local, global] features."
+    "CMI's InfoNCE: local views (anchors) against detached global views, of the batch and a bank of past features."
     name = 'contrastive'
     def __init__(self, teacher:nn.Module, # the teacher (its BN layers give the features)
                  img_shape, # (C, H, W) of its input, to size the head
@@ -52,16 +54,19 @@ class ContrastiveTerm(LossTerm):
                  T:float=0.2, # tau, temperature of the InfoNCE logits
                  bank_size:int=4096, # memory bank capacity (rows of [local, global] features)
                  n_negatives:int=4096, # bank rows a loss sees at most (sampled without replacement)
-                 dim:int=256, hidden:int|None=None, # projection head: output width, hidden width (`None`: the feature width, as Fast-Datafree)
-                 feature_layers:list[str]|None=None, # teacher modules whose channel means are the features; `None`: BN layers
+                 dim:int=256, hidden:int|None=None, # head: out, hidden width (`None`: feature width, as Fast-Datafree)
+                 feature_layers:list[str]|None=None, # teacher modules whose channel means are features; `None`: BN
                  crop_scale=(0.25, 1.), # area fraction of the local view's crop
                  lr:float=1e-3, # learning rate of the head's own Adam
-                 head_optimizer:str='persistent', # 'persistent': the head's own Adam (default betas), kept across rounds; 'per_round': in the generator's optimiser
+                 head_optimizer:str='persistent', # the head's own Adam across rounds; 'per_round': the generator's
                  name:str|None=None):
         super().__init__(weight, name)
-        if head_optimizer not in ('persistent', 'per_round'): raise ValueError(f"head_optimizer must be 'persistent' or 'per_round', got {head_optimizer!r}")
+        if head_optimizer not in ('persistent', 'per_round'):
+            raise ValueError(f"head_optimizer must be 'persistent' or 'per_round', got {head_optimizer!r}")
         self.names = list(feature_layers or bn_layer_names(teacher))
-        if not self.names: raise ValueError('the contrastive term needs feature layers; the teacher has no BatchNorm layer, pass feature_layers=[...]')
+        if not self.names:
+            raise ValueError('the contrastive term needs feature layers; the teacher has no BatchNorm layer, pass '
+                             'feature_layers=[...]')
         was = teacher.training; teacher.eval()
         with Hooks(teacher, self.names, detach=True) as h, torch.no_grad():
             teacher(torch.zeros(2, *img_shape, device=next(teacher.parameters()).device))
@@ -69,14 +74,17 @@ class ContrastiveTerm(LossTerm):
         teacher.train(was)
         hidden = hidden or n_features
         self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        # the engine steps a term's own optimiser at every step of every round, and leaves its parameters out of the generator's
+        # the engine steps a term's own optimiser at every step of every round, and leaves its parameters out of the
+        # generator's
         self.head_optimizer = head_optimizer
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr) if head_optimizer == 'persistent' else None
         self.T, self.crop_scale, self.n_negatives, self.bank = T, crop_scale, n_negatives, RingBuffer(bank_size)
         self.features = self.best = None; self.best_loss = math.inf
     @property
     def layers(self): return self.names
-    def parameters(self): return list(self.head.parameters())  # trained by `optimizer` (else with the generator); a shared game keeps them equal
+    def parameters(self):
+        # trained by `optimizer` (else with the generator); a shared game keeps them equal
+        return list(self.head.parameters())
     def to(self, device): self.head.to(device); self.bank.to(device); return self
     def embed(self, f): return F.normalize(self.head(f), dim=1)
     def row_losses(self, f_local:torch.Tensor, f_global:torch.Tensor) -> torch.Tensor:
@@ -87,17 +95,21 @@ class ContrastiveTerm(LossTerm):
         "Up to `n_negatives` bank rows, drawn without replacement; `None` while the bank is empty."
         if len(self.bank) == 0: return None
         rows = self.bank.items
-        if len(rows) > self.n_negatives: rows = rows[torch.randperm(len(rows), generator=generator)[:self.n_negatives].to(rows.device)]
+        if len(rows) > self.n_negatives:
+            rows = rows[torch.randperm(len(rows), generator=generator)[:self.n_negatives].to(rows.device)]
         return rows
     def __call__(self, ctx):
         if getattr(ctx, 'images', None) is None:
-            raise ValueError("ContrastiveTerm cuts its local view from ctx.images, the un-augmented images; use it with a generator parametrisation")
-        global_acts = {n: ctx.acts[n] for n in self.names}                 # the global view: what the teacher saw, ctx.x
+            raise ValueError("ContrastiveTerm cuts its local view from ctx.images, the un-augmented images; use it "
+                             "with a generator parametrisation")
+        # the global view: what the teacher saw, ctx.x
+        global_acts = {n: ctx.acts[n] for n in self.names}
         f_global = _channel_means(list(global_acts.values()))
         with Hooks(ctx.teacher, self.names) as h:
             ctx.teacher(random_resized_crop(ctx.images, ctx.generator, self.crop_scale))
             f_local = _channel_means(h.stored())
-        ctx.acts.update(global_acts)  # the local pass overwrote the synthesizer's hooks too: later terms and listeners read the global view
+        # the local pass overwrote the synthesizer's hooks too: later terms and listeners read the global view
+        ctx.acts.update(global_acts)
         self.features = torch.cat([f_local, f_global], 1).detach()       # this step's bank row: [local, global]
         bank, b = self.negatives(ctx.generator), len(f_local)
         if bank is None: return self.row_losses(f_local, f_global).mean()
@@ -107,7 +119,8 @@ class ContrastiveTerm(LossTerm):
     # a listener of the synthesizer: the bank receives the features of the round's best step
     def before_round(self, synth, ctx): self.best, self.best_loss = None, math.inf
     def after_loss(self, synth, ctx):
-        if self.features is not None and ctx.total.item() < self.best_loss: self.best, self.best_loss = self.features, ctx.total.item()
+        if self.features is not None and ctx.total.item() < self.best_loss:
+            self.best, self.best_loss = self.features, ctx.total.item()
     def end_batch(self, ctx):
         if self.best is not None: self.bank.add(self.best)
         self.best = self.features = None
@@ -115,7 +128,7 @@ class ContrastiveTerm(LossTerm):
 # %% ../nbs/27_cmi.ipynb #6b02c014
 @dataclass
 class CMISettings(PooledStudentSettings):
-    "CMI's settings and their defaults: the generator, its round, the loss weights, the memory bank, and (from `PooledStudentSettings`) how the student learns."
+    "CMI's settings: the generator, its round, loss weights, memory bank, and (`PooledStudentSettings`) the student's."
     g_steps:int = 30 # optimisation steps per round (the generator is reset every round)
     lr_g:float = 1e-2 # Adam learning rate of the generator, the latents (unless `lr_z`) and the projection head
     lr_z:float|None = None # Adam learning rate of the latents; `None` is `lr_g`
@@ -126,17 +139,20 @@ class CMISettings(PooledStudentSettings):
     cr_T:float = 0.2 # tau, temperature of the contrastive logits
     bank_size:int = 4096 # memory bank capacity (rows of [local, global] features)
     n_negatives:int = 4096 # bank rows one loss sees at most
-    head_optimizer:str = 'persistent' # 'persistent': the head's own Adam, kept across rounds (the authors'); 'per_round': in the generator's
+    head_optimizer:str = 'persistent' # the head's own Adam across rounds (authors'); 'per_round': the generator's
 
-def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:CMISettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
+                          settings:CMISettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
-    "CMI's generator side: per-round re-initialised generator with CE, BN, agreement-masked adversarial and contrastive terms, on the global view."
+    "CMI's generator side: a per-round fresh generator with CE, BN, agreement-masked adversarial, contrastive terms."
     s = settings or CMISettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size, n_negatives=s.n_negatives,
-                                  lr=s.lr_g, head_optimizer=s.head_optimizer)
-    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.), AdversarialTerm(student, s.adversarial, where_agree=True), contrastive]
-    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, steps=s.g_steps, optimize_latent=True, lr_latent=s.lr_z,
+    contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size,
+                                  n_negatives=s.n_negatives, lr=s.lr_g, head_optimizer=s.head_optimizer)
+    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.),
+             AdversarialTerm(student, s.adversarial, where_agree=True), contrastive]
+    return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, steps=s.g_steps,
+                                optimize_latent=True, lr_latent=s.lr_z,
                                 reset=True, targets=True, augment=random_crop_flip, seed=seed, device=device,
                                 callbacks=[contrastive])  # it listens for the round's best step
 
@@ -147,12 +163,15 @@ cmi, cmi_synthesizer = keyword_trainer('cmi'), keyword_synthesizer('cmi')  # the
 
 # %% ../nbs/27_cmi.ipynb #ff53729c
 register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, needs=('bn', 'student'),
-                    synthesizer=build_cmi_synthesizer, train=train_cmi, key_settings=('g_steps', 'contrastive', 'cr_T', 'bank_size'),
-                    notebook='27_cmi',
-                    presets={'paper': dict(g_steps=200, lr_g=1e-3, ce=1., bn=1., adversarial=0.5, contrastive=0.8, cr_T=0.2,  # scripts/cmi_cifar.sh
-                                           bank_size=40960, n_negatives=4096, nz=256, ngf=64,                     # datafree_kd.py, method cmi
-                                           student_steps=400, pool_size=200 * 256, T=20., pool_augment='crop_flip',  # kd_steps 400, 200 epochs x 256, --T 20; registry.py
-                                           student_T=20., student_opt='sgd', student_lr=0.1, student_mom=0.9,       # the student: zju-vipa/CMI datafree_kd.py 287-290,
-                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=0.,          # scripts/cmi/cmi_cifar10.sh
+                    synthesizer=build_cmi_synthesizer, train=train_cmi,
+                    key_settings=('g_steps', 'contrastive', 'cr_T', 'bank_size'), notebook='27_cmi',
+                    presets={'paper': dict(g_steps=200, lr_g=1e-3, ce=1., bn=1., adversarial=0.5, contrastive=0.8,
+                                           cr_T=0.2,  # scripts/cmi_cifar.sh
+                                           bank_size=40960, n_negatives=4096, nz=256, ngf=64, # datafree_kd.py, cmi
+                                           # kd_steps 400, 200 epochs x 256, --T 20; registry.py
+                                           student_steps=400, pool_size=200 * 256, T=20., pool_augment='crop_flip',
+                                           # student: zju-vipa/CMI datafree_kd.py 287-290, scripts/cmi/cmi_cifar10.sh
+                                           student_T=20., student_opt='sgd', student_lr=0.1, student_mom=0.9,
+                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=0.,
                                            student_bs=256),
-                             'small': dict(g_steps=10, student_steps=5)}));                                        # the small run, 27_cmi
+                             'small': dict(g_steps=10, student_steps=5)}));  # the small run, 27_cmi

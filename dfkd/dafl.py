@@ -20,7 +20,7 @@ __all__ = ['train_dafl', 'dafl', 'DAFL_PRESETS', 'InformationEntropyTerm', 'dafl
 
 # %% ../nbs/24_dafl.ipynb #ed627a66
 class InformationEntropyTerm(ClassBalanceTerm):
-    "DAFL's L_ie = -H_info(mean softmax) with logarithms in base `base` (the authors' code: 10); base e is `ClassBalanceTerm`."
+    "DAFL's L_ie = -H_info(mean softmax) with logarithms in base `base` (authors: 10); base e is `ClassBalanceTerm`."
     def __init__(self, weight:float=5., # beta
                  base:float=10., # base of the logarithm
                  name:str|None=None):
@@ -29,7 +29,7 @@ class InformationEntropyTerm(ClassBalanceTerm):
 
 # %% ../nbs/24_dafl.ipynb #cf75ea08
 def dafl_feature_layer(teacher:nn.Module) -> str:
-    "The layer whose input are DAFL's features f_T: `fc2` of a LeNet-5 (the 120 units of its third layer, the authors' conv3), else the last nn.Linear."
+    "The layer whose input is DAFL's f_T: `fc2` of a LeNet-5 (120 units, the authors' conv3), else the last nn.Linear."
     return 'fc2' if isinstance(teacher, LeNet5) else last_linear_name(teacher)
 
 # %% ../nbs/24_dafl.ipynb #b55b5353
@@ -42,26 +42,28 @@ class DAFLSettings(GeneratorSettings):
     onehot:float = 1. # weight of L_oh
     activation:float = 0.1 # alpha: weight of L_a
     balance:float = 5. # beta: weight of L_ie
-    entropy_base:float = 10. # base of the logarithm in L_ie: 10 as the authors' code; `math.e` for nats (weighs 2.3x more)
+    entropy_base:float = 10. # log base of L_ie: 10 as the authors' code; `math.e` for nats (weighs 2.3x more)
     feature_layer:str|None = None # teacher layer whose input are the features f_T; `None`: `dafl_feature_layer`
     T:float = 4. # the student's distillation temperature
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/24_dafl.ipynb #f2806cd3
 def set_conv_bn_eps(generator:nn.Module, eps:float) -> nn.Module:
-    "Set `eps` of every BatchNorm that directly follows a convolution inside one of `generator`'s `nn.Sequential`s; returns `generator`."
+    "Set `eps` of every BatchNorm right after a conv in `generator`'s `nn.Sequential`s; returns `generator`."
     for seq in (m for m in generator.modules() if isinstance(m, nn.Sequential)):
         for prev, m in zip(seq, list(seq)[1:]):
             if isinstance(prev, nn.Conv2d) and isinstance(m, nn.BatchNorm2d): m.eps = eps
     return generator
 
-def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DAFLSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
-                   student=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer: # DAFL reads no student and no metadata
+def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
+                           settings:DAFLSettings|None=None,
+                   student=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer: # not read by DAFL
     "DAFL's generator side: a DCGAN generator trained with the one-hot, activation and information-entropy terms."
     s = settings or DAFLSettings()
     generator = Generator.from_settings(img_shape, stats, s)
     set_conv_bn_eps(generator, s.bn_eps)
-    terms = [CrossEntropyTerm(s.onehot, name='onehot'), ActivationTerm(s.activation, layer=s.feature_layer or dafl_feature_layer(teacher), read='input'),
+    terms = [CrossEntropyTerm(s.onehot, name='onehot'),
+             ActivationTerm(s.activation, layer=s.feature_layer or dafl_feature_layer(teacher), read='input'),
              InformationEntropyTerm(s.balance, base=s.entropy_base, name='balance')]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, seed=seed, device=device)
 
@@ -77,15 +79,16 @@ dafl = keyword_trainer('dafl')
 
 # %% ../nbs/24_dafl.ipynb #82b83ec9
 DAFL_PRESETS = {
-    # huawei-noah/Efficient-Computing Data-Efficient-Model-Compression/DAFL/DAFL-train.py, MNIST defaults: BatchNorm2d(c, 0.8) after
-    # the generator's convolutions (66, 71); the student's recipe: Adam at --lr_S 2e-3 with torch's default betas, no weight decay (117-118),
-    # --batch_size 512 (33-36), a constant rate on MNIST (adjust_learning_rate runs only for other datasets, 165-166)
-    'paper': dict(lr_g=0.2, betas=(0.9, 0.999), bn_eps=0.8, ngf=64, nz=100, output='bn', onehot=1., activation=0.1, balance=5., entropy_base=10.,
-                  T=1., student_steps=1, student_T=1., student_opt='adam', student_lr=2e-3, student_mom=0.9, student_wd=0.,
-                  student_schedule='constant', student_bs=512),
+    # huawei-noah/Efficient-Computing Data-Efficient-Model-Compression/DAFL/DAFL-train.py, MNIST defaults:
+    # BatchNorm2d(c, 0.8) after the generator's convolutions (66, 71); the student's recipe: Adam at --lr_S 2e-3 with
+    # torch's default betas, no weight decay (117-118), --batch_size 512 (33-36), a constant rate on MNIST
+    # (adjust_learning_rate runs only for other datasets, 165-166)
+    'paper': dict(lr_g=0.2, betas=(0.9, 0.999), bn_eps=0.8, ngf=64, nz=100, output='bn', onehot=1., activation=0.1,
+                  balance=5., entropy_base=10., T=1., student_steps=1, student_T=1., student_opt='adam',
+                  student_lr=2e-3, student_mom=0.9, student_wd=0., student_schedule='constant', student_bs=512),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
-    'small': dict(lr_g=1e-2, ngf=16, output='tanh', onehot=1., activation=0.1, balance=5., entropy_base=10., T=4., student_steps=1,
-                  student_T=4.),
+    'small': dict(lr_g=1e-2, ngf=16, output='tanh', onehot=1., activation=0.1, balance=5., entropy_base=10., T=4.,
+                  student_steps=1, student_T=4.),
 }
 register(MethodSpec('dafl', 'generator', 'Chen et al. 2019, ICCV', DAFLSettings, needs=(),
                     synthesizer=build_dafl_synthesizer, train=train_dafl, student_T=DAFLSettings.T,

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch, torch.nn as nn
 from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm, build_transfer_set
-from .inversion import BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop, bn_layer_names
+from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop,
+                        bn_layer_names)
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
@@ -21,35 +22,37 @@ __all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSIO
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
 class DeepInversionSettings:
-    "DeepInversion's loss weights, priors, batches, jitter and schedule (the `small` preset); a zero weight leaves its term out."
+    "DeepInversion's loss weights, priors, batches, jitter and schedule (`small` preset); a zero weight drops its term."
     ce:float = 1. # cross-entropy to the target class
-    bn:float = 10. # λ_BN: BatchNorm-statistics matching (the term's size depends on the teacher: `bn_gaps` measures it)
+    bn:float = 10. # λ_BN: BatchNorm-statistics matching (its size depends on the teacher: `bn_gaps` measures it)
     first_bn_multiplier:float = 1. # α of the first BN layer (the others have 1)
-    bn2d_only:bool = True # match only the BatchNorm2d layers, as the authors' hooks do (a teacher without any: all its BN layers); `False`: every BN layer
+    bn2d_only:bool = True # only BatchNorm2d layers, as the authors' hooks (if the teacher has any); `False`: every BN
     tv_l1:float = 0. # λ_TV on the absolute differences of neighbouring pixels
     tv_l2:float = 2.5e-5 # λ_TV on their L2 form (squared means for priors='mean', norms for 'deepinversion')
     l2:float = 0. # λ_ℓ2 of the norm prior
-    priors:str = 'deepinversion' # 'deepinversion': the authors' TV over 4 directions and per-image norm; 'mean': our TV over 2 directions and mean square
+    priors:str = 'deepinversion' # the authors' 4-direction TV and image norm; 'mean': 2-direction TV, mean square
     mix_classes:bool = True # every class in each batch, as the authors do; `False`: one class per batch
     clamp:bool = True # keep pixels in the range real images occupy (the authors' CIFAR code does not clamp)
     max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
     flip:bool = False # random horizontal flips (natural images, not digits)
     iterations:int = 200 # Adam steps per batch
     lr:float = 0.05 # initial learning rate
-    cosine:bool = False # decay the learning rate to zero along a cosine; `False`: constant, as in the authors' CIFAR code
+    cosine:bool = False # cosine decay of the learning rate to zero; `False`: constant (the authors' CIFAR code)
 
 DEEPINVERSION_DEFAULTS = asdict(DeepInversionSettings())
 
-def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1., tv_l1:float=0., tv_l2:float=2.5e-5, l2:float=0.,
-                        priors:str='deepinversion', # the form of the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
+def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1., tv_l1:float=0., tv_l2:float=2.5e-5,
+                        l2:float=0.,
+                        priors:str='deepinversion', # the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
                         bn_layers:list[str]|None=None) -> list: # the BN layers to match; `None`: every one
     "DeepInversion's loss terms with their weights; a zero weight leaves a term out."
-    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers), TotalVariation(tv_l1, p=1, form=priors),
+    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers),
+             TotalVariation(tv_l1, p=1, form=priors),
              TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors)]
     return [t for t in terms if t.weight]
 
 def _bn_layers(teacher:nn.Module, bn2d_only:bool) -> list[str]|None:
-    "The BN layers DeepInversion matches: the BatchNorm2d layers (`bn2d_only`, when the teacher has any), else `None`, every one."
+    "The BN layers DeepInversion matches: the BatchNorm2d ones (`bn2d_only`, if the teacher has any), else `None`: all."
     return (bn_layer_names(teacher, (nn.BatchNorm2d,)) or None) if bn2d_only else None
 
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers
@@ -65,25 +68,30 @@ def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm l
     terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2, s.priors,
                                 _bn_layers(teacher, s.bn2d_only) if s.bn else None) + list(extra_terms)
     return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats if s.clamp else None),
-                       Schedule(s.iterations, s.lr, cosine=s.cosine), augment=JitterFlip(s.max_shift, s.flip), device=device, log_every=10,
-                       mix_classes=s.mix_classes)
+                       Schedule(s.iterations, s.lr, cosine=s.cosine), augment=JitterFlip(s.max_shift, s.flip),
+                       device=device, log_every=10, mix_classes=s.mix_classes)
 
 deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 
-# NVlabs/DeepInversion, cifar10/README.md ("parameters from the paper": --r_feature_weight=10 --di_lr=0.05) and the defaults of
-# cifar10/deepinversion_cifar10.py: 2,000 Adam steps at a constant rate, batches of 256 that hold the ten classes in turn, TV-L2 over
-# four directions 2.5e-5, L2 0, jitter 2, no flips, no clipping, hooks on BatchNorm2d only, no first-layer multiplier
-DEEPINVERSION_PAPER = dict(ce=1., bn=10., first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0., priors='deepinversion',
-                           mix_classes=True, clamp=False, max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False)
-# the recipe the defaults replaced: one class per batch, every BN layer, a strong first layer (students as good, images not of their class)
-DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3, priors='mean',
-                               mix_classes=False, clamp=True, max_shift=2, flip=False, iterations=200, lr=0.05, cosine=True)
+# NVlabs/DeepInversion, cifar10/README.md ("parameters from the paper": --r_feature_weight=10 --di_lr=0.05) and the
+# defaults of cifar10/deepinversion_cifar10.py: 2,000 Adam steps at a constant rate, batches of 256 that hold the ten
+# classes in turn, TV-L2 over four directions 2.5e-5, L2 0, jitter 2, no flips, no clipping, hooks on BatchNorm2d only,
+# no first-layer multiplier
+DEEPINVERSION_PAPER = dict(ce=1., bn=10., first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0.,
+                           priors='deepinversion', mix_classes=True, clamp=False, max_shift=2, flip=False,
+                           iterations=2000, lr=0.05, cosine=False)
+# the one-class recipe: one class per batch, every BN layer, a strong first layer (students as good, images not of
+# their class)
+DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3,
+                               priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False, iterations=200,
+                               lr=0.05, cosine=True)
 
 DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
                            key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
                            notebook='22_deepinversion',
-                           presets=dict(paper=DEEPINVERSION_PAPER, small=DEEPINVERSION_DEFAULTS, one_class=DEEPINVERSION_ONE_CLASS))
+                           presets=dict(paper=DEEPINVERSION_PAPER, small=DEEPINVERSION_DEFAULTS,
+                                        one_class=DEEPINVERSION_ONE_CLASS))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
 @dataclass
@@ -91,7 +99,7 @@ class ADISettings(DeepInversionSettings):
     "Adaptive DeepInversion: DeepInversion's settings, the competition with the student, and the student's rounds."
     competition:float = 1. # λ_comp: weight of 1 − D(teacher, student)
     competition_T:float = 3. # temperature of the divergence
-    competition_form:str = 'authors' # D: 'authors', NVlabs/DeepInversion's clamped divergence; 'js', the Jensen–Shannon divergence (`12_inversion`)
+    competition_form:str = 'authors' # D: 'authors' (NVlabs/DeepInversion's clamped form) or 'js' (Jensen–Shannon)
     rounds:int = 2 # synthesis rounds, each followed by training the student
     epochs_per_round:int = 4 # student epochs after each round
     distill_lr:float = 1e-2 # the student's learning rate in its rounds
@@ -99,32 +107,36 @@ class ADISettings(DeepInversionSettings):
     distill_alpha:float = 0.9 # weight of the KD loss against the cross-entropy in the student's rounds
 
 ADI_DEFAULTS = asdict(ADISettings())
-# DeepInversion's paper settings plus the authors' competition: weight 0.2 in their example command (NVlabs/DeepInversion README,
-# --adi_scale 0.2), their clamped divergence at T = 3 (deepinversion.py 299-311); the student's rounds keep our defaults (their CIFAR loop is
-# not published)
+# DeepInversion's paper settings plus the authors' competition: weight 0.2 in their example command
+# (NVlabs/DeepInversion README, --adi_scale 0.2), their clamped divergence at T = 3 (deepinversion.py 299-311); the
+# student's rounds keep our defaults (their CIFAR loop is not published)
 ADI_PAPER = dict(DEEPINVERSION_PAPER, competition=0.2, competition_T=3., competition_form='authors')
 
-def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None, device=None,
-                    **overrides) -> Synthesizer:
+def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None,
+                    device=None, **overrides) -> Synthesizer:
     "A DeepInversion `Synthesizer` plus the competition term with the live `student`."
     s = ADI.make_settings(settings, **overrides)
     di = {f.name: getattr(s, f.name) for f in fields(DeepInversionSettings)}
     return deepinversion_synthesizer(teacher, img_shape, stats, di, device=device,
-                                     extra_terms=[CompetitionTerm(student, s.competition, s.competition_T, form=s.competition_form)])
+                                     extra_terms=[CompetitionTerm(student, s.competition, s.competition_T,
+                                                                  form=s.competition_form)])
 
 def adi_transfer_set(teacher:nn.Module, student:nn.Module, # the student is trained in place between rounds
                      path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=50,
                      valid=None, # real validation data for the student's rounds, if any
-                     seed:int=0, device=None, progress:bool=True, settings:ADISettings|dict|None=None, n_classes:int|None=None,
-                     lr:float|None=None, T:float|None=None, alpha:float|None=None, # older names of distill_lr, distill_T, distill_alpha
+                     seed:int=0, device=None, progress:bool=True, settings:ADISettings|dict|None=None,
+                     n_classes:int|None=None,
+                     lr:float|None=None, # alias of distill_lr
+                     T:float|None=None, # alias of distill_T
+                     alpha:float|None=None, # alias of distill_alpha
                      **overrides) -> Path:
     "Synthesise an ADI transfer set into `path`, alternating `rounds` of synthesis with training `student`."
     older = {k: v for k, v in dict(distill_lr=lr, distill_T=T, distill_alpha=alpha).items() if v is not None}
     s = ADI.make_settings(settings, **older, **overrides)
-    return student_in_the_loop(adi_synthesizer(teacher, student, img_shape, stats, s, device=device), student, path, n_per_class, batch_size,
-                               s.rounds, valid=valid, epochs_per_round=s.epochs_per_round, lr=s.distill_lr, T=s.distill_T,
-                               alpha=s.distill_alpha, seed=seed, method='adi', settings=asdict(s), stats=stats, n_classes=n_classes,
-                               progress=progress)
+    return student_in_the_loop(adi_synthesizer(teacher, student, img_shape, stats, s, device=device), student, path,
+                               n_per_class, batch_size, s.rounds, valid=valid, epochs_per_round=s.epochs_per_round,
+                               lr=s.distill_lr, T=s.distill_T, alpha=s.distill_alpha, seed=seed, method='adi',
+                               settings=asdict(s), stats=stats, n_classes=n_classes, progress=progress)
 
 def _adi_synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
     return adi_synthesizer(teacher, student, img_shape, stats, settings, device=device)

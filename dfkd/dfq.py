@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .synthesis import LossTerm
 from .inversion import BNStatisticsLoss
-from .generators import (GeneratorSettings, online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer, ClassBalanceTerm, AdversarialTerm,
-                             train_online, check_teacher_student)
+from .generators import (GeneratorSettings, online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer,
+                             ClassBalanceTerm, AdversarialTerm, train_online, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
@@ -29,7 +29,7 @@ class GaussianBNStatisticsLoss(BNStatisticsLoss):
 
 # %% ../nbs/26_dfq.ipynb #79379889
 class SampleEntropyTerm(LossTerm):
-    "Mean entropy of the teacher's prediction per image, (1/B) sum_i H(p_T(x_i)): low when each image is confidently one class."
+    "Mean entropy of the teacher's prediction per image, (1/B) sum_i H(p_T(x_i)): low when each image is one class."
     name = 'entropy'
     def __call__(self, ctx):
         log_p = F.log_softmax(ctx.logits.float(), dim=1)
@@ -38,11 +38,11 @@ class SampleEntropyTerm(LossTerm):
 # %% ../nbs/26_dfq.ipynb #d58f31f8
 @dataclass
 class DFQSettings(GeneratorSettings):
-    "DFQ's choices: the generator ensemble, the four loss weights, the adversarial temperature, and how the student distils."
+    "DFQ's choices: the generator ensemble, four loss weights, the adversarial temperature, how the student distils."
     n_generators:int = 2 # size of the generator ensemble
     lr_g:float = 1e-3 # Adam learning rate of the ensemble
     bn:float = 1. # weight of L_BN
-    bn_form:str = 'moments' # L_BN's distance: 'moments' (DeepInversion's norms) or 'gaussian_kl' (the paper's, per channel)
+    bn_form:str = 'moments' # L_BN's distance: 'moments' (DeepInversion's) or 'gaussian_kl' (the paper's, per channel)
     entropy:float = 1. # weight of the per-sample entropy
     balance:float = 5. # weight of the batch entropy -H(mean p_T)
     adversarial:float = 1. # weight of -KL(p_T || p_S)
@@ -51,11 +51,13 @@ class DFQSettings(GeneratorSettings):
     student_steps:int = 1 # student steps per generator step
 
 # %% ../nbs/26_dfq.ipynb #d82c276b
-BN_FORMS = {'gaussian_kl': GaussianBNStatisticsLoss, 'moments': lambda weight: BNStatisticsLoss(weight, first_multiplier=1.)}
+BN_FORMS = {'gaussian_kl': GaussianBNStatisticsLoss,
+            'moments': lambda weight: BNStatisticsLoss(weight, first_multiplier=1.)}
 
-def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:DFQSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
+                          settings:DFQSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
-    "DFQ's generator side: an ensemble trained with BN statistics, per-sample and batch entropy, and the adversarial term."
+    "DFQ's generator side: an ensemble trained with BN statistics, per-image and batch entropy, adversarial term."
     s = settings or DFQSettings()
     generator = GeneratorEnsemble([Generator.from_settings(img_shape, stats, s) for _ in range(s.n_generators)])
     if s.bn_form not in BN_FORMS: raise ValueError(f'bn_form must be one of {list(BN_FORMS)}, got {s.bn_form!r}')
@@ -70,26 +72,29 @@ def dfq_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
                     T:float=DFQSettings.adv_T, # temperature of the adversarial KL (`adv_T`)
                     **settings) -> GeneratorSynthesizer: # fields of `DFQSettings`
     "`build_dfq_synthesizer` with the settings as keywords."
-    return build_dfq_synthesizer(teacher, img_shape, stats, DFQSettings(**{'adv_T': T, **settings}), student=student, device=device, seed=seed)
+    return build_dfq_synthesizer(teacher, img_shape, stats, DFQSettings(**{'adv_T': T, **settings}), student=student,
+                                 device=device, seed=seed)
 
 dfq = keyword_trainer('dfq')
 
 # %% ../nbs/26_dfq.ipynb #60843b92
-_DFQ_CIFAR = dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, betas=(0.5, 0.999), bn=1., bn_form='gaussian_kl', entropy=1., balance=20.,
-                  adversarial=1., adv_T=1., student_steps=10, student_opt='sgd', student_lr=0.1, student_mom=0.9, student_wd=1e-4,
-                  student_schedule='cosine', student_eta_min=0., student_bs=256)
+_DFQ_CIFAR = dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, betas=(0.5, 0.999), bn=1., bn_form='gaussian_kl',
+                  entropy=1., balance=20.,
+                  adversarial=1., adv_T=1., student_steps=10, student_opt='sgd', student_lr=0.1, student_mom=0.9,
+                  student_wd=1e-4, student_schedule='cosine', student_eta_min=0., student_bs=256)
 DFQ_PRESETS = {
-    # the paper's loss terms with the settings of zju-vipa/CMI scripts/dfq/dfq_cifar10_wrn402_wrn161.sh and Fast-Datafree
-    # scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64, nz 256), lr_g 1e-3 with betas (0.5, 0.999) (generative.py 40),
-    # bn 1, oh (here: entropy) 1, balance 20, adv 1, 10 student steps per generator step; the student distils with KLDiv() at T = 1,
-    # which datafree_kd.py (CMI 259, FD 268) puts in place of the script's --T 20; its recipe: SGD 0.1, momentum 0.9, weight decay
-    # 1e-4 (CMI datafree_kd.py 287, 110), cosine to 0 over the epochs (CMI 290), batch 256
+    # the paper's loss terms with the settings of zju-vipa/CMI scripts/dfq/dfq_cifar10_wrn402_wrn161.sh and
+    # Fast-Datafree scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64, nz 256), lr_g 1e-3 with betas (0.5, 0.999)
+    # (generative.py 40), bn 1, oh (here: entropy) 1, balance 20, adv 1, 10 student steps per generator step; the
+    # student distils with KLDiv() at T = 1, which datafree_kd.py (CMI 259, FD 268) puts in place of the script's --T
+    # 20; its recipe: SGD 0.1, momentum 0.9, weight decay 1e-4 (CMI datafree_kd.py 287, 110), cosine to 0 over the
+    # epochs (CMI 290), batch 256
     'paper': dict(_DFQ_CIFAR, T=1., student_T=1.),
     # the same with the script's --T 20 taking effect: the student at T = 20 (with the T^2 factor)
     'script_T20': dict(_DFQ_CIFAR, T=20., student_T=20.),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
-    'small': dict(n_generators=2, ngf=16, lr_g=1e-3, bn=1., bn_form='moments', entropy=1., balance=5., adversarial=1., adv_T=1.,
-                  T=4., student_steps=1, student_T=4.),
+    'small': dict(n_generators=2, ngf=16, lr_g=1e-3, bn=1., bn_form='moments', entropy=1., balance=5., adversarial=1.,
+                  adv_T=1., T=4., student_steps=1, student_T=4.),
 }
 register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),
                     synthesizer=build_dfq_synthesizer, train=train_dfq, student_T=DFQSettings.T,

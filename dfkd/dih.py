@@ -34,13 +34,13 @@ class Recipe:
     "How a network trains: epochs, optimiser, learning-rate schedule and weight decay."
     epochs:int = 5 # passes over the training data
     lr:float = 1e-2 # the peak ('adam', one-cycle) or initial ('sgd', steps) learning rate
-    opt:str = 'adam' # 'adam': Adam with the one-cycle schedule, as `dfkd.kd.distill`; 'sgd': SGD, momentum 0.9, Nesterov, step schedule
+    opt:str = 'adam' # 'adam': Adam, one-cycle schedule, as `dfkd.kd.distill`; 'sgd': SGD, momentum 0.9, Nesterov, steps
     wd:float = 1e-4 # weight decay
     milestones:tuple = () # 'sgd': epochs after which the learning rate is multiplied by `gamma`
     gamma:float = 0.1 # 'sgd': the factor applied at each milestone
 
 def step_schedule(lr:float, milestones, gamma:float, epochs:int):
-    "The learning rate as a function of the fraction of training done (a fastai schedule): `lr`, times `gamma` from each milestone on."
+    "The learning rate per fraction of training done (a fastai schedule): `lr`, times `gamma` from each milestone on."
     return lambda pct: lr * gamma ** sum(pct * epochs >= m - 1e-9 for m in milestones)
 
 def ce_loss(pred, y, *extra):
@@ -56,9 +56,13 @@ def fit_recipe(model:nn.Module, dls, recipe:Recipe, loss_func=ce_loss, cbs=(), m
         set_seed(seed)
         if hasattr(dls.train, 'rng'): dls.train.rng.seed(seed)  # a fastai loader shuffles with its own generator
     opt_func = Adam if recipe.opt == 'adam' else partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9, nesterov=True)
-    learn = Learner(dls, model.to(dls.device), loss_func=loss_func, opt_func=opt_func, metrics=metrics, wd=recipe.wd, cbs=list(cbs))
+    learn = Learner(dls, model.to(dls.device), loss_func=loss_func, opt_func=opt_func, metrics=metrics, wd=recipe.wd,
+                    cbs=list(cbs))
     if recipe.opt == 'adam': fit = lambda: learn.fit_one_cycle(recipe.epochs, recipe.lr)
-    else: fit = lambda: learn.fit(recipe.epochs, recipe.lr, cbs=ParamScheduler({'lr': step_schedule(recipe.lr, recipe.milestones, recipe.gamma, recipe.epochs)}))
+    else:
+        fit = lambda: learn.fit(recipe.epochs, recipe.lr,
+                                cbs=ParamScheduler({'lr': step_schedule(recipe.lr, recipe.milestones, recipe.gamma,
+                                                                        recipe.epochs)}))
     if show: fit()
     else:
         with learn.no_bar(), learn.no_logging(): fit()
@@ -79,13 +83,14 @@ def linear_head(shapes, n_classes:int) -> Head:
 def pooled_head(shapes, n_classes:int) -> Head:
     "Global average pooling of a feature map `shapes[0]` (a vector is taken as it is), then one `nn.Linear`."
     s = shapes[0]
-    return Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if len(s) == 3 else nn.Flatten(), nn.Linear(s[0], n_classes))
+    return Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if len(s) == 3 else nn.Flatten(),
+                nn.Linear(s[0], n_classes))
 
 HEAD_KINDS = {'linear': linear_head, 'pooled': pooled_head}
 
 # %% ../nbs/40_dih.ipynb #1f5f6b00
 def default_head_layers(model:nn.Module) -> list[str]:
-    "The module names after which DIH mounts heads on a network of the zoo (each stage, less the classifier's own input)."
+    "The module names after which DIH mounts heads on a zoo network (each stage, less the classifier's own input)."
     if isinstance(model, ResNet): return [f'layer{i}' for i in range(1, model.n_stages + 1)]
     if isinstance(model, WideResNet): return ['layer1', 'layer2', 'layer3']
     if isinstance(model, VGG):
@@ -99,7 +104,7 @@ def default_head_layers(model:nn.Module) -> list[str]:
 
 # %% ../nbs/40_dih.ipynb #e749f659
 def activation_shapes(model:nn.Module, layers:list, img_shape) -> tuple[list, int]:
-    "The shapes (without batch) of the outputs of `layers`, and the size of `model`'s output, from one frozen forward pass."
+    "The shapes (no batch) of the outputs of `layers`, and the size of `model`'s output, from one frozen forward pass."
     with frozen(model), Hooks(model, layers, detach=True) as h, torch.no_grad():
         out = model(torch.zeros(1, *img_shape, device=next(model.parameters()).device))
     return [tuple(t.shape[1:]) for t in h.stored()], out.shape[1]
@@ -118,7 +123,8 @@ class IntermediateHeads(nn.Module):
                  n_classes:int|None=None): # `None`: the size of the teacher's output
         super().__init__()
         object.__setattr__(self, 'teacher', teacher)  # bypasses nn.Module's registration: not a submodule
-        self.layers, self.kind, self.img_shape = list(default_head_layers(teacher) if layers is None else layers), kind, tuple(img_shape)
+        self.layers = list(default_head_layers(teacher) if layers is None else layers)
+        self.kind, self.img_shape = kind, tuple(img_shape)
         self.shapes, n_out = activation_shapes(teacher, self.layers, self.img_shape)
         self.n_classes = n_classes or n_out
         self.heads = make_heads(kind, self.shapes, self.n_classes).to(next(teacher.parameters()).device)
@@ -149,7 +155,8 @@ class TeacherLabels(Callback):
     def before_batch(self):
         if not self.training: return
         if not getattr(self.dl, 'yields_teacher_logits', False):
-            raise ValueError("labels='teacher' needs a training loader of (x, y, teacher_logits) items, such as `transfer_dls(...)`")
+            raise ValueError("labels='teacher' needs a training loader of (x, y, teacher_logits) items, such as "
+                             "`transfer_dls(...)`")
         self.learn.yb = (self.yb[1].argmax(1),) + tuple(self.yb[1:])
 
 def label_callbacks(labels:str) -> list:
@@ -160,7 +167,7 @@ def label_callbacks(labels:str) -> list:
 HEADS_RECIPE = Recipe(epochs=1, lr=0.05, opt='sgd', wd=5e-4)
 
 def fine_tune_heads(heads:IntermediateHeads, dls, recipe:Recipe=HEADS_RECIPE,
-                    labels:str='data', # 'data': the dataset's labels; 'teacher': the teacher's top class (`TeacherLabels`)
+                    labels:str='data', # 'data': the dataset's labels; 'teacher': its top class (`TeacherLabels`)
                     seed:int|None=0, show:bool=False, cbs=()) -> Learner:
     "Train the heads on `dls` (summed cross-entropy) with the teacher frozen; returns the `Learner`."
     return fit_recipe(heads, dls, recipe, loss_func=summed_head_ce, cbs=label_callbacks(labels) + list(cbs),
@@ -189,9 +196,9 @@ def heads_path(teacher_path) -> Path:
     return p.with_name(p.name.removesuffix('.safetensors') + '.heads.safetensors')
 
 def save_heads(heads:IntermediateHeads, path, extra:dict|None=None) -> Path:
-    "Save the heads' weights as safetensors (atomically), with kind, layers, input shape and the teacher's fingerprint in the header."
-    header = dict(schema=HEADS_SCHEMA, kind=heads.kind, layers=heads.layers, img_shape=list(heads.img_shape), n_classes=heads.n_classes,
-                  teacher=fingerprint(heads.teacher), **(extra or {}))
+    "Save the heads' weights as safetensors (atomically), with kind, layers, input shape, teacher fingerprint."
+    header = dict(schema=HEADS_SCHEMA, kind=heads.kind, layers=heads.layers, img_shape=list(heads.img_shape),
+                  n_classes=heads.n_classes, teacher=fingerprint(heads.teacher), **(extra or {}))
     return atomic_save_safetensors({k: v.clone() for k, v in heads.state_dict().items()}, path, dict(header=header))
 
 def load_heads(path, teacher:nn.Module) -> IntermediateHeads:
@@ -201,7 +208,8 @@ def load_heads(path, teacher:nn.Module) -> IntermediateHeads:
     if not isinstance(hdr, dict) or hdr.get('schema') != HEADS_SCHEMA:
         raise ValueError(f'{path} is not a dfkd heads file (schema {HEADS_SCHEMA!r} expected)')
     check_fingerprint(hdr['teacher'], teacher, str(path), error=HeadsMismatch, relation='belongs to',
-                      fix='Fine-tune heads for this teacher (`fine_tune_heads`; CLI: `dfkd heads`), or load the teacher they were trained on.')
+                      fix='Fine-tune heads for this teacher (`fine_tune_heads`; CLI: `dfkd heads`), or load the '
+                      'teacher they were trained on.')
     heads = IntermediateHeads(teacher, hdr['img_shape'], hdr['layers'], hdr['kind'], hdr['n_classes'])
     dev = next(teacher.parameters()).device
     heads.load_state_dict({k: v.to(dev) for k, v in tensors.items()})
@@ -211,12 +219,13 @@ def load_heads(path, teacher:nn.Module) -> IntermediateHeads:
 def cohort_loss(s_logits, t_logits, # the student's logits (B, C); the cohort's (B, k+1, C), the teacher's own last
                 target, T:float=5., alpha:float=0.1, # labels (B,); temperature τ; weight α of the KL terms
                 weights=None, # one weight per member (k+1); `None`: all 1
-                form:str='authors', # 'authors': the CE counted once per member; 'normalised': KL weights summing to 1, the CE once
+                form:str='authors', # 'authors': CE once per member; 'normalised': KL weights summing to 1, CE once
                 ce=None, **kwargs): # the student's cross-entropy, when already computed (the Learner's loss)
     "DIH's loss: the sum over the cohort of w_h [α τ² KL(p_h^τ ‖ p_s^τ) + (1-α) CE(s, y)] (see `form`)."
     K = t_logits.shape[1]
     w = torch.ones(K) if weights is None else torch.as_tensor(weights, dtype=torch.float)
-    if len(w) != K: raise ValueError(f'{len(w)} weights for a cohort of {K} members (the heads and the final classifier)')
+    if len(w) != K:
+        raise ValueError(f'{len(w)} weights for a cohort of {K} members (the heads and the final classifier)')
     w = w.to(s_logits.device)
     kd = torch.stack([soft_target_loss(s_logits, t_logits[:, h], T) for h in range(K)])
     ce = F.cross_entropy(s_logits.float(), target) if ce is None else ce
@@ -226,7 +235,7 @@ def cohort_loss(s_logits, t_logits, # the student's logits (B, C); the cohort's 
 
 # %% ../nbs/40_dih.ipynb #f17ec5b3
 class HeadsDistillCallback(DistillCallback):
-    "`DistillCallback` for a teacher with fine-tuned `heads`: the heads frozen for the fit like the teacher, and restored afterwards."
+    "`DistillCallback` for a teacher with fine-tuned `heads`: heads frozen for the fit like the teacher, then restored."
     def __init__(self, heads:IntermediateHeads, **kwargs): # `DistillCallback`'s settings
         super().__init__(heads.teacher, **kwargs)
         self.heads, self.heads_frozen = heads, None
@@ -242,7 +251,7 @@ class HeadsDistillCallback(DistillCallback):
     after_cancel_fit = after_fit
 
 class CohortDistillCallback(HeadsDistillCallback):
-    "DIH: distil every head of `heads` and the teacher's own classifier into the Learner's model at once, all of them frozen."
+    "DIH: distil every head of `heads` and the teacher's classifier into the Learner's model at once, all frozen."
     def __init__(self, heads:IntermediateHeads, # fine-tuned heads on the teacher
                  T:float=5., alpha:float=0.1, weights=None, form:str='authors'): # as `cohort_loss`
         super().__init__(heads, T=T, alpha=alpha)
@@ -251,22 +260,23 @@ class CohortDistillCallback(HeadsDistillCallback):
         if not self.training: return
         with torch.no_grad(): self.t_logits = self.heads(*self.xb, final=True)
     def after_loss(self):
-        if self.training: self.set_loss(cohort_loss(self.pred, self.t_logits.float(), self.yb[0], self.T, self.alpha, self.weights, self.form,
-                                                    ce=self.learn.loss_grad))
+        if self.training:
+            self.set_loss(cohort_loss(self.pred, self.t_logits.float(), self.yb[0], self.T, self.alpha, self.weights,
+                                      self.form, ce=self.learn.loss_grad))
 
 def dih_distill(student:nn.Module, heads:IntermediateHeads, dls, recipe:Recipe=Recipe(),
                 T:float=5., alpha:float=0.1, weights=None, form:str='authors', # as `cohort_loss`
                 labels:str='data', # 'data' or 'teacher' (`TeacherLabels`)
                 seed:int|None=0, show:bool=False, cbs=()) -> Learner:
     "Train `student` from the cohort of `heads` with `CohortDistillCallback`, as `recipe` says; returns the `Learner`."
-    return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels) + [CohortDistillCallback(heads, T, alpha, weights, form)] + list(cbs),
-                      seed=seed, show=show)
+    return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels)
+                      + [CohortDistillCallback(heads, T, alpha, weights, form)] + list(cbs), seed=seed, show=show)
 
 def dih(teacher:nn.Module, student:nn.Module, dls, layers=None, kind:str='linear', # heads: positions and kind
         head_recipe:Recipe=HEADS_RECIPE, recipe:Recipe=Recipe(), # how the heads and the student train
         T:float=5., alpha:float=0.1, weights=None, form:str='authors', labels:str='data', seed:int=0, show:bool=False,
-        heads:IntermediateHeads|None=None): # fine-tuned heads to reuse (then `layers`, `kind`, `head_recipe` are not used)
-    "DIH in one call: mount heads on `teacher` and fine-tune them (unless `heads` are given), then distil the cohort into `student`. Returns `(heads, learner)`."
+        heads:IntermediateHeads|None=None): # fine-tuned heads to reuse (then `layers`, `kind`, `head_recipe` unused)
+    "DIH in one call: mount and fine-tune heads (unless `heads`), distil the cohort into `student`; `(heads, learner)`."
     if heads is None:
         set_seed(seed)  # the heads' initial weights
         heads = IntermediateHeads(teacher, dls.img_shape, layers, kind, dls.n_classes)

@@ -16,8 +16,8 @@ from .core import set_seed, seed_generator
 from .hooks import Hooks, get_module, last_linear_name
 from .models import BasicBlock, get_model, count_params
 from .kd import DistillCallback, soft_target_loss, attention_loss, fitnets, frozen
-from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads, default_head_layers,
-                      fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
+from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads,
+                      default_head_layers, fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
 from .methods import DISTILLER, DistillerSpec, register, get_distiller
 
 # %% auto #0
@@ -30,7 +30,7 @@ __all__ = ['DIH_KD', 'MHKD_AUTHORS', 'WithHeads', 'assistant_name', 'LiveTeacher
 
 # %% ../nbs/41_dih_baselines.ipynb #a910bd91
 class WithHeads(nn.Module):
-    "The student with the modules that learn beside it: heads on its named `layers` (outputs of the last pass kept) and `extras`."
+    "The student with the modules that learn beside it: heads on its `layers` (last pass's outputs kept) and `extras`."
     def __init__(self, student:nn.Module, layers=(), heads=(), # heads on the student's layers, paired in order
                  extras:nn.Module|None=None): # other trainable modules (CRD's embeddings, TOFD's resizing layers)
         super().__init__()
@@ -50,28 +50,35 @@ def assistant_name(teacher:str, student:str, # zoo names
     "TAKD's assistant: the candidate whose parameter count is nearest the geometric mean of teacher's and student's."
     if candidates is None:
         t, s = re.fullmatch(r'resnet(\d+)', teacher), re.fullmatch(r'resnet(\d+)', student)
-        if not (t and s): raise ValueError(f'no default assistants between {teacher} and {student}: pass `candidates=` with zoo names')
+        if not (t and s):
+            raise ValueError(f'no default assistants between {teacher} and {student}: pass `candidates=` with zoo '
+                             f'names')
         candidates = [f'resnet{d}' for d in range(int(s[1]) + 6, int(t[1]), 6)]
-    if not candidates: raise ValueError(f'no network lies between {teacher} and {student}: pass `candidates=` with zoo names')
+    if not candidates:
+        raise ValueError(f'no network lies between {teacher} and {student}: pass `candidates=` with zoo names')
     size = lambda n: math.log(count_params(get_model(n, **model_kwargs)))
     middle = (size(teacher) + size(student)) / 2
     return min(candidates, key=lambda c: abs(size(c) - middle))
 
 class LiveTeacherLogits(Callback):
-    "Give `DistillCallback` the logits of `model` for each training batch in place of cached ones that belong to another network."
+    "Give `DistillCallback` the logits of `model` for each training batch instead of cached ones of another network."
     order = 4  # before `DistillCallback` (5), which prefers logits set by a callback to those of the batch
     def __init__(self, model:nn.Module): self.model_ = model
     def before_batch(self):
         if self.training and getattr(self.dl, 'yields_teacher_logits', False):
             with torch.no_grad(): self.learn.teacher_logits = self.model_(*self.xb)
 
-DIH_KD = dict(T=5., alpha=0.1)  # the DIH README's KD, TAKD and FitNets setting: τ = 5, α = 0.1 (α weighs τ²·KL, 1-α the CE)
+# the DIH README's KD, TAKD and FitNets setting: τ = 5, α = 0.1 (α weighs τ²·KL, 1-α the CE)
+DIH_KD = dict(T=5., alpha=0.1)
 
-def takd(student:nn.Module, teacher:nn.Module, assistant:nn.Module, dls, recipe:Recipe=Recipe(), T:float=DIH_KD['T'], alpha:float=DIH_KD['alpha'],
+def takd(student:nn.Module, teacher:nn.Module, assistant:nn.Module, dls, recipe:Recipe=Recipe(), T:float=DIH_KD['T'],
+         alpha:float=DIH_KD['alpha'],
          labels:str='data', seed:int|None=0, show:bool=False, cbs=()) -> tuple[Learner, Learner]:
-    "TAKD: KD from `teacher` into `assistant`, then from `assistant` into `student`, each as `recipe` says (`cbs` join both). Returns both Learners."
-    first = fit_recipe(assistant, dls, recipe, cbs=label_callbacks(labels) + [DistillCallback(teacher, T=T, alpha=alpha)] + list(cbs), seed=seed, show=show)
-    second = label_callbacks(labels) + [LiveTeacherLogits(assistant), DistillCallback(assistant, T=T, alpha=alpha)] + list(cbs)
+    "TAKD: KD from `teacher` into `assistant`, then into `student`, per `recipe` (`cbs` join both); both Learners."
+    first = fit_recipe(assistant, dls, recipe, cbs=label_callbacks(labels)
+                       + [DistillCallback(teacher, T=T, alpha=alpha)] + list(cbs), seed=seed, show=show)
+    second = label_callbacks(labels) + [LiveTeacherLogits(assistant),
+                                        DistillCallback(assistant, T=T, alpha=alpha)] + list(cbs)
     return first, fit_recipe(student, dls, recipe, cbs=second, seed=seed, show=show)
 
 # %% ../nbs/41_dih_baselines.ipynb #3c2d5088
@@ -82,39 +89,48 @@ def nce_loss(p:torch.Tensor, # (B, 1+K): each anchor's normalised score with its
     return -(torch.log(p[:, 0] / (p[:, 0] + m)) + torch.log(m / (p[:, 1:] + m)).sum(1)).mean()
 
 class ContrastiveMemory(nn.Module):
-    "CRD's critic: linear embeddings of student and teacher features on the unit sphere, and a memory bank of each, updated with momentum."
+    "CRD's critic: linear embeddings of both networks' features on the unit sphere, and momentum memory banks."
     def __init__(self, s_dim:int, t_dim:int, n_data:int, # feature sizes; training examples (one memory entry each)
                  dim:int=128, n_negatives:int=16384, T:float=0.07, momentum:float=0.5, seed:int=0,
                  labels=None, # one class per training example (N,); needed by 'other_classes'
                  negatives:str='other_classes'): # 'other_classes': the authors' sampler; 'uniform': any example
         super().__init__()
-        if negatives not in ('other_classes', 'uniform'): raise ValueError(f"negatives must be 'other_classes' or 'uniform', got {negatives!r}")
+        if negatives not in ('other_classes', 'uniform'):
+            raise ValueError(f"negatives must be 'other_classes' or 'uniform', got {negatives!r}")
         if negatives == 'other_classes':
-            if labels is None: raise ValueError("negatives='other_classes' draws from the other classes: pass labels= (one class per example), or negatives='uniform'")
+            if labels is None:
+                raise ValueError("negatives='other_classes' draws from the other classes: pass labels= (one class per "
+                                 "example), or negatives='uniform'")
             labels = torch.as_tensor(labels).long().flatten()
-            if len(labels) != n_data: raise ValueError(f'{len(labels)} labels for {n_data} examples: pass one label per training example')
-            if labels.unique().numel() < 2: raise ValueError("every example has the same class, so no other class to draw negatives from: pass negatives='uniform'")
+            if len(labels) != n_data:
+                raise ValueError(f'{len(labels)} labels for {n_data} examples: pass one label per training example')
+            if labels.unique().numel() < 2:
+                raise ValueError("every example has the same class, so no other class to draw negatives from: pass "
+                                 "negatives='uniform'")
             self.register_buffer('labels', labels)
         self.embed_s, self.embed_t = nn.Linear(s_dim, dim), nn.Linear(t_dim, dim)
-        self.n_data, self.K, self.T, self.momentum, self.negatives = n_data, min(n_negatives, n_data - 1), T, momentum, negatives
+        self.n_data, self.K, self.T, self.momentum, self.negatives = n_data, min(n_negatives,
+                                                                                 n_data - 1), T, momentum, negatives
         self.generator = seed_generator(seed)  # the negatives drawn, batch after batch
         self.register_buffer('bank_s', F.normalize(torch.randn(n_data, dim, generator=self.generator), dim=1))
         self.register_buffer('bank_t', F.normalize(torch.randn(n_data, dim, generator=self.generator), dim=1))
         self.register_buffer('Z', torch.zeros(2))  # normalising constants; zero until the first batch fixes them
     def draw_negatives(self, idx) -> torch.Tensor:
-        "K memory indices per example of `idx` (B, K): 'other_classes', examples of the other classes, without replacement when K fits the pool; 'uniform', any example."
-        if self.negatives == 'uniform': return torch.randint(0, self.n_data, (len(idx), self.K), generator=self.generator).to(idx.device)
+        "K memory indices per example of `idx` (B, K): 'other_classes' (without replacement when K fits) or 'uniform'."
+        if self.negatives == 'uniform':
+            return torch.randint(0, self.n_data, (len(idx), self.K), generator=self.generator).to(idx.device)
         y, neg = self.labels[idx.cpu()].cpu(), torch.empty(len(idx), self.K, dtype=torch.long)
         for c in y.unique().tolist():
             rows, pool = (y == c).nonzero().flatten(), (self.labels.cpu() != c).float()
             n_pool = int(pool.sum())
-            neg[rows] = torch.multinomial(pool.expand(len(rows), -1), self.K, replacement=self.K > n_pool, generator=self.generator)
+            neg[rows] = torch.multinomial(pool.expand(len(rows), -1), self.K, replacement=self.K > n_pool,
+                                          generator=self.generator)
         return neg.to(idx.device)
     def scores(self, anchors, bank, cols):
         "exp(anchor · bank[col] / T) for each anchor (B, d) and its row of memory indices `cols` (B, 1+K)."
         return torch.exp(torch.einsum('bd,bkd->bk', anchors, bank[cols]) / self.T)
     def forward(self, f_s, f_t, idx):
-        "The CRD loss for student features `f_s`, teacher features `f_t` of the examples `idx`; then their memories move."
+        "The CRD loss for student features `f_s`, teacher features `f_t` of examples `idx`; then their memories move."
         s, t = F.normalize(self.embed_s(f_s.flatten(1)), dim=1), F.normalize(self.embed_t(f_t.flatten(1)), dim=1)
         cols = torch.cat([idx[:, None], self.draw_negatives(idx)], 1)
         p_t, p_s = self.scores(t, self.bank_s, cols), self.scores(s, self.bank_t, cols)
@@ -125,7 +141,8 @@ class ContrastiveMemory(nn.Module):
     @torch.no_grad()
     def update(self, s, t, idx):
         "Move the memories of examples `idx` towards their new embeddings `s`, `t` (momentum), back onto the sphere."
-        for bank, e in ((self.bank_s, s), (self.bank_t, t)): bank[idx] = F.normalize(self.momentum * bank[idx] + (1 - self.momentum) * e, dim=1)
+        for bank, e in ((self.bank_s, s), (self.bank_t, t)):
+            bank[idx] = F.normalize(self.momentum * bank[idx] + (1 - self.momentum) * e, dim=1)
 
 # %% ../nbs/41_dih_baselines.ipynb #87b92d91
 class IndexedDataset(torch.utils.data.Dataset):
@@ -135,20 +152,20 @@ class IndexedDataset(torch.utils.data.Dataset):
     def __getitem__(self, i): return (*self.ds[i], i)
 
 def with_train(dls:DataLoaders, trn) -> DataLoaders:
-    "`DataLoaders` of the training loader `trn` and the validation loader of `dls`, described as `dls` is (stats, classes, image shape)."
+    "`DataLoaders` of the training loader `trn` and the validation loader of `dls`, described as `dls` is."
     new = DataLoaders(trn, dls.valid, device=dls.device)
     for k in ('stats', 'n_classes', 'classes', 'img_shape', 'dataset_name'): setattr(new, k, getattr(dls, k, None))
     new.n_inp = 1
     return new
 
 def with_indices(dls:DataLoaders) -> DataLoaders:
-    "A copy of `dls` whose training items end with their index (`yields_indices`); a declaration of teacher logits is kept."
+    "A copy of `dls` whose training items end with their index (`yields_indices`); teacher logits stay declared."
     trn = dls.train.new(IndexedDataset(dls.train_ds))
     trn.yields_indices, trn.yields_teacher_logits = True, getattr(dls.train, 'yields_teacher_logits', False)
     return with_train(dls, trn)
 
 class CRDCallback(DistillCallback):
-    "CRD: `ce_weight`·CE + `alpha`·KD + `beta`·the contrastive loss between the student's and the teacher's penultimate features (RepDistiller's sum, no blend)."
+    "CRD: `ce_weight`·CE + `alpha`·KD + `beta`·contrastive loss of penultimate features (RepDistiller's sum)."
     def __init__(self, teacher:nn.Module, beta:float=0.8, # weight of the CRD loss
                  T:float=4., alpha:float=0., # KD's temperature and weight (T²·KL); alpha 0: CE + CRD
                  ce_weight:float=1.): # weight of the student's cross-entropy
@@ -168,10 +185,13 @@ class CRDCallback(DistillCallback):
         super().before_batch()
     def after_pred(self):
         if not self.training: return
-        with torch.no_grad(): self.t_logits = self.teacher(*self.xb)   # its features feed the critic: it runs on every batch
+        with torch.no_grad():
+            self.t_logits = self.teacher(*self.xb)   # its features feed the critic: it runs on every batch
     def after_loss(self):
         if not self.training: return
-        loss = self.ce_weight * self.learn.loss_grad + self.beta * self.memory(self.s_feat.inputs[self.s_name], self.t_feat.inputs[self.t_name], self.idx)
+        loss = self.ce_weight * self.learn.loss_grad + self.beta * self.memory(self.s_feat.inputs[self.s_name],
+                                                                               self.t_feat.inputs[self.t_name],
+                                                                               self.idx)
         if self.alpha: loss = loss + self.alpha * soft_target_loss(self.pred, self.t_logits.float(), self.T)
         self.learn.loss_grad, self.learn.loss = loss, loss.detach().clone()
     def after_fit(self):
@@ -181,53 +201,59 @@ class CRDCallback(DistillCallback):
     after_cancel_fit = after_fit
 
 def example_labels(ds, labels:str='data') -> torch.Tensor:
-    "The class of every example of `ds`: its label (`'data'`), or the teacher's top class from the logits it carries (`'teacher'`)."
+    "The class of every example of `ds`: its label (`'data'`), or the teacher's top class by its logits (`'teacher'`)."
     if labels == 'data' and hasattr(ds, 'y'): return torch.as_tensor(ds.y).long().flatten()
-    return torch.stack([torch.as_tensor(ds[i][2]).argmax() if labels == 'teacher' else torch.as_tensor(ds[i][1]) for i in range(len(ds))]).long()
+    return torch.stack([torch.as_tensor(ds[i][2]).argmax() if labels == 'teacher' else torch.as_tensor(ds[i][1])
+                        for i in range(len(ds))]).long()
 
 def crd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(),
         kd:bool=False, # CRD + KD (CE + `alpha`·KD + `beta`·CRD) instead of CE + CRD
-        beta:float=0.8, T:float=4., alpha:float=0.9, ce_weight:float=1., # RepDistiller's defaults: -r 1, -a 0.9, -b 0.8, --kd_T 4
+        beta:float=0.8, T:float=4., alpha:float=0.9, ce_weight:float=1., # RepDistiller's -r 1 -a 0.9 -b 0.8 --kd_T 4
         dim:int=128, n_negatives:int=16384, nce_T:float=0.07, momentum:float=0.5,
         negatives:str='other_classes', # `ContrastiveMemory`'s sampler
         labels:str='data', seed:int|None=0, show:bool=False,
         cbs_extra=()) -> Learner: # more callbacks for the student's `Learner`
-    "Train `student` with CRD (or CRD + KD) as `recipe` says; returns the `Learner` (its model is `WithHeads(student, extras=memory)`)."
+    "Train `student` with CRD (or CRD + KD) per `recipe`; a `Learner` (model `WithHeads(student, extras=memory)`)."
     dims = [get_module(m, last_linear_name(m)).in_features for m in (student, teacher)]
     if seed is not None: set_seed(seed)
     classes = example_labels(dls.train_ds, labels) if negatives == 'other_classes' else None
-    memory = ContrastiveMemory(*dims, len(dls.train_ds), dim, n_negatives, nce_T, momentum, seed=seed or 0, labels=classes, negatives=negatives)
+    memory = ContrastiveMemory(*dims, len(dls.train_ds), dim, n_negatives, nce_T, momentum, seed=seed or 0,
+                               labels=classes, negatives=negatives)
     cbs = label_callbacks(labels) + [CRDCallback(teacher, beta, T, alpha if kd else 0., ce_weight)]
-    return fit_recipe(WithHeads(student, extras=memory), with_indices(dls), recipe, cbs=cbs + list(cbs_extra), seed=seed, show=show)
+    return fit_recipe(WithHeads(student, extras=memory), with_indices(dls), recipe, cbs=cbs + list(cbs_extra),
+                      seed=seed, show=show)
 
 # %% ../nbs/41_dih_baselines.ipynb #7116d1a9
 def mhkd_head(shapes, n_classes:int,
               width:int=256, # channels of both convs and of the first fully connected layer
-              padding:int|None=None) -> Head: # of the first conv (the second is unpadded); `None`: 0, or 1 on a map under 5 wide
-    "MHKD's head: conv(C→width, `padding`)-BN-ReLU, unpadded conv(width→width)-BN-ReLU, global pooling, Linear(width, width)-ReLU, Linear(width, classes) (on a vector: the two linear layers)."
+              padding:int|None=None) -> Head: # first conv's (second: none); `None`: 0, or 1 on a map under 5 wide
+    "MHKD's head: conv-BN-ReLU (`padding`), conv-BN-ReLU, pooling, Linear-ReLU, Linear to classes (vector: linears)."
     s = shapes[0]
-    if len(s) != 3: return Head(nn.Sequential(nn.Flatten(), nn.Linear(s[0], width), nn.ReLU()), nn.Linear(width, n_classes))
+    if len(s) != 3:
+        return Head(nn.Sequential(nn.Flatten(), nn.Linear(s[0], width), nn.ReLU()), nn.Linear(width, n_classes))
     if padding is None: padding = 0 if min(s[1:]) >= 5 else 1
     if min(s[1:]) + 2*padding < 5:
-        raise ValueError(f'a {s[1]}×{s[2]} map is too small for two 3×3 convs with padding {padding} then none: pass padding=1 (the authors do for a 4×4 map) '
-                         'or mount the head on an earlier layer')
+        raise ValueError(f'a {s[1]}×{s[2]} map is too small for two 3×3 convs with padding {padding} then none: pass '
+                         f'padding=1 (the authors do for a 4×4 map) or mount the head on an earlier layer')
     body = [nn.Conv2d(s[0], width, 3, padding=padding, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            nn.Conv2d(width, width, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            nn.Flatten()]
     return Head(nn.Sequential(*body, nn.Linear(width, width), nn.ReLU()), nn.Linear(width, n_classes))
 
 def sep_conv(c_in:int, c_out:int, stride:int=2) -> nn.Sequential:
-    "TOFD's SepConv: depthwise 3×3 (`stride`), pointwise 1×1, BN, ReLU, depthwise 3×3, pointwise 1×1 to `c_out`, BN, ReLU; no biases."
+    "TOFD's SepConv (no biases): depthwise 3×3 (`stride`), 1×1, BN, ReLU, depthwise 3×3, 1×1 to `c_out`, BN, ReLU."
     dw = lambda s: nn.Conv2d(c_in, c_in, 3, stride=s, padding=1, groups=c_in, bias=False)
     return nn.Sequential(dw(stride), nn.Conv2d(c_in, c_in, 1, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(),
                          dw(1), nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
 
 def tofd_head(shapes, n_classes:int) -> Head:
-    "TOFD's head: for each later stage one block that reaches its shape (`sep_conv` between maps, a linear layer onto a vector), then pooling and a classifier."
+    "TOFD's head: per later stage a block to its shape (`sep_conv`, or linear onto a vector), pooling, classifier."
     body, cur = [], tuple(shapes[0])  # `cur`: the shape the blocks so far produce
     for s in shapes[1:]:
         if len(cur) == 3 and len(s) == 3:
             stride = max(1, cur[1] // s[1])
-            body.append(sep_conv(cur[0], s[0], stride)); cur = (s[0], (cur[1] - 1)//stride + 1, (cur[2] - 1)//stride + 1)
+            body.append(sep_conv(cur[0], s[0], stride))
+            cur = (s[0], (cur[1] - 1)//stride + 1, (cur[2] - 1)//stride + 1)
         else: body += [nn.Flatten(), nn.Linear(math.prod(cur), s[0]), nn.ReLU()]; cur = (s[0],)
     if len(cur) == 3: body.append(nn.AdaptiveAvgPool2d(1))
     return Head(nn.Sequential(*body, nn.Flatten()), nn.Linear(cur[0], n_classes))
@@ -241,16 +267,19 @@ def orthogonal_loss(w:torch.Tensor):
 
 # %% ../nbs/41_dih_baselines.ipynb #4ad642d7
 class PairedHeadsCallback(HeadsDistillCallback):
-    "TOFD / MHKD: every student head learns from the label and from the teacher's head at the same stage, beside KD of the final outputs."
+    "TOFD / MHKD: each student head learns from the label and the teacher's same-stage head, beside KD of the outputs."
     def __init__(self, teacher_heads:IntermediateHeads, T:float=4., alpha:float=0.9,
                  feature_weight:float=0., orth_weight:float=0., # TOFD's feature distance and orthogonality weights
                  head_weight:float=1., # weight of each student head's KD blend
-                 joint:bool=False): # the teacher's heads train with the student (CE on the label, weight 1) instead of staying frozen
+                 joint:bool=False): # the teacher's heads train with the student (CE on the label, weight 1), not frozen
         super().__init__(teacher_heads, T=T, alpha=alpha)
-        self.feature_weight, self.orth_weight, self.head_weight, self.joint = feature_weight, orth_weight, head_weight, joint
+        self.feature_weight, self.orth_weight = feature_weight, orth_weight
+        self.head_weight, self.joint = head_weight, joint
     def before_fit(self):
         n_s, n_t = len(self.learn.model.heads), len(self.heads.heads)
-        if n_s != n_t: raise ValueError(f'{n_s} student heads for {n_t} teacher heads: pass as many student layers as teacher layers')
+        if n_s != n_t:
+            raise ValueError(f'{n_s} student heads for {n_t} teacher heads: pass as many student layers as teacher '
+                             f'layers')
         if self.joint: DistillCallback.before_fit(self)   # the teacher frozen, its heads left to the optimiser
         else: super().before_fit()
     def after_pred(self):
@@ -261,50 +290,65 @@ class PairedHeadsCallback(HeadsDistillCallback):
         if not self.training: return
         super().after_loss()
         m, y, a, z, tz = self.learn.model, self.yb[0], self.alpha, self.learn.model.head_logits, self.t_head_logits
-        loss = self.learn.loss_grad + self.head_weight * sum(a * soft_target_loss(z[:, i], tz[:, i].float(), self.T) + (1 - a) * F.cross_entropy(z[:, i], y)
+        loss = self.learn.loss_grad + self.head_weight * sum(a * soft_target_loss(z[:, i], tz[:, i].float(), self.T)
+                                                             + (1 - a) * F.cross_entropy(z[:, i], y)
                                                              for i in range(z.shape[1]))
         if self.joint: loss = loss + sum(F.cross_entropy(tz[:, i], y) for i in range(tz.shape[1]))
-        if self.feature_weight: loss = loss + self.feature_weight * sum(torch.dist(r(f), g) for r, f, g in zip(m.extras, m.head_features, self.t_feats))
+        if self.feature_weight:
+            loss = loss + self.feature_weight * sum(torch.dist(r(f), g)
+                                                    for r, f, g in zip(m.extras, m.head_features, self.t_feats))
         if self.orth_weight: loss = loss + self.orth_weight * sum(orthogonal_loss(r.weight) for r in m.extras)
         self.set_loss(loss)
 
-def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
+def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(),
+                 head_recipe:Recipe=HEADS_RECIPE,
                  teacher_layers=None, student_layers=None, # stage names; `None`: `default_head_layers`
                  T:float=4., alpha:float=0.9, feature_weight:float=0., orth_weight:float=0., head_weight:float=1.,
-                 head_training:str='fine_tuned', # 'fine_tuned': the teacher's heads trained first, then frozen; 'joint': trained with the student
+                 head_training:str='fine_tuned', # teacher's heads trained, then frozen; 'joint': with the student
                  labels:str='data', seed:int=0, show:bool=False,
                  teacher_heads:IntermediateHeads|None=None, # teacher heads to reuse ('fine_tuned': already trained)
                  cbs=()): # more callbacks for the student's `Learner`
-    "Heads of `kind` on teacher and student, the student trained with `PairedHeadsCallback` (see `head_training`). Returns `(teacher_heads, learner)`."
-    if head_training not in ('fine_tuned', 'joint'): raise ValueError(f"head_training must be 'fine_tuned' or 'joint', got {head_training!r}")
+    "Heads of `kind` on both networks, trained by `PairedHeadsCallback` (`head_training`); `(teacher_heads, learner)`."
+    if head_training not in ('fine_tuned', 'joint'):
+        raise ValueError(f"head_training must be 'fine_tuned' or 'joint', got {head_training!r}")
     if teacher_heads is None:
         set_seed(seed); teacher_heads = IntermediateHeads(teacher, dls.img_shape, teacher_layers, kind, dls.n_classes)
-        if head_training == 'fine_tuned': fine_tune_heads(teacher_heads, dls, head_recipe, labels=labels, seed=seed, show=show)
+        if head_training == 'fine_tuned':
+            fine_tune_heads(teacher_heads, dls, head_recipe, labels=labels, seed=seed, show=show)
     layers = default_head_layers(student) if student_layers is None else list(student_layers)
     set_seed(seed)  # the student's heads start the same whether or not the teacher's were trained here
-    model = WithHeads(student, layers, make_heads(kind, activation_shapes(student, layers, dls.img_shape)[0], dls.n_classes)).to(dls.device)
+    model = WithHeads(student, layers, make_heads(kind, activation_shapes(student, layers, dls.img_shape)[0],
+                                                  dls.n_classes)).to(dls.device)
     if feature_weight or orth_weight:
         probe = torch.zeros(1, *dls.img_shape, device=dls.device)
-        with frozen(model), frozen(teacher_heads.to(dls.device)), torch.no_grad(): model(probe); t_feats = teacher_heads(probe, features=True)[1]
-        model.extras = nn.ModuleList([nn.Linear(f.shape[1], g.shape[1], bias=False) for f, g in zip(model.head_features, t_feats)]).to(dls.device)
-    if head_training == 'joint': model.teacher_heads = teacher_heads.to(dls.device)   # a submodule: in the optimiser, in train mode with the student
-    cb = PairedHeadsCallback(teacher_heads, T, alpha, feature_weight, orth_weight, head_weight, joint=head_training == 'joint')
-    return teacher_heads, fit_recipe(model, dls, recipe, cbs=label_callbacks(labels) + [cb] + list(cbs), seed=seed, show=show)
+        with frozen(model), frozen(teacher_heads.to(dls.device)), torch.no_grad():
+            model(probe); t_feats = teacher_heads(probe, features=True)[1]
+        model.extras = nn.ModuleList([nn.Linear(f.shape[1], g.shape[1], bias=False)
+                                      for f, g in zip(model.head_features, t_feats)]).to(dls.device)
+    if head_training == 'joint':
+        # a submodule: in the optimiser, in train mode with the student
+        model.teacher_heads = teacher_heads.to(dls.device)
+    cb = PairedHeadsCallback(teacher_heads, T, alpha, feature_weight, orth_weight, head_weight,
+                             joint=head_training == 'joint')
+    return teacher_heads, fit_recipe(model, dls, recipe, cbs=label_callbacks(labels) + [cb] + list(cbs), seed=seed,
+                                     show=show)
 
 def tofd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
          feature_weight:float=0.05, orth_weight:float=0.03, **kwargs):
-    "TOFD: SepConv heads, same-stage KD and CE, feature distance through near-orthogonal resizing layers (`paired_heads`)."
-    return paired_heads('tofd', student, teacher, dls, recipe, head_recipe, feature_weight=feature_weight, orth_weight=orth_weight, **kwargs)
+    "TOFD: SepConv heads, same-stage KD and CE, feature distance via near-orthogonal resizing layers (`paired_heads`)."
+    return paired_heads('tofd', student, teacher, dls, recipe, head_recipe, feature_weight=feature_weight,
+                        orth_weight=orth_weight, **kwargs)
 
 def first_stages(model:nn.Module, n:int=2) -> list[str]:
     "The first `n` of `default_head_layers(model)`: where MHKD's authors mount heads (stages one and two)."
     return default_head_layers(model)[:n]
 
-MHKD_AUTHORS = dict(T=4., alpha=0.1, head_weight=0.5, head_training='joint')  # train_mhkd.py: temperatures [4], alphas [0.1], mhkd_beta 0.5
+# train_mhkd.py: temperatures [4], alphas [0.1], mhkd_beta 0.5
+MHKD_AUTHORS = dict(T=4., alpha=0.1, head_weight=0.5, head_training='joint')
 
 def mhkd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
-         teacher_layers=None, student_layers=None, **kwargs): # layers `None`: `first_stages`; other settings: `MHKD_AUTHORS`, overridable
-    "MHKD as its authors ran it: two-conv two-FC heads on the first two stages, the teacher's trained jointly with CE, each student head's KD blend × 0.5 (`paired_heads`)."
+         teacher_layers=None, student_layers=None, **kwargs): # `None`: `first_stages`; `MHKD_AUTHORS` overridable
+    "MHKD as its authors ran it: 2-conv 2-FC heads on the first two stages, teacher's joint with CE, student KD × 0.5."
     tl = first_stages(teacher) if teacher_layers is None else teacher_layers
     sl = first_stages(student) if student_layers is None else student_layers
     return paired_heads('mhkd', student, teacher, dls, recipe, head_recipe, tl, sl, **{**MHKD_AUTHORS, **kwargs})

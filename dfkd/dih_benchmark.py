@@ -16,7 +16,8 @@ from .models import get_model, save_model, load_model
 from .kd import cached_classifier, evaluate
 from .methods import get_method, method_transfer_set, distiller_names
 from .synthesis import transfer_dls
-from .dih import Recipe, IntermediateHeads, fine_tune_heads, dih_distill, fit_recipe, heads_path, save_heads, load_heads, head_accuracies
+from .dih import (Recipe, IntermediateHeads, fine_tune_heads, dih_distill, fit_recipe, heads_path, save_heads,
+                  load_heads, head_accuracies)
 from .dih_baselines import distill_with
 
 # %% auto #0
@@ -26,19 +27,21 @@ __all__ = ['DIH_MNIST_QUICK', 'DIH_CIFAR100', 'dih_benchmark', 'summarise', 'DIH
 def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
                   dataset:str='mnist5k', size:int|None=16, bs:int=64,
                   seeds=(0, 1, 2), methods=None, # registered distillers; `None`: all of them
-                  recipe:Recipe=Recipe(epochs=5, lr=1e-2), head_recipe:Recipe=Recipe(epochs=3, lr=0.05, opt='sgd', wd=5e-4),
+                  recipe:Recipe=Recipe(epochs=5, lr=1e-2),
+                  head_recipe:Recipe=Recipe(epochs=3, lr=0.05, opt='sgd', wd=5e-4),
                   teacher_epochs:int=15, teacher_lr:float=1e-2, # the teacher, trained once by `cached_classifier`
-                  data_free:str|None='deepinversion', # registered method of the data-free rows; `None`: no data-free rows
-                  n_per_class:int=50, transfer_settings:dict|None=None, # the transfer set; settings `None`: the method's defaults
-                  transfer_recipe:Recipe|None=Recipe(epochs=20, lr=1e-2), # the students' training on it; `None`: as on real data
-                  transfer_head_recipe:Recipe|None=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4), # the heads' fine-tuning on it
+                  data_free:str|None='deepinversion', # method of the data-free rows; `None`: no data-free rows
+                  n_per_class:int=50, transfer_settings:dict|None=None, # the transfer set; `None`: method defaults
+                  transfer_recipe:Recipe|None=Recipe(epochs=20, lr=1e-2), # students' training on it; `None`: as real
+                  transfer_head_recipe:Recipe|None=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4), # heads' tuning on it
                   folder=None, # where results.csv (and the transfer set) go; `None`: a temporary folder, nothing kept
                   show:bool=False) -> pd.DataFrame:
     "One row per student: method, data ('real' or the transfer set), seed, test accuracy (%), seconds."
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp())
     dls = get_dls(dataset, bs=bs, size=size)
     c, n = dls.img_shape[0], dls.n_classes
-    kw = {} if (c, n) == (1, 10) else dict(n_in=c, n_classes=n)  # the defaults of `get_model`: keep the cache key of a default teacher
+    # the defaults of `get_model`: keep the cache key of a default teacher
+    kw = {} if (c, n) == (1, 10) else dict(n_in=c, n_classes=n)
     t = cached_classifier(teacher, dataset, size, epochs=teacher_epochs, lr=teacher_lr, bs=bs, **kw)
     make = lambda: get_model(student, n_in=c, n_classes=n, img_size=dls.img_shape[-1])
     csv = folder/'results.csv'
@@ -48,45 +51,50 @@ def dih_benchmark(teacher:str='resnet56', student:str='resnet8', # zoo names
     attrs = dict(teacher=f'{teacher} ({100*evaluate(t, dls.valid):.2f} %)', student=student, dataset=dataset)
     if data_free is not None:
         t0 = time.perf_counter()
-        path = method_transfer_set(data_free, t, folder/data_free, dls, n_per_class=n_per_class, seed=0, settings=transfer_settings,
+        path = method_transfer_set(data_free, t, folder/data_free, dls, n_per_class=n_per_class, seed=0,
+                                   settings=transfer_settings,
                                    student=make() if 'student' in get_method(data_free).needs else None, progress=show)
         attrs['synthesis_s'] = round(time.perf_counter() - t0, 1)
         tdls = transfer_dls(path, dls, bs=bs)
-        plan += [(m, f'transfer:{data_free}', tdls, 'teacher', transfer_recipe or recipe, transfer_head_recipe or head_recipe) for m in ('kd', 'dih')]
+        plan += [(m, f'transfer:{data_free}', tdls, 'teacher', transfer_recipe or recipe, transfer_head_recipe
+                  or head_recipe) for m in ('kd', 'dih')]
     for seed in seeds:
         for method, data, d, labels, r, hr in plan:
             if (method, data, seed) in done: continue
             set_seed(seed); s, t0 = make(), time.perf_counter()
             distill_with(method, s, t, d, r, hr, labels=labels, seed=seed, show=show)
-            rows.append(dict(method=method, data=data, seed=seed, accuracy=100*evaluate(s, dls.valid), seconds=round(time.perf_counter() - t0, 1)))
+            rows.append(dict(method=method, data=data, seed=seed, accuracy=100*evaluate(s, dls.valid),
+                             seconds=round(time.perf_counter() - t0, 1)))
             atomic_write_text(csv, pd.DataFrame(rows).to_csv(index=False))
     df = pd.DataFrame(rows)
     df.attrs.update(attrs)
     return df
 
-DIH_MNIST_QUICK = dict(teacher='resnet20', student='resnet8', size=16, teacher_epochs=10, recipe=Recipe(epochs=3, lr=1e-2),
-                       head_recipe=Recipe(epochs=1, lr=0.05, opt='sgd', wd=5e-4), data_free='deepinversion', n_per_class=20,
-                       transfer_settings=dict(iterations=100), transfer_recipe=Recipe(epochs=20, lr=1e-2),
+DIH_MNIST_QUICK = dict(teacher='resnet20', student='resnet8', size=16, teacher_epochs=10,
+                       recipe=Recipe(epochs=3, lr=1e-2), head_recipe=Recipe(epochs=1, lr=0.05, opt='sgd', wd=5e-4),
+                       data_free='deepinversion', n_per_class=20, transfer_settings=dict(iterations=100),
+                       transfer_recipe=Recipe(epochs=20, lr=1e-2),
                        transfer_head_recipe=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4))
 
 def summarise(df:pd.DataFrame) -> pd.DataFrame:
     "Mean ± std of the test accuracy over seeds and the mean seconds, one line per method and data."
     g = df.groupby(['data', 'method'], sort=False)
-    out = pd.DataFrame(dict(accuracy=g.accuracy.agg(lambda a: f'{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.:.2f}'),
+    out = pd.DataFrame(dict(accuracy=g.accuracy.agg(lambda a: f'{a.mean():.2f} ± '
+                                                    f'{a.std(ddof=1) if len(a) > 1 else 0.:.2f}'),
                             mean=g.accuracy.mean().round(2), seconds=g.seconds.mean().round(1), seeds=g.seed.nunique()))
     return out.reset_index()
 
 # %% ../nbs/43_dih_benchmark.ipynb #6aef951e
 @dataclass
 class DIHConfig:
-    "A DIH experiment: data, teacher and student, the training schedule shared by teacher, heads and students, seeds and DIH's settings."
+    "A DIH experiment: data, teacher, student, the schedule of teacher, heads and students, seeds, DIH's settings."
     dataset:str = 'cifar100' # a key of `dfkd.data.DATASETS`; CIFAR files under `root`
     teacher:str = 'resnet110' # zoo name of the teacher
     student:str = 'resnet8' # zoo name of the student
     epochs:int = 200 # epochs of every training run
     lr:float = 0.1 # initial learning rate (SGD, momentum 0.9, Nesterov)
     milestones:tuple = (60, 120, 180) # epochs after which the learning rate is multiplied by `gamma`
-    gamma:float = 0.2 # the DIH repository's final_test.py --schedule_gamma and its recorded runs (the README's table says 0.1)
+    gamma:float = 0.2 # the DIH repository's final_test.py --schedule_gamma and its runs (its README's table: 0.1)
     wd:float = 5e-4 # weight decay
     bs:int = 64 # batch size
     seeds:tuple = (30, 50, 67) # one student per seed and method; the teacher and the heads use the first
@@ -98,9 +106,9 @@ class DIHConfig:
 
 DIH_CIFAR100 = DIHConfig()
 
-def run_dih_config(config:DIHConfig=DIH_CIFAR100, root='data', # the configuration; the folder holding the dataset's files
+def run_dih_config(config:DIHConfig=DIH_CIFAR100, root='data', # the configuration; the folder of its data
                    folder='runs/dih-cifar100', # teacher, heads, students and results.csv
-                   methods=('alone', 'kd', 'dih'), # student methods; 'dih' uses the saved heads, the others `distill_with`
+                   methods=('alone', 'kd', 'dih'), # 'dih' uses the saved heads, the others `distill_with`
                    show:bool=True) -> pd.DataFrame:
     "Run `config`: teacher, heads beside it, one student per seed and method; returns (and writes) one row per student."
     folder, r, first = Path(folder), config.recipe(), config.seeds[0]
@@ -110,12 +118,14 @@ def run_dih_config(config:DIHConfig=DIH_CIFAR100, root='data', # the configurati
     if tpath.exists(): teacher = load_model(tpath, device=dls.device)
     else:
         set_seed(first); teacher = make(config.teacher)
-        fit_recipe(teacher, dls, r, seed=first, show=show); save_model(teacher, tpath, extra=dict(config=asdict(config)))
+        fit_recipe(teacher, dls, r, seed=first, show=show)
+        save_model(teacher, tpath, extra=dict(config=asdict(config)))
     hpath = heads_path(tpath)
     if hpath.exists(): heads = load_heads(hpath, teacher)
     else:
         set_seed(first); heads = IntermediateHeads(teacher, dls.img_shape, kind=config.head, n_classes=dls.n_classes)
-        fine_tune_heads(heads, dls, r, seed=first, show=show); save_heads(heads, hpath, extra=dict(config=asdict(config)))
+        fine_tune_heads(heads, dls, r, seed=first, show=show)
+        save_heads(heads, hpath, extra=dict(config=asdict(config)))
     rows = [dict(method='teacher', seed=first, accuracy=100*evaluate(teacher, dls.valid), seconds=None,
                  **{f'head {k}': 100*v for k, v in head_accuracies(heads, dls.valid).items() if k != 'final'})]
     for seed in config.seeds:
@@ -124,6 +134,7 @@ def run_dih_config(config:DIHConfig=DIH_CIFAR100, root='data', # the configurati
             if m == 'dih': dih_distill(s, heads, dls, r, config.T, config.alpha, form=config.form, seed=seed, show=show)
             else: distill_with(m, s, teacher, dls, r, r, seed=seed, show=show)
             save_model(s, folder/f'{m}-seed{seed}.safetensors', extra=dict(config=asdict(config), method=m, seed=seed))
-            rows.append(dict(method=m, seed=seed, accuracy=100*evaluate(s, dls.valid), seconds=round(time.perf_counter() - t0, 1)))
+            rows.append(dict(method=m, seed=seed, accuracy=100*evaluate(s, dls.valid),
+                             seconds=round(time.perf_counter() - t0, 1)))
             atomic_write_text(folder/'results.csv', pd.DataFrame(rows).to_csv(index=False))
     return pd.DataFrame(rows)

@@ -22,18 +22,19 @@ __all__ = ['data_free_comparison']
 
 # %% ../nbs/42_dih_data_free.ipynb #75771565
 def data_free_comparison(teacher:nn.Module, student:str, # the trained teacher; the student's zoo name
-                         dls, # real data: its test split measures every student, its training split serves the real-data rows only
+                         dls, # real data: its test split measures every student, its training split the real-data rows
                          folder, # where the transfer set is written (resumed if already there)
-                         method:str='deepinversion', n_per_class:int=100, batch_size:int=64, # the registered method and the set's size
-                         settings=None, preset:str|None=None, online_budget:dict|None=None, # the method's settings, as `method_transfer_set`
+                         method:str='deepinversion', n_per_class:int=100, batch_size:int=64, # method, set size
+                         settings=None, preset:str|None=None, online_budget:dict|None=None, # as `method_transfer_set`
                          recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE, # training on real data
-                         transfer_recipe:Recipe|None=None, transfer_head_recipe:Recipe|None=None, # on the transfer set; `None`: as on real data
+                         transfer_recipe:Recipe|None=None, transfer_head_recipe:Recipe|None=None, # `None`: as real
                          bs:int=64, seed:int=0, show:bool=False) -> pd.DataFrame:
-    "KD and DIH, on real data and on a transfer set synthesised by `method`: one row per student (test accuracy, seconds, DIH's head accuracies)."
+    "KD and DIH on real data and on a transfer set by `method`: a row per student (accuracy, seconds, head accuracies)."
     make = lambda: get_model(student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
     set_seed(seed); loop_student = make() if 'student' in get_method(method).needs else None
     t0 = time.perf_counter()
-    path = method_transfer_set(method, teacher, folder, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed, settings=settings,
+    path = method_transfer_set(method, teacher, folder, dls, n_per_class=n_per_class, batch_size=batch_size, seed=seed,
+                               settings=settings,
                                preset=preset, student=loop_student, online_budget=online_budget, progress=show)
     synthesis_s = time.perf_counter() - t0
     tdls = transfer_dls(path, dls, bs=bs, seed=seed)
@@ -44,8 +45,11 @@ def data_free_comparison(teacher:nn.Module, student:str, # the trained teacher; 
         for m in ('kd', 'dih'):
             set_seed(seed); s, t0 = make(), time.perf_counter()
             if m == 'kd': distill_with('kd', s, teacher, d, r, hr, labels=labels, seed=seed, show=show); heads = {}
-            else: heads = head_accuracies(dih(teacher, s, d, head_recipe=hr, recipe=r, labels=labels, seed=seed, show=show)[0], dls.valid)
-            rows.append(dict(method=m, data=data, accuracy=100*evaluate(s, dls.valid), seconds=round(time.perf_counter() - t0, 1),
+            else:
+                heads = head_accuracies(dih(teacher, s, d, head_recipe=hr, recipe=r, labels=labels, seed=seed,
+                                            show=show)[0], dls.valid)
+            rows.append(dict(method=m, data=data, accuracy=100*evaluate(s, dls.valid),
+                             seconds=round(time.perf_counter() - t0, 1),
                              images=len(d.train_ds), **{f'head {k}': 100*v for k, v in heads.items() if k != 'final'}))
     df = pd.DataFrame(rows)
     df['synthesis_s'] = [round(synthesis_s, 1) if d != 'real' else 0. for d in df.data]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch, torch.nn as nn
 from .synthesis import CrossEntropyTerm
 from .inversion import BNStatisticsLoss
-from .generators import online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, MetaGeneratorSynthesizer, AdversarialTerm, random_crop_flip
+from .generators import (online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer,
+                         MetaGeneratorSynthesizer, AdversarialTerm, random_crop_flip)
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
@@ -37,7 +38,8 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
         m = self.momentum
         for name, (mean, var) in self.current.items():   # the round's last batch statistics update the average
             if name in self.average:
-                mean_avg, var_avg = self.average[name]; mean, var = m * mean_avg + (1 - m) * mean, m * var_avg + (1 - m) * var
+                mean_avg, var_avg = self.average[name]
+                mean, var = m * mean_avg + (1 - m) * mean, m * var_avg + (1 - m) * var
             self.average[name] = (mean, var)
         self.current = {}
         super().end_batch(ctx)
@@ -45,7 +47,7 @@ class MomentumBNStatisticsLoss(BNStatisticsLoss):
 # %% ../nbs/28_fastdfkd.ipynb #dc205c37
 @dataclass
 class FastDFKDSettings(PooledStudentSettings):
-    "FastDFKD's settings and their defaults: the generator, its inner loop, the meta update, the loss weights, and (from `PooledStudentSettings`) how the student learns."
+    "FastDFKD's settings: generator, inner loop, meta update, loss weights, (`PooledStudentSettings`) the student's."
     g_steps:int = 5 # inner steps per round: 2, 5 or 10 in the paper (Fast-2/5/10)
     lr_g:float = 5e-3 # inner-loop Adam learning rate of the generator
     lr_z:float = 1e-2 # Adam learning rate of the latents
@@ -57,32 +59,39 @@ class FastDFKDSettings(PooledStudentSettings):
     bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
     augment:bool = False # show the teacher and student a random crop (padding 4) + flip of each image
     warmup:int = 0 # rounds before the student's first step, with the adversarial term off
-    reset_l0:int|None = None # round at whose start the generator's latent projection and first BatchNorm are re-initialised; `None`: never
+    reset_l0:int|None = None # round whose start re-initialises the latent projection and first BatchNorm; `None`: never
 
-def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:FastDFKDSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's shape, stats
+                               settings:FastDFKDSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
     s = settings or FastDFKDSettings()
     generator = Generator.from_settings(img_shape, stats, s)
     terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum),
              AdversarialTerm(student, s.adversarial, where_agree=True, start_round=s.warmup)]
-    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, betas=s.betas, steps=s.g_steps,
-                                    lr_latent=s.lr_z, reset_first_layer_at=s.reset_l0, targets=True,
+    return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, betas=s.betas,
+                                    steps=s.g_steps, lr_latent=s.lr_z, reset_first_layer_at=s.reset_l0, targets=True,
                                     augment=random_crop_flip if s.augment else None, seed=seed, device=device)
 
 train_fastdfkd = online_trainer(build_fastdfkd_synthesizer, FastDFKDSettings)
 
 # %% ../nbs/28_fastdfkd.ipynb #e8c2e034
-fastdfkd, fastdfkd_synthesizer = keyword_trainer('fastdfkd'), keyword_synthesizer('fastdfkd')  # the settings as keywords
+# the settings as keywords
+fastdfkd, fastdfkd_synthesizer = keyword_trainer('fastdfkd'), keyword_synthesizer('fastdfkd')
 
 # %% ../nbs/28_fastdfkd.ipynb #1bc57936
 register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDSettings, needs=('bn', 'student'),
-                    synthesizer=build_fastdfkd_synthesizer, train=train_fastdfkd, key_settings=('g_steps', 'meta', 'bn_momentum', 'adversarial'),
-                    notebook='28_fastdfkd',
-                    presets={'paper': dict(meta='fomaml', g_steps=5, lr_g=3e-3, lr_z=1e-2, bn=10., ce=0.4, adversarial=1.1,   # scripts/fast_cifar.sh, wrn-5
-                                           bn_momentum=0.9, warmup=20, reset_l0=120 + 20 - 1, augment=True,              # --warmup 20 --reset_l0 1: fast_meta.py resets at its 140th round
-                                           nz=256, ngf=64, student_steps=400, pool_size=220 * 256, T=20.,                # datafree_kd.py; --kd_steps 400 --epochs 220 --T 20
-                                           pool_augment='crop_flip',                                                     # fast_meta.py 182, registry.py
-                                           student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9,           # the student: --lr 0.2, datafree_kd.py 322-324
-                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=2e-4, student_bs=256),
-                             'small': dict(student_steps=4, meta='reptile')}));                                           # the small run, 28_fastdfkd
+                    synthesizer=build_fastdfkd_synthesizer, train=train_fastdfkd,
+                    key_settings=('g_steps', 'meta', 'bn_momentum', 'adversarial'), notebook='28_fastdfkd',
+                    presets={'paper': dict(meta='fomaml', g_steps=5, lr_g=3e-3, lr_z=1e-2, bn=10., ce=0.4,
+                                           adversarial=1.1,   # scripts/fast_cifar.sh, wrn-5
+                                           # --warmup 20 --reset_l0 1: fast_meta.py resets at its 140th round
+                                           bn_momentum=0.9, warmup=20, reset_l0=120 + 20 - 1, augment=True,
+                                           # datafree_kd.py; --kd_steps 400 --epochs 220 --T 20
+                                           nz=256, ngf=64, student_steps=400, pool_size=220 * 256, T=20.,
+                                           pool_augment='crop_flip',  # fast_meta.py 182, registry.py
+                                           # the student: --lr 0.2, datafree_kd.py 322-324
+                                           student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9,
+                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=2e-4,
+                                           student_bs=256),
+                             'small': dict(student_steps=4, meta='reptile')}));  # the small run, 28_fastdfkd

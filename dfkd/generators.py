@@ -36,10 +36,12 @@ class Generator(nn.Module):
                  nz:int=100, # latent dimension
                  ngf:int=64, # channels of the last feature map (the first has 2*ngf)
                  stats=None, # (mean, std) per channel of the teacher's normalisation; `None` means identity
-                 output:str='tanh'): # 'tanh': valid [0, 1] pixels, normalised; 'bn': DAFL's tanh + affine-free BatchNorm
+                 output:str='tanh'): # 'tanh': valid [0, 1] pixels, normalised; 'bn': DAFL's tanh + affine-free BN
         super().__init__()
         c, h, w = img_shape
-        if h % 4 or w % 4: raise ValueError(f'Generator needs image sides divisible by 4, got {h}x{w}; resize the data (e.g. get_dls(size=32))')
+        if h % 4 or w % 4:
+            raise ValueError(f'Generator needs image sides divisible by 4, got {h}x{w}; resize the data (e.g. '
+                             f'get_dls(size=32))')
         if output not in ('tanh', 'bn'): raise ValueError(f"output must be 'tanh' or 'bn', got {output!r}")
         self.img_shape, self.nz, self.output, self.side = tuple(img_shape), nz, output, (h // 4, w // 4)
         self.project = nn.Linear(nz, 2 * ngf * self.side[0] * self.side[1])
@@ -50,7 +52,8 @@ class Generator(nn.Module):
             nn.Conv2d(2 * ngf, ngf, 3, padding=1, bias=False), nn.BatchNorm2d(ngf), nn.LeakyReLU(0.2),
             nn.Conv2d(ngf, c, 3, padding=1))
         self.head_bn = nn.BatchNorm2d(c, affine=False) if output == 'bn' else None
-        mean, std = (torch.zeros(c), torch.ones(c)) if stats is None else (torch.as_tensor(s, dtype=torch.float) for s in stats)
+        mean, std = ((torch.zeros(c), torch.ones(c)) if stats is None
+                     else (torch.as_tensor(s, dtype=torch.float) for s in stats))
         # buffers so that .to(device) moves them and state_dict records the normalisation the generator was trained for
         self.register_buffer('mean', mean.view(1, -1, 1, 1)); self.register_buffer('std', std.view(1, -1, 1, 1))
 
@@ -84,7 +87,7 @@ class GeneratorEnsemble(nn.Module):
 
 # %% ../nbs/13_generators.ipynb #89ce3299
 class ClassBalanceTerm(LossTerm):
-    "Negative entropy of the teacher's batch-mean prediction, -H(mean softmax): low when all classes appear equally often."
+    "Negative entropy of the teacher's batch-mean prediction, -H(mean softmax): low when all classes appear equally."
     name = 'balance'
     def __call__(self, ctx):
         p_mean = F.softmax(ctx.logits.float(), dim=1).mean(0)           # \bar p
@@ -99,7 +102,8 @@ class AdversarialTerm(StudentTerm):
                  where_agree:bool=False, # CMI: count only images where teacher and student top-1 classes agree
                  start_round:int=0, # off (zero) in the rounds before this one: FastDFKD's warm-up
                  name:str|None=None):
-        super().__init__(student, weight, name); self.T, self.where_agree, self.start_round = T, where_agree, start_round
+        super().__init__(student, weight, name)
+        self.T, self.where_agree, self.start_round = T, where_agree, start_round
     def __call__(self, ctx):
         if ctx.round < self.start_round: return ctx.logits.new_zeros(())   # warm-up: the student is not in the game yet
         s_logits = self.student(ctx.x).float()
@@ -111,12 +115,12 @@ class AdversarialTerm(StudentTerm):
 
 # %% ../nbs/13_generators.ipynb #68a9a0d5
 def random_crop_flip(x:torch.Tensor, generator:torch.Generator, padding:int=4) -> torch.Tensor:
-    "RandomCrop(padding) + horizontal flip with probability 1/2, drawn per image (CMI's global view, FastDFKD's augmentation)."
+    "RandomCrop(padding) + horizontal flip (p=1/2), drawn per image (CMI's global view, FastDFKD's augmentation)."
     return random_shift(x, padding, flip=True, generator=generator)
 
 # %% ../nbs/13_generators.ipynb #4611bbee
 def black_value(generator:nn.Module) -> torch.Tensor:
-    "A black pixel in the generator's normalised output space, (0 - mean) / std per channel, shape (1, C, 1, 1); 0 for a generator without a normalisation."
+    "A black pixel in the generator's normalised output space, (0 - mean) / std, shape (1, C, 1, 1); 0 if unnormalised."
     g = generator.members[0] if isinstance(generator, GeneratorEnsemble) else generator
     mean, std = getattr(g, 'mean', None), getattr(g, 'std', None)
     if mean is None or std is None: return torch.zeros(1, 1, 1, 1)
@@ -126,7 +130,7 @@ def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
                    generator:torch.Generator, # seeds the crops and flips
                    fill=0., # the border's value: a number, or one per channel (e.g. `black_value(G)`)
                    padding:int=4) -> torch.Tensor:
-    "torchvision's RandomCrop(padding) with a constant border, then a horizontal flip with probability 1/2, drawn per image: the training transform of the authors' pools."
+    "torchvision's RandomCrop(padding), constant border, then a flip (p=1/2), per image: the authors' pool transform."
     return random_shift(x, padding, flip=True, generator=generator, fill=fill)
 
 
@@ -136,7 +140,7 @@ def _reset_parameters(module:nn.Module):
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
 
 def term_optimizers(terms) -> list:
-    "The optimisers loss terms keep for their own parameters (a term's `optimizer`, e.g. CMI's projection head): stepped with every step of every round."
+    "The optimisers loss terms keep for their own parameters (e.g. CMI's head): stepped at every step of every round."
     return [o for t in terms if (o := getattr(t, 'optimizer', None)) is not None]
 
 def _without(params, optimizers) -> list:
@@ -146,13 +150,14 @@ def _without(params, optimizers) -> list:
 
 class GeneratorParametrization:
     "Images `G(z)` of a generator trained across rounds; each round draws fresh latents (optionally optimised too)."
-    def __init__(self, generator:nn.Module, # maps (B, nz) latents to images in the teacher's input space; has `nz`, `img_shape`
+    def __init__(self, generator:nn.Module, # maps (B, nz) latents to teacher-input images; has `nz`, `img_shape`
                  optimize_latent:bool=False, # also optimise the round's latents
                  lr_latent:float|None=None, # learning rate of the latents; `None` uses the schedule's
                  reset:bool=False): # re-initialise the generator at the start of every round
         self.generator, self.optimize_latent, self.lr_latent, self.reset = generator, optimize_latent, lr_latent, reset
         self.img_shape, self.nz, self.opt, self.net = tuple(generator.img_shape), generator.nz, None, generator
-        self.terms = ()  # the synthesizer's loss terms (`GeneratorSynthesizer` sets them): their own optimisers join every round's
+        # the synthesizer's loss terms (`GeneratorSynthesizer` sets them): their own optimisers join every round's
+        self.terms = ()
     def latent_optimizers(self, ctx, schedule) -> list:
         "A fresh Adam for this round's latents when they are optimised (new latents every round)."
         if not self.optimize_latent: return []
@@ -162,7 +167,8 @@ class GeneratorParametrization:
         self.generator.to(ctx.device).train()
         if self.reset: _reset_parameters(self.generator); self.opt = None
         own = term_optimizers(self.terms)
-        if self.opt is None: self.opt = schedule.optimizer(list(self.generator.parameters()) + _without(extra_params, own))
+        if self.opt is None:
+            self.opt = schedule.optimizer(list(self.generator.parameters()) + _without(extra_params, own))
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
         return [self.opt] + self.latent_optimizers(ctx, schedule) + own
     def images(self, ctx) -> torch.Tensor:
@@ -172,7 +178,8 @@ class GeneratorParametrization:
     def end_round(self, ctx): pass
     def to(self, device): self.generator.to(device); return self
     def settings(self) -> dict:
-        return dict(kind='generator', nz=self.nz, optimize_latent=self.optimize_latent, lr_latent=self.lr_latent, reset=self.reset)
+        return dict(kind='generator', nz=self.nz, optimize_latent=self.optimize_latent, lr_latent=self.lr_latent,
+                    reset=self.reset)
 
 class GeneratorSynthesizer(Synthesizer):
     "The engine with a `GeneratorParametrization`: `update` runs a round of generator training, `sample` draws images."
@@ -189,7 +196,7 @@ class GeneratorSynthesizer(Synthesizer):
                  n_classes:int|None=None, # needed with `targets=True`; `None` reads it from the teacher
                  augment:Callable|None=None, # f(x, generator) -> x applied before the teacher (e.g. jitter)
                  seed:int=0, # seeds latents, targets and augmentation
-                 device=None, parametrization=None, # another generator parametrisation (e.g. meta-learned); `None` builds one
+                 device=None, parametrization=None, # another generator parametrisation (e.g. meta); `None`: build one
                  callbacks=()):
         param = parametrization or GeneratorParametrization(generator, optimize_latent, lr_latent, reset)
         super().__init__(teacher, terms, param, Schedule(steps, lr, betas, score_last=False), augment=augment,
@@ -209,28 +216,32 @@ class GeneratorSynthesizer(Synthesizer):
 
 # %% ../nbs/13_generators.ipynb #8ac667b6
 class MetaGeneratorParametrization(GeneratorParametrization):
-    "A generator meta-learned across rounds: each round adapts a clone, `end_round` applies a Reptile or first-order MAML update."
-    def __init__(self, generator:nn.Module, meta:str='fomaml', # 'fomaml': grad = sum of the clone's inner-step gradients; 'reptile': grad = theta - theta'
+    "A generator meta-learned across rounds: each round adapts a clone; `end_round` applies a Reptile or FOMAML update."
+    def __init__(self, generator:nn.Module, meta:str='fomaml', # 'fomaml': sum of inner-step grads; 'reptile': θ - θ'
                  meta_lr:float|None=None, # Adam learning rate of the meta update; `None` is steps * lr
                  optimize_latent:bool=True, lr_latent:float|None=None,
-                 reset_first_layer_at:int|None=None): # round at whose start the first layer is re-initialised (FastDFKD's reset_l0); `None`: never
+                 reset_first_layer_at:int|None=None): # round whose start resets the first layer (reset_l0); `None`: no
         super().__init__(generator, optimize_latent, lr_latent, reset=False)
         if meta not in ('reptile', 'fomaml'): raise ValueError(f"meta must be 'reptile' or 'fomaml', got {meta!r}")
-        self.meta, self.meta_lr, self.meta_opt, self.reset_first_layer_at, self.grad_sum = meta, meta_lr, None, reset_first_layer_at, None
+        self.meta, self.meta_lr, self.meta_opt = meta, meta_lr, None
+        self.reset_first_layer_at, self.grad_sum = reset_first_layer_at, None
     def start_round(self, ctx, n, schedule, extra_params=()) -> list:
         base = self.generator.to(ctx.device).train()
         if ctx.round == self.reset_first_layer_at: reset_first_layer(base)
         if self.meta_opt is None:
-            self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr or schedule.iterations * schedule.lr, betas=schedule.betas)
+            self.meta_opt = torch.optim.Adam(base.parameters(), lr=self.meta_lr or schedule.iterations * schedule.lr,
+                                             betas=schedule.betas)
         self.net, self.grad_sum = copy.deepcopy(base), None                 # theta' <- theta
         ctx.z = sample_latent(n, self.nz, ctx.generator).to(ctx.device)
         own = term_optimizers(self.terms)
-        return [schedule.optimizer(list(self.net.parameters()) + _without(extra_params, own))] + self.latent_optimizers(ctx, schedule) + own
+        return ([schedule.optimizer(list(self.net.parameters()) + _without(extra_params, own))]
+                + self.latent_optimizers(ctx, schedule) + own)
     @torch.no_grad()
     def after_step(self, ctx):
         if self.meta != 'fomaml': return
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.net.parameters()]
-        self.grad_sum = [g.clone() for g in grads] if self.grad_sum is None else [s.add_(g) for s, g in zip(self.grad_sum, grads)]
+        self.grad_sum = ([g.clone() for g in grads] if self.grad_sum is None
+                         else [s.add_(g) for s, g in zip(self.grad_sum, grads)])
     @torch.no_grad()
     def end_round(self, ctx):
         base, fast = self.generator, self.net
@@ -238,16 +249,18 @@ class MetaGeneratorParametrization(GeneratorParametrization):
         if self.meta == 'reptile':
             for p, p_fast in zip(base.parameters(), fast.parameters()): p.grad = (p - p_fast).clone()   # theta - theta'
         elif self.grad_sum is not None:
-            for p, g in zip(base.parameters(), self.grad_sum): p.grad = g                            # sum_j grad L(theta'_j)
+            for p, g in zip(base.parameters(), self.grad_sum):
+                p.grad = g                            # sum_j grad L(theta'_j)
         self.meta_opt.step()
         for b, b_fast in zip(base.buffers(), fast.buffers()): b.copy_(b_fast)
         self.net, self.grad_sum = base, None
     def settings(self) -> dict:
-        return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr, reset_first_layer_at=self.reset_first_layer_at)
+        return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr,
+                    reset_first_layer_at=self.reset_first_layer_at)
 
 def reset_first_layer(generator:nn.Module,
                       bn:bool=True): # also the first BatchNorm (Fast-Datafree's `conv_blocks.0`, here `body[0]`)
-    "Fast-Datafree's `reset_l0`: the first weighted layer (the latent projection) and the BatchNorm after it get weights N(0, 0.02) and bias 0; running statistics stay."
+    "Fast-Datafree's `reset_l0`: the latent projection and its BatchNorm get weights N(0, 0.02), bias 0; stats stay."
     layer = next(m for m in generator.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)))
     norm = next((m for m in generator.modules() if isinstance(m, nn.BatchNorm2d) and m.affine), None) if bn else None
     for m in (layer, norm):
@@ -256,10 +269,10 @@ def reset_first_layer(generator:nn.Module,
         if m.bias is not None: nn.init.zeros_(m.bias)
 
 def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
-                             meta:str='fomaml', meta_lr:float|None=None, # the meta update (see `MetaGeneratorParametrization`)
+                             meta:str='fomaml', meta_lr:float|None=None, # see `MetaGeneratorParametrization`
                              optimize_latent:bool=True, lr_latent:float|None=None,
-                             reset_first_layer_at:int|None=None, # round at whose start the first layer is re-initialised; `None`: never
-                             **kwargs) -> GeneratorSynthesizer: # as `GeneratorSynthesizer` (lr, steps, targets, seed, ...)
+                             reset_first_layer_at:int|None=None, # round whose start resets the first layer; `None`: no
+                             **kwargs) -> GeneratorSynthesizer: # as `GeneratorSynthesizer` (lr, steps, targets, seed)
     "A `GeneratorSynthesizer` whose generator is meta-learned across rounds."
     if kwargs.get('reset'): raise ValueError('a meta-learned generator must not be reset between rounds (reset=False)')
     param = MetaGeneratorParametrization(generator, meta, meta_lr, optimize_latent, lr_latent, reset_first_layer_at)
@@ -274,31 +287,36 @@ def term_gradient_norm(synthesizer:Synthesizer, term_name:str, n:int=16) -> floa
         gen.zero_grad(set_to_none=True)
         synthesizer.loss(ctx)
         ctx.values[term.name].backward()
-        norm = torch.sqrt(sum(((p.grad.float() ** 2).sum() for p in gen.parameters() if p.grad is not None), torch.zeros(())))
+        norm = torch.sqrt(sum(((p.grad.float() ** 2).sum() for p in gen.parameters() if p.grad is not None),
+                              torch.zeros(())))
         gen.zero_grad(set_to_none=True)
     synthesizer.param.net = synthesizer.generator  # a measurement, not a round: no meta-update, the clone is dropped
     return norm.item()
 
 # %% ../nbs/13_generators.ipynb #32fb7156
 class LatentDataLoader(DataLoader):
-    "A fastai DataLoader yielding `n_batches` batches `(z,)` of `bs` standard-normal latents per epoch; the processes of a run each take their part of every epoch's latents."
+    "A DataLoader of `n_batches` batches `(z,)` of `bs` standard-normal latents per epoch, shared out among processes."
     def __init__(self, n_batches:int, bs:int, nz:int, seed:int=0, device=None,
-                 draw_bs:int|None=None, # latents drawn per batch of one process (`None`: `bs`); a copy for several processes keeps it
+                 draw_bs:int|None=None, # latents per batch of one process (`None`: `bs`); copies for processes keep it
                  **kwargs):
         draw_bs = draw_bs or bs
-        # indexed: the sampler hands out latent numbers 0 ... n-1 (fastai's default for a loader without a dataset is `None`s)
-        super().__init__(dataset=None, bs=bs, n=n_batches * draw_bs, shuffle=False, drop_last=False, indexed=True, device=device, **kwargs)
+        # indexed: the sampler hands out latent numbers 0 ... n-1 (fastai's default for a loader without a dataset is
+        # `None`s)
+        super().__init__(dataset=None, bs=bs, n=n_batches * draw_bs, shuffle=False, drop_last=False, indexed=True,
+                         device=device, **kwargs)
         self.n_batches, self.nz, self.seed, self.draw_bs, self.gen = n_batches, nz, seed, draw_bs, seed_generator(seed)
     def create_batches(self, samps):
         # the epoch's latents, drawn batch by batch as one process draws them; `samps` picks the ones this loader yields
         # (all of them in one process; under fastai's `DistributedDL` this process's part)
-        z, idx = torch.cat([torch.randn(self.draw_bs, self.nz, generator=self.gen) for _ in range(self.n_batches)]), list(samps)
+        z, idx = torch.cat([torch.randn(self.draw_bs, self.nz, generator=self.gen)
+                            for _ in range(self.n_batches)]), list(samps)
         for i in range(0, len(idx), self.bs): yield (z[idx[i:i + self.bs]],)
     def new(self, dataset=None, cls=None, **kwargs):
         "The same epochs of latents in batches of `bs` (e.g. `bs/N` for each of N processes), on `device`."
-        return LatentDataLoader(self.n_batches, kwargs.get('bs', self.bs), self.nz, self.seed, kwargs.get('device', self.device), draw_bs=self.draw_bs)
+        return LatentDataLoader(self.n_batches, kwargs.get('bs', self.bs), self.nz, self.seed,
+                                kwargs.get('device', self.device), draw_bs=self.draw_bs)
 
-def generator_dls(valid, # real data for validation: `DataLoaders` (its validation split is used), a DataLoader, or `None`
+def generator_dls(valid, # validation data: `DataLoaders` (its validation split), a DataLoader, or `None`
                   n_batches:int, # student steps per epoch
                   bs:int, # images per student step
                   nz:int, # latent dimension of the generator
@@ -306,7 +324,8 @@ def generator_dls(valid, # real data for validation: `DataLoaders` (its validati
     "fastai `DataLoaders`: training on latents for a generator, validation on real data."
     dev = default_device(device)
     vdl = valid.valid if isinstance(valid, DataLoaders) else valid
-    if vdl is None: vdl = DataLoader(dataset=[], bs=bs, device=dev)  # no real data: an empty validation loader, no metrics
+    if vdl is None:
+        vdl = DataLoader(dataset=[], bs=bs, device=dev)  # no real data: an empty validation loader, no metrics
     dls = DataLoaders(LatentDataLoader(n_batches, bs, nz, seed=seed, device=dev), vdl, device=dev)
     dls.n_inp = 1
     for k in ('stats', 'n_classes', 'classes', 'img_shape'): setattr(dls, k, getattr(valid, k, None))
@@ -314,12 +333,13 @@ def generator_dls(valid, # real data for validation: `DataLoaders` (its validati
 
 # %% ../nbs/13_generators.ipynb #d6b6a389
 class RingBuffer:
-    "The last `capacity` rows added (detached), e.g. images or feature vectors; `sample(n)` draws uniformly with replacement."
+    "The last `capacity` rows added (detached), e.g. images or features; `sample(n)` draws uniformly with replacement."
     def __init__(self, capacity:int, seed:int=0):
         self.capacity, self.items, self.rng, self.added = capacity, None, seed_generator(seed), 0
     def add(self, x:torch.Tensor):
         x = x.detach()
-        self.items = x[-self.capacity:] if self.items is None else torch.cat([self.items, x.to(self.items.device)])[-self.capacity:]
+        self.items = (x[-self.capacity:] if self.items is None
+                      else torch.cat([self.items, x.to(self.items.device)])[-self.capacity:])
         self.added += len(x)
     def __len__(self): return 0 if self.items is None else len(self.items)
     def sample(self, n:int) -> torch.Tensor:
@@ -337,10 +357,13 @@ class OnlineSynthesisCallback(Callback):
                  student_steps:int=1, # student steps per synthesis round (k)
                  pool_size:int|None=None, # train on a pool of the rounds' images instead of fresh G(z)
                  warmup:int=0, # rounds the generator plays alone before the student's first step (FastDFKD)
-                 pool_augment:str|None=None): # 'crop_flip': each pool draw through `pool_crop_flip` with a black border; `None`: as stored
-        if pool_augment not in (None, 'crop_flip'): raise ValueError(f"pool_augment must be None or 'crop_flip', got {pool_augment!r}")
-        if pool_augment and not pool_size: raise ValueError('pool_augment augments the draws from the image pool: give pool_size too')
-        self.synthesizer, self.student_steps, self.pool_size, self.warmup = synthesizer, student_steps, pool_size, warmup
+                 pool_augment:str|None=None): # 'crop_flip': pool draws via `pool_crop_flip`; `None`: as stored
+        if pool_augment not in (None, 'crop_flip'):
+            raise ValueError(f"pool_augment must be None or 'crop_flip', got {pool_augment!r}")
+        if pool_augment and not pool_size:
+            raise ValueError('pool_augment augments the draws from the image pool: give pool_size too')
+        self.synthesizer, self.student_steps = synthesizer, student_steps
+        self.pool_size, self.warmup = pool_size, warmup
         self.pool_augment = pool_augment
 
     def before_fit(self):
@@ -353,8 +376,8 @@ class OnlineSynthesisCallback(Callback):
         if not self.training: return
         z = self.xb[0]
         if z.dim() != 2 or z.shape[1] != self.synthesizer.nz:
-            raise ValueError(f'OnlineSynthesisCallback expects batches of latents (B, {self.synthesizer.nz}), got {tuple(z.shape)}; '
-                             f'train on `generator_dls(...)`')
+            raise ValueError(f'OnlineSynthesisCallback expects batches of latents (B, {self.synthesizer.nz}), got '
+                             f'{tuple(z.shape)}; train on `generator_dls(...)`')
         if self.count == 0:
             for _ in range(self.warmup): self.synthesis_round(len(z))
         if self.count % self.student_steps == 0: self.synthesis_round(len(z))
@@ -362,11 +385,13 @@ class OnlineSynthesisCallback(Callback):
         if self.image_pool is None: x = self.synthesizer.sample(z=z)
         else:
             x = self.image_pool.sample(len(z))
-            # the pool's own stream draws the crops too, so each process of a shared game (`16_distributed`) draws its own
+            # the pool's own stream draws the crops too, so each process of a shared game (`16_distributed`) draws its
+            # own
             if self.pool_augment: x = pool_crop_flip(x, self.image_pool.rng, black_value(self.synthesizer.generator))
         with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: logits = teacher(x).float()
-        # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher again;
-        # the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses it)
+        # handed on by name (`dfkd.kd`'s contract): DistillCallback uses these logits instead of running the teacher
+        # again; the label is the teacher's top-1 class, so fastai's recorder shows a training loss (alpha=1 never uses
+        # it)
         self.learn.xb, self.learn.yb, self.learn.teacher_logits = (x,), (logits.argmax(1),), logits
 
     def synthesis_round(self, n:int):
@@ -383,7 +408,7 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
                  T:float=4., # distillation temperature
                  student_steps:int=1, # student steps per generator round
                  pool_size:int|None=None, # train on a pool of synthesised images (CMI, FastDFKD)
-                 pool_augment:str|None=None, # 'crop_flip': the pool's draws through the CIFAR training transform (`pool_crop_flip`)
+                 pool_augment:str|None=None, # 'crop_flip': pool draws via the CIFAR train transform (`pool_crop_flip`)
                  warmup:int=0, # generator rounds before the student's first step (FastDFKD)
                  seed:int|None=0, show:bool=True, cbs=None,
                  **distill_kwargs): # passed to `DistillCallback` (e.g. feature_loss, student_layers, beta)
@@ -391,7 +416,8 @@ def train_online(student:nn.Module, # the student, trained by a fastai Learner
     check_teacher_student(teacher, student)
     if synthesizer.teacher is not teacher: raise ValueError('the synthesizer was built for another teacher')
     dls = generator_dls(valid, n_batches=n_batches, bs=bs, nz=synthesizer.nz, seed=seed or 0)
-    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size, warmup=warmup, pool_augment=pool_augment)
+    cb = OnlineSynthesisCallback(synthesizer, student_steps=student_steps, pool_size=pool_size, warmup=warmup,
+                                 pool_augment=pool_augment)
     learn = distill(student, teacher, dls, epochs=epochs, lr=lr, T=T, alpha=1., cbs=[cb] + list(cbs or []), seed=seed,
                     show=show, **distill_kwargs)
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synthesizer, synthesizer.seconds, cb
@@ -403,44 +429,45 @@ class GeneratorSettings:
     "The generator every online method's settings start with (`Generator.from_settings` reads them)."
     nz:int = 100 # latent dimension
     ngf:int = 16 # generator width (channels of its last feature map)
-    output:str = 'tanh' # generator head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BatchNorm, DAFL's and ZSKT's)
+    output:str = 'tanh' # head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BN, DAFL's and ZSKT's)
     betas:tuple = (0.5, 0.999) # Adam betas of the generator and its latents (DCGAN's)
 
 @dataclass
 class PooledStudentSettings(GeneratorSettings):
-    "The generator, and the student's side shared by CMI and FastDFKD: it distils at temperature `T` on a pool of the rounds' images, `student_steps` per round."
+    "The generator, and the student's side of CMI and FastDFKD: distils at `T` on a pool, `student_steps` per round."
     student_steps:int = 5 # student steps (on pool samples) per synthesis round
     pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
     T:float = 4. # the student's distillation temperature
-    pool_augment:str|None = None # 'crop_flip': the student and the teacher see each pool draw through the CIFAR training transform (crop with a black 4-pixel border, flip); `None`: as stored
+    pool_augment:str|None = None # 'crop_flip': pool draws cropped (black 4-pixel border) and flipped; `None`: as stored
 
 # %% ../nbs/13_generators.ipynb #9205b6b4
-def online_trainer(build:Callable, # the method's synthesizer builder: (teacher, img_shape, stats, settings, student=, seed=) -> synthesizer
+def online_trainer(build:Callable, # synthesizer builder: (teacher, img_shape, stats, settings, student=, seed=)
                    settings_type:type, # the method's settings dataclass (its defaults when `settings` is None)
-                   distill_kwargs:Callable|None=None # (teacher, student, dls, settings) -> extra `DistillCallback` arguments
+                   distill_kwargs:Callable|None=None # (teacher, student, dls, settings) -> extra `DistillCallback` args
                   ) -> Callable:
-    "The registry's `train` builder of an online method: its synthesizer, then `train_online` with the settings' `T`, `student_steps`, `pool_size`, `pool_augment`."
+    "An online method's `train` builder: its synthesizer, then `train_online` with `T`, `student_steps` and the pool."
     def train(teacher:nn.Module, student:nn.Module, dls, settings=None, epochs:int=3, n_batches:int=50, bs:int=64,
               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
-              **recipe): # the student's optimiser and schedule as `distill` takes them (opt, mom, wd, schedule, eta_min): a preset's student recipe
-        "Train `student` from `teacher` inside the method's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
+              **recipe): # the student's optimiser and schedule for `distill` (opt, mom, wd, schedule, eta_min)
+        "Train `student` from `teacher` in the game; returns the `Learner` (with `synthesizer`, `synthesis_seconds`)."
         s = settings if settings is not None else settings_type()
         check_teacher_student(teacher, student)
         synth = build(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
         extra = distill_kwargs(teacher, student, dls, s) if distill_kwargs is not None else {}
         return train_online(student, teacher, synth, dls, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr, T=s.T,
-                            student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None), warmup=getattr(s, 'warmup', 0),
-                            pool_augment=getattr(s, 'pool_augment', None),
+                            student_steps=s.student_steps, pool_size=getattr(s, 'pool_size', None),
+                            warmup=getattr(s, 'warmup', 0), pool_augment=getattr(s, 'pool_augment', None),
                             seed=seed, show=show, cbs=cbs, **extra, **recipe)
     train.__doc__ = f"Train `student` from `teacher` with the game of `{build.__name__}`; returns the fastai `Learner`."
     return train
 
 # %% ../nbs/13_generators.ipynb #e6a57fa5
 class GeneratorSampler:
-    "Adapter for `build_transfer_set`: class-`c` batches drawn from a trained generator, ranked by the teacher's p(c|x)."
+    "Adapter for `build_transfer_set`: class-`c` batches from a trained generator, ranked by the teacher's p(c|x)."
     def __init__(self, synthesizer:GeneratorSynthesizer, # its generator is sampled, its teacher labels the images
                  pool_factor:int=4): # latents drawn per kept image
-        self.synth, self.teacher, self.device, self.pool_factor = synthesizer, synthesizer.teacher, synthesizer.device, pool_factor
+        self.synth, self.teacher = synthesizer, synthesizer.teacher
+        self.device, self.pool_factor = synthesizer.device, pool_factor
         self.param = synthesizer.param  # `build_transfer_set` reads its `img_shape`
     def settings(self) -> dict:
         # what makes the samples what they are: the generator's weights and the students the game played against
@@ -461,10 +488,10 @@ class GeneratorSampler:
 
 def generator_transfer_set(synthesizer:GeneratorSynthesizer, path, n_per_class:int=100, batch_size:int=100,
                            method:str='generator', stats=None, seed:int=0, pool_factor:int=4, **kwargs):
-    "Write a transfer set of images sampled from `synthesizer`'s trained generator (resumable; see `build_transfer_set`)."
+    "Write a transfer set sampled from `synthesizer`'s trained generator (resumable; see `build_transfer_set`)."
     from dfkd.synthesis import build_transfer_set
-    return build_transfer_set(GeneratorSampler(synthesizer, pool_factor), path, n_per_class, batch_size, seed=seed, method=method,
-                              stats=stats, **kwargs)
+    return build_transfer_set(GeneratorSampler(synthesizer, pool_factor), path, n_per_class, batch_size, seed=seed,
+                              method=method, stats=stats, **kwargs)
 
 # %% ../nbs/13_generators.ipynb #49f21e53
 @torch.no_grad()

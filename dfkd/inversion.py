@@ -14,8 +14,8 @@ from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
 from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
-from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet, transfer_dls,
-                            read_manifest, verified_shards)
+from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet,
+                            transfer_dls, read_manifest, verified_shards)
 
 # %% auto #0
 __all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers', 'bn_gaps',
@@ -31,33 +31,35 @@ def bn_layer_names(model:nn.Module, types:tuple=BN_TYPES) -> list[str]:
     return [n for n in names_of_type(model, types) if model.get_submodule(n).running_mean is not None]
 
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "Per-channel mean μ(x) and biased variance σ²(x) of `x` (N, C, ...) over the batch and all positions, in float32."
+    "Per-channel mean μ(x) and biased variance σ²(x) of `x` (N, C, ...) over batch and positions, in float32."
     x = x.float().transpose(0, 1).flatten(1)  # one row per channel
     mean = x.mean(1)
     return mean, (x - mean[:, None]).square().mean(1)
 
 def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
-    "‖μ(x) − μ‖₂ + ‖σ²(x) − σ²‖₂: DeepInversion's distance of a batch's statistics from `bn`'s running ones."
+    "‖μ(x) − μ‖₂ + ‖σ²(x) − σ²‖₂: DeepInversion's distance of a batch's statistics from `bn`'s."
     return (mean - bn.running_mean).norm() + (var - bn.running_var).norm()
 
 # %% ../nbs/12_inversion.ipynb #251a40bb
 def check_bn_layers(model:nn.Module, names:list[str]):
-    "Refuse names of `model`'s modules that are not BatchNorm layers with running statistics, with the kind needed and the valid names."
+    "Refuse names of `model`'s modules that are not BatchNorm layers with running statistics, naming the valid ones."
     valid = bn_layer_names(model)
     modules = dict(model.named_modules())
     wrong = [f"{n!r} ({type(modules[n]).__name__})" for n in names if n in modules and n not in valid]
     if wrong:
-        raise ValueError(f"the BN-statistics loss matches the running statistics of BatchNorm layers, but {', '.join(wrong)} "
-                         f"{'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running statistics; choose from {valid}")
+        raise ValueError(f"the BN-statistics loss matches the running statistics of BatchNorm layers, but "
+                         f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running "
+                         f"statistics; choose from {valid}")
 
-def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen: its running statistics stay as they are)
+def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen: running statistics unchanged)
             x:torch.Tensor, # a batch of its inputs: real images, noise or synthesised ones
             layers:list[str]|None=None # BN layer names; `None`: every one with running statistics
            ) -> dict[str, tuple[float, float]]:
-    "Per BN layer: ‖μ(x) − μ‖₂ and ‖σ²(x) − σ²‖₂, the two halves of DeepInversion's distance for the batch `x` (the BN term, unweighted, is their sum)."
+    "Per BN layer: ‖μ(x) − μ‖₂ and ‖σ²(x) − σ²‖₂ for `x`: the halves of DeepInversion's BN term."
     names = bn_layer_names(model) if layers is None else list(layers)
     check_bn_layers(model, names)
-    with Hooks(model, names, store_input=True, store_output=False, detach=True) as h, torch.no_grad(), frozen(model): model(x)
+    with Hooks(model, names, store_input=True, store_output=False, detach=True) as h, torch.no_grad(), frozen(model):
+        model(x)
     gaps = {}
     for n in names:
         mean, var = batch_statistics(h.inputs[n]); bn = model.get_submodule(n)
@@ -65,12 +67,12 @@ def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen
     return gaps
 
 class BNStatisticsLoss(LossTerm):
-    "DeepInversion's BN-statistics loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂) over the teacher's BN layers."
+    "DeepInversion's BN loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂)."
     name = 'bn'
     def __init__(self, weight:float=1., # multiplies the term
                  first_multiplier:float=10., # α of the first BN layer (the others have 1)
                  bn_layers:list[str]|None=None, # BN module names; `None` is every BN layer with running statistics
-                 fast:bool=True, # the kernels of `dfkd.kernels` (same values and gradients); `False`: the plain forms above
+                 fast:bool=True, # the kernels of `dfkd.kernels` (same values and gradients); `False`: the plain forms
                  name:str|None=None):
         super().__init__(weight, name)
         self.first_multiplier, self.bn_layers, self.fast = first_multiplier, bn_layers, fast
@@ -79,13 +81,18 @@ class BNStatisticsLoss(LossTerm):
         self.names = list(bn_layer_names(ctx.teacher) if self.bn_layers is None else self.bn_layers)
         check_bn_layers(ctx.teacher, self.names)
         if not self.names:
-            raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the BN-statistics '
-                             'loss has nothing to match; drop the term (weight 0 or leave it out) or use a teacher trained with BN')
+            raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the '
+                             f'BN-statistics loss has nothing to match; drop the term (weight 0 or leave it out) or '
+                             f'use a teacher trained with BN')
         self.hooks = Hooks(ctx.teacher, self.names, fn=self._record)
-        if self.fast: self.kernels = FoldedBNStatistics(dict(zip(self.names, self.hooks.modules)))  # the teacher is frozen for the batch
+        if self.fast:
+            # the teacher is frozen for the batch
+            self.kernels = FoldedBNStatistics(dict(zip(self.names, self.hooks.modules)))
     def _record(self, name, bn, inp, out):
         if self.kernels is None: mean, var = batch_statistics(inp[0])
-        else: out, mean, var = self.kernels.statistics(name, bn, inp[0], out)  # `out` replaces the layer's: its backward is folded in
+        else:
+            # `out` replaces the layer's: its backward is folded in
+            out, mean, var = self.kernels.statistics(name, bn, inp[0], out)
         self.distances[name] = self.layer_distance(name, bn, mean, var)
         return out
     def layer_distance(self, name:str, bn:nn.Module, mean:torch.Tensor, var:torch.Tensor) -> torch.Tensor:
@@ -110,12 +117,14 @@ def mean_square(x:torch.Tensor) -> torch.Tensor:
     return x.square().mean()
 
 def neighbour_differences(x:torch.Tensor) -> list[torch.Tensor]:
-    "Differences of images `x` (N, C, H, W) between each pixel and its neighbour to the right, below, below-right and above-right."
-    return [x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :], x[..., 1:, 1:] - x[..., :-1, :-1], x[..., :-1, 1:] - x[..., 1:, :-1]]
+    "Differences of images `x` (N, C, H, W) between each pixel and its right, lower, lower-right, upper-right pixel."
+    return [x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :], x[..., 1:, 1:] - x[..., :-1, :-1],
+            x[..., :-1, 1:] - x[..., 1:, :-1]]
 
 def deepinversion_total_variation(x:torch.Tensor, p:int=2) -> torch.Tensor:
-    "DeepInversion's TV over four directions: Σ_d ‖Δ_d x‖₂ over the whole batch (p=2), or Σ_d mean |Δ_d x| (p=1)."
-    if p not in (1, 2): raise ValueError(f"DeepInversion's total variation is defined for p=1 (L1) or p=2 (L2 norm), not p={p}")
+    "DeepInversion's TV over four directions: Σ_d ‖Δ_d x‖₂ over the batch (p=2), or Σ_d mean |Δ_d x| (p=1)."
+    if p not in (1, 2):
+        raise ValueError(f"DeepInversion's total variation is defined for p=1 (L1) or p=2 (L2 norm), not p={p}")
     return sum(d.abs().mean() if p == 1 else d.norm() for d in neighbour_differences(x))
 
 def image_norm(x:torch.Tensor) -> torch.Tensor:
@@ -124,10 +133,11 @@ def image_norm(x:torch.Tensor) -> torch.Tensor:
 
 _FORMS = ('mean', 'deepinversion')
 def _check_form(form):
-    if form not in _FORMS: raise ValueError(f"form must be 'mean' (ours) or 'deepinversion' (the authors'), got {form!r}")
+    if form not in _FORMS:
+        raise ValueError(f"form must be 'mean' (ours) or 'deepinversion' (the authors'), got {form!r}")
 
 class TotalVariation(LossTerm):
-    "Total-variation prior on the images: `form='mean'` (ours: p=1 L1, p=2 squared L2, two directions) or 'deepinversion' (four directions)."
+    "Total-variation prior: `form='mean'` (ours: p=1 L1, p=2 squared L2, two directions) or 'deepinversion' (four)."
     name = 'tv'
     def __init__(self, weight:float=1., p:int=1, fast:bool=True, name:str|None=None,
                  form:str='mean'): # 'mean' (`total_variation`) or 'deepinversion' (`deepinversion_total_variation`)
@@ -139,7 +149,7 @@ class TotalVariation(LossTerm):
     def __call__(self, ctx): return self.kernel(ctx.x, self.p)
 
 class ImageNorm(LossTerm):
-    "L2 prior: `form='mean'`, the mean of x² over pixels (ours), or 'deepinversion', the mean over images of ‖x_n‖₂ (the normalised space has zero mean)."
+    "L2 prior: `form='mean'`, mean of x² over pixels (ours), or 'deepinversion', mean over images of ‖x_n‖₂."
     name = 'l2'
     def __init__(self, weight:float=1., fast:bool=True, name:str|None=None,
                  form:str='mean'): # 'mean' (`mean_square`) or 'deepinversion' (`image_norm`)
@@ -152,7 +162,7 @@ class ImageNorm(LossTerm):
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
 class JitterFlip:
-    "Random circular shift of up to `max_shift` pixels per axis and, if `flip`, a horizontal flip with probability 1/2; one draw per step."
+    "Random circular shift of up to `max_shift` pixels per axis and, if `flip`, a flip (probability 1/2); per step."
     def __init__(self, max_shift:int=2, flip:bool=False): self.max_shift, self.flip = max_shift, flip
     def __call__(self, x:torch.Tensor, generator:torch.Generator) -> torch.Tensor:
         if self.max_shift:
@@ -165,13 +175,14 @@ class JitterFlip:
 
 # %% ../nbs/12_inversion.ipynb #1ebf0dc6
 def js_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., eps:float=1e-3) -> torch.Tensor:
-    "Jensen–Shannon divergence between softmax(p_logits/T) and softmax(q_logits/T), probabilities clamped at `eps`, batch mean."
+    "Jensen–Shannon divergence of softmax(p_logits/T) and softmax(q_logits/T), clamped at `eps`; batch mean."
     p = F.softmax(p_logits.float() / T, 1).clamp(eps, 1.); q = F.softmax(q_logits.float() / T, 1).clamp(eps, 1.)
     log_m = (0.5 * (p + q)).log()
     return 0.5 * (F.kl_div(log_m, p, reduction='batchmean') + F.kl_div(log_m, q, reduction='batchmean'))
 
-def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:float=0.01, hi:float=0.99) -> torch.Tensor:
-    "ADI's divergence in the authors' form: ½[KL(M‖P) + KL(M‖Q)], with M = (P+Q)/2 taken before P, Q and M are clamped to [`lo`, `hi`]; batch mean."
+def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:float=0.01,
+                   hi:float=0.99) -> torch.Tensor:
+    "ADI's authors' divergence: ½[KL(M‖P) + KL(M‖Q)], M = (P+Q)/2 before P, Q, M are clamped to [`lo`, `hi`]."
     p = F.softmax(p_logits.float() / T, 1); q = F.softmax(q_logits.float() / T, 1)
     m = (0.5 * (p + q)).clamp(lo, hi)  # from the unclamped P and Q, and not renormalised after its clamp
     p, q = p.clamp(lo, hi), q.clamp(lo, hi)
@@ -180,28 +191,33 @@ def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:
 COMPETITION_FORMS = dict(authors=adi_divergence, js=js_divergence)
 
 class CompetitionTerm(StudentTerm):
-    "ADI's competition: 1 − D(teacher, student) at temperature `T`, so images move to where the two disagree; D is `adi_divergence` (`form='authors'`) or `js_divergence` ('js')."
+    "ADI's competition: 1 − D(teacher, student) at `T`, moving images to where the two disagree; `form` picks D."
     name = 'competition'
     def __init__(self, student:nn.Module, # the live student (trained between synthesis rounds)
                  weight:float=1., T:float=3.,
-                 form:str='authors', # 'authors': NVlabs/DeepInversion's clamped divergence; 'js': the Jensen–Shannon divergence
+                 form:str='authors', # 'authors': NVlabs/DeepInversion's clamped divergence; 'js': Jensen–Shannon
                  name:str|None=None):
-        if form not in COMPETITION_FORMS: raise ValueError(f"form must be 'authors' (NVlabs/DeepInversion's divergence) or 'js' (Jensen–Shannon), got {form!r}")
+        if form not in COMPETITION_FORMS:
+            raise ValueError(f"form must be 'authors' (NVlabs/DeepInversion's divergence) or 'js' (Jensen–Shannon), "
+                             f"got {form!r}")
         super().__init__(student, weight, name); self.T, self.form, self.divergence = T, form, COMPETITION_FORMS[form]
     def __call__(self, ctx): return 1. - self.divergence(ctx.logits, self.student(ctx.x), self.T).clamp(0., 1.)
 
 
 # %% ../nbs/12_inversion.ipynb #eef32450
 class RoundsTransferSet(TransferSet):
-    "The shards of the per-rank manifests `ranks` of the transfer set in `path`, verified, as one `TransferSet` (for training between rounds)."
+    "The verified shards of per-rank manifests `ranks` of the set in `path`, as one `TransferSet` (between rounds)."
     def __init__(self, path:str|Path, ranks, world_size:int):
         self.path = Path(path)
-        ms = [read_manifest(self.path/(f'manifest-r{r:02d}.json' if world_size > 1 else 'manifest.json')) for r in ranks]
+        ms = [read_manifest(self.path/(f'manifest-r{r:02d}.json' if world_size > 1 else 'manifest.json'))
+              for r in ranks]
         shards = [s for m in ms for s in m['shards']]
         counts = {c: sum(m['counts'][c] for m in ms) for c in ms[0]['counts']}
         self.manifest = dict(ms[0], shards=shards, counts=counts, complete=all(m['complete'] for m in ms), rank=None)
         parts, bad = verified_shards(self.path, self.manifest)
-        if bad: raise ValueError(f'{self.path}: ' + '; '.join(bad) + '. Resume with the same arguments (bad shards are synthesised again)')
+        if bad:
+            raise ValueError(f'{self.path}: ' + '; '.join(bad) + '. Resume with the same arguments (bad shards are '
+                             'synthesised again)')
         self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) for k in ('x', 'y', 'logits'))
 
 def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` (e.g. `CompetitionTerm`)
@@ -220,18 +236,20 @@ def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` 
     if synthesizer.mix_classes:
         n_jobs = math.ceil((n_classes or synthesizer.classes()) * n_per_class / batch_size)
         if n_jobs % rounds:
-            raise ValueError(f'{n_jobs} mixed batches cannot be shared evenly by {rounds} rounds; choose n_per_class and batch_size so '
-                             f'that classes × n_per_class is a multiple of rounds × batch_size')
+            raise ValueError(f'{n_jobs} mixed batches cannot be shared evenly by {rounds} rounds; choose n_per_class '
+                             f'and batch_size so that classes × n_per_class is a multiple of rounds × batch_size')
     elif math.ceil(n_per_class / batch_size) % rounds:
-        raise ValueError(f'{math.ceil(n_per_class / batch_size)} batches per class cannot be shared evenly by {rounds} rounds; choose n_per_class '
-                         f'= k * rounds * batch_size (e.g. {rounds * batch_size})')
+        raise ValueError(f'{math.ceil(n_per_class / batch_size)} batches per class cannot be shared evenly by {rounds} '
+                         f'rounds; choose n_per_class = k * rounds * batch_size (e.g. {rounds * batch_size})')
     path = Path(path)
     for r in range(rounds):
         build_transfer_set(synthesizer, path, n_per_class, batch_size, n_classes=n_classes, seed=seed, method=method,
-                           settings=dict(settings or {}, rounds=rounds), stats=stats, rank=r, world_size=rounds, progress=progress)
+                           settings=dict(settings or {}, rounds=rounds), stats=stats, rank=r, world_size=rounds,
+                           progress=progress)
         ts = RoundsTransferSet(path, range(r + 1), rounds)
         dls = transfer_dls(ts, valid if valid is not None else list(zip(ts.x, ts.y)), bs=bs, seed=seed + r)
-        learn = distill(student, synthesizer.teacher, dls, epochs_per_round, lr, T=T, alpha=alpha, seed=seed + r, show=False)
+        learn = distill(student, synthesizer.teacher, dls, epochs_per_round, lr, T=T, alpha=alpha, seed=seed + r,
+                        show=False)
         if on_round is not None: on_round(r, learn)
     if rounds > 1: merge_manifests(path)
     return path

@@ -41,14 +41,14 @@ def _choice(value, valid, setting):
     return value
 
 def sample_targets(meta:TeacherMetadata, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
-                   sampler:str='cholesky' # 'cholesky': μ + Lz; 'diagonal': μ + σ⊙z; 'authors': μ + zΣ (μ + z⊙σ² where only σ was recorded)
+                   sampler:str='cholesky' # μ + Lz; 'diagonal' μ + σ⊙z; 'authors' μ + zΣ (σ only: μ + z⊙σ²)
                   ) -> dict:
-    "Targets for labels `y` from the per-class Gaussians of `kind`, drawn with `sampler` from the same standard-normal `z` whatever the form."
+    "Targets for labels `y` from the per-class Gaussians of `kind`, drawn by `sampler` from one standard-normal `z`."
     _choice(sampler, SAMPLERS, 'sampler')
     return meta.sample(kind, y, generator, covariance=sampler == 'cholesky', authors=sampler == 'authors')
 
 def filter_hooks(model:nn.Module, masks:dict, # {dropout module name: keep-mask (batch, ...)}
-                 scale:str='inverted' # 'inverted': kept units times 1/(1-p), as training-mode dropout; 'authors': times 1
+                 scale:str='inverted' # 'inverted': kept units × 1/(1-p), as training-mode dropout; 'authors': × 1
                 ) -> list:
     "Hooks making each dropout module apply its fixed keep-mask, with or without the 1/(1-p) of inverted dropout."
     if _choice(scale, DROPOUT_SCALES, 'dropout_scale') == 'inverted': return dropout_mask_hooks(model, masks)
@@ -57,12 +57,12 @@ def filter_hooks(model:nn.Module, masks:dict, # {dropout module name: keep-mask 
     return [m.register_forward_hook(_hook) for m in name_of]
 
 def keep_prob_hooks(model:nn.Module, names:list[str]) -> list:
-    "Hooks making each dropout module `names` multiply its input by its keep probability 1 - p (the authors' reconstruction graph without filters)."
+    "Hooks making each dropout module `names` multiply its input by its keep probability 1 - p (authors', no filters)."
     def _hook(mod, inp, out): return inp[0] * (1 - mod.p)
     return [get_module(model, n).register_forward_hook(_hook) for n in names]
 
 def _scale_hooks(meta:TeacherMetadata, teacher:nn.Module, scale:str) -> list:
-    "The keep-probability hooks of the authors' form on the teacher's dropout modules (none in ours: eval-mode dropout is the identity)."
+    "The keep-probability hooks of the authors' form on the teacher's dropouts (none in ours: eval dropout: identity)."
     names = [d['name'] for d in meta.header.get('dropout') or []]
     return keep_prob_hooks(teacher, names) if scale == 'authors' and names else []
 
@@ -70,15 +70,17 @@ class ActivationMatch(LossTerm):
     "Squared distance between the teacher's activations and targets drawn from the metadata's per-class Gaussians."
     def __init__(self, meta:TeacherMetadata, # statistics recorded for this teacher
                  kind:str='all_layers', # 'top_layer', 'all_layers' or 'all_layers_dropout'
-                 loss:str='raw', # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of their ReLUs, each layer weighted 1/size
+                 loss:str='raw', # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of ReLUs, weighted 1/size
                  sampler:str='cholesky', # how targets are drawn (`sample_targets`)
-                 dropout:str='recorded', # all_layers_dropout: 'recorded' replays recorded filters against statistics recorded through them; 'fresh' draws new filters against the plain all_layers statistics
-                 dropout_scale:str='inverted', # 'inverted': filters scale kept units by 1/(1-p), other kinds run dropout as the identity; 'authors': filters scale by 1, other kinds multiply each dropout's input by 1-p
+                 dropout:str='recorded', # 'recorded': recorded filters + their stats; 'fresh': new filters, plain stats
+                 dropout_scale:str='inverted', # filters × 1/(1-p), else identity; 'authors': × 1, else × (1-p)
                  weight:float=1., name:str|None=None):
         if kind not in ('top_layer', 'all_layers', 'all_layers_dropout'):
-            raise ValueError(f"ActivationMatch matches 'top_layer', 'all_layers' or 'all_layers_dropout', not {kind!r}; spectral kinds use SpectralMatch")
+            raise ValueError(f"ActivationMatch matches 'top_layer', 'all_layers' or 'all_layers_dropout', not "
+                             f"{kind!r}; spectral kinds use SpectralMatch")
         self.loss, self.dropout = _choice(loss, LOSSES, 'loss'), _choice(dropout, DROPOUT_FORMS, 'dropout')
-        self.sampler, self.dropout_scale = _choice(sampler, SAMPLERS, 'sampler'), _choice(dropout_scale, DROPOUT_SCALES, 'dropout_scale')
+        self.sampler = _choice(sampler, SAMPLERS, 'sampler')
+        self.dropout_scale = _choice(dropout_scale, DROPOUT_SCALES, 'dropout_scale')
         # the fresh-filter form matches statistics recorded without dropout
         self.stats_kind = 'all_layers' if kind == 'all_layers_dropout' and dropout == 'fresh' else kind
         meta._need(self.stats_kind)
@@ -98,7 +100,8 @@ class ActivationMatch(LossTerm):
         drawn = sample_targets(self.meta, self.stats_kind, y, ctx.generator, self.sampler)
         ctx.state[self.name] = {n: t.to(ctx.device) for n, t in drawn.items()}
         if self.kind == 'all_layers_dropout':
-            masks = self.meta.sample_masks(y, ctx.generator) if self.dropout == 'recorded' else self.meta.fresh_masks(len(y), ctx.generator)
+            masks = (self.meta.sample_masks(y, ctx.generator) if self.dropout == 'recorded'
+                     else self.meta.fresh_masks(len(y), ctx.generator))
             self.masks = {n: m.to(ctx.device) for n, m in masks.items()}  # the batch's filters, kept for inspection
             self.handles = filter_hooks(ctx.teacher, self.masks, self.dropout_scale)
         else: self.handles = _scale_hooks(self.meta, ctx.teacher, self.dropout_scale)
@@ -111,17 +114,18 @@ class ActivationMatch(LossTerm):
 
 # %% ../nbs/20_lopes.ipynb #4f08aa46
 class SpectralMatch(LossTerm):
-    "Mean squared distance between graph-Fourier coefficients of the teacher's activations and targets drawn from the metadata."
+    "Mean squared distance of graph-Fourier coefficients of the teacher's activations from the metadata's targets."
     def __init__(self, meta:TeacherMetadata, # statistics recorded for this teacher, with spectral kinds
                  kind:str='spectral_all_layers', # or 'spectral_layer_pairs'
                  sampler:str='cholesky', # how targets are drawn (`sample_targets`)
-                 dropout_scale:str='inverted', # 'authors': each dropout module multiplies its input by 1-p; 'inverted': dropout is the identity
+                 dropout_scale:str='inverted', # 'authors': dropouts multiply their input by 1-p; 'inverted': identity
                  weight:float=1., name:str|None=None):
         if kind not in ('spectral_all_layers', 'spectral_layer_pairs'):
             raise ValueError(f"SpectralMatch matches 'spectral_all_layers' or 'spectral_layer_pairs', not {kind!r}")
         meta._need(kind)
         super().__init__(weight, name or kind)
-        self.sampler, self.dropout_scale = _choice(sampler, SAMPLERS, 'sampler'), _choice(dropout_scale, DROPOUT_SCALES, 'dropout_scale')
+        self.sampler = _choice(sampler, SAMPLERS, 'sampler')
+        self.dropout_scale = _choice(dropout_scale, DROPOUT_SCALES, 'dropout_scale')
         self.meta, self.kind, self.handles = meta, kind, []
         self.graph_names = ['all'] if kind == 'spectral_all_layers' else [g for g in meta.graphs if g != 'all']
         self._bases = {}
@@ -130,7 +134,8 @@ class SpectralMatch(LossTerm):
     def coefficients(self, acts:dict, graph:str) -> torch.Tensor:
         "Coefficients (batch, k) of the activations `acts` on `graph`'s basis (kept on the activations' device)."
         layers = self.meta.graphs[graph]['layers']
-        U = self._bases.setdefault((graph, acts[layers[0]].device), self.meta.tensors[f'graph:{graph}:basis'].to(acts[layers[0]].device))
+        U = self._bases.setdefault((graph, acts[layers[0]].device),
+                                   self.meta.tensors[f'graph:{graph}:basis'].to(acts[layers[0]].device))
         return graph_coefficients(acts, layers, U)
     def begin_batch(self, ctx):
         drawn = sample_targets(self.meta, self.kind, ctx.y.cpu(), ctx.generator, self.sampler)
@@ -141,7 +146,8 @@ class SpectralMatch(LossTerm):
         self.handles = []
     def __call__(self, ctx):
         targets = ctx.state[self.name]
-        return sum(F.mse_loss(self.coefficients(ctx.acts, g), targets[g]) for g in self.graph_names) / len(self.graph_names)
+        return sum(F.mse_loss(self.coefficients(ctx.acts, g), targets[g])
+                   for g in self.graph_names) / len(self.graph_names)
 
 # %% ../nbs/20_lopes.ipynb #cc8eec03
 INITS = ('standard', 'paper')
@@ -152,22 +158,24 @@ class LopesSettings:
     iterations:int = 200 # Adam steps per batch
     lr:float = 0.05 # Adam learning rate
     clamp:bool = True # keep pixels in the normalised image of [0, 1]
-    init:str = 'standard' # starting pixels: 'standard' N(0, 1) in the normalised input space; 'paper' N(0.15, 0.1) in pixel units
-    sampler:str = 'cholesky' # targets μ + Lz with the per-class covariance ('cholesky'), μ + σ⊙z ('diagonal'), or the authors' μ + zΣ ('authors')
-    dropout_scale:str = 'inverted' # dropout in reconstruction: 'inverted' (filters × 1/(1-p), else identity) or the authors' (filters × 1, else × (1-p))
+    init:str = 'standard' # start: 'standard' N(0, 1) in the normalised input space; 'paper' N(0.15, 0.1) in pixel units
+    sampler:str = 'cholesky' # targets μ + Lz ('cholesky'), μ + σ⊙z ('diagonal') or the authors' μ + zΣ
+    dropout_scale:str = 'inverted' # 'inverted': filters × 1/(1-p), else identity; 'authors': × 1, else × (1-p)
     def __post_init__(self):
-        _choice(self.init, INITS, 'init'); _choice(self.sampler, SAMPLERS, 'sampler'); _choice(self.dropout_scale, DROPOUT_SCALES, 'dropout_scale')
+        _choice(self.init, INITS, 'init')
+        _choice(self.sampler, SAMPLERS, 'sampler')
+        _choice(self.dropout_scale, DROPOUT_SCALES, 'dropout_scale')
 
 @dataclass
 class ActivationSettings(LopesSettings):
     "Settings of `top_layer` and `all_layers`."
-    loss:str = 'raw' # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of their ReLUs, each layer weighted 1/size
+    loss:str = 'raw' # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of ReLUs, layers weighted 1/size
     def __post_init__(self): super().__post_init__(); _choice(self.loss, LOSSES, 'loss')
 
 @dataclass
 class DropoutSettings(ActivationSettings):
     "Settings of `all_layers_dropout`."
-    dropout:str = 'recorded' # 'recorded': replay recorded filters against statistics recorded through them; 'fresh': new filters, plain statistics
+    dropout:str = 'recorded' # 'recorded': recorded filters against statistics recorded through them; 'fresh': new ones
     def __post_init__(self): super().__post_init__(); _choice(self.dropout, DROPOUT_FORMS, 'dropout')
 
 OBJECTIVES = KINDS
@@ -175,24 +183,27 @@ SETTINGS = dict(top_layer=ActivationSettings, all_layers=ActivationSettings, all
                 spectral_all_layers=LopesSettings, spectral_layer_pairs=LopesSettings)
 
 def lopes_settings(objective:str, settings=None, **overrides) -> LopesSettings:
-    "The settings object of `objective`: its defaults, then `settings` (an object or dict), then `overrides`; unknown names are refused."
+    "The settings of `objective`: its defaults, then `settings` (object or dict), then `overrides`; refuses unknowns."
     if objective not in OBJECTIVES: raise ValueError(f'unknown objective {objective!r}; choose one of {OBJECTIVES}')
     cls = SETTINGS[objective]
     values = {**(asdict(settings) if is_dataclass(settings) else dict(settings or {})), **overrides}
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
-    if unknown: raise TypeError(f'{objective} has no setting {unknown}; its settings are {[f.name for f in fields(cls)]}')
+    if unknown:
+        raise TypeError(f'{objective} has no setting {unknown}; its settings are {[f.name for f in fields(cls)]}')
     return cls(**values)
 
 def lopes_terms(meta:TeacherMetadata, objective:str, settings=None) -> list[LossTerm]:
     "The loss terms of one Lopes et al. objective with `settings` (see `lopes_settings`)."
     s = lopes_settings(objective, settings)
-    if objective.startswith('spectral'): return [SpectralMatch(meta, objective, sampler=s.sampler, dropout_scale=s.dropout_scale)]
-    return [ActivationMatch(meta, objective, loss=s.loss, sampler=s.sampler, dropout=getattr(s, 'dropout', 'recorded'), dropout_scale=s.dropout_scale)]
+    if objective.startswith('spectral'):
+        return [SpectralMatch(meta, objective, sampler=s.sampler, dropout_scale=s.dropout_scale)]
+    return [ActivationMatch(meta, objective, loss=s.loss, sampler=s.sampler, dropout=getattr(s, 'dropout', 'recorded'),
+                            dropout_scale=s.dropout_scale)]
 
 class ShiftedPixels(PixelParametrization):
-    "Pixels whose starting noise is N(`mean`, `std`) in *pixel* units, expressed in the input space normalised by `stats`."
+    "Pixels whose starting noise is N(`mean`, `std`) in *pixel* units, in the input space normalised by `stats`."
     def __init__(self, img_shape, stats, # per-channel (mean, std) of the normalisation
-                 mean:float=0.15, std:float=0.1, # the starting noise in pixel units (the authors' MNIST code: 0.15, 0.1)
+                 mean:float=0.15, std:float=0.1, # starting noise in pixel units (the authors' MNIST code: 0.15, 0.1)
                  bounds=None):
         super().__init__(img_shape, bounds=bounds)
         m, sd = (torch.as_tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in stats)
@@ -208,22 +219,24 @@ def _normalisation(meta:TeacherMetadata, stats, need:bool):
     meta.check_normalisation(stats, 'the data given')
     found = meta.header.get('stats') or stats
     if need and found is None:
-        raise ValueError('clamping and the paper\'s pixel initialisation need the data normalisation, which this metadata does not record: '
-                         'pass `stats=(mean, std)`, record the metadata again (it stores the normalisation), or set clamp=False, init="standard"')
+        raise ValueError('clamping and the paper\'s pixel initialisation need the data normalisation, which this '
+                         'metadata does not record: pass `stats=(mean, std)`, record the metadata again (it stores the '
+                         'normalisation), or set clamp=False, init="standard"')
     return found
 
 def lopes_synthesizer(teacher:nn.Module, # the teacher the metadata was recorded on
                       meta:TeacherMetadata, # its metadata (checked against the teacher)
                       objective:str, # one of `OBJECTIVES`
                       settings=None, # the objective's settings (object or dict; see `lopes_settings`)
-                      stats=None, # per-channel (mean, std) of the data the transfer set stands for; refused if the metadata's differ
+                      stats=None, # per-channel (mean, std) of the set's data; refused if the metadata's differ
                       device=None, **overrides) -> Synthesizer:
     "A `Synthesizer` reconstructing inputs for `teacher` from its metadata with one of the five objectives."
     meta.check_teacher(teacher)
     s = lopes_settings(objective, settings, **overrides)
     norm, shape = _normalisation(meta, stats, s.clamp or s.init == 'paper'), meta.header['img_shape']
     bounds = PixelParametrization.from_stats(shape, norm).bounds if s.clamp else None
-    param = ShiftedPixels(shape, norm, bounds=bounds) if s.init == 'paper' else PixelParametrization(shape, bounds=bounds)
+    param = (ShiftedPixels(shape, norm, bounds=bounds) if s.init == 'paper'
+             else PixelParametrization(shape, bounds=bounds))
     return Synthesizer(teacher, lopes_terms(meta, objective, s), param, Schedule(s.iterations, s.lr), device=device)
 
 def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
@@ -231,16 +244,17 @@ def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
                        n_per_class:int=100, # images per class
                        batch_size:int=100, # images per optimised batch (and shard)
                        seed:int=0, settings=None, stats=None, device=None, progress:bool=True, **overrides) -> Path:
-    "Reconstruct a transfer set for `teacher` from `meta` with `objective` into `path` (resumable; see `build_transfer_set`)."
+    "Reconstruct a transfer set for `teacher` from `meta` with `objective` into `path` (resumable)."
     s = lopes_settings(objective, settings, **overrides)
     synth = lopes_synthesizer(teacher, meta, objective, s, stats, device)
-    return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=meta.n_classes, seed=seed, method=f'lopes:{objective}',
+    return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=meta.n_classes, seed=seed,
+                              method=f'lopes:{objective}',
                               settings=dict(objective=objective, **asdict(s), metadata_kinds=meta.kinds),
                               stats=meta.header.get('stats') or stats, progress=progress)
 
-def noise_transfer_set(teacher:nn.Module, path:str|Path, img_shape, n_classes:int, n_per_class:int=100, batch_size:int=100,
-                       stats=None, seed:int=0, device=None, **kwargs) -> Path:
-    "The floor: Gaussian noise in the normalised input space, labelled with the teacher's logits (zero optimisation steps)."
+def noise_transfer_set(teacher:nn.Module, path:str|Path, img_shape, n_classes:int, n_per_class:int=100,
+                       batch_size:int=100, stats=None, seed:int=0, device=None, **kwargs) -> Path:
+    "The floor: Gaussian noise in the normalised input space, labelled with the teacher's logits (no optimisation)."
     synth = Synthesizer(teacher, [], PixelParametrization(img_shape), Schedule(iterations=0), device=device)
     return build_transfer_set(synth, path, n_per_class, batch_size, n_classes=n_classes, seed=seed, method='noise',
                               stats=stats, **kwargs)
@@ -261,64 +275,73 @@ def target_distance(teacher:nn.Module, meta:TeacherMetadata, objective:str, x:to
 # %% ../nbs/20_lopes.ipynb #9f7ff8a9
 @dataclass
 class NoiseSettings:
-    "The noise floor has nothing to set: N(0, 1) images in the normalised input space, labelled with the teacher's logits."
+    "The noise floor has nothing to set: N(0, 1) images in the normalised input space, labelled by the teacher."
 
 def _recorded_on(metadata:TeacherMetadata, img_shape) -> TeacherMetadata:
     if tuple(metadata.header['img_shape']) != tuple(img_shape):
-        raise ValueError(f"the metadata was recorded on {tuple(metadata.header['img_shape'])} images, not {tuple(img_shape)}: "
-                         'synthesise at the shape of the data it was recorded on, or record metadata on data of this shape')
+        raise ValueError(f"the metadata was recorded on {tuple(metadata.header['img_shape'])} images, not "
+                         f"{tuple(img_shape)}: "
+                         'synthesise at the shape of the data it was recorded on, or record metadata on data of this '
+                         'shape')
     return metadata
 
-# The authors' settings. irapha/replayed_distillation, procedures/optimize_dataset.py: 1,000 Adam steps per batch, pixels
-# initialised N(0.15, 0.1) for MNIST and left unclipped; procedures/_optimization_objectives.py: lr 0.07, loss = MSE of ReLUs
-# weighted 1/size per layer, targets mean + zΣ (L203, the covariance itself), fresh dropout filters for all_layers_dropout;
-# models/hinton1200.py L129-132, L177-186: filters unscaled, and the other objectives multiply each dropout's input by keep_prob;
-# KD temperature 8 (the paper's distillation setting). Their top-layer temperature 8 is a recording setting
-# (`record_metadata(T=8)`): for the reconstruction it only scales the loss, which Adam ignores (shown below).
-# Their student (procedures/distill.py L95-112, main.py L24, L27): TF Adam at a constant 1e-3 (β1 0.9, no weight decay), batches of 64.
-PAPER = dict(iterations=1000, lr=0.07, clamp=False, init='paper', sampler='authors', dropout_scale='authors', student_T=8.,
-             student_opt='adam', student_lr=1e-3, student_mom=0.9, student_wd=0., student_schedule='constant', student_bs=64)
-# Ours, for mnist5k on a CPU: 200 steps at 0.05, clamped pixels, standard-normal start, targets μ + Lz, raw pre-activation loss,
-# recorded filters with inverted-dropout scaling, distilled at T=4; "Ours against the authors' form" below measures these choices.
-SMALL = dict(iterations=200, lr=0.05, clamp=True, init='standard', sampler='cholesky', dropout_scale='inverted', student_T=4.)
+# The authors' settings. irapha/replayed_distillation, procedures/optimize_dataset.py: 1,000 Adam steps per batch,
+# pixels initialised N(0.15, 0.1) for MNIST and left unclipped; procedures/_optimization_objectives.py: lr 0.07, loss =
+# MSE of ReLUs weighted 1/size per layer, targets mean + zΣ (L203, the covariance itself), fresh dropout filters for
+# all_layers_dropout; models/hinton1200.py L129-132, L177-186: filters unscaled, and the other objectives multiply each
+# dropout's input by keep_prob; KD temperature 8 (the paper's distillation setting). Their top-layer temperature 8 is a
+# recording setting (`record_metadata(T=8)`): for the reconstruction it only scales the loss, which Adam ignores (shown
+# below). Their student (procedures/distill.py L95-112, main.py L24, L27): TF Adam at a constant 1e-3 (β1 0.9, no
+# weight decay), batches of 64.
+PAPER = dict(iterations=1000, lr=0.07, clamp=False, init='paper', sampler='authors', dropout_scale='authors',
+             student_T=8., student_opt='adam', student_lr=1e-3, student_mom=0.9, student_wd=0.,
+             student_schedule='constant', student_bs=64)
+# Ours, for mnist5k on a CPU: 200 steps at 0.05, clamped pixels, standard-normal start, targets μ + Lz, raw
+# pre-activation loss, recorded filters with inverted-dropout scaling, distilled at T=4; "Ours against the authors'
+# form" below measures these choices.
+SMALL = dict(iterations=200, lr=0.05, clamp=True, init='standard', sampler='cholesky', dropout_scale='inverted',
+             student_T=4.)
 
 def _presets(objective:str) -> dict:
-    "The `paper` and `small` presets of one objective: the shared settings, plus the loss and dropout form where it has them."
+    "The `paper` and `small` presets of one objective: shared settings, plus loss and dropout form where it has them."
     paper, small = dict(PAPER), dict(SMALL)
     if issubclass(SETTINGS[objective], ActivationSettings): paper['loss'], small['loss'] = 'paper', 'raw'
     if SETTINGS[objective] is DropoutSettings: paper['dropout'], small['dropout'] = 'fresh', 'recorded'
     return dict(paper=paper, small=small)
 
 def _lopes_spec(objective:str) -> MethodSpec:
-    "The registry entry of one objective: the registry's builders, adapted to `lopes_synthesizer` and `lopes_transfer_set`."
+    "The registry entry of one objective: the builders, adapted to `lopes_synthesizer` and `lopes_transfer_set`."
     def synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
-        return lopes_synthesizer(teacher, _recorded_on(metadata, img_shape), objective, settings, stats=stats, device=device)
+        return lopes_synthesizer(teacher, _recorded_on(metadata, img_shape), objective, settings, stats=stats,
+                                 device=device)
     def transfer_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
                      student=None, metadata=None, valid=None, progress=True):
-        return lopes_transfer_set(teacher, _recorded_on(metadata, img_shape), objective, path, n_per_class, batch_size, seed,
-                                  settings, stats=stats, progress=progress)
-    return MethodSpec(objective, 'metadata', 'Lopes, Fenu & Starner 2017, NIPS LLD workshop', SETTINGS[objective], needs=('metadata',),
-                      synthesizer=synthesizer, transfer_set=transfer_set, key_settings=('iterations', 'lr'), notebook='20_lopes',
-                      presets=_presets(objective))
+        return lopes_transfer_set(teacher, _recorded_on(metadata, img_shape), objective, path, n_per_class, batch_size,
+                                  seed, settings, stats=stats, progress=progress)
+    return MethodSpec(objective, 'metadata', 'Lopes, Fenu & Starner 2017, NIPS LLD workshop', SETTINGS[objective],
+                      needs=('metadata',), synthesizer=synthesizer, transfer_set=transfer_set,
+                      key_settings=('iterations', 'lr'), notebook='20_lopes', presets=_presets(objective))
 
 def _noise_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
                student=None, metadata=None, valid=None, progress=True):
-    return noise_transfer_set(teacher, path, img_shape, n_classes, n_per_class, batch_size, stats=stats, seed=seed, progress=progress)
+    return noise_transfer_set(teacher, path, img_shape, n_classes, n_per_class, batch_size, stats=stats, seed=seed,
+                              progress=progress)
 
 for spec in [*map(_lopes_spec, OBJECTIVES),
-             MethodSpec('noise', 'floor', 'Gaussian-noise baseline', NoiseSettings, transfer_set=_noise_set, notebook='20_lopes',
-                        presets=dict(paper={}, small={}))]:  # nothing to set
+             MethodSpec('noise', 'floor', 'Gaussian-noise baseline', NoiseSettings, transfer_set=_noise_set,
+                        notebook='20_lopes', presets=dict(paper={}, small={}))]:  # nothing to set
     register(spec)
 
 # %% ../nbs/20_lopes.ipynb #62bc069c
 def lopes_forms_benchmark(out:str|Path, # CSV file of the results, rewritten after every run
-                          objectives=('top_layer', 'all_layers', 'spectral_all_layers', 'spectral_layer_pairs'), presets=('small', 'paper'), seeds=(0, 1, 2),
+                          objectives=('top_layer', 'all_layers', 'spectral_all_layers', 'spectral_layer_pairs'),
+                          presets=('small', 'paper'), seeds=(0, 1, 2),
                           teacher:str='lenet5', student:str='lenet5_half', dataset:str='mnist5k', size:int|None=32,
                           n_per_class:int=200, # reconstructed images per class
                           batch_size:int=100, student_epochs:int=30, student_bs:int=64, student_lr:float=3e-3,
                           folder:str|Path|None=None, # where transfer sets go (resumable); `None`: a temporary folder
                           progress:bool=True) -> pd.DataFrame:
-    "Student accuracy, as such and as % of the teacher's, for every objective, preset and seed of the Lopes et al. reconstructions."
+    "Student accuracy, raw and as % of the teacher's, per objective, preset and seed of the Lopes et al. runs."
     from dfkd.methods import get_method
     dls = get_dls(dataset, bs=128, size=size)
     net_t = cached_classifier(teacher, dataset, size); t_acc = evaluate(net_t, dls.valid)
@@ -327,23 +350,30 @@ def lopes_forms_benchmark(out:str|Path, # CSV file of the results, rewritten aft
     for seed in seeds:
         for preset in presets:
             for objective in objectives:
-                spec = get_method(objective); path = folder/f'{objective}-{preset}-{seed}'; settings = spec.make_settings(preset=preset)
-                lopes_transfer_set(net_t, metas[preset], objective, path, n_per_class, batch_size, seed, settings, stats=dls.stats, progress=False)
+                spec = get_method(objective)
+                path = folder/f'{objective}-{preset}-{seed}'
+                settings = spec.make_settings(preset=preset)
+                lopes_transfer_set(net_t, metas[preset], objective, path, n_per_class, batch_size, seed, settings,
+                                   stats=dls.stats, progress=False)
                 set_seed(seed); net_s = get_model(student)
-                distill(net_s, net_t, transfer_dls(path, dls, bs=student_bs, seed=seed), epochs=student_epochs, lr=student_lr,
-                        T=spec.distill_T(preset), alpha=1., seed=seed, show=False)
+                distill(net_s, net_t, transfer_dls(path, dls, bs=student_bs, seed=seed), epochs=student_epochs,
+                        lr=student_lr, T=spec.distill_T(preset), alpha=1., seed=seed, show=False)
                 ts, acc = TransferSet(path), evaluate(net_s, dls.valid)
-                rows.append(dict(objective=objective, preset=preset, sampler=settings.sampler, dropout_scale=settings.dropout_scale,
+                rows.append(dict(objective=objective, preset=preset, sampler=settings.sampler,
+                                 dropout_scale=settings.dropout_scale,
                                  seed=seed, accuracy=acc, of_teacher_pct=100 * acc / t_acc,
-                                 teacher_agrees=(ts.logits.argmax(1) == ts.y).float().mean().item(), teacher_accuracy=t_acc,
-                                 n_per_class=n_per_class, student_epochs=student_epochs))
+                                 teacher_agrees=(ts.logits.argmax(1) == ts.y).float().mean().item(),
+                                 teacher_accuracy=t_acc, n_per_class=n_per_class, student_epochs=student_epochs))
                 Path(out).parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(out, pd.DataFrame(rows).to_csv(index=False))
-                if progress: print(f"seed {seed} {preset:5s} {objective:20s} student {acc:.4f} ({rows[-1]['of_teacher_pct']:.1f}% of the teacher)", flush=True)
+                if progress:
+                    print(f"seed {seed} {preset:5s} {objective:20s} student {acc:.4f} "
+                          f"({rows[-1]['of_teacher_pct']:.1f}% of the teacher)", flush=True)
     return pd.DataFrame(rows)
 
 def summarize_forms(results:pd.DataFrame) -> pd.DataFrame:
     "Mean ± std over seeds of the student's % of the teacher, one row per objective, one column per preset."
     g = results.groupby(['objective', 'preset']).of_teacher_pct
-    table = (g.mean().round(1).astype(str) + ' ± ' + g.std().fillna(0).round(1).astype(str) + ' (n=' + g.size().astype(str) + ')')
+    table = (g.mean().round(1).astype(str) + ' ± ' + g.std().fillna(0).round(1).astype(str) + ' (n='
+             + g.size().astype(str) + ')')
     return table.unstack('preset')

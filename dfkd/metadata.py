@@ -143,7 +143,7 @@ class _ClassMoments:
 
 def cholesky_factor(cov:torch.Tensor # (..., d, d) symmetric positive semi-definite
                    ) -> torch.Tensor:
-    "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the least of 0, 1e-10, ..., 1e-2 × mean variance that works."
+    "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the least working of 0, 1e-10, ..., 1e-2 × mean variance."
     cov = cov.double()
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
     scale = cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[..., None, None]
@@ -371,7 +371,7 @@ class TeacherMetadata:
 
     def sample(self, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
                covariance:bool=True, # draw with the per-class covariance where recorded; False: per-unit std only
-               authors:bool=False # Lopes et al.'s code: mean + z Σ (covariance Σ², not Σ); mean + z σ² with σ only
+               authors:bool=False # Lopes et al.'s code: mean + zΣ (covariance Σ², not Σ); mean + zσ² if only σ
               ) -> dict:
         "Targets drawn from the per-class Gaussians for labels `y`: {layer or graph name: tensor (len(y), ...)}."
         y = torch.as_tensor(y).cpu()

@@ -24,11 +24,13 @@ __all__ = ['WEIGHTED_TYPES', 'CONV_TYPES', 'SOFT_TARGET_DEFAULTS', 'soft_target_
 WEIGHTED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def check_weighted_layers(model:nn.Module, names:list[str]):
-    "Refuse layer names whose module has no weight rows (a pooling layer, an activation), with the kind needed and the valid names."
-    wrong = [f"{n!r} ({type(get_module(model, n)).__name__})" for n in names if not isinstance(get_module(model, n), WEIGHTED_TYPES)]
+    "Refuse layer names whose module has no weight rows (a pooling layer, an activation), naming the valid ones."
+    wrong = [f"{n!r} ({type(get_module(model, n)).__name__})" for n in names
+             if not isinstance(get_module(model, n), WEIGHTED_TYPES)]
     if wrong:
-        raise ValueError(f"soft targets are drawn from the weight rows of linear and convolution layers; {', '.join(wrong)} "
-                         f"{'has' if len(wrong) == 1 else 'have'} none: choose layers from {names_of_type(model, WEIGHTED_TYPES)}")
+        raise ValueError(f"soft targets are drawn from the weight rows of linear and convolution layers; "
+                         f"{', '.join(wrong)} {'has' if len(wrong) == 1 else 'have'} none: choose layers from "
+                         f"{names_of_type(model, WEIGHTED_TYPES)}")
 
 def weight_similarity(module:nn.Module) -> torch.Tensor:
     "Cosine similarity (units × units) between the rows of `module.weight` (conv filters are flattened)."
@@ -37,7 +39,7 @@ def weight_similarity(module:nn.Module) -> torch.Tensor:
 
 # %% ../nbs/23_soft_targets.ipynb #66d763e1
 class SoftTargetTerm(LossTerm, nn.Module):
-    "KL from Gaussian soft targets N(μ_l, D_l R_l D_l), R_l from layer l's weight rows, to the teacher's softened outputs, summed over layers."
+    "KL from Gaussian soft targets N(μ_l, D_l R_l D_l) (R_l from weight rows) to the softened outputs, summed over l."
     name = 'soft_targets'
     def __init__(self, teacher:nn.Module, # the classifier whose layers are targeted
                  layers:list[str]|None=None, # targeted modules; `None` is the last nn.Linear (the classifier)
@@ -53,16 +55,19 @@ class SoftTargetTerm(LossTerm, nn.Module):
         self.margin, self.init_scale, self.T = margin, init_scale, T
         for i, n in enumerate(self.target_layers):
             R = weight_similarity(get_module(teacher, n))
-            self.register_buffer(f'chol{i}', torch.linalg.cholesky(R + eps * torch.eye(len(R), dtype=R.dtype, device=R.device)))
+            self.register_buffer(f'chol{i}', torch.linalg.cholesky(R + eps * torch.eye(len(R), dtype=R.dtype,
+                                                                                       device=R.device)))
             self.register_parameter(f'log_scale{i}', nn.Parameter(torch.full((len(R),), float(init_scale)).log()))
     @property
     def layers(self): return self.target_layers
-    def scales(self) -> list[torch.Tensor]: return [getattr(self, f'log_scale{i}').exp() for i in range(len(self.target_layers))]
+    def scales(self) -> list[torch.Tensor]:
+        return [getattr(self, f'log_scale{i}').exp() for i in range(len(self.target_layers))]
     def begin_batch(self, ctx):
-        with torch.no_grad():  # every batch starts from the same scales; the engine hands them to a fresh optimiser each round
+        with torch.no_grad():  # every batch starts from the same scales; a fresh optimiser takes them each round
             for i in range(len(self.target_layers)): getattr(self, f'log_scale{i}').fill_(math.log(self.init_scale))
         self.to(ctx.device)
-        ctx.state[self.name] = [torch.randn((len(ctx.y), len(getattr(self, f'chol{i}'))), generator=ctx.generator).to(ctx.device)
+        ctx.state[self.name] = [torch.randn((len(ctx.y), len(getattr(self, f'chol{i}'))),
+                                            generator=ctx.generator).to(ctx.device)
                                 for i in range(len(self.target_layers))]
     def targets(self, ctx) -> list[torch.Tensor]:
         "This batch's target outputs a_l = μ_l + D_l L_l ξ, one (batch, units) tensor per layer."
@@ -77,7 +82,8 @@ class SoftTargetTerm(LossTerm, nn.Module):
         for n, a in zip(self.target_layers, self.targets(ctx)):
             f = ctx.acts[n].float()
             f = f.flatten(2).mean(2) if f.dim() > 2 else f
-            total = total + F.kl_div(F.log_softmax(f / self.T, 1), F.log_softmax(a / self.T, 1), reduction='batchmean', log_target=True)
+            total = total + F.kl_div(F.log_softmax(f / self.T, 1), F.log_softmax(a / self.T, 1), reduction='batchmean',
+                                     log_target=True)
         return total
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -85,13 +91,15 @@ CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def last_conv_name(model:nn.Module) -> str:
     "Name of the last convolution of `model`."
     names = names_of_type(model, CONV_TYPES)
-    if not names: raise ValueError(f'{type(model).__name__} has no convolution; give the activation term a layer name, or weight 0')
+    if not names:
+        raise ValueError(f'{type(model).__name__} has no convolution; give the activation term a layer name, or weight '
+                         f'0')
     return names[-1]
 
 def last_conv_activation(model:nn.Module, weight:float=0.1, # λ_act
-                         post_relu:bool=True # the post-ReLU features (an nn.ReLU defined after the convolution, before the next layer; else ReLU of its output); `False`: the raw output
+                         post_relu:bool=True # after ReLU (a later nn.ReLU, else ReLU of the output); `False`: raw
                         ) -> ActivationTerm:
-    "The activation term on the last convolution of `model`; on a network without one (an MLP), on its classifier's input, DAFL's features of an MLP."
+    "The activation term on `model`'s last convolution; without one (an MLP), on its classifier's input (DAFL's)."
     if not names_of_type(model, CONV_TYPES): return ActivationTerm(weight, layer=last_linear_name(model), read='input')
     conv = last_conv_name(model)
     if not post_relu: return ActivationTerm(weight, layer=conv, read='output')
@@ -110,7 +118,7 @@ class SoftTargetSettings:
     margin:float = 5. # κ: mean of the target class's entry at the classifier layer
     init_scale:float = 2. # initial value of every learnable scale d_l
     T:float = 1. # τ: softmax temperature of targets and outputs
-    activation:float = 0.1 # λ_act: weight of the last convolution's activation term (an MLP: its classifier's input; 0 leaves it out)
+    activation:float = 0.1 # λ_act: last convolution's activation term (an MLP: classifier input; 0 drops it)
     post_relu:bool = True # reward the last convolution's post-ReLU features, as DAFL does; `False`: its |raw output|
     max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
     iterations:int = 200 # Adam steps per batch
@@ -128,19 +136,22 @@ def soft_target_synthesizer(teacher:nn.Module, # any classifier
     s = SOFT_TARGETS.make_settings(settings, **overrides)
     terms = [SoftTargetTerm(teacher, s.layers, s.margin, s.init_scale, s.T)]
     if s.activation: terms.append(last_conv_activation(teacher, s.activation, s.post_relu))
-    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats), Schedule(s.iterations, s.lr, cosine=True),
+    return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats),
+                       Schedule(s.iterations, s.lr, cosine=True),
                        augment=JitterFlip(s.max_shift), device=device, log_every=10)
 
 soft_target_transfer_set = keyword_transfer_set('soft_targets')
 
-# Wang 2021 (AAAI) publishes no code, and its per-dataset steps and weights could not be read here: the paper preset fixes the
-# objective as the paper states it (soft targets on the classifier layer at temperature 1, DAFL's activation term on the last
-# convolution's post-ReLU features) and keeps our schedule; `small` is the defaults, measured in this notebook
+# Wang 2021 (AAAI) publishes no code, and its per-dataset steps and weights could not be read here: the paper preset
+# fixes the objective as the paper states it (soft targets on the classifier layer at temperature 1, DAFL's activation
+# term on the last convolution's post-ReLU features) and keeps our schedule; `small` is the defaults, measured in this
+# notebook
 SOFT_TARGETS_PAPER = dict(layers=None, T=1., post_relu=True)
 
 SOFT_TARGETS = MethodSpec('soft_targets', 'inversion', 'Wang 2021, AAAI',
                           SoftTargetSettings, synthesizer=soft_target_synthesizer,
-                          key_settings=('margin', 'activation', 'post_relu', 'iterations', 'lr'), notebook='23_soft_targets',
+                          key_settings=('margin', 'activation', 'post_relu', 'iterations', 'lr'),
+                          notebook='23_soft_targets',
                           presets=dict(paper=SOFT_TARGETS_PAPER, small=SOFT_TARGET_DEFAULTS))
 
 # %% ../nbs/23_soft_targets.ipynb #cebf6993

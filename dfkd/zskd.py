@@ -21,23 +21,25 @@ __all__ = ['CONCENTRATIONS', 'IMPRESSION_INITS', 'IMPRESSION_RESCALES', 'ZSKD_DE
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
 def classifier_layers(teacher:nn.Module, n_classes:int|None=None) -> list[str]:
-    "Names of the `nn.Linear` layers of `teacher` (with `n_classes` outputs, if given): the candidates for its final layer."
-    return [n for n in names_of_type(teacher, nn.Linear) if n_classes is None or get_module(teacher, n).out_features == n_classes]
+    "Names of the `nn.Linear` layers of `teacher` (with `n_classes` outputs, if given): candidates for its final layer."
+    return [n for n in names_of_type(teacher, nn.Linear) if n_classes is None
+            or get_module(teacher, n).out_features == n_classes]
 
 def final_layer_weight(teacher:nn.Module, layer:str|None=None, n_classes:int|None=None) -> torch.Tensor:
-    "The (classes, features) weight of the final layer `layer` (`None`: the last nn.Linear), refused with the valid names when the layer is of another kind."
+    "The (classes, features) weight of final layer `layer` (`None`: the last nn.Linear); another kind is refused."
     name = layer or last_linear_name(teacher)
     m = get_module(teacher, name); w = getattr(m, 'weight', None)
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or (n_classes is not None and w.shape[0] != n_classes):
         got = f"{type(m).__name__}{f', weight {tuple(w.shape)}' if isinstance(w, torch.Tensor) else ', no weight'}"
-        raise ValueError(f"ZSKD reads the class similarities off the final layer, a linear layer with one weight row per class"
-                         f"{f' ({n_classes})' if n_classes else ''}; {name!r} ({got}) is not one: set layer to one of {classifier_layers(teacher, n_classes)}")
+        raise ValueError(f"ZSKD reads the class similarities off the final layer, a linear layer with one weight row "
+                         f"per class{f' ({n_classes})' if n_classes else ''}; {name!r} ({got}) is not one: set layer "
+                         f"to one of {classifier_layers(teacher, n_classes)}")
     return w
 
 def class_similarity(teacher:nn.Module, # any classifier
-                     layer:str|None=None # name of the final layer (a linear layer, weight (classes, features)); `None` is the last nn.Linear
+                     layer:str|None=None # the final (linear) layer, weight (classes, features); `None`: last nn.Linear
                     ) -> torch.Tensor:
-    "Row-wise min-max normalised cosine similarity of the final layer's class weight vectors: (classes, classes), diagonal 1."
+    "Row-wise min-max normalised cosine similarity of the final layer's class weights: (classes, classes), diagonal 1."
     w = final_layer_weight(teacher, layer).detach().float()
     w = F.normalize(w, dim=1)
     cos = w @ w.T
@@ -51,12 +53,13 @@ def dirichlet_concentration(similarity:torch.Tensor, # (classes, classes) from `
                             y:torch.Tensor, # class of each image
                             betas=(1., 0.1), # concentration scales, alternated over the batch ('scaled' only)
                             floor:float=1e-3, # smallest concentration ('scaled' only)
-                            concentration:str='scaled' # 'scaled': β_i · s_{y_i}, floored; 'authors': minmax(s_{y_i}) + 1e-4, whatever β
+                            concentration:str='scaled' # β_i · s_{y_i}, floored; 'authors': minmax(s_{y_i}) + 1e-4
                            ) -> torch.Tensor:
     "The concentration of each image's Dirichlet: (batch, classes)."
-    if concentration not in CONCENTRATIONS: raise ValueError(f'concentration must be one of {CONCENTRATIONS}, got {concentration!r}')
+    if concentration not in CONCENTRATIONS:
+        raise ValueError(f'concentration must be one of {CONCENTRATIONS}, got {concentration!r}')
     rows = similarity.float().cpu()[y.cpu()]
-    if concentration == 'authors':  # generateDirch: each row min-max normalised, times scale 1 (its only call), plus 1e-4
+    if concentration == 'authors':  # generateDirch: rows min-max normalised, times scale 1 (its only call), + 1e-4
         lo, hi = rows.min(1, keepdim=True).values, rows.max(1, keepdim=True).values
         return (rows - lo) / (hi - lo).clamp_min(1e-12) + 1e-4
     beta = torch.tensor([betas[i % len(betas)] for i in range(len(y))], dtype=torch.float).unsqueeze(1)
@@ -68,7 +71,7 @@ def dirichlet_targets(similarity:torch.Tensor, # (classes, classes) from `class_
                       generator:torch.Generator|None=None, # seeds the draw
                       floor:float=1e-3, # smallest concentration
                       concentration:str='scaled') -> torch.Tensor: # see `dirichlet_concentration`
-    "Soft targets y_i ~ Dir(β_i · s_{y_i}) with β_i = betas[i % len(betas)] (or the authors' concentration): (batch, classes)."
+    "Soft targets y_i ~ Dir(β_i · s_{y_i}), β_i = betas[i % len(betas)] (or the authors' form): (batch, classes)."
     conc = dirichlet_concentration(similarity, y, betas, floor, concentration)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else None
     with torch.random.fork_rng(devices=[]):
@@ -84,13 +87,16 @@ class DirichletTargetTerm(LossTerm):
                  floor:float=1e-3, weight:float=1., name:str|None=None,
                  concentration:str='scaled'): # see `dirichlet_concentration`
         super().__init__(weight, name)
-        self.similarity, self.betas, self.T, self.floor, self.concentration = similarity, tuple(betas), T, floor, concentration
+        self.similarity, self.betas, self.T = similarity, tuple(betas), T
+        self.floor, self.concentration = floor, concentration
     def begin_batch(self, ctx):
-        ctx.state[self.name] = dirichlet_targets(self.similarity, ctx.y, self.betas, ctx.generator, self.floor, self.concentration).to(ctx.device)
+        ctx.state[self.name] = dirichlet_targets(self.similarity, ctx.y, self.betas, ctx.generator, self.floor,
+                                                 self.concentration).to(ctx.device)
     def __call__(self, ctx):
         if ctx.logits.shape[1] != len(self.similarity):  # the similarity came from a layer that is not the classifier
-            raise ValueError(f'the class similarity has {len(self.similarity)} rows but the teacher has {ctx.logits.shape[1]} classes: build it '
-                             f'from the final layer, one of {classifier_layers(ctx.teacher, ctx.logits.shape[1])}')
+            raise ValueError(f'the class similarity has {len(self.similarity)} rows but the teacher has '
+                             f'{ctx.logits.shape[1]} classes: build it from the final layer, one of '
+                             f'{classifier_layers(ctx.teacher, ctx.logits.shape[1])}')
         return -(ctx.state[self.name] * F.log_softmax(ctx.logits.float() / self.T, 1)).sum(1).mean()
 
 # %% ../nbs/21_zskd.ipynb #dd392f09
@@ -98,17 +104,19 @@ IMPRESSION_INITS = ('normal', 'uniform')
 IMPRESSION_RESCALES = ('clamp', 'minmax')
 
 class ImpressionPixels(PixelParametrization):
-    "Pixels started as N(0, 1) in the normalised input space or U[0, 1] in pixel units, and kept in range after every step by a clamp to the image of [0, 1] or by a min-max rescale of the whole batch to [0, 1] in pixel units."
+    "Pixels from N(0, 1) (normalised) or U[0, 1] (pixels), kept in range each step by a clamp or a batch min-max."
     def __init__(self, img_shape, # (C, H, W) of one image
                  stats=None, # per-channel (mean, std) of the normalisation; `None`: the input space is pixel space
                  init:str='normal', # 'normal': N(0, 1) in the normalised space; 'uniform': U[0, 1] in pixel units
-                 rescale:str='clamp'): # 'clamp': clamp to the image of [0, 1] (no clamp for `stats=None`); 'minmax': the batch's min and max mapped to 0 and 1
+                 rescale:str='clamp'): # 'clamp': to the image of [0, 1] (none if `stats=None`); 'minmax': batch
         if init not in IMPRESSION_INITS: raise ValueError(f'init must be one of {IMPRESSION_INITS}, got {init!r}')
-        if rescale not in IMPRESSION_RESCALES: raise ValueError(f'rescale must be one of {IMPRESSION_RESCALES}, got {rescale!r}')
+        if rescale not in IMPRESSION_RESCALES:
+            raise ValueError(f'rescale must be one of {IMPRESSION_RESCALES}, got {rescale!r}')
         bounds = PixelParametrization.from_stats(img_shape, stats).bounds if rescale == 'clamp' else None
         super().__init__(img_shape, bounds=bounds)
         self.init, self.rescale = init, rescale
-        self.mean, self.std = (torch.as_tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in (stats or ((0.,), (1.,))))
+        self.mean, self.std = (torch.as_tensor(v, dtype=torch.float32).view(-1, 1, 1)
+                               for v in (stats or ((0.,), (1.,))))
     def to_pixels(self, x): return x * self.std.to(x.device) + self.mean.to(x.device)
     def from_pixels(self, p): return (p - self.mean.to(p.device)) / self.std.to(p.device)
     def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
@@ -119,7 +127,8 @@ class ImpressionPixels(PixelParametrization):
     @torch.no_grad()
     def after_step(self, ctx=None):
         if self.rescale == 'clamp': return super().after_step(ctx)
-        p = self.to_pixels(self.x)  # one min and one max over every image and channel of the batch, as the authors' code takes them
+        # one min and one max over every image and channel of the batch, as the authors' code takes them
+        p = self.to_pixels(self.x)
         lo, hi = p.min(), p.max()
         self.x.copy_(self.from_pixels((p - lo) / (hi - lo).clamp_min(1e-12)))
     def settings(self) -> dict:  # the defaults keep the plain parametrisation's record
@@ -135,22 +144,26 @@ class ZSKDSettings:
     lr:float = 0.05 # initial learning rate
     cosine:bool = True # decay the learning rate to zero along a cosine; `False`: constant, as in the authors' code
     layer:str|None = None # final layer for the class similarity; `None` is the last nn.Linear
-    concentration:str = 'scaled' # 'scaled': Dir(β·s_c), floored at 1e-3; 'authors': Dir(minmax(s_c) + 1e-4), β unused
+    concentration:str = 'scaled' # 'scaled': Dir(β·s_c), floored at 1e-3; 'authors': Dir(minmax(s_c) + 1e-4)
     init:str = 'normal' # starting pixels: 'normal' N(0, 1) in the normalised space; 'uniform' U[0, 1] in pixel units
-    rescale:str = 'clamp' # after each step: 'clamp' to the image of [0, 1]; 'minmax' the whole batch to [0, 1] in pixel units
+    rescale:str = 'clamp' # per step: 'clamp' to the image of [0, 1]; 'minmax' the batch to [0, 1] in pixels
     def __post_init__(self):
-        for value, valid, name in ((self.concentration, CONCENTRATIONS, 'concentration'), (self.init, IMPRESSION_INITS, 'init'), (self.rescale, IMPRESSION_RESCALES, 'rescale')):
+        for value, valid, name in ((self.concentration, CONCENTRATIONS, 'concentration'),
+                                   (self.init, IMPRESSION_INITS, 'init'),
+                                   (self.rescale, IMPRESSION_RESCALES, 'rescale')):
             if value not in valid: raise ValueError(f'{name} must be one of {valid}, got {value!r}')
 
 ZSKD_DEFAULTS = asdict(ZSKDSettings())
 # The students of both presets, vcl-iisc/ZSKD model_training/train.py L27-31, L127-132: TF Adam at a constant 1e-3
 # (β1 0.9, no weight decay), batches of 64, distilled at temperature 20
-ZSKD_STUDENT = dict(student_T=20., student_opt='adam', student_lr=1e-3, student_mom=0.9, student_wd=0., student_schedule='constant', student_bs=64)
-# Nayak et al. 2019, section 4: β = 1 and 0.1 for half the impressions each, τ = 20, 1,500 Adam steps at a constant 1e-3
+ZSKD_STUDENT = dict(student_T=20., student_opt='adam', student_lr=1e-3, student_mom=0.9, student_wd=0.,
+                    student_schedule='constant', student_bs=64)
+# Nayak et al. 2019, section 4: β = 1 and 0.1 for half the impressions each, τ = 20, 1,500 Adam steps at a constant
+# 1e-3
 ZSKD_PAPER = dict(betas=(1., 0.1), T=20., iterations=1500, lr=1e-3, cosine=False, **ZSKD_STUDENT)
-# vcl-iisc/ZSKD di_generation/cifar_10_impressions_alexnet_Dirch.py: generateDirch (L33-43) normalises each row and is called
-# with scale 1 (L129), so both halves draw Dir(minmax(s_c) + 1e-4); images start U[0, 1] in pixels (L61) and the whole batch
-# is min-max rescaled at every step (L63, L135); T 20 (L72), Adam 1e-3 (L26), 1,500 iterations (L24)
+# vcl-iisc/ZSKD di_generation/cifar_10_impressions_alexnet_Dirch.py: generateDirch (L33-43) normalises each row and is
+# called with scale 1 (L129), so both halves draw Dir(minmax(s_c) + 1e-4); images start U[0, 1] in pixels (L61) and the
+# whole batch is min-max rescaled at every step (L63, L135); T 20 (L72), Adam 1e-3 (L26), 1,500 iterations (L24)
 ZSKD_AUTHORS = dict(ZSKD_PAPER, concentration='authors', init='uniform', rescale='minmax')
 
 def zskd_synthesizer(teacher:nn.Module, # any classifier
@@ -162,8 +175,8 @@ def zskd_synthesizer(teacher:nn.Module, # any classifier
     "A `Synthesizer` for ZSKD data impressions."
     s = ZSKD.make_settings(settings, **overrides)
     term = DirichletTargetTerm(class_similarity(teacher, s.layer), s.betas, s.T, concentration=s.concentration)
-    return Synthesizer(teacher, [term], ImpressionPixels(img_shape, stats, s.init, s.rescale), Schedule(s.iterations, s.lr, cosine=s.cosine),
-                       device=device, log_every=10)
+    return Synthesizer(teacher, [term], ImpressionPixels(img_shape, stats, s.init, s.rescale),
+                       Schedule(s.iterations, s.lr, cosine=s.cosine), device=device, log_every=10)
 
 zskd_transfer_set = keyword_transfer_set('zskd')
 

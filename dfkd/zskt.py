@@ -11,8 +11,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
-from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm, OnlineSynthesisCallback, generator_dls,
-                             check_teacher_student)
+from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm,
+                             OnlineSynthesisCallback, generator_dls, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 from .synthesis import cosine_factor
 
@@ -23,22 +23,22 @@ __all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_diver
 
 # %% ../nbs/25_zskt.ipynb #326d1ee5
 def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
-    "KL(p_T || p_S) at temperature `T` averaged over every element (images x classes), without T^2: the authors' `kl_div` default."
+    "KL(p_T || p_S) at temperature `T`, averaged over every element (images x classes), no T^2: the authors' `kl_div`."
     return soft_target_loss(s_logits, t_logits, T) / (T * T * s_logits.shape[1])
 
 def zskt_attention_loss(s_feats, t_feats, **kwargs):
-    "Sum over layer pairs of the mean (over images and positions) squared difference of L2-normalised attention maps: the authors' form."
+    "Sum over layer pairs of the mean squared difference of L2-normalised attention maps: the authors' form."
     total = 0.
     for s, t in zip(s_feats, t_feats):
         if s.shape[-2:] != t.shape[-2:]:
-            raise ValueError(f'attention pairs need maps of the same size, got {tuple(s.shape[-2:])} and {tuple(t.shape[-2:])}; '
-                             'choose student_layers and teacher_layers of equal resolution')
+            raise ValueError(f'attention pairs need maps of the same size, got {tuple(s.shape[-2:])} and '
+                             f'{tuple(t.shape[-2:])}; choose student_layers and teacher_layers of equal resolution')
         total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
     return total
 
 # %% ../nbs/25_zskt.ipynb #eb63e113
 def attention_layers(model:nn.Module, img_shape, n:int|None=None) -> list[str]:
-    "The outputs of `model`'s block groups: its top-level `nn.Sequential` children with a feature-map output (B, C, H, W), H*W > 1, when it has two or more; else its `nn.ReLU` modules with one; else its top-level children with one. `n`: keep the last `n`."
+    "`model`'s block-group outputs (B, C, H, W), H*W > 1: top Sequentials (2+), else ReLUs, else children; last `n`."
     is_map = {}   # output is (B, C, H, W) with more than one position
     named = [(name, m) for name, m in model.named_modules() if name]
     def record(name, o): is_map[name] = isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[-1] * o.shape[-2] > 1
@@ -53,17 +53,18 @@ def attention_layers(model:nn.Module, img_shape, n:int|None=None) -> list[str]:
     stages = [name for name, m in model.named_children() if type(m) is nn.Sequential and is_map.get(name)]
     relus = [name for name, m in named if isinstance(m, nn.ReLU) and is_map.get(name)]
     children = [name for name, _ in model.named_children() if is_map.get(name)]
-    names = stages if len(stages) >= 2 else relus or children   # one Sequential holding the whole network (VGG's features) is no stage
+    # one Sequential holding the whole network (VGG's features) is no stage
+    names = stages if len(stages) >= 2 else relus or children
     if not names: raise ValueError(f'{type(model).__name__} has no module with a feature-map output; '
                                    'pass student_layers and teacher_layers explicitly')
     return names if n is None else names[-n:]
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
 class ZSKTAdversarialTerm(AdversarialTerm):
-    "-KL(p_T || p_S) as ZSKT's generator sees it: an element mean (`element_mean`), the student in train mode with its weights frozen."
+    "-KL(p_T || p_S) as ZSKT's generator sees it: an element mean (`element_mean`), the student in train mode, frozen."
     def __init__(self, student:nn.Module, weight:float=1., T:float=1., # softmax temperature of both distributions
                  element_mean:bool=True, # divide the batch-mean KL by the number of classes, as the authors' `kl_div`
-                 student_train:bool=True): # keep the student's train mode during the generator step, as the authors' loop
+                 student_train:bool=True): # keep the student in train mode in the generator step (the authors' loop)
         super().__init__(student, weight, T=T); self.element_mean, self.student_train = element_mean, student_train
     def begin_batch(self, ctx):
         super().begin_batch(ctx)               # weights frozen; the mode each module had is restored in `end_batch`
@@ -73,7 +74,7 @@ class ZSKTAdversarialTerm(AdversarialTerm):
         return value / ctx.logits.shape[1] if self.element_mean else value
 
 class ZSKTGenerator(Generator):
-    "The engine's generator with ZSKT's head: the last convolution's output through an affine BatchNorm, no tanh (authors' `generator.py`)."
+    "The engine's generator with ZSKT's head: last conv through an affine BatchNorm, no tanh (authors' `generator.py`)."
     def __init__(self, img_shape, nz:int=100, ngf:int=64, stats=None):
         super().__init__(img_shape, nz=nz, ngf=ngf, stats=stats, output='bn')
         self.head_bn = nn.BatchNorm2d(img_shape[0])   # affine, learned scale and shift per channel
@@ -86,7 +87,7 @@ class RoundLatents:
     def before_round(self, synth, ctx): self.z = ctx.z
 
 class RepeatedBatchCallback(OnlineSynthesisCallback):
-    "ZSKT's rounds: one generator step, then `student_steps` student steps on one pseudo-batch, the updated generator's images of that step's latents."
+    "ZSKT's rounds: a generator step, then `student_steps` student steps on the new generator's images of its latents."
     def before_fit(self):
         super().before_fit()
         self.latents = RoundLatents(); self.synthesizer.callbacks.append(self.latents)
@@ -97,39 +98,43 @@ class RepeatedBatchCallback(OnlineSynthesisCallback):
         if self.count % self.student_steps == 0:
             self.synthesizer.update(len(self.xb[0]))
             self.images = self.synthesizer.sample(z=self.latents.z)
-            with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher: self.logits = teacher(self.images).float()
+            with torch.no_grad(), frozen(self.synthesizer.teacher) as teacher:
+                self.logits = teacher(self.images).float()
         self.count += 1
         self.learn.xb, self.learn.yb, self.learn.teacher_logits = (self.images,), (self.logits.argmax(1),), self.logits
 
 # %% ../nbs/25_zskt.ipynb #5b06b859
 @dataclass
 class ZSKTSettings(GeneratorSettings):
-    "ZSKT's choices: generator, the divergence both players use, student steps per generator step, attention transfer, loss form, clipping."
-    output:str = 'affine' # generator head: 'affine' (ZSKT's affine BatchNorm, no tanh), 'bn' (tanh + affine-free BatchNorm) or 'tanh'
+    "ZSKT's choices: generator, both players' divergence, student steps per generator step, attention, loss, clipping."
+    output:str = 'affine' # head: 'affine' (ZSKT's affine BatchNorm, no tanh), 'bn' (tanh + affine-free BN) or 'tanh'
     lr_g:float = 1e-3 # generator's Adam learning rate
     betas:tuple = (0.9, 0.999) # generator's Adam betas: PyTorch's default, as the authors' `solver.py` builds it
     adversarial:float = 1. # weight of the generator's -KL(T || S)
     T:float = 1. # temperature of the KL, for the generator and the student alike
     student_steps:int = 10 # n_S: student steps per generator step
-    same_batch:bool = True # the n_S steps of a round train on one pseudo-batch (the authors'); False: fresh images every step
+    same_batch:bool = True # a round's n_S steps train on one pseudo-batch (the authors'); False: fresh images each step
     beta:float = 250. # weight of attention transfer; 0 turns it off
     student_layers:list|None = None # student layers of the attention pairs; `None` picks them with `attention_layers`
-    teacher_layers:list|None = None # teacher layers of the attention pairs; `None` picks as many with `attention_layers`
-    loss_form:str = 'authors' # 'authors': element-mean KL, mean squared attention difference; 'engine': batch-mean KL, L2 attention distance
+    teacher_layers:list|None = None # teacher layers of the attention pairs; `None`: as many by `attention_layers`
+    loss_form:str = 'authors' # element-mean KL, mean squared attention difference; 'engine': batch-mean KL, L2 distance
     clip:float|None = 5. # gradient-norm clipping of generator and student; `None` turns it off
-    cosine_g:bool = True # decay the generator's learning rate to zero along a cosine over training, as the authors do; `False`: constant
+    cosine_g:bool = True # cosine decay of the generator's learning rate to zero, as the authors; `False`: constant
 
 LOSS_FORMS = {'authors': (zskt_divergence, zskt_attention_loss), 'engine': (soft_target_loss, attention_loss)}
 
 # %% ../nbs/25_zskt.ipynb #e8b01182
 def _check_form(s:ZSKTSettings):
-    if s.loss_form not in LOSS_FORMS: raise ValueError(f'loss_form must be one of {list(LOSS_FORMS)}, got {s.loss_form!r}')
+    if s.loss_form not in LOSS_FORMS:
+        raise ValueError(f'loss_form must be one of {list(LOSS_FORMS)}, got {s.loss_form!r}')
 
-def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, settings:ZSKTSettings|None=None, # the teacher, its input's (C, H, W) and normalisation
+def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
+                           settings:ZSKTSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
     "ZSKT's generator side: a generator maximising the teacher-student KL divergence, its gradients clipped."
     s = settings or ZSKTSettings(); _check_form(s)
-    generator = ZSKTGenerator(img_shape, s.nz, s.ngf, stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
+    generator = ZSKTGenerator(img_shape, s.nz, s.ngf,
+                              stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
     term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
     synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, betas=s.betas, seed=seed, device=device)
     synth.schedule.clip = s.clip
@@ -144,19 +149,21 @@ def _student_loss(teacher, student, img_shape, s) -> dict:
     return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
 
 class GeneratorCosine(Callback):
-    "Before every training batch, set the generator's learning rate to `lr` × ½(1 + cos(π × the share of training done)): zero at the end."
+    "Before each training batch, set the generator's lr to `lr` × ½(1 + cos(π × share done)): zero at the end."
     order = 0  # before the game's callback (order 1), which steps the generator
-    def __init__(self, synthesizer:GeneratorSynthesizer, lr:float): self.synthesizer, self.peak_lr = synthesizer, lr  # not `lr`: that name is the Learner's
+    def __init__(self, synthesizer:GeneratorSynthesizer, lr:float):
+        self.synthesizer, self.peak_lr = synthesizer, lr  # not `lr`: that name is the Learner's
     def before_batch(self):
         if not self.training: return
-        lr = self.synthesizer.schedule.lr = self.peak_lr * cosine_factor(self.pct_train)  # the first round's optimiser starts here
+        # the first round's optimiser starts here
+        lr = self.synthesizer.schedule.lr = self.peak_lr * cosine_factor(self.pct_train)
         if self.synthesizer.param.opt is not None:
             for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
 
-def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3, n_batches:int=50, bs:int=64,
-               lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
-               **recipe): # the student's optimiser and schedule as `distill` takes them (opt, mom, wd, schedule, eta_min): a preset's student recipe
-    "Train `student` from `teacher` in ZSKT's game; returns the fastai `Learner` (with `synthesizer` and `synthesis_seconds`)."
+def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3,
+               n_batches:int=50, bs:int=64, lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
+               **recipe): # the student's optimiser and schedule for `distill` (opt, mom, wd, schedule, eta_min)
+    "Train `student` from `teacher` in ZSKT's game; returns the `Learner` (with `synthesizer`, `synthesis_seconds`)."
     s = settings if settings is not None else ZSKTSettings()
     check_teacher_student(teacher, student)
     synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
@@ -164,7 +171,8 @@ def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|
     clip = [GradientClip(s.clip)] if s.clip else []
     decay = [GeneratorCosine(synth, s.lr_g)] if s.cosine_g else []
     latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
-    learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + decay + clip + list(cbs or []), seed=seed,
+    learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + decay + clip
+                    + list(cbs or []), seed=seed,
                     show=show, **recipe, **_student_loss(teacher, student, dls.img_shape, s))
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
     return learn
@@ -176,16 +184,18 @@ zskt = keyword_trainer('zskt')
 
 # %% ../nbs/25_zskt.ipynb #de9d154b
 ZSKT_PRESETS = {
-    # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN); the student's recipe: Adam at
-    # --student_learning_rate 2e-3 with torch's default betas and no weight decay (solver.py 41), CosineAnnealingLR to 0 over the
-    # pseudo-batches (solver.py 42), --batch_size 128 (main0.sh)
-    'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, betas=(0.9, 0.999), T=1., student_steps=10, same_batch=True, beta=250.,
-                  loss_form='authors', clip=5., cosine_g=True, student_T=1., student_opt='adam', student_lr=2e-3, student_mom=0.9,
-                  student_wd=0., student_schedule='cosine', student_eta_min=0., student_bs=128),
+    # polo5/ZeroShotKnowledgeTransfer scripts/ZeroShot/main0.sh and solver.py (CIFAR-10/SVHN); the student's recipe:
+    # Adam at --student_learning_rate 2e-3 with torch's default betas and no weight decay (solver.py 41),
+    # CosineAnnealingLR to 0 over the pseudo-batches (solver.py 42), --batch_size 128 (main0.sh)
+    'paper': dict(output='affine', ngf=64, nz=100, lr_g=1e-3, betas=(0.9, 0.999), T=1., student_steps=10,
+                  same_batch=True, beta=250.,
+                  loss_form='authors', clip=5., cosine_g=True, student_T=1., student_opt='adam', student_lr=2e-3,
+                  student_mom=0.9, student_wd=0., student_schedule='cosine', student_eta_min=0., student_bs=128),
     # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cells of this notebook
-    'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250., loss_form='authors', clip=5.,
-                  cosine_g=True, student_T=1.),
+    'small': dict(output='affine', ngf=16, lr_g=1e-3, T=1., student_steps=5, same_batch=True, beta=250.,
+                  loss_form='authors', clip=5., cosine_g=True, student_T=1.),
 }
-register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',), check=_student_loss,
-                    synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
-                    key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'), notebook='25_zskt', presets=ZSKT_PRESETS));
+register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
+                    check=_student_loss, synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
+                    key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'), notebook='25_zskt',
+                    presets=ZSKT_PRESETS));
