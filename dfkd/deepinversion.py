@@ -146,7 +146,8 @@ def _adi_transfer_set(teacher, path, img_shape, stats, n_classes, settings, stud
 
 ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInversion)', ADISettings,
                  needs=('bn', 'student'), synthesizer=_adi_synthesizer, transfer_set=_adi_transfer_set,
-                 key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'), notebook='22_deepinversion',
+                 key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'),
+                 notebook='22_deepinversion',
                  presets=dict(paper=ADI_PAPER, small=ADI_DEFAULTS))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
