@@ -1,4 +1,4 @@
-"""Teachers and students by name from one registry: the Hinton MLPs, LeNet-5 and its half, CIFAR ResNets, ResNet-18/34, wide ResNets, VGG with BN, DenseNet, and any torchvision classifier. Weights are saved as safetensors with the architecture beside them.
+"""Teachers and students by name from one registry, saved as safetensors with the architecture beside the weights.
 
 Docs: https://dfkd.github.io/dfkd/models.html.md"""
 
@@ -14,11 +14,12 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 
 # %% auto #0
-__all__ = ['VGG_CFG', 'MODELS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock', 'WideResNet', 'VGG',
-           'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34', 'densenet', 'model_names',
-           'get_model', 'count_params', 'import_factory', 'fingerprint', 'check_fingerprint', 'is_user_architecture',
-           'trusted_names', 'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model',
-           'read_model_header', 'load_weights', 'data_record', 'as_classifier', 'load_model']
+__all__ = ['VGG_CFG', 'MODELS', 'SHAPE_PARAMETERS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock',
+           'WideResNet', 'VGG', 'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34',
+           'densenet', 'model_names', 'get_model', 'count_params', 'import_factory', 'shape_arguments', 'fingerprint',
+           'check_fingerprint', 'is_user_architecture', 'trusted_names', 'trusted_architectures',
+           'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header', 'load_weights', 'data_record',
+           'as_classifier', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -305,13 +306,24 @@ def import_factory(path:str # `package.module:ClassOrFactory`
                          f'class, or annotate the factory (dfkd calls only what declares that it builds a network)')
     return obj
 
+# what a constructor may call the input's channels, the classes and the image side: dfkd's, timm's, torchvision's names
+SHAPE_PARAMETERS = dict(n_in=('n_in', 'in_chans', 'in_channels'), n_classes=('n_classes', 'num_classes'),
+                        img_size=('img_size',))
+
+def shape_arguments(f, n_in, n_classes, img_size) -> dict:
+    "The image shape and classes as the parameters of `f` name them (`SHAPE_PARAMETERS`); those it lacks are left out."
+    params, given = inspect.signature(f).parameters, dict(n_in=n_in, n_classes=n_classes, img_size=img_size)
+    return {p: given[k] for k, names in SHAPE_PARAMETERS.items() for p in names if p in params and given[k] is not None}
+
 def _imported_model(path, n_in, n_classes, img_size, /, **kwargs) -> nn.Module:
-    "Call the factory `path` names with `kwargs`, adding `n_in`, `n_classes`, `img_size` where it has such parameters."
+    "Call the factory `path` names with `kwargs`, adding the image shape and classes where it takes them; `kwargs` win."
     f = import_factory(path)
-    params = inspect.signature(f).parameters
-    shape = {k: v for k, v in dict(n_in=n_in, n_classes=n_classes, img_size=img_size).items()
-             if k in params and v is not None}
-    m = f(**{**shape, **kwargs})
+    shape = {k: v for k, v in shape_arguments(f, n_in, n_classes, img_size).items() if k not in kwargs}
+    try: m = f(**shape, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"{path} could not be built ({e}); dfkd passed {shape or 'nothing'} and you passed "
+                         f"{kwargs or 'nothing'}: give the arguments it needs as keyword arguments (--teacher-kwargs, "
+                         "--student-kwargs), which win over dfkd's") from None
     if not isinstance(m, nn.Module): raise ValueError(f'{path} returned a {type(m).__name__}, not an nn.Module')
     return m
 
