@@ -1,4 +1,4 @@
-"""One harness, one protocol, one table: every registered method on the same cached teachers, with the same student recipe, at an equal image budget (offline methods) or an equal student-step budget (online methods), next to KD with real data, the student alone and the Gaussian-noise floor; plus the time each method takes to reach 90 % and 95 % of KD with real data.
+"""Every method on the same teachers, student recipe and budget, against KD with real data and the Gaussian-noise floor.
 
 Docs: https://dfkd.github.io/dfkd/benchmark.html.md"""
 
@@ -19,9 +19,9 @@ from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
 from .metadata import KINDS, record_metadata, load_metadata
-from .synthesis import TransferSet, transfer_dls, class_fidelity
+from .synthesis import TransferSet, class_fidelity
 from .performance import synthesis_overhead
-from .methods import get_method, method_names, method_transfer_set, method_synthesizer, check_needs
+from .methods import get_method, method_names, method_synthesizer, check_needs
 from .viz import save_figure
 
 # %% auto #0
@@ -150,16 +150,6 @@ def _train_student(pair:Pair, teacher:nn.Module|None, dls, cfg:BenchConfig, seed
                 show=False, cbs=[clock])
     return dict(accuracy=evaluate(student, dls.valid), curve=clock.curve, distill_s=clock.spent)
 
-def _online_student(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, seed:int, n_images:int) -> dict:
-    "Accuracy, curve and seconds of one student trained inside the online method `name`'s game."
-    spec, clock = get_method(name), EpochClock()
-    student, n_batches = _new_student(pair, dls, seed), math.ceil(n_images / cfg.bs)
-    learn = spec.train(teacher, student, dls, _settings(name, cfg), epochs=cfg.epochs, n_batches=n_batches, bs=cfg.bs,
-                       lr=pair.lr,
-                       seed=seed, show=False, cbs=[clock])
-    return dict(accuracy=evaluate(student, dls.valid), curve=clock.curve, synthesis_s=learn.synthesis_seconds,
-                distill_s=clock.spent - learn.synthesis_seconds, n_images=cfg.epochs * n_batches * cfg.bs)
-
 def _preset(name:str, cfg:BenchConfig) -> str|None:
     return cfg.preset if cfg.preset in get_method(name).presets else None
 
@@ -186,23 +176,6 @@ def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata
     except ValueError as e: return str(e).split(';')[0]
     return None
 
-# %% ../nbs/30_benchmark.ipynb #debc31d0
-def _transfer_set(name:str, pair:Pair, teacher:nn.Module, dls, folder:Path, cfg:BenchConfig, seed:int,
-                  metadata=None) -> dict:
-    "Synthesise (or resume) seed `seed`'s `name` set in `folder/set<seed>`; its path, size, seconds, class fidelity."
-    spec = get_method(name)
-    student = _new_student(pair, dls, seed) if 'student' in spec.needs else None
-    start = time.perf_counter()
-    path = method_transfer_set(name, teacher, folder/f'set{seed}', dls, cfg.n_per_class, cfg.batch_size, seed=seed,
-                               settings=_settings(name, cfg),
-                               student=student, metadata=metadata if 'metadata' in spec.needs else None, progress=False)
-    ts = TransferSet(path)
-    shards = ts.manifest.get('shards') or []
-    seconds = (sum(s['seconds'] for s in shards) if shards and all('seconds' in s for s in shards)
-               else time.perf_counter() - start)
-    # from the set's cached teacher logits
-    return dict(path=path, n_images=len(ts), synthesis_s=seconds, class_fidelity=class_fidelity(None, ts))
-
 # %% ../nbs/30_benchmark.ipynb #718e722b
 def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> tuple:
     "Seed `seed`'s teacher's metadata on `layers` (recorded once, then read from `folder`), and its recording seconds."
@@ -217,7 +190,7 @@ def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> t
 def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, metadata=None) -> float|None:
     "One synthesis step of method `name` over the teacher's forward+backward-to-input floor; `None` if it has no step."
     spec = get_method(name)
-    if spec.online or spec.synthesizer is None or spec.family == 'floor': return None
+    if not spec.times_steps: return None
     student = _new_student(pair, dls, 0) if 'student' in spec.needs else None
     synth = method_synthesizer(name, teacher, dls.img_shape, dls.stats, settings=_settings(name, cfg), student=student,
                                metadata=metadata if 'metadata' in spec.needs else None)
@@ -241,7 +214,7 @@ def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
 
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
     "Method `name`'s row for one seed (teacher, metadata, set or game, student); `cache` keeps probes and step costs."
-    spec, n_images, ts = get_method(name), cfg.n_per_class * dls.n_classes, teacher_seed(pair, seed)
+    spec, ts = get_method(name), teacher_seed(pair, seed)
     meta, meta_s = cache['metadata', ts] if 'metadata' in spec.needs else (None, 0.)
     if ('why', name) not in cache:  # once per pair and method: the probe builds the method's synthesizer
         cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape,
@@ -250,14 +223,15 @@ def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig,
     if why: return dict(status='n/a', reason=why)
     # a timing: once per pair and method
     if ('cost', name) not in cache: cache['cost', name] = _step_cost(name, pair, teacher, dls, cfg, meta)
-    if spec.online: res = _online_student(name, pair, teacher, dls, cfg, seed, n_images)
-    else:
-        made = _transfer_set(name, pair, teacher, dls, folder/name, cfg, seed, meta)
-        res = dict(_train_student(pair, teacher, transfer_dls(made['path'], dls, bs=cfg.bs, seed=seed), cfg, seed,
-                                  spec.distill_T(_preset(name, cfg))),
-                   n_images=made['n_images'], synthesis_s=made['synthesis_s'] + meta_s,
-                   class_fidelity=made['class_fidelity'])
-    return dict(res, status='ok', step_cost=cache['cost', name], metadata_s=meta_s if meta is not None else None)
+    clock, n_batches = EpochClock(), math.ceil(cfg.n_per_class * dls.n_classes / cfg.bs)
+    run = spec.data_free_student(teacher, lambda: _new_student(pair, dls, seed), dls, folder/name/f'set{seed}',
+                                 _settings(name, cfg), _preset(name, cfg), epochs=cfg.epochs, n_batches=n_batches,
+                                 bs=cfg.bs, lr=pair.lr, alpha=cfg.alpha, shift=cfg.shift, n_per_class=cfg.n_per_class,
+                                 batch_size=cfg.batch_size, seed=seed, metadata=meta, cbs=[clock])
+    return dict(status='ok', accuracy=evaluate(run.model, dls.valid), curve=clock.curve,
+                curve_offset_s=run.curve_offset_s + meta_s, distill_s=run.distill_s, n_images=run.n_images,
+                synthesis_s=run.synthesis_s + meta_s, class_fidelity=class_fidelity(None, TransferSet(run.path)),
+                step_cost=cache['cost', name], metadata_s=meta_s if meta is not None else None)
 
 def planned_rows(cfg:BenchConfig) -> list[tuple]:
     "The (pair, method, seed) of `cfg`'s rows: per pair, each teacher (by seed), then references and methods per seed."
@@ -287,9 +261,10 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
             _check_teacher(run/p, cache['teacher', ts], ts)
         teacher = cache['teacher', ts]
         if m == 'teacher': row = dict(status='ok', accuracy=evaluate(teacher, dls.valid))
-        elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok')
+        elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok', curve_offset_s=0.)
         elif m == 'kd_real_data':
-            row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds))
+            row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds),
+                       curve_offset_s=0.)
         else:
             if 'metadata' in get_method(m).needs and ('metadata', ts) not in cache:
                 cache['metadata', ts] = _metadata(teacher, dls, run/p, pair.layers, ts)
@@ -347,11 +322,13 @@ def benchmark_table(rows:list[dict]) -> pd.DataFrame:
 
 # %% ../nbs/30_benchmark.ipynb #ec2d9327
 def _curve(r:dict) -> list[tuple[float, float]]:
-    "A row's (seconds since the method started, accuracy) points: synthesis first, then the student's epochs."
-    # the synthesis runs inside the student's epochs, or there is none
-    online = r['method'] in REFERENCES or get_method(r['method']).online
-    offset = 0. if online else r['synthesis_s']
-    return [(offset + t, a) for t, a in r.get('curve') or []]
+    "A row's (seconds since the method started, accuracy) points: what preceded the student's first step, then epochs."
+    if not r.get('curve'): return []
+    offset = r.get('curve_offset_s')  # when the student started (`StudentRun.curve_offset_s`); references: at once
+    if offset is None or math.isnan(offset):
+        raise ValueError(f"row {r['pair']}/{r['method']}/seed{r['seed']} has a curve but no curve_offset_s (an older "
+                         "dfkd wrote it): delete that row's file to rerun it")
+    return [(offset + t, a) for t, a in r['curve']]
 
 def time_to_accuracy(rows:list[dict], fractions=(0.9, 0.95)) -> pd.DataFrame:
     "Per (pair, method): mean seconds (synthesis + distillation) until the student hits each fraction of real-data KD."

@@ -1,4 +1,4 @@
-"""Look at what a teacher inverted into: a grid of synthesised images per class and page, in real colours, with the teacher's top predictions; per-class counts and mean images; several transfer sets side by side; and, for runs with metadata, the Lopes views. As plain figures for the docs and the CLI, and as an ipywidgets browser for a live notebook.
+"""Transfer sets as pictures: per-class images with the teacher's predictions, counts, means, side by side; a widget.
 
 Docs: https://dfkd.github.io/dfkd/browser.html.md"""
 

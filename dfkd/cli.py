@@ -1,4 +1,4 @@
-"""`dfkd train`, `dfkd stats`, `dfkd synthesize`, `dfkd distill`, `dfkd show`, `dfkd pipeline`, `dfkd methods`, `dfkd bench`: the library's functions over a run folder that keeps weights, the training log and a JSON record of settings and results.
+"""`dfkd train`, `stats`, `synthesize`, `distill`, `show`, `pipeline`, `methods`, `bench`: the library over run folders.
 
 Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #e23a84f3
 from __future__ import annotations
-import argparse, ast, dataclasses, inspect, json, math, sys, time, types, typing, warnings
+import argparse, dataclasses, inspect, sys, time, typing, warnings
 # fastai's import calls `torch.jit.script`, which torch deprecates with a FutureWarning on every command;
 # it is not the user's to act on.
 # Only that warning is silenced, before the imports below import fastai: dfkd's own warnings still print.
@@ -15,7 +15,8 @@ warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated',
 from dataclasses import fields
 from pathlib import Path
 from fastcore.docments import docments
-from .core import default_device, set_seed, positive_int, positive_float, json_object, call_with_options
+from .core import (default_device, set_seed, positive_int, positive_float, json_object, call_with_options,
+                       UsageError)
 from .ranks import launched
 from .distributed import launched_console
 from .performance import keep_freed_memory
@@ -24,7 +25,7 @@ from .models import get_model, load_model, model_names, trusted_architectures, t
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
 from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
 from .methods import (FAMILIES, DISTILLER, get_method, get_spec, method_names, distiller_names, method_transfer_set,
-                          methods_table, format_methods_table)
+                          methods_table, format_methods_table, type_name, check_setting, COUNTS_FROM_ZERO)
 from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args,
                            table_records,
                            PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER)
@@ -32,15 +33,11 @@ from .benchmark import add_bench_command
 from .dih_cli import add_heads_command, add_distillers, add_bench_dih
 
 # %% auto #0
-__all__ = ['SHORTCUTS', 'COUNTS_FROM_ZERO', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'UsageError', 'cmd_train',
-           'cmd_distill', 'check_setting', 'parse_settings', 'cmd_stats', 'cmd_synthesize', 'cmd_show',
-           'settings_table', 'cmd_methods', 'cmd_pipeline', 'make_parser', 'named_architectures', 'main', 'cli_message',
-           'console']
+__all__ = ['SHORTCUTS', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'cmd_train', 'cmd_distill', 'parse_settings', 'cmd_stats',
+           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'make_parser',
+           'named_architectures', 'main', 'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
-class UsageError(ValueError):
-    "A command line the CLI cannot run (an unknown setting, a value of wrong type); `console` prints it in one line."
-
 def _default(f, name:str):
     "The default of parameter `name` of `f`: the CLI's defaults are the library's."
     return inspect.signature(f).parameters[name].default
@@ -65,69 +62,14 @@ def cmd_distill(args) -> dict:
     return call_with_options(distill_run, args)
 
 # %% ../nbs/90_cli.ipynb #3857ca1a
-def _parse_value(text:str, tp):
-    "`text` as a value of type `tp`; `ValueError` if it is not one."
-    origin, targs = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if text.lower() in ('none', 'null') and type(None) in targs: return None
-        for a in targs:
-            if a is type(None): continue
-            try: return _parse_value(text, a)
-            except ValueError: pass
-        raise ValueError
-    if tp is bool:
-        if text.lower() in ('true', 'yes', 'on', '1'): return True
-        if text.lower() in ('false', 'no', 'off', '0'): return False
-        raise ValueError
-    if tp in (int, float, str): return tp(text)
-    if (origin or tp) in (list, tuple): return _parse_sequence(text, origin or tp)
-    try: value = ast.literal_eval(text)  # dicts
-    except (SyntaxError, ValueError): raise ValueError from None
-    if isinstance(origin or tp, type) and not isinstance(value, origin or tp): raise ValueError
-    return value
-
-def _literal_or_name(text:str):
-    try: return ast.literal_eval(text)
-    except (SyntaxError, ValueError): return text  # a module name needs no quotes
-
-def _parse_sequence(text:str, tp:type):
-    "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; no quotes."
-    inner = text.strip()
-    if inner[:1] in '[(' and inner[-1:] in '])': inner = inner[1:-1]
-    return tp(_literal_or_name(t.strip()) for t in inner.split(',') if t.strip())
-
-def _type_name(tp) -> str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
-
 SHORTCUTS = {'iterations': 'iterations', 'synth_lr': 'lr'}  # option -> the setting it stands for
-# integer settings where 0 means "none"; every other one counts from 1
-COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')
-
-def _is_rate(key:str) -> bool:
-    "Learning rates, temperatures, scales and clipping norms: settings that must be > 0."
-    return key in ('lr', 'T', 'init_scale', 'clip') or key.startswith('lr_') or key.endswith(('_lr', '_T'))
-
-def check_setting(key:str, value, pair:str):
-    "Refuse what no run can use: count < 1 (`COUNTS_FROM_ZERO`: < 0), rate or temperature ≤ 0, weight < 0, inf, nan."
-    if value is None or isinstance(value, bool): return
-    if isinstance(value, (tuple, list)):
-        for v in value: check_setting(key, v, pair)
-        return
-    if isinstance(value, int):
-        low = 0 if key in COUNTS_FROM_ZERO else 1
-        if value < low: raise UsageError(f'--set {pair}: {key} is a count; give an integer ≥ {low}')
-    elif isinstance(value, float):
-        if not math.isfinite(value): raise UsageError(f'--set {pair}: {key} must be a finite number')
-        if _is_rate(key) and value <= 0:
-            raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
-        if value < 0: raise UsageError(f'--set {pair}: {key} is a weight or factor; give a number ≥ 0')
 
 def parse_settings(method:str, # a registered method
                    pairs=(), # `key=value` strings, as given to `--set`
                    **shortcuts) -> dict: # `iterations=`, `synth_lr=` (`None`: not given)
     "The settings of `method` the command line changes, each checked against the method's settings dataclass and typed."
     spec = get_method(method)
-    hints, names = typing.get_type_hints(spec.settings), [f.name for f in fields(spec.settings)]
-    out = {}
+    names, out = [f.name for f in fields(spec.settings)], {}
     for option, value in shortcuts.items():
         if value is None: continue
         key = SHORTCUTS[option]
@@ -135,16 +77,8 @@ def parse_settings(method:str, # a registered method
             raise UsageError(f"--{option.replace('_', '-')} sets the setting '{key}', which {method} does not have; "
                              f"its settings are {', '.join(names)} (use --set)")
         out[key] = value
-    for pair in pairs:
-        key, eq, text = pair.partition('=')
-        if not eq: raise UsageError(f'--set expects key=value, got {pair!r}')
-        if key not in names:
-            raise UsageError(f"--set {pair}: {method} has no setting '{key}'; its settings are {', '.join(names)}")
-        try: out[key] = _parse_value(text, hints[key])
-        except ValueError:
-            raise UsageError(f'--set {pair}: {method} wants {_type_name(hints[key])} for {key}, not {text!r}') from None
-        check_setting(key, out[key], pair)
-    return out
+    return {**out, **spec.parse_settings(pairs)}  # `--set` wins over a shortcut
+
 
 # %% ../nbs/90_cli.ipynb #c971d9f2
 def cmd_stats(args) -> dict:
@@ -175,7 +109,7 @@ def cmd_synthesize(args) -> dict:
     teacher = load_model(args.teacher, device=default_device())
     dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
     student = None
-    if spec.online or 'student' in spec.needs:
+    if spec.takes_student:
         set_seed(args.seed); student = build_model(args.student, dls, args.student_kwargs)
     meta = load_metadata(args.metadata, teacher) if args.metadata else None
     path = method_transfer_set(args.method, teacher, out, dls, n_per_class=args.n_per_class, batch_size=args.batch_size,
@@ -218,7 +152,7 @@ def settings_table(method:str) -> list[dict]:
     "One row per setting of `method` (a data-free method or a distiller): name, type, default, what it is."
     spec = get_spec(method)
     hints, docs, defaults = typing.get_type_hints(spec.settings), _setting_docs(spec.settings), spec.defaults()
-    return [dict(setting=f.name, type=_type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '')
+    return [dict(setting=f.name, type=type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '')
             for f in fields(spec.settings)]
 
 def cmd_methods(args) -> dict:

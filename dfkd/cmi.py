@@ -1,4 +1,4 @@
-"""Fang et al. 2021: inversion with a generator re-trained for every batch, made diverse by a contrastive term that pushes each new image away from everything synthesised before, through a memory bank of past samples in a learned projection of the teacher's features.
+"""Fang et al. 2021: a generator re-trained per batch; a contrastive term pushes new images away from the old ones.
 
 Docs: https://dfkd.github.io/dfkd/cmi.html.md"""
 

@@ -1,4 +1,4 @@
-"""The three things every other module relies on and none should decide for itself: where tensors live, how runs are seeded, and how results reach the disk without ever being half-written.
+"""What every other module relies on: where tensors live, how runs are seeded, and how files reach the disk whole.
 
 Docs: https://dfkd.github.io/dfkd/core.html.md"""
 
@@ -14,8 +14,8 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['default_device', 'limit_test_threads', 'torch_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes',
            'atomic_write_text', 'atomic_write_json', 'read_json', 'folder_path', 'atomic_save_safetensors',
-           'load_safetensors', 'maybe_progress', 'tensor_checksum', 'positive_int', 'positive_float', 'json_object',
-           'call_with_options']
+           'load_safetensors', 'maybe_progress', 'tensor_checksum', 'UsageError', 'positive_int', 'positive_float',
+           'json_object', 'call_with_options']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it
@@ -147,6 +147,9 @@ def tensor_checksum(tensors) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #03551c15
+class UsageError(ValueError):
+    "A command line the CLI cannot run (an unknown setting, a value of wrong type); the CLI prints it in one line."
+
 def positive_int(text:str) -> int:
     "argparse type: an integer ≥ 1 (counts: images, batches, epochs, steps)."
     try: v = int(text)

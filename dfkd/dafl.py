@@ -1,4 +1,4 @@
-"""Chen et al. 2019: a generator trained so the teacher answers its images confidently, strongly and with all classes in balance; the student distils on the generator's batches.
+"""Chen et al. 2019: the student learns on generated images with confident outputs, strong features, balanced classes.
 
 Docs: https://dfkd.github.io/dfkd/dafl.html.md"""
 

@@ -1,4 +1,4 @@
-"""Embedded real digits that need no network, torchvision-backed loaders for MNIST, FashionMNIST and CIFAR, and one calling convention that turns every one of them into fastai `DataLoaders`.
+"""Embedded digits that need no network, and MNIST, FashionMNIST and CIFAR from torchvision, as fastai `DataLoaders`.
 
 Docs: https://dfkd.github.io/dfkd/data.html.md"""
 

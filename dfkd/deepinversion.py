@@ -1,4 +1,4 @@
-"""Yin et al. (2020): images optimised so that every BatchNorm layer of the teacher sees its training statistics again, under image priors and random jitter; the adaptive variant adds a competition with a live student that is trained between synthesis rounds.
+"""Yin et al. (2020): images that restore the teacher's BN statistics; Adaptive DeepInversion adds a live student.
 
 Docs: https://dfkd.github.io/dfkd/deepinversion.html.md"""
 

@@ -1,4 +1,4 @@
-"""Choi et al. 2020: generators whose images match the teacher's BatchNorm statistics, are confidently classified, cover every class, and keep the student challenged; several generators share the work.
+"""Choi et al. 2020: generators of confident, class-balanced images that match BN statistics and challenge the student.
 
 Docs: https://dfkd.github.io/dfkd/dfq.html.md"""
 

@@ -1,4 +1,4 @@
-"""Asadian & Salehi-Abari 2021: classifier heads mounted on a frozen teacher's intermediate layers turn one large teacher into a cohort of teachers of growing depth, and the student learns from all of them at once.
+"""Asadian & Salehi-Abari 2021: heads on a frozen teacher's intermediate layers make a cohort of teachers for a student.
 
 Docs: https://dfkd.github.io/dfkd/dih.html.md"""
 

@@ -1,4 +1,4 @@
-"""The distillation methods the DIH paper compares with, on the same recipes: a teacher assistant (TAKD), contrastive representation distillation (CRD), and two methods with classifier heads on teacher and student (TOFD, MHKD); then every student-training method registered as a distiller, behind one signature.
+"""DIH's baselines on the same recipes (TAKD, CRD, TOFD, MHKD), and every student-training method as a distiller.
 
 Docs: https://dfkd.github.io/dfkd/dih_baselines.html.md"""
 

@@ -1,4 +1,4 @@
-"""DIH against its baselines on `mnist5k`, with data and without, over three seeds (mean ± std, seconds per method); and the authors' CIFAR-100 configuration, ResNet-110 → ResNet-8, ready to run on the real files.
+"""DIH against its baselines on `mnist5k`, with and without data, over seeds; and the authors' CIFAR-100 configuration.
 
 Docs: https://dfkd.github.io/dfkd/dih_benchmark.html.md"""
 

@@ -1,4 +1,4 @@
-"""`dfkd heads` fine-tunes classifier heads on a saved teacher; `dfkd distill --distiller` trains a student with KD, DIH or any of its baselines, on real data or on a transfer set; `dfkd bench --which dih` and `dfkd bench --which dih-cifar100` run the DIH tables.
+"""DIH's commands: `dfkd heads`, `dfkd distill --distiller` (KD, DIH or a baseline), and the DIH tables of `dfkd bench`.
 
 Docs: https://dfkd.github.io/dfkd/dih_cli.html.md"""
 
@@ -136,11 +136,15 @@ def distiller_run(run:str|Path, # the run folder
                   heads:str|Path|None=None, # DIH: the heads file
                   pooled:bool=False, form:str|None=None, # DIH: pooled heads if fine-tuned here; `cohort_loss` form
                   head_epochs:int=HEADS_RECIPE.epochs, head_lr:float=HEADS_RECIPE.lr, # heads fine-tuned here
+                  distiller_settings:dict|None=None, # more of its settings (`--set`; `Spec.parse_settings`)
                   quiet:bool=False) -> dict:
     "Distil the saved `teacher` into a new `student` with `distiller`; save weights and record in `run`; return it."
     settings, t0 = dict(locals()), time.time()
     kw = _distiller_options(distiller, T=T, alpha=alpha, assistant=assistant, form=form, heads=heads, pooled=pooled)
     kw.pop('heads', None); kw.pop('pooled', None)  # DIH's heads are built below
+    twice = sorted(set(kw) & set(distiller_settings or {}))
+    if twice: raise ValueError(f"{', '.join(twice)} given twice (as an option and in --set): give each once")
+    kw.update(distiller_settings or {})
     net_t = _load_teacher(teacher)
     settings['dataset'], settings['size'] = teacher_data(net_t, dataset, size)  # the record holds what ran
     train, real, labels = _training_data(net_t, dataset, root, size, bs, seed, transfer_set)
@@ -195,19 +199,25 @@ def add_distillers(d, # the `distill` subparser of `dfkd.cli.make_parser`
                    help='dih, tofd, mhkd: epochs of the heads fine-tuned here [%(default)s]')
     d.add_argument('--head-lr', type=positive_float, default=HEADS_RECIPE.lr,
                    help='their learning rate (SGD) [%(default)s]')
+    d.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE',
+                   help="the distiller's settings, e.g. --set T=5 alpha=0.1 (`dfkd methods NAME` lists them)")
     kd_T = d.get_default('T')
     if kd_T is not None: _set_none_default(d, 'T', 'softmax temperature; default: the distiller\'s (kd: 4; dih: 5)')
     def run(args):
         args.distiller = _chosen_distiller(args)
+        settings = get_distiller(args.distiller).parse_settings(args.set)
         if args.distiller == 'kd':
             _distiller_options('kd', assistant=args.assistant, form=args.form, heads=args.heads, pooled=args.pooled)
+            for k in settings:  # KD's settings are the command's own options
+                if getattr(args, k) is not None: raise ValueError(f'--{k} and --set {k}=... : give it once')
+                setattr(args, k, settings[k])
             if args.T is None: args.T = kd_T
             return plain_kd_func(args)
         off = [o for o, on in (('--shift', args.shift), ('--fp16', args.fp16)) if on]
         if off:
             raise ValueError(f"{' and '.join(off)} work with --distiller kd only; "
                              f"drop them for --distiller {args.distiller}")
-        return call_with_options(distiller_run, args)
+        return call_with_options(distiller_run, args, distiller_settings=settings)
     d.set_defaults(func=run)
     return d
 

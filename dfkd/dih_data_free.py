@@ -1,4 +1,4 @@
-"""DIH without real data: the heads are fine-tuned and the student distilled on a transfer set synthesised from the teacher alone, by any method of the registry, labelled by the teacher; compared with data-free KD and with DIH on real data.
+"""DIH without real data: heads and student trained on a teacher-labelled transfer set, against KD and real-data DIH.
 
 Docs: https://dfkd.github.io/dfkd/dih_data_free.html.md"""
 

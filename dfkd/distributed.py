@@ -1,4 +1,4 @@
-"""Training, distillation, synthesis and metadata on several processes and machines, launched by `torchrun`: fastai's data-parallel training made to work on CPUs (gloo) as on GPUs (nccl), transfer sets synthesised in shards by rank and merged, online generator games played with one generator over the processes, statistics reduced as sums and counts, and mixed precision on GPUs.
+"""Training, distillation, synthesis and metadata over the processes and machines of `torchrun`, on CPUs and GPUs.
 
 Docs: https://dfkd.github.io/dfkd/distributed.html.md"""
 

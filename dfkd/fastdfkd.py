@@ -1,4 +1,4 @@
-"""Fang et al. 2022: instead of re-training a generator from scratch for every batch (CMI), learn a generator that needs only a few steps to produce a new batch, by Reptile / first-order MAML across batches; BatchNorm statistics are matched with momentum across batches.
+"""Fang et al. 2022: a generator meta-learned (first-order MAML or Reptile) to make each new batch in a few steps.
 
 Docs: https://dfkd.github.io/dfkd/fastdfkd.html.md"""
 

@@ -1,4 +1,4 @@
-"""The generator parametrisation next to the pixel one: a DCGAN-style generator sized from the image shape, latent sampling and generator ensembles, a `GeneratorSynthesizer` that trains it against the engine's loss terms, and `OnlineSynthesisCallback`, which lets a fastai `Learner` distil on batches the generator produces during training.
+"""A DCGAN-style generator as a parametrisation, `GeneratorSynthesizer` to train it, online distillation in a `Learner`.
 
 Docs: https://dfkd.github.io/dfkd/generators.html.md"""
 

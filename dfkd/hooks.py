@@ -1,4 +1,4 @@
-"""The single way dfkd reads inside a network, teacher or student, ours or anyone's: forward hooks on modules addressed by their names, with gradients flowing when a loss needs them.
+"""How dfkd reads inside any network: forward hooks on modules addressed by name, with gradients when a loss needs them.
 
 Docs: https://dfkd.github.io/dfkd/hooks.html.md"""
 

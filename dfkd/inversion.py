@@ -1,4 +1,4 @@
-"""The parts every model-inversion method shares, as loss terms and helpers on the synthesis engine: BatchNorm-statistics matching on every BN layer of any teacher, image priors, jitter and flips, the competition with a live student, and a student-in-the-loop mode.
+"""What model-inversion methods share, on the engine: BN-statistics matching, image priors, jitter, a competing student.
 
 Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 

@@ -1,4 +1,4 @@
-"""Teacher, student alone and distilled student for the two classic MNIST pairs, hinton1200 → hinton800 and LeNet-5 → LeNet-5-half: the with-data reference every data-free method is measured against.
+"""Teacher, student alone and KD student for the classic MNIST pairs: the with-data reference for data-free methods.
 
 Docs: https://dfkd.github.io/dfkd/kd_mnist.html.md"""
 

@@ -1,4 +1,4 @@
-"""Hand-written backward passes for the batch statistics of BN layers, their distance from the running ones and the two image priors of model inversion: the values and gradients of the plain forms with fewer passes over memory. Each kernel is tested against the plain form it replaces.
+"""BN-statistics matching and the image priors of model inversion as kernels with hand-written backward passes.
 
 Docs: https://dfkd.github.io/dfkd/kernels.html.md"""
 

@@ -1,4 +1,4 @@
-"""The five objectives of Lopes, Fenu & Starner (2017), top_layer, all_layers, all_layers_dropout, spectral_all_layers and spectral_layer_pairs, as loss terms on the synthesis engine, their recipes and registry entries, and the Gaussian-noise floor every data-free method must beat.
+"""Lopes, Fenu & Starner (2017): the five metadata objectives as loss terms and recipes, and the Gaussian-noise floor.
 
 Docs: https://dfkd.github.io/dfkd/lopes.html.md"""
 

@@ -1,4 +1,4 @@
-"""Statistics of a teacher's activations recorded once on real data through hooks on named modules, the graph Fourier basis of its weights, and the dropout filters it used, saved as one portable file that refuses any other teacher.
+"""A teacher's activation statistics on real data, graph Fourier basis and dropout filters, in a file bound to it.
 
 Docs: https://dfkd.github.io/dfkd/metadata.html.md"""
 

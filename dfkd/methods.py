@@ -1,4 +1,4 @@
-"""One table of every data-free method and every distiller: its family, paper, typed settings with their defaults, presets, and how to build or run it. The CLI, `dfkd.pipeline`, the benchmarks and the browser read it; no other place dispatches on a name.
+"""One table of every method and distiller: family, paper, typed settings, presets, builders; all name look-ups go here.
 
 Docs: https://dfkd.github.io/dfkd/methods.html.md"""
 
@@ -6,20 +6,27 @@ Docs: https://dfkd.github.io/dfkd/methods.html.md"""
 
 # %% ../nbs/15_methods.ipynb #3de196a5
 from __future__ import annotations
-import dataclasses, importlib, inspect, json
+import ast, dataclasses, importlib, inspect, math, time, types, typing
 from dataclasses import dataclass, field, fields, asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, ClassVar
-import torch, torch.nn as nn
-from .synthesis import build_transfer_set, check_set_folder, recording_preset
-from .kd import OPTIMIZERS
+import torch.nn as nn
+from .core import UsageError
+from fastcore.basics import patch
+from .models import fingerprint
+from .kd import OPTIMIZERS, distill
+from .synthesis import (build_transfer_set, check_set_folder, recording_preset, finished_transfer_set, TransferSet,
+                            transfer_dls)
+from .generators import generator_transfer_set
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES', 'Spec',
-           'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set', 'register', 'method_names', 'distiller_names',
-           'get_spec', 'get_method', 'get_distiller', 'check_needs', 'method_transfer_set', 'method_synthesizer',
-           'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table', 'format_methods_table']
+__all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES',
+           'COUNTS_FROM_ZERO', 'Spec', 'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set', 'register',
+           'method_names', 'distiller_names', 'get_spec', 'get_method', 'get_distiller', 'check_needs',
+           'method_transfer_set', 'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer',
+           'keyword_transfer_set', 'methods_table', 'format_methods_table', 'StudentRun', 'synthesis_seconds',
+           'type_name', 'check_setting']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')  # the families of data-free methods
@@ -93,10 +100,28 @@ class MethodSpec(Spec):
         for p in self.presets: self.student_recipe(p)  # a misspelt recipe fails where the preset is written
     @property
     def online(self) -> bool: return self.train is not None
+    @property
+    def takes_student(self) -> bool:
+        "Whether running it takes a student network: one that plays during synthesis, or the one its game trains."
+        return self.online or 'student' in self.needs
+    @property
+    def times_steps(self) -> bool:
+        "Whether a step of its own synthesis loop is its unit of cost (a game's step trains the student too)."
+        return not self.online and self.synthesizer is not None and self.family != 'floor'
     def distill_T(self, preset:str|None=None, default:float=4.) -> float:
         "The temperature students of this method's images distil at: the preset's `student_T`, the method's, `default`."
         T = self.preset(preset).get('student_T')
         return T if T is not None else self.student_T or default
+    def temperature(self, settings, # the method's settings object
+                    T:float|None=None, # an explicit temperature, or `None`
+                    preset:str|None=None) -> tuple: # the preset the settings came from
+        "The temperature its students distil at, and the settings that carry it (a game reads its own `T` setting)."
+        has_T = 'T' in {f.name for f in fields(settings)}
+        if self.online and has_T: return (settings.T, settings) if T is None else (T, replace(settings, T=T))
+        if self.online and T is not None:
+            raise ValueError(f"{self.name}'s game distils at a temperature of its own (it has no `T` setting); leave "
+                             "`T` unset")
+        return (T if T is not None else self.distill_T(preset)), settings
     def student_recipe(self, preset:str|None=None) -> dict:
         "The student recipe `preset` carries, named as `distill` names it (`T`, `opt`, `lr`, ...); empty when none."
         r = {k.removeprefix('student_'): v for k, v in self.preset(preset).items() if k in RECIPE_KEYS}
@@ -252,9 +277,6 @@ def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, s
     name = spec.name
     if spec.online:
         if student is None: raise ValueError(f'{name} trains a generator against a student: pass the student network')
-        from dfkd.generators import generator_transfer_set
-        from dfkd.synthesis import finished_transfer_set
-        from dfkd.models import fingerprint
         # the student before the game (training changes it in place), the game's budget
         # and the student's recipe make the set what it is
         recipe = spec.student_recipe(preset)
@@ -334,3 +356,129 @@ def format_methods_table(rows:list[dict]) -> str:
     cols = ['method', 'family', 'paper', 'needs', 'defaults']
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     return '\n'.join(lines + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
+
+# %% ../nbs/15_methods.ipynb #cc00fcaa
+@dataclass
+class StudentRun:
+    "A data-free student and what it took: its `Learner`, synthesis and distillation seconds, its transfer set."
+    learn:object # the fastai `Learner` that trained the student (`learn.model`)
+    synthesis_s:float # seconds making images: the offline set's synthesis, or the generator's share of a game
+    distill_s:float # seconds the student trained, synthesis excluded
+    path:Path # the transfer set: the one the student learned from, or a sample of the game's last generator
+    curve_offset_s:float # seconds from the method's start to the student's first step
+    shift:int # the random shifts the student trained with
+    n_images:int # images synthesised: the transfer set's, or the game's batches
+    passes:int|None # whole passes over its transfer set (offline: `epochs`); a game's batches are new at every step
+    @property
+    def steps(self) -> int: return self.learn.train_iter
+    @property
+    def model(self) -> nn.Module: return self.learn.model
+
+def synthesis_seconds(path:str|Path, fallback:float) -> float:
+    "Seconds the shards of the transfer set in `path` took, over every run that wrote them; else `fallback`."
+    shards = TransferSet(path, allow_incomplete=True).manifest.get('shards') or []
+    return sum(s['seconds'] for s in shards) if shards and all('seconds' in s for s in shards) else fallback
+
+@patch
+def data_free_student(self:MethodSpec, teacher:nn.Module,
+                      new_student:Callable, # () -> a new, seeded student network
+                      dls, path:str|Path, # the teacher's real `DataLoaders`; the transfer set's folder
+                      settings=None, preset:str|None=None, # the method's settings (object or dict) and preset
+                      epochs:int=8, n_batches:int=100, bs:int=64, lr:float=1e-2, # online: the game's budget
+                      T:float|None=None, alpha:float=1., shift:int=0, # `None`: see `temperature`; offline only: shift
+                      optim:dict|None=None, # `distill`'s optimiser keys (`OPTIMISER_KEYS`)
+                      n_per_class:int=100, batch_size:int=64, seed:int=0, metadata=None, cbs=None,
+                      show:bool=False) -> StudentRun:
+    "Train a student of `teacher` with this method: in its game (online), or on the transfer set it writes (offline)."
+    T, s = self.temperature(self.make_settings(settings, preset), T, preset)
+    start, optim = time.perf_counter(), optim or {}
+    if self.online:
+        learn = self.train_student(teacher, new_student(), dls, s, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr,
+                                   seed=seed, show=show, cbs=cbs, **optim)
+        spent, n = time.perf_counter() - start, min(n_per_class, 32)
+        with recording_preset(preset):
+            generator_transfer_set(learn.synthesizer, path, n_per_class=n, batch_size=n, method=self.name,
+                                   stats=dls.stats, seed=seed, progress=False, settings=asdict(s))
+        return StudentRun(learn, learn.synthesis_seconds, spent - learn.synthesis_seconds, Path(path), 0., 0,
+                          epochs * n_batches * bs, None)
+    method_transfer_set(self.name, teacher, path, dls, n_per_class, batch_size, seed, s, preset,
+                        new_student() if 'student' in self.needs else None, metadata, progress=show)
+    synth_s, t1 = synthesis_seconds(path, time.perf_counter() - start), time.perf_counter()
+    learn = distill(new_student(), teacher, transfer_dls(path, dls, bs=bs, seed=seed), epochs, lr, T=T, alpha=alpha,
+                    shift=shift, seed=seed, show=show, cbs=cbs, **optim)
+    return StudentRun(learn, synth_s, time.perf_counter() - t1, Path(path), synth_s, shift,
+                      len(TransferSet(path)), epochs)
+
+# %% ../nbs/15_methods.ipynb #379a953f
+def _parse_value(text:str, tp):
+    "`text` as a value of type `tp`; `ValueError` if it is not one."
+    origin, targs = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ('none', 'null') and type(None) in targs: return None
+        for a in targs:
+            if a is type(None): continue
+            try: return _parse_value(text, a)
+            except ValueError: pass
+        raise ValueError
+    if tp is bool:
+        if text.lower() in ('true', 'yes', 'on', '1'): return True
+        if text.lower() in ('false', 'no', 'off', '0'): return False
+        raise ValueError
+    if tp in (int, float, str): return tp(text)
+    if (origin or tp) in (list, tuple): return _parse_sequence(text, origin or tp)
+    try: value = ast.literal_eval(text)  # dicts
+    except (SyntaxError, ValueError): raise ValueError from None
+    if isinstance(origin or tp, type) and not isinstance(value, origin or tp): raise ValueError
+    return value
+
+def _literal_or_name(text:str):
+    try: return ast.literal_eval(text)
+    except (SyntaxError, ValueError): return text  # a module name needs no quotes
+
+def _parse_sequence(text:str, tp:type):
+    "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; no quotes."
+    inner = text.strip()
+    if inner[:1] in '[(' and inner[-1:] in '])': inner = inner[1:-1]
+    return tp(_literal_or_name(t.strip()) for t in inner.split(',') if t.strip())
+
+def type_name(tp) -> str:
+    "A type annotation as a reader writes it: `int`, `float | None`."
+    return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+
+# %% ../nbs/15_methods.ipynb #aa6893e3
+# integer settings where 0 means "none"; every other one counts from 1
+COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')
+
+def _is_rate(key:str) -> bool:
+    "Learning rates, temperatures, scales and clipping norms: settings that must be > 0."
+    return key in ('lr', 'T', 'init_scale', 'clip') or key.startswith('lr_') or key.endswith(('_lr', '_T'))
+
+def check_setting(key:str, value, pair:str):
+    "Refuse what no run can use: count < 1 (`COUNTS_FROM_ZERO`: < 0), rate or temperature ≤ 0, weight < 0, inf, nan."
+    if value is None or isinstance(value, bool): return
+    if isinstance(value, (tuple, list)):
+        for v in value: check_setting(key, v, pair)
+        return
+    if isinstance(value, int):
+        low = 0 if key in COUNTS_FROM_ZERO else 1
+        if value < low: raise UsageError(f'--set {pair}: {key} is a count; give an integer ≥ {low}')
+    elif isinstance(value, float):
+        if not math.isfinite(value): raise UsageError(f'--set {pair}: {key} must be a finite number')
+        if _is_rate(key) and value <= 0:
+            raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
+        if value < 0: raise UsageError(f'--set {pair}: {key} is a weight or factor; give a number ≥ 0')
+
+@patch
+def parse_settings(self:Spec, pairs=()) -> dict: # `key=value` strings, as given to `--set`
+    "The settings `pairs` set, each checked against this entry's settings dataclass and typed (`UsageError` if not)."
+    hints, names, out = typing.get_type_hints(self.settings), [f.name for f in fields(self.settings)], {}
+    for pair in pairs:
+        key, eq, text = pair.partition('=')
+        if not eq: raise UsageError(f'--set expects key=value, got {pair!r}')
+        if key not in names:
+            raise UsageError(f"--set {pair}: {self.name} has no setting '{key}'; its settings are {', '.join(names)}")
+        try: out[key] = _parse_value(text, hints[key])
+        except ValueError:
+            raise UsageError(f'--set {pair}: {self.name} wants {type_name(hints[key])} for {key}, not {text!r}') from None
+        check_setting(key, out[key], pair)
+    return out

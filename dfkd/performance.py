@@ -1,4 +1,4 @@
-"""The allocator setting that spares a CPU a page fault per freed buffer, a check that the loss terms run the kernels of `09_kernels`, and the step-cost measurement, a listener on the engine's events that pairs every synthesis step with the floor.
+"""Step cost measured against the floor, an allocator setting that steadies it on CPUs, and a check of the kernels.
 
 Docs: https://dfkd.github.io/dfkd/performance.html.md"""
 

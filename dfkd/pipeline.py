@@ -1,4 +1,4 @@
-"""The whole data-free job as one Python function: a teacher, its metadata if the method reads some, a transfer set or an online game, a student evaluated on the real test split, and the KD-with-real-data student trained with the same recipe for reference.
+"""The data-free job as one function: teacher, metadata, synthesis, a student tested on real data, KD with real data.
 
 Docs: https://dfkd.github.io/dfkd/pipeline.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://dfkd.github.io/dfkd/pipeline.html.md"""
 # %% ../nbs/85_pipeline.ipynb #6b13e011
 from __future__ import annotations
 import platform, time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 import torch
 from fastai.callback.progress import CSVLogger
@@ -16,18 +16,18 @@ import json
 from .core import atomic_write_json, default_device, set_seed, read_json, folder_path, positive_int
 from .data import DATASETS
 from .data import get_dls
-from .models import get_model, load_model, save_model, count_params, as_classifier, trusted_names
+from .models import (get_model, load_model, save_model, count_params, as_classifier, trusted_names,
+                         is_user_architecture, import_factory, shape_arguments)
 from .kd import train_classifier, distill, evaluate, student_optimiser
 from .metadata import record_metadata, load_metadata
-from .synthesis import TransferSet, transfer_dls, recording_preset
-from .generators import generator_transfer_set
-from .methods import get_method, method_names, method_transfer_set, OPTIMISER_KEYS
+from .synthesis import TransferSet, transfer_dls
+from .methods import get_method, method_names, OPTIMISER_KEYS
 from .benchmark import BenchConfig
 
 # %% auto #0
 __all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
            'default_size', 'table_records', 'data_args', 'train_run', 'teacher_data', 'teacher_dls',
-           'transfer_set_recipe', 'build_model', 'distill_run', 'reference_epochs', 'student_temperature', 'pipeline']
+           'transfer_set_recipe', 'build_model', 'distill_run', 'reference_epochs', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder
@@ -148,17 +148,24 @@ def transfer_set_recipe(manifest:dict) -> dict:
     spec, preset = get_method(name), manifest.get('preset')
     return dict(spec.student_recipe(preset), T=spec.distill_T(preset))
 
+def _supplied(name:str, inferred:dict, given:dict) -> str:
+    "What dfkd passes to the constructor of `name` beside the user's `given` arguments, for messages."
+    if is_user_architecture(name): inferred = shape_arguments(import_factory(name), **inferred)
+    return ', '.join(f'{k}={v}' for k, v in inferred.items() if k not in given) or 'nothing'
+
 def build_model(name:str, # an architecture, as `get_model` takes it
                 dls, # the data it is for: image shape and classes
-                kwargs:dict|None=None, # its keyword arguments
+                kwargs:dict|None=None, # its keyword arguments; they win over the shape and classes inferred from `dls`
                 what:str='the student', option:str='--student' # how messages name it, and the option that chooses it
                ) -> torch.nn.Module:
     "A new network `name` (`kwargs`) for `dls`'s images and classes, checked by `as_classifier` (misfit: the fix)."
+    given = kwargs or {}
+    inferred = dict(n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1])
     fix = (f"choose an architecture that takes them ({option} on the command line; the zoo's MLPs, hinton800 and "
-           f"hinton1200, take any size), or use larger images")
+           f"hinton1200, take any size), use larger images, or give the constructor's own arguments ({option}-kwargs; "
+           f"they win over the {_supplied(name, inferred, given)} dfkd passes)")
     try:
-        net = get_model(name, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=dls.img_shape[-1],
-                        **(kwargs or {}))
+        net = get_model(name, **(inferred | given))
         return as_classifier(net.to(dls.device), dls.img_shape, f'{what} {name}', dls.n_classes)
     except RuntimeError as e:
         raise ValueError(f"{what} {name} cannot be built for {'x'.join(map(str, dls.img_shape))} images ({e}): "
@@ -222,19 +229,6 @@ def reference_epochs(steps:int, # optimiser steps the data-free student took
     "Whole epochs over the real data that come closest to `steps` optimiser steps (at least one)."
     return max(1, round(steps / batches_per_epoch))
 
-def _setting_names(settings) -> set: return {f.name for f in fields(settings)}
-
-def student_temperature(spec, # a `MethodSpec`
-                        settings, # the method's settings object
-                        T:float|None=None, # an explicit temperature, or `None`
-                        preset:str|None=None): # the preset the settings came from
-    "The temperature both students distil at, and the settings that carry it (an online game reads its `T` setting)."
-    if spec.online and 'T' in _setting_names(settings):
-        return (settings.T, settings) if T is None else (T, replace(settings, T=T))
-    if spec.online and T is not None:
-        raise ValueError(f"{spec.name}'s game distils at a temperature of its own (it has no `T` setting); leave `T` "
-                         "unset")
-    return (T if T is not None else spec.distill_T(preset)), settings
 
 # %% ../nbs/85_pipeline.ipynb #e8152f5f
 @dataclass
@@ -260,53 +254,32 @@ def _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epo
     dataset, size = teacher_data(net_t, data['dataset'], data['size'])
     return net_t, teacher_w, trust, dict(data, dataset=dataset, size=size)
 
-def _game_student(job:_Job) -> dict:
-    "An online method: the game trains the data-free student; its final generator is sampled into a small transfer set."
-    spec, run, dls, r = job.spec, job.run, job.dls, job.recipe
-    set_seed(job.seed)
-    net_s = build_model(job.student, dls, job.student_kwargs)
-    start_run(run/'student')
-    learn = spec.train_student(job.teacher, net_s, dls, job.settings, job.preset, epochs=job.epochs,
-                               n_batches=job.n_batches, bs=r['bs'],
-                               lr=r['lr'], seed=job.seed, show=not job.quiet,
-                               cbs=[CSVLogger(str((run/'student'/'history.csv').absolute()))])
-    save_model(learn.model, run/'student'/'model.safetensors',
+def _data_free_student(job:_Job) -> dict:
+    "The data-free student, trained the method's way (`MethodSpec.data_free_student`), saved with its log and record."
+    spec, run, dls, r = job.spec, job.run/'student', job.dls, job.recipe
+    meta = _metadata(job.run, spec, job.teacher, dls, job.seed, job.quiet)
+    def new_student(): set_seed(job.seed); return build_model(job.student, dls, job.student_kwargs)
+    start_run(run)
+    out = spec.data_free_student(job.teacher, new_student, dls, job.ts_path, job.settings, job.preset,
+                                 epochs=job.epochs, n_batches=job.n_batches, bs=r['bs'], lr=r['lr'], T=r['T'],
+                                 shift=r['shift'], optim=job.optim, n_per_class=job.n_per_class,
+                                 batch_size=job.batch_size, seed=job.seed, metadata=meta, show=not job.quiet,
+                                 cbs=[CSVLogger(str((run/'history.csv').absolute()))])
+    r['shift'] = out.shift  # a game trains without shifts, and so does its reference
+    save_model(out.model, run/'model.safetensors',
                extra=dict(dataset=job.data['dataset'], method=spec.name, img_shape=list(dls.img_shape),
                           stats=dls.stats))
-    acc, steps = evaluate(learn.model, dls.valid), learn.train_iter
-    write_record(run/'student', 'game',
+    acc = evaluate(out.model, dls.valid)
+    write_record(run, 'data_free_student',
                  dict(method=spec.name, preset=job.preset, settings=asdict(job.settings), epochs=job.epochs,
                       n_batches=job.n_batches, **r),
-                 dict(test_accuracy=acc, steps=steps), job.start)
-    t_student, n = time.time(), min(job.n_per_class, 32)
-    with recording_preset(job.preset):
-        generator_transfer_set(learn.synthesizer, job.ts_path, n_per_class=n, batch_size=n, method=spec.name,
-                               stats=dls.stats, seed=job.seed,
-                               progress=False, settings=asdict(job.settings))
+                 dict(test_accuracy=acc, steps=out.steps), job.start)
+    print(f'{spec.name}: student {acc:.4f} after {out.steps} steps; {len(TransferSet(job.ts_path))} images -> '
+          f'{job.ts_path} ({time.time() - job.start:.0f}s)')
     real_batches = len(dls.train) if r['bs'] == dls.train.bs else len(dls.train.new(bs=r['bs']))
-    return dict(acc=acc, steps=steps, ref_epochs=reference_epochs(steps, real_batches),
-                synthesis_s=learn.synthesis_seconds,
-                distill_s=t_student - job.start - learn.synthesis_seconds)
-
-def _transfer_set_student(job:_Job) -> dict:
-    "An offline method: [metadata ->] transfer set -> the data-free student, distilled on it by `distill_run`."
-    spec, dls, r = job.spec, job.dls, job.recipe
-    net_s = None
-    # the student that plays during synthesis (ADI); the data-free student starts afresh below
-    if 'student' in spec.needs:
-        set_seed(job.seed); net_s = build_model(job.student, dls, job.student_kwargs)
-    meta = _metadata(job.run, spec, job.teacher, dls, job.seed, job.quiet)
-    method_transfer_set(spec.name, job.teacher, job.ts_path, dls, n_per_class=job.n_per_class,
-                        batch_size=job.batch_size, seed=job.seed,
-                        settings=job.settings, preset=job.preset, student=net_s, metadata=meta, progress=not job.quiet)
-    print(f'{spec.name}: {len(TransferSet(job.ts_path))} images -> {job.ts_path} ({time.time() - job.start:.0f}s)')
-    t_synth = time.time()
-    dfree = distill_run(job.run/'student', job.teacher_w, job.student, job.student_kwargs, transfer_set=job.ts_path,
-                        epochs=job.epochs,
-                        lr=r['lr'], T=r['T'], shift=r['shift'], quiet=job.quiet, trust=job.trust, **job.optim,
-                        **job.data)
-    return dict(acc=dfree['results']['test_accuracy'], steps=dfree['results']['steps'], ref_epochs=job.epochs,
-                synthesis_s=t_synth - job.start, distill_s=time.time() - t_synth)
+    # the reference makes as many passes over the real data, or, after a game, as many steps as whole epochs allow
+    return dict(acc=acc, steps=out.steps, ref_epochs=out.passes or reference_epochs(out.steps, real_batches),
+                synthesis_s=out.synthesis_s, distill_s=out.distill_s)
 
 def _reference_student(job:_Job, epochs:int) -> dict:
     "KD with real data, on the data-free student's recipe, for `epochs`: the results of its `distill_run`."
@@ -388,7 +361,7 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses te
              epochs:int=8, # students' epochs (online: epochs of the game)
              n_batches:int=100, # online: student steps per epoch of the game
              lr:float|None=None, # students' peak lr; `None`: the preset's `student_lr`, else `default_lr(student)`
-             T:float|None=None, # distillation temperature; `None`: the method's (see `student_temperature`)
+             T:float|None=None, # distillation temperature; `None`: the method's (`MethodSpec.temperature`)
              shift:int=2, # offline: random shifts while distilling, for both students (online methods train without)
              reference:bool=True, # also train the KD-with-real-data student
              quiet:bool=False, # no progress bars
@@ -399,11 +372,10 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses te
     spec = get_method(method)
     if preset == PIPELINE_PRESET and preset not in spec.presets: preset = None  # else defaults, as in the benchmark
     s = spec.make_settings(settings, preset)
-    T, s = student_temperature(spec, s, T, preset)
+    T, s = spec.temperature(s, T, preset)
     r = spec.student_recipe(preset)  # the preset's student recipe (a `paper` preset: its authors'); arguments win
     optim = {k: r[k] for k in OPTIMISER_KEYS if k in r}
-    lr, shift, student_bs = (default_lr(student, lr or r.get('lr')), 0 if spec.online else shift,
-                             student_bs or r.get('bs') or bs)
+    lr, student_bs = default_lr(student, lr or r.get('lr')), student_bs or r.get('bs') or bs
     run = Path(run)
     net_t, teacher_w, trust, data = _pipeline_teacher(
         run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust,
@@ -418,7 +390,7 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses te
                ts_path=run/f'transfer_{method}',
                recipe=dict(student=student, lr=lr, T=T, shift=shift, bs=student_bs, **student_optimiser(**optim)),
                start=time.time())
-    out = (_game_student if spec.online else _transfer_set_student)(job)
+    out = _data_free_student(job)
     ref = _reference_student(job, out['ref_epochs']) if reference else None
     from dfkd.browser import save_transfer_grid
     save_transfer_grid(job.ts_path, run/'synthesized.png')

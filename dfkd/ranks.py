@@ -1,4 +1,4 @@
-"""Where this process stands in a run of several processes started by `torchrun`: the run's size, this process's rank, a barrier, its share of an ordered loader, and sums over every process. In a run of one each of them is the identity, so the engine calls them without asking whether it runs alone.
+"""Rank, run size, a barrier, loader shares and sums for `torchrun` processes; in a run of one, each is the identity.
 
 Docs: https://dfkd.github.io/dfkd/ranks.html.md"""
 

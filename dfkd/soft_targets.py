@@ -1,4 +1,4 @@
-"""Wang (2021): model each layer's output as a Gaussian whose correlations come from the cosine similarities of that layer's weight rows, with a learnable scale; draw soft targets from it and optimise images until the teacher's layers answer with them, while the last convolution fires strongly.
+"""Wang (2021): soft targets drawn from Gaussians correlated like a layer's weight rows, and images that produce them.
 
 Docs: https://dfkd.github.io/dfkd/soft_targets.html.md"""
 

@@ -1,4 +1,4 @@
-"""One engine for every inversion method: a parametrisation of the images, loss terms as small named objects, a schedule, a `Synthesizer` that optimises a batch against a frozen teacher, and transfer sets written to disk as resumable shards with a JSON manifest.
+"""The engine of all inversion methods: parametrisations, loss terms, schedules, `Synthesizer`, resumable transfer sets.
 
 Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 

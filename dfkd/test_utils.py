@@ -1,4 +1,4 @@
-"""What the tests of the generator and method notebooks share: a loss term's context from logits alone, a model's parameters as one vector, a batch counter, and the seeded students of the small runs
+"""Test helpers: a loss term's context from logits, parameters as one vector, a batch counter, seeded small students.
 
 Docs: https://dfkd.github.io/dfkd/test_utils.html.md"""
 

@@ -1,4 +1,4 @@
-"""Plain functions that return matplotlib figures: image grids in the data's real colours with the teacher's top predictions, per-class counts and mean images, training curves, synthesis loss curves and benchmark charts. The browser, the method notebooks and the CLI all draw with these, so the docs show pictures without a live kernel.
+"""Functions that return matplotlib figures: image grids with the teacher's predictions, class counts, curves, charts.
 
 Docs: https://dfkd.github.io/dfkd/viz.html.md"""
 

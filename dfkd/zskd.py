@@ -1,4 +1,4 @@
-"""Nayak et al. (2019): soft targets drawn from a Dirichlet whose concentration is the class-similarity structure read off the teacher's final layer, and images optimised until the teacher, at temperature 20, answers with those soft targets.
+"""Nayak et al. (2019): Dirichlet soft targets shaped by the teacher's class similarity, and images that yield them.
 
 Docs: https://dfkd.github.io/dfkd/zskd.html.md"""
 
