@@ -1,4 +1,4 @@
-"""The losses of classic knowledge distillation behind one keyword signature (Hinton soft targets, FitNets hints, attention transfer, FSP relations); `frozen`, the one way to freeze a teacher; `DistillCallback`, which turns any fastai `Learner` into a distillation run, with teacher logits cached by name; and the training helpers, with a cache of trained classifiers.
+"""Classic KD losses behind one signature, `frozen` teachers, `DistillCallback` for any fastai `Learner`, a model cache.
 
 Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 # %% ../nbs/05_kd.ipynb #3288e367
 from __future__ import annotations
 import os, json, hashlib, inspect
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -20,16 +21,17 @@ from fastai.optimizer import Adam, SGD
 from fastai.data.core import DataLoaders
 from fastcore.basics import store_attr
 from .core import default_device, set_seed
-from .hooks import Hooks, get_module
+from .hooks import Hooks, get_module, module_names
 from .models import get_model, save_model, load_model
 from .data import get_dls  # dfkd.data and dfkd.models import only dfkd.core: no cycle
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'attention_map', 'attention_loss',
-           'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits', 'check_teacher_student', 'DistillCallback',
-           'LogitsDataset', 'teacher_logits', 'with_teacher_logits', 'random_shift', 'ShiftAugment', 'make_opt_func',
-           'fit_schedule', 'train_classifier', 'distill', 'student_optimiser', 'evaluate', 'cache_folder',
-           'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'pooled_to_match', 'attention_map',
+           'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits', 'check_teacher_student',
+           'DistillCallback', 'LogitsDataset', 'teacher_logits', 'with_teacher_logits', 'random_shift', 'ShiftAugment',
+           'feature_map_sizes', 'attention_layers', 'AttentionPair', 'attention_pairs', 'make_opt_func', 'fit_schedule',
+           'train_classifier', 'distill', 'student_optimiser', 'evaluate', 'cache_folder', 'cached_classifier',
+           'HintCallback', 'feature_shape', 'fitnets']
 
 # %% ../nbs/05_kd.ipynb #4f16ccf6
 def soft_target_loss(s_logits, t_logits, T:float=4., **kwargs):
@@ -58,6 +60,12 @@ def hint_loss(s_feats, t_feats, regressors=None, **kwargs):
     return sum(0.5*F.mse_loss(r(s).float(), t.float()) for r, s, t in zip(regressors, s_feats, t_feats))
 
 # %% ../nbs/05_kd.ipynb #d72cf668
+def pooled_to_match(a:torch.Tensor, b:torch.Tensor) -> tuple:
+    "Feature maps `a`, `b` (B, C, H, W) at one size: the larger adaptively average-pooled to the smaller, per axis."
+    if a.shape[-2:] == b.shape[-2:]: return a, b
+    size = (min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1]))
+    return tuple(f if tuple(f.shape[-2:]) == size else F.adaptive_avg_pool2d(f, size) for f in (a, b))
+
 def attention_map(f, p:int=2):
     "Spatial attention of feature map `f` (B,C,H,W): L2-normalised flattened channel-mean of |f|^p."
     return F.normalize(f.float().abs().pow(p).mean(1).flatten(1), dim=1)
@@ -66,17 +74,14 @@ def attention_loss(s_feats, t_feats, p:int=2, **kwargs):
     "Attention transfer: sum over layer pairs of the batch-mean L2 distance between attention maps."
     total = 0.
     for s, t in zip(s_feats, t_feats):
-        if s.shape[-2:] != t.shape[-2:]:
-            side = min(s.shape[-1], t.shape[-1]); s, t = F.adaptive_avg_pool2d(s, side), F.adaptive_avg_pool2d(t, side)
+        s, t = pooled_to_match(s, t)
         total = total + (attention_map(s, p) - attention_map(t, p)).norm(dim=1).mean()
     return total
 
 # %% ../nbs/05_kd.ipynb #80cc61d6
 def fsp_matrix(f1, f2):
     "FSP matrix (B, C1, C2) between feature maps f1 (B,C1,H,W) and f2 (B,C2,H',W'), pooled to the smaller side."
-    if f1.shape[-2:] != f2.shape[-2:]:
-        side = min(f1.shape[-1], f2.shape[-1])
-        f1, f2 = F.adaptive_avg_pool2d(f1, side), F.adaptive_avg_pool2d(f2, side)
+    f1, f2 = pooled_to_match(f1, f2)
     return torch.einsum('bihw,bjhw->bij', f1.float(), f2.float()) / (f1.shape[-1]*f1.shape[-2])
 
 def fsp_loss(s_feats, t_feats, **kwargs):
@@ -281,6 +286,112 @@ class ShiftAugment(Callback):
     def before_batch(self):
         if not self.training: return
         self.learn.xb = (random_shift(self.xb[0], self.max_shift, self.flip),) + tuple(self.xb[1:])
+
+# %% ../nbs/05_kd.ipynb #54174489
+def feature_map_sizes(model:nn.Module, img_shape) -> dict:
+    "`{name: (H, W)}` of the modules whose output is a (B, C, H, W) map, H*W > 1: one frozen pass of a zero image."
+    sizes = {}
+    def record(name, mod, inp, out):   # a module called twice keeps its last output, as `Hooks` stores it
+        if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-2] * out.shape[-1] > 1:
+            sizes[name] = tuple(out.shape[-2:])
+        else: sizes.pop(name, None)
+    device = next(model.parameters(), torch.empty(0)).device
+    with frozen(model), Hooks(model, module_names(model), fn=record), torch.no_grad():
+        model(torch.zeros(1, *img_shape, device=device))
+    return {name: sizes[name] for name in module_names(model) if name in sizes}
+
+def _sizes_text(sizes:dict) -> str: return ', '.join(f"{n} {'x'.join(map(str, s))}" for n, s in sizes.items())
+
+def _no_maps(model:nn.Module) -> str:
+    return (f'{type(model).__name__} has no module with a feature-map output; its modules: '
+            f"{', '.join(module_names(model))}; attention transfer compares (B, C, H, W) maps: choose a network "
+            'with convolutional layers')
+
+def attention_layers(model:nn.Module, img_shape, n:int|None=None, sizes:dict|None=None) -> list[str]:
+    "`model`'s stage outputs with (B, C, H, W) maps: top Sequentials (2+), else ReLUs, else children; last `n`."
+    sizes = feature_map_sizes(model, img_shape) if sizes is None else sizes
+    # exactly nn.Sequential: a stage container, not a layer class built on it (DenseNet's Transition)
+    stages = [name for name, m in model.named_children() if type(m) is nn.Sequential and name in sizes]
+    relus = [name for name, m in model.named_modules() if isinstance(m, nn.ReLU) and name in sizes]
+    children = [name for name, _ in model.named_children() if name in sizes]
+    # one Sequential holding the whole network (VGG's features) is no stage
+    names = stages if len(stages) >= 2 else relus or children or list(sizes)
+    if not names: raise ValueError(_no_maps(model))
+    return names if n is None else names[-n:]
+
+# %% ../nbs/05_kd.ipynb #16de2c8a
+@dataclass(frozen=True)
+class AttentionPair:
+    "A student layer and the teacher layer whose attention map it learns, each with its map's size (H, W)."
+    student:str
+    teacher:str
+    student_size:tuple
+    teacher_size:tuple
+    @property
+    def size(self) -> tuple:
+        "The size the two maps are compared at: the smaller along each axis (`pooled_to_match`)."
+        return tuple(min(a, b) for a, b in zip(self.student_size, self.teacher_size))
+    @property
+    def pooled(self) -> bool: return self.student_size != self.teacher_size
+    def __str__(self):
+        side = lambda s: 'x'.join(map(str, s))
+        return (f'{self.student} {side(self.student_size)} <-> {self.teacher} {side(self.teacher_size)}'
+                + (f' (pooled to {side(self.size)})' if self.pooled else ''))
+
+def _last_at_size(names, sizes) -> dict:
+    "`{size: the last of names with a map of that size}`, sizes in the order they first appear."
+    out = {}
+    for n in names: out[sizes[n]] = n
+    return out
+
+def _pairs_by_size(s_names, s_sizes, t_names, t_sizes) -> list:
+    "One pair per size both have (the last layer at it on each side); no shared size: the last k of each, in order."
+    s_last, t_last = _last_at_size(s_names, s_sizes), _last_at_size(t_names, t_sizes)
+    shared = [(s, t_last[size]) for size, s in s_last.items() if size in t_last]
+    if shared: return shared
+    k = min(len(s_last), len(t_last))
+    return list(zip(list(s_last.values())[-k:], list(t_last.values())[-k:]))
+
+def _partners(named, sizes, role, other_names, other_sizes, other_role) -> list:
+    "For each of `role`'s `named` layers, the other network's last candidate layer with a map of the same size."
+    by_size = _last_at_size(other_names, other_sizes)
+    for n in named:
+        if sizes[n] not in by_size:
+            raise ValueError(f"the {other_role} has no layer with a {'x'.join(map(str, sizes[n]))} map to pair with "
+                             f"the {role}'s {n!r}; name {other_role}_layers too (its layers with feature maps: "
+                             f'{_sizes_text(other_sizes)})')
+    return [by_size[sizes[n]] for n in named]
+
+def _side(model, role, img_shape, named) -> tuple:
+    "`model`'s map sizes and its layers for attention: `named` ones checked, else `attention_layers`."
+    sizes = feature_map_sizes(model, img_shape)
+    if not sizes: raise ValueError(_no_maps(model))
+    if named is not None and not named:
+        raise ValueError(f'{role}_layers is empty: name at least one layer, or leave it `None` to have them found')
+    for n in named or []:
+        if n not in sizes:
+            raise ValueError(f"the {role}'s layer {n!r} gives no feature map; choose {role}_layers among its "
+                             f'layers with feature maps: {_sizes_text(sizes)}')
+    return sizes, list(named) if named is not None else attention_layers(model, img_shape, sizes=sizes)
+
+def attention_pairs(student:nn.Module, teacher:nn.Module, img_shape, # the networks; their input's (C, H, W)
+                    student_layers:list|None=None, # student layers chosen by hand; `None`: found
+                    teacher_layers:list|None=None # teacher layers, paired in order; `None`: found
+                   ) -> list[AttentionPair]:
+    "The layer pairs attention transfer compares: named ones checked, else one per map size both networks have."
+    (s_sizes, s_names), (t_sizes, t_names) = (_side(student, 'student', img_shape, student_layers),
+                                              _side(teacher, 'teacher', img_shape, teacher_layers))
+    if student_layers is not None and teacher_layers is not None:
+        if len(student_layers) != len(teacher_layers):
+            raise ValueError('attention pairs the layers in the order given: name as many student_layers as '
+                             f'teacher_layers (got {len(student_layers)} and {len(teacher_layers)})')
+        pairs = list(zip(s_names, t_names))
+    elif student_layers is not None:
+        pairs = list(zip(s_names, _partners(s_names, s_sizes, 'student', t_names, t_sizes, 'teacher')))
+    elif teacher_layers is not None:
+        pairs = list(zip(_partners(t_names, t_sizes, 'teacher', s_names, s_sizes, 'student'), t_names))
+    else: pairs = _pairs_by_size(s_names, s_sizes, t_names, t_sizes)
+    return [AttentionPair(s, t, s_sizes[s], t_sizes[t]) for s, t in pairs]
 
 # %% ../nbs/05_kd.ipynb #3ac9cfb4
 OPTIMIZERS = ('adam', 'sgd')  # the students' optimisers (`opt`)

@@ -1,4 +1,4 @@
-"""Micaelli & Storkey 2019: a generator searches for images on which the student disagrees with the teacher, the student learns to agree on them with KL plus attention transfer, several student steps per generator step.
+"""Micaelli & Storkey 2019: a generator seeks images where student and teacher disagree; the student learns on them.
 
 Docs: https://dfkd.github.io/dfkd/zskt.html.md"""
 
@@ -10,16 +10,17 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
-from .kd import attention_map, attention_loss, soft_target_loss, distill, frozen
+from .kd import (attention_map, attention_loss, soft_target_loss, distill, frozen, pooled_to_match, attention_pairs,
+                     AttentionPair)
 from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm,
                              OnlineSynthesisCallback, generator_dls, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 from .synthesis import cosine_factor
 
 # %% auto #0
-__all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss', 'attention_layers',
+__all__ = ['LOSS_FORMS', 'zskt_synthesizer', 'zskt', 'ZSKT_PRESETS', 'zskt_divergence', 'zskt_attention_loss',
            'ZSKTAdversarialTerm', 'ZSKTGenerator', 'RoundLatents', 'RepeatedBatchCallback', 'ZSKTSettings',
-           'build_zskt_synthesizer', 'GeneratorCosine', 'train_zskt']
+           'zskt_attention_pairs', 'build_zskt_synthesizer', 'GeneratorCosine', 'train_zskt']
 
 # %% ../nbs/25_zskt.ipynb #326d1ee5
 def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
@@ -30,34 +31,9 @@ def zskt_attention_loss(s_feats, t_feats, **kwargs):
     "Sum over layer pairs of the mean squared difference of L2-normalised attention maps: the authors' form."
     total = 0.
     for s, t in zip(s_feats, t_feats):
-        if s.shape[-2:] != t.shape[-2:]:
-            raise ValueError(f'attention pairs need maps of the same size, got {tuple(s.shape[-2:])} and '
-                             f'{tuple(t.shape[-2:])}; choose student_layers and teacher_layers of equal resolution')
+        s, t = pooled_to_match(s, t)   # maps of equal size, the authors' case, pass through as they are
         total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
     return total
-
-# %% ../nbs/25_zskt.ipynb #eb63e113
-def attention_layers(model:nn.Module, img_shape, n:int|None=None) -> list[str]:
-    "`model`'s block-group outputs (B, C, H, W), H*W > 1: top Sequentials (2+), else ReLUs, else children; last `n`."
-    is_map = {}   # output is (B, C, H, W) with more than one position
-    named = [(name, m) for name, m in model.named_modules() if name]
-    def record(name, o): is_map[name] = isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[-1] * o.shape[-2] > 1
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: record(name, o)) for name, m in named]
-    was = model.training; model.eval()
-    try:
-        with torch.no_grad(): model(torch.zeros(1, *img_shape, device=next(model.parameters()).device))
-    finally:
-        for h in hooks: h.remove()
-        model.train(was)
-    # exactly nn.Sequential: a stage container, not a layer class built on it (DenseNet's Transition)
-    stages = [name for name, m in model.named_children() if type(m) is nn.Sequential and is_map.get(name)]
-    relus = [name for name, m in named if isinstance(m, nn.ReLU) and is_map.get(name)]
-    children = [name for name, _ in model.named_children() if is_map.get(name)]
-    # one Sequential holding the whole network (VGG's features) is no stage
-    names = stages if len(stages) >= 2 else relus or children
-    if not names: raise ValueError(f'{type(model).__name__} has no module with a feature-map output; '
-                                   'pass student_layers and teacher_layers explicitly')
-    return names if n is None else names[-n:]
 
 # %% ../nbs/25_zskt.ipynb #fb5cd35d
 class ZSKTAdversarialTerm(AdversarialTerm):
@@ -115,8 +91,8 @@ class ZSKTSettings(GeneratorSettings):
     student_steps:int = 10 # n_S: student steps per generator step
     same_batch:bool = True # a round's n_S steps train on one pseudo-batch (the authors'); False: fresh images each step
     beta:float = 250. # weight of attention transfer; 0 turns it off
-    student_layers:list|None = None # student layers of the attention pairs; `None` picks them with `attention_layers`
-    teacher_layers:list|None = None # teacher layers of the attention pairs; `None`: as many by `attention_layers`
+    student_layers:list|None = None # student layers of the attention pairs; `None`: `attention_pairs` picks them
+    teacher_layers:list|None = None # teacher layers, paired in order; `None`: `attention_pairs` picks them
     loss_form:str = 'authors' # element-mean KL, mean squared attention difference; 'engine': batch-mean KL, L2 distance
     clip:float|None = 5. # gradient-norm clipping of generator and student; `None` turns it off
     cosine_g:bool = True # cosine decay of the generator's learning rate to zero, as the authors; `False`: constant
@@ -128,25 +104,35 @@ def _check_form(s:ZSKTSettings):
     if s.loss_form not in LOSS_FORMS:
         raise ValueError(f'loss_form must be one of {list(LOSS_FORMS)}, got {s.loss_form!r}')
 
+def zskt_attention_pairs(teacher:nn.Module, student:nn.Module, img_shape, # the networks; their input's (C, H, W)
+                         settings:ZSKTSettings|None=None) -> list[AttentionPair]:
+    "The layer pairs of ZSKT's attention term (`attention_pairs`; none when `beta` is 0), or why none can be formed."
+    s = settings or ZSKTSettings()
+    if not s.beta: return []
+    try: return attention_pairs(student, teacher, img_shape, s.student_layers, s.teacher_layers)
+    except ValueError as e:
+        raise ValueError(f'{e}; or set beta=0 to play ZSKT without attention transfer') from None
+
 def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                            settings:ZSKTSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
-    "ZSKT's generator side: a generator maximising the teacher-student KL divergence, its gradients clipped."
+    "ZSKT's generator side: a generator maximising the teacher-student KL; the student's `attention_pairs`."
     s = settings or ZSKTSettings(); _check_form(s)
+    # the pairs are fixed, or refused, before any work
+    pairs = zskt_attention_pairs(teacher, student, img_shape, s) if student is not None else []
     generator = ZSKTGenerator(img_shape, s.nz, s.ngf,
                               stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
     term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
     synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, betas=s.betas, seed=seed, device=device)
-    synth.schedule.clip = s.clip
+    synth.schedule.clip, synth.attention_pairs = s.clip, pairs
     return synth
 
-def _student_loss(teacher, student, img_shape, s) -> dict:
-    "The student's KL form, and attention transfer (weight beta) on the layers `attention_layers` picks unless given."
+def _student_loss(pairs:list, s:ZSKTSettings) -> dict:
+    "The student's KL form, and attention transfer (weight beta) on the layer `pairs`."
     kd_loss, at_loss = LOSS_FORMS[s.loss_form]
     if not s.beta: return dict(kd_loss=kd_loss)
-    s_layers = attention_layers(student, img_shape) if s.student_layers is None else s.student_layers
-    t_layers = attention_layers(teacher, img_shape, n=len(s_layers)) if s.teacher_layers is None else s.teacher_layers
-    return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=s_layers, teacher_layers=t_layers, beta=s.beta)
+    return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=[p.student for p in pairs],
+                teacher_layers=[p.teacher for p in pairs], beta=s.beta)
 
 class GeneratorCosine(Callback):
     "Before each training batch, set the generator's lr to `lr` × ½(1 + cos(π × share done)): zero at the end."
@@ -167,14 +153,17 @@ def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|
     s = settings if settings is not None else ZSKTSettings()
     check_teacher_student(teacher, student)
     synth = build_zskt_synthesizer(teacher, dls.img_shape, dls.stats, s, student=student, seed=seed)
+    if show and synth.attention_pairs:
+        print('ZSKT attention pairs (student <-> teacher):', ', '.join(map(str, synth.attention_pairs)))
     game = (RepeatedBatchCallback if s.same_batch else OnlineSynthesisCallback)(synth, student_steps=s.student_steps)
     clip = [GradientClip(s.clip)] if s.clip else []
     decay = [GeneratorCosine(synth, s.lr_g)] if s.cosine_g else []
     latents = generator_dls(dls, n_batches=n_batches, bs=bs, nz=synth.nz, seed=seed)
     learn = distill(student, teacher, latents, epochs=epochs, lr=lr, T=s.T, alpha=1., cbs=[game] + decay + clip
                     + list(cbs or []), seed=seed,
-                    show=show, **recipe, **_student_loss(teacher, student, dls.img_shape, s))
+                    show=show, **recipe, **_student_loss(synth.attention_pairs, s))
     learn.synthesizer, learn.synthesis_seconds, learn.online_cb = synth, synth.seconds, game
+    learn.attention_pairs = synth.attention_pairs
     return learn
 
 # %% ../nbs/25_zskt.ipynb #5e77147c
@@ -196,6 +185,6 @@ ZSKT_PRESETS = {
                   loss_form='authors', clip=5., cosine_g=True, student_T=1.),
 }
 register(MethodSpec('zskt', 'generator', 'Micaelli & Storkey 2019, NeurIPS', ZSKTSettings, needs=('student',),
-                    check=_student_loss, synthesizer=build_zskt_synthesizer, train=train_zskt, student_T=ZSKTSettings.T,
-                    key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'), notebook='25_zskt',
-                    presets=ZSKT_PRESETS));
+                    check=zskt_attention_pairs, synthesizer=build_zskt_synthesizer, train=train_zskt,
+                    student_T=ZSKTSettings.T, key_settings=('lr_g', 'student_steps', 'beta', 'loss_form'),
+                    notebook='25_zskt', presets=ZSKT_PRESETS));
