@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from .core import set_seed, seed_generator
 from .hooks import Hooks, get_module, last_linear_name
 from .models import BasicBlock, get_model, count_params
-from .kd import DistillCallback, soft_target_loss, attention_loss, fitnets, frozen
+from .kd import DistillCallback, soft_target_loss, attention_loss, attention_pairs, fitnets, frozen
 from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads,
                       default_head_layers, fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
 from .methods import DISTILLER, DistillerSpec, register, get_distiller
@@ -415,8 +415,9 @@ class ATSettings:
     beta:float = 1. # weight of `attention_loss`
 
 def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:ATSettings):
+    pairs = attention_pairs(student, teacher, dls.img_shape)  # a pair per map size both have; refused before any work
     cbs = _kd_cbs(teacher, labels, T=s.T, alpha=s.alpha, feature_loss=attention_loss, beta=s.beta,
-                  student_layers=default_head_layers(student), teacher_layers=default_head_layers(teacher))
+                  student_layers=[p.student for p in pairs], teacher_layers=[p.teacher for p in pairs])
     return fit_recipe(student, dls, recipe, cbs=cbs, seed=seed, show=show).model
 
 register(DistillerSpec('fitnets', DISTILLER, 'Romero et al. 2015, ICLR', FitNetsSettings, trainer=_fitnets,
