@@ -30,11 +30,12 @@ from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_
                            table_records,
                            PIPELINE_DEFAULT_METHOD, PIPELINE_DEFAULT_TEACHER)
 from .benchmark import add_bench_command
+from .report import teacher_report, format_report
 from .dih_cli import add_heads_command, add_distillers, add_bench_dih
 
 # %% auto #0
 __all__ = ['SHORTCUTS', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'cmd_train', 'cmd_distill', 'parse_settings', 'cmd_stats',
-           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_pipeline', 'make_parser',
+           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_inspect', 'cmd_pipeline', 'make_parser',
            'named_architectures', 'main', 'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
@@ -170,6 +171,28 @@ def cmd_methods(args) -> dict:
     for p, r in recipes.items():
         if r: print(f"  preset {p} trains its students with " + ' '.join(f'{k}={v}' for k, v in r.items()))
     return dict(method=spec.name, settings=rows, student_recipes=recipes)
+
+# %% ../nbs/90_cli.ipynb #1f072fcc
+def cmd_inspect(args) -> dict:
+    "Print what each method would do with `--teacher`: applies or why not, layers read, terms at the start, step cost."
+    teacher = load_model(args.teacher, device=default_device())
+    dls = teacher_dls(teacher, args.dataset, args.root, args.size, args.bs, args.seed)
+    set_seed(args.seed); student = build_model(args.student, dls, args.student_kwargs)
+    meta = load_metadata(args.metadata, teacher) if args.metadata else None
+    rows = teacher_report(teacher, dls, student, meta, args.methods, cost=not args.no_cost)
+    print(format_report(rows))
+    return dict(rows=rows)
+
+def _inspect_command(sub):
+    "`dfkd inspect`: the teacher report."
+    ins = sub.add_parser('inspect', help='what each method would do with a teacher: layers, terms, step cost')
+    ins.add_argument('--teacher', required=True, help='teacher weights (model.safetensors)')
+    ins.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (the Lopes objectives)')
+    ins.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD',
+                     help='only these methods [every registered one]')
+    ins.add_argument('--no-cost', action='store_true', help='skip timing a step of each method')
+    _student_args(ins, 'the student the adversarial methods play against')
+    data_args(ins); ins.set_defaults(func=cmd_inspect)
 
 # %% ../nbs/90_cli.ipynb #c047d749
 def cmd_pipeline(args) -> dict:
@@ -356,7 +379,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument('--debug', action='store_true', help='on an error, show the full traceback instead of one line')
     sub = p.add_subparsers(dest='command', required=True, metavar='command')
     for add in (_train_command, _distill_command, _stats_command, _synthesize_command, _show_command, _methods_command,
-                _pipeline_command): add(sub)
+                _inspect_command, _pipeline_command): add(sub)
     add_bench_command(sub)  # `30_benchmark`: the one benchmark harness
     add_bench_dih(sub.choices['bench'])  # `86_dih_cli`: DIH and its baselines, and the authors' CIFAR-100 recipe
     add_heads_command(sub)  # `86_dih_cli`: mount and fine-tune a teacher's intermediate heads

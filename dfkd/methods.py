@@ -357,7 +357,7 @@ def format_methods_table(rows:list[dict]) -> str:
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     return '\n'.join(lines + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
 
-# %% ../nbs/15_methods.ipynb #cc00fcaa
+# %% ../nbs/15_methods.ipynb #98c4a05d
 @dataclass
 class StudentRun:
     "A data-free student and what it took: its `Learner`, synthesis and distillation seconds, its transfer set."
@@ -409,7 +409,7 @@ def data_free_student(self:MethodSpec, teacher:nn.Module,
     return StudentRun(learn, synth_s, time.perf_counter() - t1, Path(path), synth_s, shift,
                       len(TransferSet(path)), epochs)
 
-# %% ../nbs/15_methods.ipynb #379a953f
+# %% ../nbs/15_methods.ipynb #50bbe1a7
 def _parse_value(text:str, tp):
     "`text` as a value of type `tp`; `ValueError` if it is not one."
     origin, targs = typing.get_origin(tp), typing.get_args(tp)
@@ -445,7 +445,7 @@ def type_name(tp) -> str:
     "A type annotation as a reader writes it: `int`, `float | None`."
     return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
 
-# %% ../nbs/15_methods.ipynb #aa6893e3
+# %% ../nbs/15_methods.ipynb #bff55ab8
 # integer settings where 0 means "none"; every other one counts from 1
 COUNTS_FROM_ZERO = ('max_shift', 'warmup', 'start_round')
 
@@ -479,6 +479,7 @@ def parse_settings(self:Spec, pairs=()) -> dict: # `key=value` strings, as given
             raise UsageError(f"--set {pair}: {self.name} has no setting '{key}'; its settings are {', '.join(names)}")
         try: out[key] = _parse_value(text, hints[key])
         except ValueError:
-            raise UsageError(f'--set {pair}: {self.name} wants {type_name(hints[key])} for {key}, not {text!r}') from None
+            want = type_name(hints[key])
+            raise UsageError(f'--set {pair}: {self.name} wants {want} for {key}, not {text!r}') from None
         check_setting(key, out[key], pair)
     return out

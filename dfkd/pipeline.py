@@ -23,6 +23,7 @@ from .metadata import record_metadata, load_metadata
 from .synthesis import TransferSet, transfer_dls
 from .methods import get_method, method_names, OPTIMISER_KEYS
 from .benchmark import BenchConfig
+from .report import method_report, report_summary
 
 # %% auto #0
 __all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
@@ -259,6 +260,10 @@ def _data_free_student(job:_Job) -> dict:
     spec, run, dls, r = job.spec, job.run/'student', job.dls, job.recipe
     meta = _metadata(job.run, spec, job.teacher, dls, job.seed, job.quiet)
     def new_student(): set_seed(job.seed); return build_model(job.student, dls, job.student_kwargs)
+    with torch.random.fork_rng():  # the report's probing step leaves the run's random streams as they were
+        report = method_report(spec.name, job.teacher, dls.img_shape, dls.stats, dls.n_classes, new_student(), meta,
+                               cost=False)
+    print('teacher report: ' + report_summary(report))
     start_run(run)
     out = spec.data_free_student(job.teacher, new_student, dls, job.ts_path, job.settings, job.preset,
                                  epochs=job.epochs, n_batches=job.n_batches, bs=r['bs'], lr=r['lr'], T=r['T'],
