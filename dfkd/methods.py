@@ -182,7 +182,7 @@ def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, 
 
 # %% ../nbs/15_methods.ipynb #8aa0d686
 BUILTIN_MODULES = ('dfkd.lopes', 'dfkd.zskd', 'dfkd.deepinversion', 'dfkd.soft_targets',
-                   'dfkd.dafl', 'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd', 'dfkd.dih_baselines')
+                   'dfkd.dafl', 'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd', 'dfkd.nayer', 'dfkd.dih_baselines')
 _REGISTRY:dict = {}
 _loaded = False
 
