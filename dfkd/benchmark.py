@@ -50,6 +50,7 @@ PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
 
+# %% ../nbs/30_benchmark.ipynb #0de0a8d8
 def teacher_seed(pair:Pair, seed:int|None) -> int:
     "The seed of the teacher that seed `seed`'s rows of `pair` distil."
     return (seed or 0) if pair.teacher_per_seed else 0
@@ -112,6 +113,7 @@ def row_path(run:Path, pair:str, method:str, seed:int|None=None) -> Path:
 
 SELECTION = ('pairs', 'methods', 'seeds')  # which rows a run makes; every other setting is a condition of each row
 
+# %% ../nbs/30_benchmark.ipynb #c038ee90
 def _differences(path:Path, now:dict) -> str:
     "How the conditions recorded in `path` differ from `now` ('' when they agree); a new `path` records `now`."
     if not path.exists(): atomic_write_json(path, now); return ''
@@ -119,6 +121,7 @@ def _differences(path:Path, now:dict) -> str:
     return ', '.join(f'{k}: {old.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(old) | set(now))
                      if old.get(k) != now.get(k))
 
+# %% ../nbs/30_benchmark.ipynb #e105eba6
 def _check_run_config(run:Path, cfg:BenchConfig):
     "Record `cfg`'s conditions in a new run folder; refuse a folder made under other conditions."
     diff = _differences(run/'config.json', {k: v for k, v in _as_json(asdict(cfg)).items() if k not in SELECTION})
@@ -133,12 +136,14 @@ def _check_run_config(run:Path, cfg:BenchConfig):
             raise ValueError(f'{run/p} holds rows of pair {p!r} defined otherwise ({diff}); pass another run folder '
                              f'(--run) or delete {run/p}')
 
+# %% ../nbs/30_benchmark.ipynb #b51f2778
 def _as_json(d:dict) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 # %% ../nbs/30_benchmark.ipynb #48cd3bd6
 def _new_student(pair:Pair, dls, seed:int) -> nn.Module:
     set_seed(seed); return get_model(pair.student, n_in=dls.img_shape[0], n_classes=dls.n_classes, img_size=pair.size)
 
+# %% ../nbs/30_benchmark.ipynb #69623b0e
 def _train_student(pair:Pair, teacher:nn.Module|None, dls, cfg:BenchConfig, seed:int, T:float=4.) -> dict:
     "Accuracy, curve and seconds of a student trained alone on `dls` (`teacher=None`) or distilled from `teacher`."
     student, clock = _new_student(pair, dls, seed), EpochClock()
@@ -150,9 +155,11 @@ def _train_student(pair:Pair, teacher:nn.Module|None, dls, cfg:BenchConfig, seed
                 show=False, cbs=[clock])
     return dict(accuracy=evaluate(student, dls.valid), curve=clock.curve, distill_s=clock.spent)
 
+# %% ../nbs/30_benchmark.ipynb #6746e3b1
 def _preset(name:str, cfg:BenchConfig) -> str|None:
     return cfg.preset if cfg.preset in get_method(name).presets else None
 
+# %% ../nbs/30_benchmark.ipynb #15991dd5
 def _settings(name:str, cfg:BenchConfig):
     "The method's settings: its defaults, the benchmark's preset if it has one, `cfg.iterations` if it has the field."
     spec = get_method(name)
@@ -202,6 +209,7 @@ def _teacher(pair:Pair, cfg:BenchConfig, seed:int=0) -> nn.Module:
     return cached_classifier(pair.teacher, cfg.dataset, size=pair.size, epochs=pair.teacher_epochs, lr=pair.lr,
                              shift=pair.teacher_shift, seed=seed)
 
+# %% ../nbs/30_benchmark.ipynb #f669752c
 def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
     "Record seed `seed`'s teacher in a new pair folder; refuse other weights than those its rows were distilled from."
     path = folder/f'teacher_fingerprint_seed{seed}.json'
@@ -212,6 +220,7 @@ def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
                           f'bench --threads N), restore their cache file ($DFKD_CACHE), or delete {folder} to redo the '
                           'pair with this teacher.')
 
+# %% ../nbs/30_benchmark.ipynb #378724c6
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
     "Method `name`'s row for one seed (teacher, metadata, set or game, student); `cache` keeps probes and step costs."
     spec, ts = get_method(name), teacher_seed(pair, seed)
@@ -233,6 +242,7 @@ def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig,
                 synthesis_s=run.synthesis_s + meta_s, class_fidelity=class_fidelity(None, TransferSet(run.path)),
                 step_cost=cache['cost', name], metadata_s=meta_s if meta is not None else None)
 
+# %% ../nbs/30_benchmark.ipynb #c48a0a58
 def planned_rows(cfg:BenchConfig) -> list[tuple]:
     "The (pair, method, seed) of `cfg`'s rows: per pair, each teacher (by seed), then references and methods per seed."
     methods = check_config(cfg)
@@ -240,6 +250,7 @@ def planned_rows(cfg:BenchConfig) -> list[tuple]:
     return [(p, m, s) for p in cfg.pairs for m in ('teacher',) + REFERENCES[1:] + tuple(methods)
             for s in (teacher_seeds[p] if m == 'teacher' else range(cfg.seeds))]
 
+# %% ../nbs/30_benchmark.ipynb #44b3a099
 def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the quick subset)
                   run:str|Path='runs/bench', # the run folder: one JSON per finished row, transfer sets, metadata
                   progress:bool=True, # a progress bar over the rows
@@ -276,6 +287,7 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
                   + (f"{row['accuracy']:.4f}" if row['status'] == 'ok' else f"n/a ({row['reason']})"), flush=True)
     return read_rows(run, cfg)
 
+# %% ../nbs/30_benchmark.ipynb #c3f281b1
 def read_rows(run:str|Path, cfg:BenchConfig|None=None) -> list[dict]:
     "Every finished row in `run` (of `cfg`'s pairs and methods, when given)."
     rows = [read_json(f) for f in sorted(Path(run).glob('*/*/seed*.json'))]
@@ -291,12 +303,14 @@ TABLE_COLUMNS = ['pair', 'teacher', 'student', 'method', 'family', 'status', 'se
 
 def _family(m:str) -> str: return 'reference' if m in REFERENCES else get_method(m).family
 
+# %% ../nbs/30_benchmark.ipynb #8087274f
 def _in_order(df:pd.DataFrame) -> pd.DataFrame:
     "Lines by pair (as in `PAIRS`), then the references, the noise floor, and the methods in registry order."
     methods = list(REFERENCES) + method_names('floor') + [m for m in method_names() if get_method(m).family != 'floor']
     rank = {c: {k: i for i, k in enumerate(keys)} for c, keys in (('pair', list(PAIRS)), ('method', methods))}
     return df.sort_values(['pair', 'method'], key=lambda col: col.map(rank[col.name]), ignore_index=True)
 
+# %% ../nbs/30_benchmark.ipynb #975a73e7
 def benchmark_table(rows:list[dict]) -> pd.DataFrame:
     "Per (pair, method): accuracy mean ± std (%), % of real-data KD and teacher, fidelity, seconds, cost, paper."
     df = pd.DataFrame(rows)
@@ -330,6 +344,7 @@ def _curve(r:dict) -> list[tuple[float, float]]:
                          "dfkd wrote it): delete that row's file to rerun it")
     return [(offset + t, a) for t, a in r['curve']]
 
+# %% ../nbs/30_benchmark.ipynb #729ee678
 def time_to_accuracy(rows:list[dict], fractions=(0.9, 0.95)) -> pd.DataFrame:
     "Per (pair, method): mean seconds (synthesis + distillation) until the student hits each fraction of real-data KD."
     df = pd.DataFrame([r for r in rows if r['status'] == 'ok' and r.get('curve')])
@@ -367,6 +382,7 @@ def plot_table(table:pd.DataFrame):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/30_benchmark.ipynb #fc5f70ca
 def plot_time_to_accuracy(rows:list[dict]):
     "Test accuracy against seconds since the start (synthesis + distillation); a curve per method, a panel per pair."
     import matplotlib.pyplot as plt
@@ -404,14 +420,17 @@ def machine_info() -> dict:
                 aten_cpu_capability=os.environ.get('ATEN_CPU_CAPABILITY'),
                 accelerator=torch.cuda.get_device_name(0) if cuda else 'cpu', python=sys.version.split()[0])
 
+# %% ../nbs/30_benchmark.ipynb #03bbb645
 def versions() -> dict:
     import fastai
     return dict(dfkd=dfkd.__version__, torch=torch.__version__, fastai=fastai.__version__, pandas=pd.__version__)
 
+# %% ../nbs/30_benchmark.ipynb #931b6492
 def read_table(path:str|Path) -> pd.DataFrame:
     "A table `write_results` wrote, with its 'n/a' statuses as written (pandas would read them as missing values)."
     return pd.read_csv(path, keep_default_na=False, na_values=[''])
 
+# %% ../nbs/30_benchmark.ipynb #9bda5614
 def rows_seconds(rows:list[dict]) -> float:
     "Seconds the rows cost: each seed's synthesis and student, each teacher's metadata once; not teacher training."
     ok = [r for r in rows if r['status'] == 'ok']
@@ -420,6 +439,7 @@ def rows_seconds(rows:list[dict]) -> float:
     return sum((r.get('synthesis_s') or 0.) - (r.get('metadata_s') or 0.) + (r.get('distill_s') or 0.)
                for r in ok) + sum(meta.values())
 
+# %% ../nbs/30_benchmark.ipynb #bac334ac
 def write_results(rows:list[dict], cfg:BenchConfig, out:str|Path='results', seconds:float|None=None) -> dict:
     "Write the tables, charts and JSON record of `rows` to `out` (`seconds`: this call's wall time); returns it."
     if not rows: raise ValueError(f'no finished rows to write to {out}: run the benchmark first (dfkd bench)')
@@ -471,6 +491,7 @@ def bench_table(args) -> dict:
     print(pd.DataFrame(rec['time_to_accuracy']).round(1).to_string(index=False))
     return rec
 
+# %% ../nbs/30_benchmark.ipynb #6b7f4884
 def bench_kd(args) -> dict:
     "`dfkd bench --which kd`: Hinton KD on mnist5k, MLP and LeNet pairs (teacher, alone, KD), to `--out`/kd.csv."
     from dfkd.kd_baselines import kd_baselines, kd_table
@@ -481,6 +502,7 @@ def bench_kd(args) -> dict:
 
 BENCHMARKS = {'table': bench_table, 'kd': bench_kd}
 
+# %% ../nbs/30_benchmark.ipynb #97675f17
 def add_bench_command(sub) -> argparse.ArgumentParser:
     "Add the `bench` subcommand to an argparse `sub`parsers object; it sets `func` to the chosen benchmark."
     b = sub.add_parser('bench',
@@ -506,6 +528,7 @@ def add_bench_command(sub) -> argparse.ArgumentParser:
     b.set_defaults(func=run_bench_command)
     return b
 
+# %% ../nbs/30_benchmark.ipynb #f3ba04d4
 def run_bench_command(args):
     "Run `args.which`'s benchmark with `args.threads` intra-op threads (if given); torch's count is restored after."
     with torch_threads(args.threads): return BENCHMARKS[args.which](args)

@@ -18,16 +18,19 @@ __all__ = ['page_indices', 'n_pages', 'transfer_grid', 'transfer_overview', 'Bro
 # %% ../nbs/80_browser.ipynb #8a5c4384
 def _as_ts(ts) -> TransferSet: return ts if isinstance(ts, TransferSet) else TransferSet(ts)
 
+# %% ../nbs/80_browser.ipynb #e7e9a510
 def page_indices(ts:TransferSet, cls:int|None=None, page:int=0, per_page:int=24) -> torch.Tensor:
     "Indices of the images on page `page` of class `cls` (`None`: all classes) of a transfer set."
     idx = torch.arange(len(ts)) if cls is None else torch.nonzero(ts.y == cls).flatten()
     return idx[page*per_page:(page+1)*per_page]
 
+# %% ../nbs/80_browser.ipynb #8fa0342a
 def n_pages(ts:TransferSet, cls:int|None=None, per_page:int=24) -> int:
     "Number of pages of class `cls` (`None`: all)."
     n = len(ts) if cls is None else int((ts.y == cls).sum())
     return max(1, -(-n // per_page))
 
+# %% ../nbs/80_browser.ipynb #af2285fb
 def transfer_grid(ts, # a `TransferSet` or its folder
                   cls:int|None=None, # class to show; `None` shows all classes
                   page:int=0, per_page:int=24, ncols:int=8, k:int=2, classes=None, title:str|None=None):

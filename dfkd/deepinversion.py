@@ -41,6 +41,7 @@ class DeepInversionSettings:
 
 DEEPINVERSION_DEFAULTS = asdict(DeepInversionSettings())
 
+# %% ../nbs/22_deepinversion.ipynb #c960c6ab
 def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1., tv_l1:float=0., tv_l2:float=2.5e-5,
                         l2:float=0.,
                         priors:str='deepinversion', # the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
@@ -51,10 +52,12 @@ def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1.,
              TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors)]
     return [t for t in terms if t.weight]
 
+# %% ../nbs/22_deepinversion.ipynb #04e9f074
 def _bn_layers(teacher:nn.Module, bn2d_only:bool) -> list[str]|None:
     "The BN layers DeepInversion matches: the BatchNorm2d ones (`bn2d_only`, if the teacher has any), else `None`: all."
     return (bn_layer_names(teacher, (nn.BatchNorm2d,)) or None) if bn2d_only else None
 
+# %% ../nbs/22_deepinversion.ipynb #c2a7a7ee
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers
                               img_shape, # (C, H, W) of its inputs
                               stats=None, # (mean, std) input normalisation: clamps pixels to the image of [0, 1]
@@ -112,6 +115,7 @@ ADI_DEFAULTS = asdict(ADISettings())
 # student's rounds keep our defaults (their CIFAR loop is not published)
 ADI_PAPER = dict(DEEPINVERSION_PAPER, competition=0.2, competition_T=3., competition_form='authors')
 
+# %% ../nbs/22_deepinversion.ipynb #493af459
 def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None, settings:ADISettings|dict|None=None,
                     device=None, **overrides) -> Synthesizer:
     "A DeepInversion `Synthesizer` plus the competition term with the live `student`."
@@ -121,6 +125,7 @@ def adi_synthesizer(teacher:nn.Module, student:nn.Module, img_shape, stats=None,
                                      extra_terms=[CompetitionTerm(student, s.competition, s.competition_T,
                                                                   form=s.competition_form)])
 
+# %% ../nbs/22_deepinversion.ipynb #ee0d3bbe
 def adi_transfer_set(teacher:nn.Module, student:nn.Module, # the student is trained in place between rounds
                      path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=50,
                      valid=None, # real validation data for the student's rounds, if any
@@ -138,9 +143,11 @@ def adi_transfer_set(teacher:nn.Module, student:nn.Module, # the student is trai
                                lr=s.distill_lr, T=s.distill_T, alpha=s.distill_alpha, seed=seed, method='adi',
                                settings=asdict(s), stats=stats, n_classes=n_classes, progress=progress)
 
+# %% ../nbs/22_deepinversion.ipynb #50abfc11
 def _adi_synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
     return adi_synthesizer(teacher, student, img_shape, stats, settings, device=device)
 
+# %% ../nbs/22_deepinversion.ipynb #bec000c1
 def _adi_transfer_set(teacher, path, img_shape, stats, n_classes, settings, student=None, metadata=None, **kwargs):
     return adi_transfer_set(teacher, student, path, img_shape, stats, settings=settings, n_classes=n_classes, **kwargs)
 

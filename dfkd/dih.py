@@ -16,6 +16,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.optimizer import Adam, OptimWrapper
 from fastai.metrics import accuracy
+from fastcore.meta import delegates
 from .core import set_seed, atomic_save_safetensors, load_safetensors
 from .hooks import Hooks
 from .models import ResNet, WideResNet, VGG, LeNet5, HintonMLP, DenseNet, fingerprint, check_fingerprint
@@ -39,14 +40,17 @@ class Recipe:
     milestones:tuple = () # 'sgd': epochs after which the learning rate is multiplied by `gamma`
     gamma:float = 0.1 # 'sgd': the factor applied at each milestone
 
+# %% ../nbs/40_dih.ipynb #6a5b2323
 def step_schedule(lr:float, milestones, gamma:float, epochs:int):
     "The learning rate per fraction of training done (a fastai schedule): `lr`, times `gamma` from each milestone on."
     return lambda pct: lr * gamma ** sum(pct * epochs >= m - 1e-9 for m in milestones)
 
+# %% ../nbs/40_dih.ipynb #6b844e00
 def ce_loss(pred, y, *extra):
     "Cross-entropy of `pred` against the label `y`; further targets of the batch (teacher logits, indices) are ignored."
     return F.cross_entropy(pred, y)
 
+# %% ../nbs/40_dih.ipynb #a9a34994
 def fit_recipe(model:nn.Module, dls, recipe:Recipe, loss_func=ce_loss, cbs=(), metrics=accuracy,
                seed:int|None=0, # seeds the shuffling and dropout (seed the initial weights before building `model`)
                show:bool=False) -> Learner:
@@ -76,10 +80,12 @@ class Head(nn.Module):
         f = self.body(x); z = self.fc(f)
         return (z, f) if features else z
 
+# %% ../nbs/40_dih.ipynb #1f1b4742
 def linear_head(shapes, n_classes:int) -> Head:
     "The authors' head: one `nn.Linear` on the flattened activation `shapes[0]`."
     return Head(nn.Flatten(), nn.Linear(math.prod(shapes[0]), n_classes))
 
+# %% ../nbs/40_dih.ipynb #d30ee6c3
 def pooled_head(shapes, n_classes:int) -> Head:
     "Global average pooling of a feature map `shapes[0]` (a vector is taken as it is), then one `nn.Linear`."
     s = shapes[0]
@@ -109,11 +115,13 @@ def activation_shapes(model:nn.Module, layers:list, img_shape) -> tuple[list, in
         out = model(torch.zeros(1, *img_shape, device=next(model.parameters()).device))
     return [tuple(t.shape[1:]) for t in h.stored()], out.shape[1]
 
+# %% ../nbs/40_dih.ipynb #941c4366
 def make_heads(kind:str, shapes:list, n_classes:int) -> nn.ModuleList:
     "One head of `kind` per activation shape, each built from the shapes from its position on."
     if kind not in HEAD_KINDS: raise KeyError(f'unknown head kind {kind!r}; choose one of {sorted(HEAD_KINDS)}')
     return nn.ModuleList([HEAD_KINDS[kind](shapes[i:], n_classes) for i in range(len(shapes))])
 
+# %% ../nbs/40_dih.ipynb #929d9409
 class IntermediateHeads(nn.Module):
     "Classifier heads on the named layers of a frozen `teacher`; only the heads are parameters of this module."
     def __init__(self, teacher:nn.Module, # any classifier; kept outside this module's parameters and always run frozen
@@ -145,10 +153,12 @@ def summed_head_ce(pred, y, *extra):
     "The heads' loss: the sum over heads (`pred` is (B, k, C)) of each one's cross-entropy."
     return sum(F.cross_entropy(pred[:, h], y) for h in range(pred.shape[1]))
 
+# %% ../nbs/40_dih.ipynb #e5e9bc64
 def mean_head_accuracy(pred, y, *extra):
     "Top-1 accuracy averaged over the heads of `pred` (B, k, C) (a fastai metric)."
     return (pred.argmax(-1) == y[:, None]).float().mean()
 
+# %% ../nbs/40_dih.ipynb #22066f70
 class TeacherLabels(Callback):
     "Label each training batch with the teacher's top class, from the teacher logits the batch brings (a transfer set)."
     order = 4  # before `DistillCallback` (5) takes the logits out of the batch
@@ -159,6 +169,7 @@ class TeacherLabels(Callback):
                              "`transfer_dls(...)`")
         self.learn.yb = (self.yb[1].argmax(1),) + tuple(self.yb[1:])
 
+# %% ../nbs/40_dih.ipynb #2c885ee5
 def label_callbacks(labels:str) -> list:
     "The callbacks that provide the labels: none for `'data'`, `TeacherLabels` for `'teacher'`."
     if labels not in ('data', 'teacher'): raise ValueError(f"labels must be 'data' or 'teacher', got {labels!r}")
@@ -166,6 +177,7 @@ def label_callbacks(labels:str) -> list:
 
 HEADS_RECIPE = Recipe(epochs=1, lr=0.05, opt='sgd', wd=5e-4)
 
+# %% ../nbs/40_dih.ipynb #c1298cbc
 def fine_tune_heads(heads:IntermediateHeads, dls, recipe:Recipe=HEADS_RECIPE,
                     labels:str='data', # 'data': the dataset's labels; 'teacher': its top class (`TeacherLabels`)
                     seed:int|None=0, show:bool=False, cbs=()) -> Learner:
@@ -173,6 +185,7 @@ def fine_tune_heads(heads:IntermediateHeads, dls, recipe:Recipe=HEADS_RECIPE,
     return fit_recipe(heads, dls, recipe, loss_func=summed_head_ce, cbs=label_callbacks(labels) + list(cbs),
                       metrics=mean_head_accuracy, seed=seed, show=show)
 
+# %% ../nbs/40_dih.ipynb #9c04c228
 @torch.no_grad()
 def head_accuracies(heads:IntermediateHeads, dl) -> dict:
     "Top-1 accuracy of every head and of the teacher's own classifier (`'final'`) over a loader of `(x, y, ...)`."
@@ -190,17 +203,20 @@ HEADS_SCHEMA = 'dfkd.heads/1'
 class HeadsMismatch(ValueError):
     "A heads file trained on another teacher than the one given."
 
+# %% ../nbs/40_dih.ipynb #5e6dd092
 def heads_path(teacher_path) -> Path:
     "Where the heads of the teacher saved at `teacher_path` live: beside it, as `<name>.heads.safetensors`."
     p = Path(teacher_path)
     return p.with_name(p.name.removesuffix('.safetensors') + '.heads.safetensors')
 
+# %% ../nbs/40_dih.ipynb #93ff542b
 def save_heads(heads:IntermediateHeads, path, extra:dict|None=None) -> Path:
     "Save the heads' weights as safetensors (atomically), with kind, layers, input shape, teacher fingerprint."
     header = dict(schema=HEADS_SCHEMA, kind=heads.kind, layers=heads.layers, img_shape=list(heads.img_shape),
                   n_classes=heads.n_classes, teacher=fingerprint(heads.teacher), **(extra or {}))
     return atomic_save_safetensors({k: v.clone() for k, v in heads.state_dict().items()}, path, dict(header=header))
 
+# %% ../nbs/40_dih.ipynb #e7eb0f49
 def load_heads(path, teacher:nn.Module) -> IntermediateHeads:
     "Mount the heads saved at `path` on `teacher`; a file trained on another teacher is refused."
     tensors, meta = load_safetensors(path)
@@ -234,9 +250,10 @@ def cohort_loss(s_logits, t_logits, # the student's logits (B, C); the cohort's 
     raise ValueError(f"form must be 'authors' or 'normalised', got {form!r}")
 
 # %% ../nbs/40_dih.ipynb #f17ec5b3
+@delegates()  # its keyword arguments are `DistillCallback`'s, shown in its signature
 class HeadsDistillCallback(DistillCallback):
     "`DistillCallback` for a teacher with fine-tuned `heads`: heads frozen for the fit like the teacher, then restored."
-    def __init__(self, heads:IntermediateHeads, **kwargs): # `DistillCallback`'s settings
+    def __init__(self, heads:IntermediateHeads, **kwargs):
         super().__init__(heads.teacher, **kwargs)
         self.heads, self.heads_frozen = heads, None
     def before_fit(self):
@@ -250,6 +267,7 @@ class HeadsDistillCallback(DistillCallback):
         if self.heads_frozen is not None: self.heads_frozen.__exit__(); self.heads_frozen = None
     after_cancel_fit = after_fit
 
+# %% ../nbs/40_dih.ipynb #42eebe48
 class CohortDistillCallback(HeadsDistillCallback):
     "DIH: distil every head of `heads` and the teacher's classifier into the Learner's model at once, all frozen."
     def __init__(self, heads:IntermediateHeads, # fine-tuned heads on the teacher
@@ -264,6 +282,7 @@ class CohortDistillCallback(HeadsDistillCallback):
             self.set_loss(cohort_loss(self.pred, self.t_logits.float(), self.yb[0], self.T, self.alpha, self.weights,
                                       self.form, ce=self.learn.loss_grad))
 
+# %% ../nbs/40_dih.ipynb #cc3d5908
 def dih_distill(student:nn.Module, heads:IntermediateHeads, dls, recipe:Recipe=Recipe(),
                 T:float=5., alpha:float=0.1, weights=None, form:str='authors', # as `cohort_loss`
                 labels:str='data', # 'data' or 'teacher' (`TeacherLabels`)
@@ -272,6 +291,7 @@ def dih_distill(student:nn.Module, heads:IntermediateHeads, dls, recipe:Recipe=R
     return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels)
                       + [CohortDistillCallback(heads, T, alpha, weights, form)] + list(cbs), seed=seed, show=show)
 
+# %% ../nbs/40_dih.ipynb #27d84f71
 def dih(teacher:nn.Module, student:nn.Module, dls, layers=None, kind:str='linear', # heads: positions and kind
         head_recipe:Recipe=HEADS_RECIPE, recipe:Recipe=Recipe(), # how the heads and the student train
         T:float=5., alpha:float=0.1, weights=None, form:str='authors', labels:str='data', seed:int=0, show:bool=False,

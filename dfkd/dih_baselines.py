@@ -60,6 +60,7 @@ def assistant_name(teacher:str, student:str, # zoo names
     middle = (size(teacher) + size(student)) / 2
     return min(candidates, key=lambda c: abs(size(c) - middle))
 
+# %% ../nbs/41_dih_baselines.ipynb #b1900c24
 class LiveTeacherLogits(Callback):
     "Give `DistillCallback` the logits of `model` for each training batch instead of cached ones of another network."
     order = 4  # before `DistillCallback` (5), which prefers logits set by a callback to those of the batch
@@ -71,6 +72,7 @@ class LiveTeacherLogits(Callback):
 # the DIH README's KD, TAKD and FitNets setting: τ = 5, α = 0.1 (α weighs τ²·KL, 1-α the CE)
 DIH_KD = dict(T=5., alpha=0.1)
 
+# %% ../nbs/41_dih_baselines.ipynb #ee6bd0c9
 def takd(student:nn.Module, teacher:nn.Module, assistant:nn.Module, dls, recipe:Recipe=Recipe(), T:float=DIH_KD['T'],
          alpha:float=DIH_KD['alpha'],
          labels:str='data', seed:int|None=0, show:bool=False, cbs=()) -> tuple[Learner, Learner]:
@@ -88,6 +90,7 @@ def nce_loss(p:torch.Tensor, # (B, 1+K): each anchor's normalised score with its
     m = (p.shape[1] - 1) / n_data
     return -(torch.log(p[:, 0] / (p[:, 0] + m)) + torch.log(m / (p[:, 1:] + m)).sum(1)).mean()
 
+# %% ../nbs/41_dih_baselines.ipynb #6b79b824
 class ContrastiveMemory(nn.Module):
     "CRD's critic: linear embeddings of both networks' features on the unit sphere, and momentum memory banks."
     def __init__(self, s_dim:int, t_dim:int, n_data:int, # feature sizes; training examples (one memory entry each)
@@ -151,6 +154,7 @@ class IndexedDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): return (*self.ds[i], i)
 
+# %% ../nbs/41_dih_baselines.ipynb #d4b6397f
 def with_train(dls:DataLoaders, trn) -> DataLoaders:
     "`DataLoaders` of the training loader `trn` and the validation loader of `dls`, described as `dls` is."
     new = DataLoaders(trn, dls.valid, device=dls.device)
@@ -158,12 +162,14 @@ def with_train(dls:DataLoaders, trn) -> DataLoaders:
     new.n_inp = 1
     return new
 
+# %% ../nbs/41_dih_baselines.ipynb #524bf4b0
 def with_indices(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training items end with their index (`yields_indices`); teacher logits stay declared."
     trn = dls.train.new(IndexedDataset(dls.train_ds))
     trn.yields_indices, trn.yields_teacher_logits = True, getattr(dls.train, 'yields_teacher_logits', False)
     return with_train(dls, trn)
 
+# %% ../nbs/41_dih_baselines.ipynb #907cf533
 class CRDCallback(DistillCallback):
     "CRD: `ce_weight`·CE + `alpha`·KD + `beta`·contrastive loss of penultimate features (RepDistiller's sum)."
     def __init__(self, teacher:nn.Module, beta:float=0.8, # weight of the CRD loss
@@ -200,12 +206,14 @@ class CRDCallback(DistillCallback):
             if h is not None: h.remove()
     after_cancel_fit = after_fit
 
+# %% ../nbs/41_dih_baselines.ipynb #9cf26b08
 def example_labels(ds, labels:str='data') -> torch.Tensor:
     "The class of every example of `ds`: its label (`'data'`), or the teacher's top class by its logits (`'teacher'`)."
     if labels == 'data' and hasattr(ds, 'y'): return torch.as_tensor(ds.y).long().flatten()
     return torch.stack([torch.as_tensor(ds[i][2]).argmax() if labels == 'teacher' else torch.as_tensor(ds[i][1])
                         for i in range(len(ds))]).long()
 
+# %% ../nbs/41_dih_baselines.ipynb #83509393
 def crd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(),
         kd:bool=False, # CRD + KD (CE + `alpha`·KD + `beta`·CRD) instead of CE + CRD
         beta:float=0.8, T:float=4., alpha:float=0.9, ce_weight:float=1., # RepDistiller's -r 1 -a 0.9 -b 0.8 --kd_T 4
@@ -240,12 +248,14 @@ def mhkd_head(shapes, n_classes:int,
             nn.Flatten()]
     return Head(nn.Sequential(*body, nn.Linear(width, width), nn.ReLU()), nn.Linear(width, n_classes))
 
+# %% ../nbs/41_dih_baselines.ipynb #32fcecf3
 def sep_conv(c_in:int, c_out:int, stride:int=2) -> nn.Sequential:
     "TOFD's SepConv (no biases): depthwise 3×3 (`stride`), 1×1, BN, ReLU, depthwise 3×3, 1×1 to `c_out`, BN, ReLU."
     dw = lambda s: nn.Conv2d(c_in, c_in, 3, stride=s, padding=1, groups=c_in, bias=False)
     return nn.Sequential(dw(stride), nn.Conv2d(c_in, c_in, 1, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(),
                          dw(1), nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
 
+# %% ../nbs/41_dih_baselines.ipynb #19efda1a
 def tofd_head(shapes, n_classes:int) -> Head:
     "TOFD's head: per later stage a block to its shape (`sep_conv`, or linear onto a vector), pooling, classifier."
     body, cur = [], tuple(shapes[0])  # `cur`: the shape the blocks so far produce
@@ -260,6 +270,7 @@ def tofd_head(shapes, n_classes:int) -> Head:
 
 HEAD_KINDS.update(mhkd=mhkd_head, tofd=tofd_head)
 
+# %% ../nbs/41_dih_baselines.ipynb #49a37ea1
 def orthogonal_loss(w:torch.Tensor):
     "TOFD's orthogonality penalty on a resizing layer's weight: ‖W Wᵀ − I‖_F + ‖Wᵀ W − I‖_F."
     eye = lambda n: torch.eye(n, device=w.device, dtype=w.dtype)
@@ -300,6 +311,7 @@ class PairedHeadsCallback(HeadsDistillCallback):
         if self.orth_weight: loss = loss + self.orth_weight * sum(orthogonal_loss(r.weight) for r in m.extras)
         self.set_loss(loss)
 
+# %% ../nbs/41_dih_baselines.ipynb #b653b63b
 def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(),
                  head_recipe:Recipe=HEADS_RECIPE,
                  teacher_layers=None, student_layers=None, # stage names; `None`: `default_head_layers`
@@ -333,12 +345,14 @@ def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Rec
     return teacher_heads, fit_recipe(model, dls, recipe, cbs=label_callbacks(labels) + [cb] + list(cbs), seed=seed,
                                      show=show)
 
+# %% ../nbs/41_dih_baselines.ipynb #63b3ce4b
 def tofd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
          feature_weight:float=0.05, orth_weight:float=0.03, **kwargs):
     "TOFD: SepConv heads, same-stage KD and CE, feature distance via near-orthogonal resizing layers (`paired_heads`)."
     return paired_heads('tofd', student, teacher, dls, recipe, head_recipe, feature_weight=feature_weight,
                         orth_weight=orth_weight, **kwargs)
 
+# %% ../nbs/41_dih_baselines.ipynb #f18a748a
 def first_stages(model:nn.Module, n:int=2) -> list[str]:
     "The first `n` of `default_head_layers(model)`: where MHKD's authors mount heads (stages one and two)."
     return default_head_layers(model)[:n]
@@ -346,6 +360,7 @@ def first_stages(model:nn.Module, n:int=2) -> list[str]:
 # train_mhkd.py: temperatures [4], alphas [0.1], mhkd_beta 0.5
 MHKD_AUTHORS = dict(T=4., alpha=0.1, head_weight=0.5, head_training='joint')
 
+# %% ../nbs/41_dih_baselines.ipynb #60148cba
 def mhkd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
          teacher_layers=None, student_layers=None, **kwargs): # `None`: `first_stages`; `MHKD_AUTHORS` overridable
     "MHKD as its authors ran it: 2-conv 2-FC heads on the first two stages, teacher's joint with CE, student KD × 0.5."
@@ -356,21 +371,26 @@ def mhkd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head
 # %% ../nbs/41_dih_baselines.ipynb #e4cc007a
 def _stage(model): layers = default_head_layers(model); return layers[len(layers) // 2]
 
+# %% ../nbs/41_dih_baselines.ipynb #fb55886f
 def _kd_cbs(teacher, labels, **kw): return label_callbacks(labels) + [DistillCallback(teacher, **kw)]
 
+# %% ../nbs/41_dih_baselines.ipynb #b34bff83
 @dataclass
 class AloneSettings:
     "The student alone learns from the labels: no settings."
 
+# %% ../nbs/41_dih_baselines.ipynb #022e62b6
 def _alone(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:AloneSettings):
     return fit_recipe(student, dls, recipe, cbs=label_callbacks(labels), seed=seed, show=show).model
 
+# %% ../nbs/41_dih_baselines.ipynb #b911258a
 @dataclass
 class KDSettings:
     "Hinton KD at the DIH README's setting (`DIH_KD`)."
     T:float = DIH_KD['T'] # softmax temperature τ
     alpha:float = DIH_KD['alpha'] # weight of τ²·KL; 1-alpha weighs the cross-entropy
 
+# %% ../nbs/41_dih_baselines.ipynb #0b05c68e
 def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:KDSettings, cbs=()):
     cbs = _kd_cbs(teacher, labels, T=s.T, alpha=s.alpha) + list(cbs)
     return fit_recipe(student, dls, recipe, cbs=cbs, seed=seed, show=show).model
@@ -387,6 +407,7 @@ class TeacherLabelled(torch.utils.data.Dataset):
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): x, _, logits = self.ds[i]; return x, logits.argmax()
 
+# %% ../nbs/41_dih_baselines.ipynb #529bebff
 def teacher_labelled(dls:DataLoaders) -> DataLoaders:
     "A copy of `dls` whose training items are `(x, teacher's top class)`, for a method that reads `(x, y)` only."
     if not getattr(dls.train, 'yields_teacher_logits', False):
@@ -394,10 +415,12 @@ def teacher_labelled(dls:DataLoaders) -> DataLoaders:
                          '(or `with_teacher_logits(...)`)')
     return with_train(dls, dls.train.new(TeacherLabelled(dls.train_ds)))
 
+# %% ../nbs/41_dih_baselines.ipynb #165a5708
 @dataclass
 class FitNetsSettings(KDSettings):
     "FitNets: a hint stage at the middle stage of each network, then KD at these settings."
 
+# %% ../nbs/41_dih_baselines.ipynb #955042fd
 def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:FitNetsSettings):
     if labels == 'teacher': dls = teacher_labelled(dls)  # the hint stage's loss reads (x, y) batches
     elif getattr(dls.train, 'yields_teacher_logits', False):
@@ -407,6 +430,7 @@ def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:F
             show=show, seed=seed)
     return student
 
+# %% ../nbs/41_dih_baselines.ipynb #0f42c53f
 @dataclass
 class ATSettings:
     "Attention transfer on the stage outputs, beside KD at dfkd's setting (the DIH README gives AT none)."
@@ -414,6 +438,7 @@ class ATSettings:
     alpha:float = 0.9 # weight of T²·KL; 1-alpha weighs the cross-entropy
     beta:float = 1. # weight of `attention_loss`
 
+# %% ../nbs/41_dih_baselines.ipynb #3ab7faf2
 def _at(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:ATSettings):
     pairs = attention_pairs(student, teacher, dls.img_shape)  # a pair per map size both have; refused before any work
     cbs = _kd_cbs(teacher, labels, T=s.T, alpha=s.alpha, feature_loss=attention_loss, beta=s.beta,
@@ -430,6 +455,7 @@ class TAKDSettings(KDSettings):
     "TAKD: KD at these settings from the teacher into the assistant, then from the assistant into the student."
     assistant:str|None = None # the assistant's zoo name; `None`: `assistant_name` of teacher and student
 
+# %% ../nbs/41_dih_baselines.ipynb #fc93df7d
 def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:TAKDSettings):
     names = [getattr(m, 'dfkd_config', None) or {} for m in (teacher, student)]
     if s.assistant is None and not all(n.get('name') for n in names):
@@ -441,6 +467,7 @@ def _takd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:TAKD
     takd(student, teacher, net, dls, recipe, T=s.T, alpha=s.alpha, labels=labels, seed=seed, show=show)
     return student
 
+# %% ../nbs/41_dih_baselines.ipynb #38520ed5
 @dataclass
 class CRDSettings:
     "CRD: CE + `beta`·the contrastive loss (`crd`; RepDistiller's defaults)."
@@ -452,15 +479,18 @@ class CRDSettings:
     momentum:float = 0.5 # of the memory banks
     negatives:str = 'other_classes' # 'other_classes' (the authors' sampler) or 'uniform'
 
+# %% ../nbs/41_dih_baselines.ipynb #eebf567d
 @dataclass
 class CRDKDSettings(CRDSettings):
     "CRD + KD: CE + `alpha`·KD + `beta`·CRD, a sum (RepDistiller's -r 1 -a 0.9 -b 0.8 --kd_T 4)."
     T:float = 4. # KD's temperature
     alpha:float = 0.9 # weight of T²·KL
 
+# %% ../nbs/41_dih_baselines.ipynb #2510f20c
 def _crd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:CRDSettings, kd:bool=False):
     crd(student, teacher, dls, recipe, kd=kd, labels=labels, seed=seed, show=show, **vars(s)); return student
 
+# %% ../nbs/41_dih_baselines.ipynb #bc56a02b
 def _crd_kd(*args): return _crd(*args, kd=True)
 
 register(DistillerSpec('takd', DISTILLER, 'Mirzadeh et al. 2020, AAAI', TAKDSettings, trainer=_takd,
@@ -484,6 +514,7 @@ class TOFDSettings:
     student_layers:list|None = None # stage names; `None`: `default_head_layers`
     teacher_heads:IntermediateHeads|None = None # teacher heads to reuse ('fine_tuned': already trained)
 
+# %% ../nbs/41_dih_baselines.ipynb #1f1a1461
 @dataclass
 class MHKDSettings(TOFDSettings):
     "MHKD as its authors ran it (`MHKD_AUTHORS`): heads on the first two stages, the teacher's trained jointly."
@@ -496,12 +527,15 @@ class MHKDSettings(TOFDSettings):
     teacher_layers:list|None = None # stage names; `None`: `first_stages`
     student_layers:list|None = None # stage names; `None`: `first_stages`
 
+# %% ../nbs/41_dih_baselines.ipynb #f2411acf
 def _tofd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:TOFDSettings):
     tofd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **vars(s)); return student
 
+# %% ../nbs/41_dih_baselines.ipynb #a01d0d98
 def _mhkd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:MHKDSettings):
     mhkd(student, teacher, dls, recipe, head_recipe, labels=labels, seed=seed, show=show, **vars(s)); return student
 
+# %% ../nbs/41_dih_baselines.ipynb #237f9f42
 @dataclass
 class DIHSettings:
     "DIH with the authors' settings (`dih`, `40_dih`)."
@@ -513,6 +547,7 @@ class DIHSettings:
     kind:str = 'linear' # the heads fine-tuned here: a key of `HEAD_KINDS`
     heads:IntermediateHeads|None = None # fine-tuned heads to reuse (then `layers` and `kind` are not used)
 
+# %% ../nbs/41_dih_baselines.ipynb #10e2885b
 def _dih(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:DIHSettings):
     dih(teacher, student, dls, head_recipe=head_recipe, recipe=recipe, labels=labels, seed=seed, show=show, **vars(s))
     return student

@@ -76,6 +76,7 @@ DIH_MNIST_QUICK = dict(teacher='resnet20', student='resnet8', size=16, teacher_e
                        transfer_recipe=Recipe(epochs=20, lr=1e-2),
                        transfer_head_recipe=Recipe(epochs=20, lr=0.05, opt='sgd', wd=5e-4))
 
+# %% ../nbs/43_dih_benchmark.ipynb #74689dbb
 def summarise(df:pd.DataFrame) -> pd.DataFrame:
     "Mean ± std of the test accuracy over seeds and the mean seconds, one line per method and data."
     g = df.groupby(['data', 'method'], sort=False)
@@ -106,6 +107,7 @@ class DIHConfig:
 
 DIH_CIFAR100 = DIHConfig()
 
+# %% ../nbs/43_dih_benchmark.ipynb #3d41e27d
 def run_dih_config(config:DIHConfig=DIH_CIFAR100, root='data', # the configuration; the folder of its data
                    folder='runs/dih-cifar100', # teacher, heads, students and results.csv
                    methods=('alone', 'kd', 'dih'), # 'dih' uses the saved heads, the others `distill_with`

@@ -32,12 +32,14 @@ def _load_teacher(path):
     if not Path(path).exists(): raise FileNotFoundError(f'{path} does not exist: train a teacher first (`dfkd train`)')
     return load_model(path, device=default_device())
 
+# %% ../nbs/86_dih_cli.ipynb #b36a770b
 def _training_data(teacher, dataset:str|None, root, size, bs:int, seed:int, transfer_set=None):
     "`(train, real, labels)`: data to train on (transfer set, else real train split), teacher's data, whose labels."
     real = teacher_dls(teacher, dataset, root, size, bs, seed)
     if transfer_set is None: return real, real, 'data'
     return transfer_dls(TransferSet(transfer_set, teacher=teacher), real, bs=bs, seed=seed), real, 'teacher'
 
+# %% ../nbs/86_dih_cli.ipynb #720bea8f
 def _set_none_default(p, dest:str, help:str):
     "Make option `dest` of `p` default to `None` (to tell it was not given), new `help`; returns the old default."
     action = next(a for a in p._actions if a.dest == dest)
@@ -75,6 +77,7 @@ def heads_run(teacher:str|Path, # teacher weights (`model.safetensors` from `dfk
     print(f'{heads.kind} heads -> {path}')
     return rec
 
+# %% ../nbs/86_dih_cli.ipynb #b7320c44
 def add_heads_command(sub):
     "Add `dfkd heads` to the subcommands `sub` of `dfkd.cli.make_parser` (its `add_subparsers()` action)."
     h = sub.add_parser('heads',
@@ -109,6 +112,7 @@ def _distiller_options(distiller:str, **given) -> dict:
                          f"(its settings: {', '.join(names) or 'none'}; `dfkd methods {distiller}` describes them)")
     return given
 
+# %% ../nbs/86_dih_cli.ipynb #6ce3f1be
 def _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, pooled, seed, quiet):
     "DIH's heads: file `heads`, else the file beside `teacher`, else fine-tuned and saved in `run`; `(heads, path)`."
     path = Path(heads) if heads else heads_path(teacher)
@@ -121,6 +125,7 @@ def _dih_heads(net_t, train, real, labels, heads, teacher, run, head_recipe, poo
     fine_tune_heads(h, train, head_recipe, labels=labels, seed=seed, show=not quiet)
     return h, save_heads(h, Path(run)/'heads.safetensors')
 
+# %% ../nbs/86_dih_cli.ipynb #77b69bde
 def distiller_run(run:str|Path, # the run folder
                   teacher:str|Path, # teacher weights saved by `dfkd train`
                   distiller:str='dih', # a registered distiller (`distiller_names()`)
@@ -178,6 +183,7 @@ def _chosen_distiller(args) -> str:
         raise ValueError(f'--method {args.method} and --distiller {args.distiller} disagree: give --distiller alone')
     return args.method
 
+# %% ../nbs/86_dih_cli.ipynb #6395b289
 def add_distillers(d, # the `distill` subparser of `dfkd.cli.make_parser`
                    plain_kd_func): # what `--distiller kd` runs: the command's own function, `dfkd.cli.cmd_distill`
     "Add `--distiller` (KD, DIH and its baselines) and its options to `dfkd distill`; `kd` runs `plain_kd_func`."
@@ -237,6 +243,7 @@ def bench_dih(run:str|Path, # the bench folder; rows in `run/dih/results.csv`
     out.attrs.update(df.attrs)
     return out
 
+# %% ../nbs/86_dih_cli.ipynb #b7721673
 def bench_dih_cifar100(root:str|Path, # the folder holding `cifar-100-binary/`
                        run:str|Path, # the bench folder; teacher, heads, students, results in `run/dih-cifar100`
                        seeds:int=3, # the first `seeds` of the recipe's (30, 50, 67)
@@ -264,6 +271,7 @@ def cmd_bench_dih(args) -> dict:
     print(table.to_string())
     return rec
 
+# %% ../nbs/86_dih_cli.ipynb #6daf6efa
 def add_bench_dih(b): # the `bench` subparser of `dfkd.cli.make_parser`
     "Add `dih` and `dih-cifar100` (with `--quick`, `--root`) to `dfkd bench`; other benchmarks keep the `func`."
     which = next(a for a in b._actions if a.dest == 'which')

@@ -43,6 +43,7 @@ class RankDL(DistributedDL):
         dist.broadcast(t, rank)
         return t.cpu().tolist()
 
+# %% ../nbs/16_distributed.ipynb #446145ee
 def split_batches(dl, n:int):
     "A copy of `dl` whose batches are `1/n` of its batch size: `n` processes together take one batch of the original."
     if dl.bs % n:
@@ -52,6 +53,7 @@ def split_batches(dl, n:int):
     new.yields_teacher_logits = getattr(dl, 'yields_teacher_logits', False)
     return new
 
+# %% ../nbs/16_distributed.ipynb #e6f585e6
 class RankTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer`, on CPUs (gloo, no SyncBatchNorm) as on GPUs, each step's batch split up."
     split = True  # `split_batches`: the batch size is that of one optimiser step, over all processes
@@ -103,6 +105,7 @@ def rank_argv(argv:list, # the command line as given
              for a in (f'--{k}', str(Path(folder)/k))]
     return list(argv) + extra + (['--quiet'] if 'quiet' in vars(args) else [])
 
+# %% ../nbs/16_distributed.ipynb #c93f021d
 def record_world_size(run:str|Path):
     "Add the size of the run (`world_size`) and its backend to `run/record.json`, if the command wrote one."
     path = Path(run)/'record.json'
@@ -111,6 +114,7 @@ def record_world_size(run:str|Path):
                           dict(read_json(path), world_size=world_size(),
                                backend=dist.get_backend() if dist.is_initialized() else None))
 
+# %% ../nbs/16_distributed.ipynb #4a482150
 @record
 def launched_console(argv:list, # the command line, without the program name
                      run_command:Callable, # one process's command line: `argv` -> exit status (`dfkd.cli.console`'s)
@@ -141,10 +145,12 @@ def average_(tensors) -> list:
         for t, part in zip(tensors, flat.split([t.numel() for t in tensors])): t.copy_(part.view_as(t))
     return tensors
 
+# %% ../nbs/16_distributed.ipynb #17868694
 def shared_parameters(synth) -> list:
     "Parameters all processes of an online game keep equal: the generator's (a meta-generator's clone) and the terms'."
     return list(synth.param.net.parameters()) + term_parameters(synth.terms)
 
+# %% ../nbs/16_distributed.ipynb #2c6cec16
 class SharedGame:
     "Listener of a multi-process game: shared parameters' gradients averaged each step, generator buffers each round."
     def after_backward(self, synth, ctx):
@@ -152,11 +158,12 @@ class SharedGame:
         average_(grads)
     def after_round(self, synth, ctx): average_buffers(synth)
 
+# %% ../nbs/16_distributed.ipynb #43bcf04f
 def average_buffers(synth):
     "The generator's float buffers (BN running statistics) averaged over processes after every round and at the end."
     average_(b for b in synth.generator.buffers() if b.is_floating_point())
 
-
+# %% ../nbs/16_distributed.ipynb #2fc6c989
 def share_game(synth, # the game's `GeneratorSynthesizer`
                pool=None): # its pool of images (`RingBuffer`), if it has one
     "Make an online game one over the processes (rank 0's generator, a stream per rank); no-op alone or twice."
@@ -184,11 +191,13 @@ def check_precision(precision:str, # 'fp32', 'fp16' or 'bf16'
                          f'where dfkd stays in float32: drop --{precision}')
     return PRECISIONS[precision]
 
+# %% ../nbs/16_distributed.ipynb #9b897c24
 def precision_callbacks(precision:str, device) -> list:
     "fastai callbacks to train at `precision` on `device`: `MixedPrecision` for fp16/bf16 on a GPU, none for fp32."
     check_precision(precision, device)
     return [] if precision == 'fp32' else [MixedPrecision(amp_mode=precision)]
 
+# %% ../nbs/16_distributed.ipynb #44d96799
 @contextlib.contextmanager
 def synthesis_precision(precision:str, device):
     "Synthesis steps inside run in bf16 autocast on a GPU for `precision='bf16'`; fp32: no change; fp16 refused."

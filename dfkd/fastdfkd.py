@@ -61,6 +61,7 @@ class FastDFKDSettings(PooledStudentSettings):
     warmup:int = 0 # rounds before the student's first step, with the adversarial term off
     reset_l0:int|None = None # round whose start re-initialises the latent projection and first BatchNorm; `None`: never
 
+# %% ../nbs/28_fastdfkd.ipynb #c3343aa3
 def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's shape, stats
                                settings:FastDFKDSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:

@@ -126,6 +126,7 @@ def black_value(generator:nn.Module) -> torch.Tensor:
     if mean is None or std is None: return torch.zeros(1, 1, 1, 1)
     return (0. - mean) / std
 
+# %% ../nbs/13_generators.ipynb #7612900d
 def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
                    generator:torch.Generator, # seeds the crops and flips
                    fill=0., # the border's value: a number, or one per channel (e.g. `black_value(G)`)
@@ -133,21 +134,23 @@ def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
     "torchvision's RandomCrop(padding), constant border, then a flip (p=1/2), per image: the authors' pool transform."
     return random_shift(x, padding, flip=True, generator=generator, fill=fill)
 
-
 # %% ../nbs/13_generators.ipynb #ad549730
 def _reset_parameters(module:nn.Module):
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
 
+# %% ../nbs/13_generators.ipynb #ebb206e1
 def term_optimizers(terms) -> list:
     "The optimisers loss terms keep for their own parameters (e.g. CMI's head): stepped at every step of every round."
     return [o for t in terms if (o := getattr(t, 'optimizer', None)) is not None]
 
+# %% ../nbs/13_generators.ipynb #6bc849e3
 def _without(params, optimizers) -> list:
     "`params` less those one of `optimizers` already steps."
     own = {id(p) for o in optimizers for g in o.param_groups for p in g['params']}
     return [p for p in params if id(p) not in own]
 
+# %% ../nbs/13_generators.ipynb #6d5ae8d3
 class GeneratorParametrization:
     "Images `G(z)` of a generator trained across rounds; each round draws fresh latents (optionally optimised too)."
     def __init__(self, generator:nn.Module, # maps (B, nz) latents to teacher-input images; has `nz`, `img_shape`
@@ -181,6 +184,7 @@ class GeneratorParametrization:
         return dict(kind='generator', nz=self.nz, optimize_latent=self.optimize_latent, lr_latent=self.lr_latent,
                     reset=self.reset)
 
+# %% ../nbs/13_generators.ipynb #473618cc
 class GeneratorSynthesizer(Synthesizer):
     "The engine with a `GeneratorParametrization`: `update` runs a round of generator training, `sample` draws images."
     def __init__(self, teacher:nn.Module, # any classifier
@@ -258,6 +262,7 @@ class MetaGeneratorParametrization(GeneratorParametrization):
         return dict(super().settings(), kind='meta_generator', meta=self.meta, meta_lr=self.meta_lr,
                     reset_first_layer_at=self.reset_first_layer_at)
 
+# %% ../nbs/13_generators.ipynb #cac91432
 def reset_first_layer(generator:nn.Module,
                       bn:bool=True): # also the first BatchNorm (Fast-Datafree's `conv_blocks.0`, here `body[0]`)
     "Fast-Datafree's `reset_l0`: the latent projection and its BatchNorm get weights N(0, 0.02), bias 0; stats stay."
@@ -268,6 +273,7 @@ def reset_first_layer(generator:nn.Module,
         nn.init.normal_(m.weight, 0., 0.02)   # the BN scale too: centred on 0, not on 1
         if m.bias is not None: nn.init.zeros_(m.bias)
 
+# %% ../nbs/13_generators.ipynb #baa3c964
 def MetaGeneratorSynthesizer(teacher:nn.Module, generator:nn.Module, terms,
                              meta:str='fomaml', meta_lr:float|None=None, # see `MetaGeneratorParametrization`
                              optimize_latent:bool=True, lr_latent:float|None=None,
@@ -316,6 +322,7 @@ class LatentDataLoader(DataLoader):
         return LatentDataLoader(self.n_batches, kwargs.get('bs', self.bs), self.nz, self.seed,
                                 kwargs.get('device', self.device), draw_bs=self.draw_bs)
 
+# %% ../nbs/13_generators.ipynb #1e92a0c9
 def generator_dls(valid, # validation data: `DataLoaders` (its validation split), a DataLoader, or `None`
                   n_batches:int, # student steps per epoch
                   bs:int, # images per student step
@@ -432,6 +439,7 @@ class GeneratorSettings:
     output:str = 'tanh' # head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BN, DAFL's and ZSKT's)
     betas:tuple = (0.5, 0.999) # Adam betas of the generator and its latents (DCGAN's)
 
+# %% ../nbs/13_generators.ipynb #86ec9476
 @dataclass
 class PooledStudentSettings(GeneratorSettings):
     "The generator, and the student's side of CMI and FastDFKD: distils at `T` on a pool, `student_steps` per round."
@@ -486,6 +494,7 @@ class GeneratorSampler:
         keep = logits.softmax(1)[:, c].topk(n).indices
         return dict(x=x[keep].cpu(), y=torch.as_tensor(y).cpu(), logits=logits[keep].cpu(), loss=0., step=0, terms={})
 
+# %% ../nbs/13_generators.ipynb #8a704dbc
 def generator_transfer_set(synthesizer:GeneratorSynthesizer, path, n_per_class:int=100, batch_size:int=100,
                            method:str='generator', stats=None, seed:int=0, pool_factor:int=4, **kwargs):
     "Write a transfer set sampled from `synthesizer`'s trained generator (resumable; see `build_transfer_set`)."

@@ -18,10 +18,12 @@ def module_names(model:nn.Module) -> list[str]:
     "Dotted names of all submodules of `model` (the model itself excluded)."
     return [n for n, _ in model.named_modules() if n]
 
+# %% ../nbs/03_hooks.ipynb #1fb00fe8
 class ModuleNameError(KeyError):
     "A module name that does not exist in the network (a `KeyError` that prints its message plainly)."
     def __str__(self): return str(self.args[0])
 
+# %% ../nbs/03_hooks.ipynb #404d5cb8
 def get_module(model:nn.Module, name:str) -> nn.Module:
     "The submodule called `name`; an unknown name raises `KeyError` listing the valid names, closest first."
     mods = dict(model.named_modules())
@@ -31,10 +33,12 @@ def get_module(model:nn.Module, name:str) -> nn.Module:
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
     raise ModuleNameError(f"{type(model).__name__} has no module named {name!r}.{hint} Valid names: {', '.join(names)}")
 
+# %% ../nbs/03_hooks.ipynb #132220a6
 def names_of_type(model:nn.Module, types) -> list[str]:
     "Names of the submodules that are instances of `types` (in forward-definition order)."
     return [n for n, m in model.named_modules() if n and isinstance(m, types)]
 
+# %% ../nbs/03_hooks.ipynb #62d77a87
 def last_linear_name(model:nn.Module) -> str:
     "Name of the last `nn.Linear` module: the classifier layer of most classification networks."
     names = names_of_type(model, nn.Linear)

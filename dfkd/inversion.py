@@ -30,12 +30,14 @@ def bn_layer_names(model:nn.Module, types:tuple=BN_TYPES) -> list[str]:
     "Names of the BatchNorm layers of `model` (of `types`) that track running statistics, in definition order."
     return [n for n in names_of_type(model, types) if model.get_submodule(n).running_mean is not None]
 
+# %% ../nbs/12_inversion.ipynb #6aac75b5
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-channel mean μ(x) and biased variance σ²(x) of `x` (N, C, ...) over batch and positions, in float32."
     x = x.float().transpose(0, 1).flatten(1)  # one row per channel
     mean = x.mean(1)
     return mean, (x - mean[:, None]).square().mean(1)
 
+# %% ../nbs/12_inversion.ipynb #f297294e
 def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
     "‖μ(x) − μ‖₂ + ‖σ²(x) − σ²‖₂: DeepInversion's distance of a batch's statistics from `bn`'s."
     return (mean - bn.running_mean).norm() + (var - bn.running_var).norm()
@@ -51,6 +53,7 @@ def check_bn_layers(model:nn.Module, names:list[str]):
                          f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running "
                          f"statistics; choose from {valid}")
 
+# %% ../nbs/12_inversion.ipynb #f66e4c85
 def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen: running statistics unchanged)
             x:torch.Tensor, # a batch of its inputs: real images, noise or synthesised ones
             layers:list[str]|None=None # BN layer names; `None`: every one with running statistics
@@ -66,6 +69,7 @@ def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen
         gaps[n] = ((mean - bn.running_mean).norm().item(), (var - bn.running_var).norm().item())
     return gaps
 
+# %% ../nbs/12_inversion.ipynb #0b01827d
 class BNStatisticsLoss(LossTerm):
     "DeepInversion's BN loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂)."
     name = 'bn'
@@ -112,30 +116,37 @@ def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
     dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
     return (dh.abs().mean() + dv.abs().mean()) if p == 1 else (dh.square().mean() + dv.square().mean())
 
+# %% ../nbs/12_inversion.ipynb #e0045bf0
 def mean_square(x:torch.Tensor) -> torch.Tensor:
     "mean(x²) over every element: the squared-L2 image prior."
     return x.square().mean()
 
+# %% ../nbs/12_inversion.ipynb #fd24b634
 def neighbour_differences(x:torch.Tensor) -> list[torch.Tensor]:
     "Differences of images `x` (N, C, H, W) between each pixel and its right, lower, lower-right, upper-right pixel."
     return [x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :], x[..., 1:, 1:] - x[..., :-1, :-1],
             x[..., :-1, 1:] - x[..., 1:, :-1]]
 
+# %% ../nbs/12_inversion.ipynb #535ec8d3
 def deepinversion_total_variation(x:torch.Tensor, p:int=2) -> torch.Tensor:
     "DeepInversion's TV over four directions: Σ_d ‖Δ_d x‖₂ over the batch (p=2), or Σ_d mean |Δ_d x| (p=1)."
     if p not in (1, 2):
         raise ValueError(f"DeepInversion's total variation is defined for p=1 (L1) or p=2 (L2 norm), not p={p}")
     return sum(d.abs().mean() if p == 1 else d.norm() for d in neighbour_differences(x))
 
+# %% ../nbs/12_inversion.ipynb #6fbd9933
 def image_norm(x:torch.Tensor) -> torch.Tensor:
     "DeepInversion's L2 prior: the L2 norm of each image, averaged over the batch."
     return x.flatten(1).norm(dim=1).mean()
 
 _FORMS = ('mean', 'deepinversion')
+
+# %% ../nbs/12_inversion.ipynb #9ab75e3e
 def _check_form(form):
     if form not in _FORMS:
         raise ValueError(f"form must be 'mean' (ours) or 'deepinversion' (the authors'), got {form!r}")
 
+# %% ../nbs/12_inversion.ipynb #ad01b4bb
 class TotalVariation(LossTerm):
     "Total-variation prior: `form='mean'` (ours: p=1 L1, p=2 squared L2, two directions) or 'deepinversion' (four)."
     name = 'tv'
@@ -148,6 +159,7 @@ class TotalVariation(LossTerm):
         if self.form == 'mean': self.kernel = fast_total_variation if self.fast else total_variation
     def __call__(self, ctx): return self.kernel(ctx.x, self.p)
 
+# %% ../nbs/12_inversion.ipynb #313be21c
 class ImageNorm(LossTerm):
     "L2 prior: `form='mean'`, mean of x² over pixels (ours), or 'deepinversion', mean over images of ‖x_n‖₂."
     name = 'l2'
@@ -180,6 +192,7 @@ def js_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., eps:
     log_m = (0.5 * (p + q)).log()
     return 0.5 * (F.kl_div(log_m, p, reduction='batchmean') + F.kl_div(log_m, q, reduction='batchmean'))
 
+# %% ../nbs/12_inversion.ipynb #a2da55d2
 def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:float=0.01,
                    hi:float=0.99) -> torch.Tensor:
     "ADI's authors' divergence: ½[KL(M‖P) + KL(M‖Q)], M = (P+Q)/2 before P, Q, M are clamped to [`lo`, `hi`]."
@@ -190,6 +203,7 @@ def adi_divergence(p_logits:torch.Tensor, q_logits:torch.Tensor, T:float=3., lo:
 
 COMPETITION_FORMS = dict(authors=adi_divergence, js=js_divergence)
 
+# %% ../nbs/12_inversion.ipynb #13ad9d35
 class CompetitionTerm(StudentTerm):
     "ADI's competition: 1 − D(teacher, student) at `T`, moving images to where the two disagree; `form` picks D."
     name = 'competition'
@@ -202,7 +216,6 @@ class CompetitionTerm(StudentTerm):
                              f"got {form!r}")
         super().__init__(student, weight, name); self.T, self.form, self.divergence = T, form, COMPETITION_FORMS[form]
     def __call__(self, ctx): return 1. - self.divergence(ctx.logits, self.student(ctx.x), self.T).clamp(0., 1.)
-
 
 # %% ../nbs/12_inversion.ipynb #eef32450
 class RoundsTransferSet(TransferSet):
@@ -220,6 +233,7 @@ class RoundsTransferSet(TransferSet):
                              'synthesised again)')
         self.x, self.y, self.logits = (torch.cat([p[k] for p in parts]) for k in ('x', 'y', 'logits'))
 
+# %% ../nbs/12_inversion.ipynb #5d1379a3
 def student_in_the_loop(synthesizer:Synthesizer, # its terms may hold `student` (e.g. `CompetitionTerm`)
                         student:nn.Module, # trained in place between rounds
                         path:str|Path, # folder of the transfer set

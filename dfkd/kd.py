@@ -54,6 +54,7 @@ class Regressor(nn.Module):
         if y.dim() == 4 and tuple(y.shape[-2:]) != self.t_shape[-2:]: y = F.adaptive_avg_pool2d(y, self.t_shape[-2:])
         return y
 
+# %% ../nbs/05_kd.ipynb #ee2ea906
 def hint_loss(s_feats, t_feats, regressors=None, **kwargs):
     "FitNets hint loss: mean squared error between regressed student features and teacher features, summed over pairs."
     regressors = regressors or [nn.Identity()]*len(s_feats)
@@ -66,10 +67,12 @@ def pooled_to_match(a:torch.Tensor, b:torch.Tensor) -> tuple:
     size = (min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1]))
     return tuple(f if tuple(f.shape[-2:]) == size else F.adaptive_avg_pool2d(f, size) for f in (a, b))
 
+# %% ../nbs/05_kd.ipynb #1ddc008f
 def attention_map(f, p:int=2):
     "Spatial attention of feature map `f` (B,C,H,W): L2-normalised flattened channel-mean of |f|^p."
     return F.normalize(f.float().abs().pow(p).mean(1).flatten(1), dim=1)
 
+# %% ../nbs/05_kd.ipynb #808c36b8
 def attention_loss(s_feats, t_feats, p:int=2, **kwargs):
     "Attention transfer: sum over layer pairs of the batch-mean L2 distance between attention maps."
     total = 0.
@@ -84,6 +87,7 @@ def fsp_matrix(f1, f2):
     f1, f2 = pooled_to_match(f1, f2)
     return torch.einsum('bihw,bjhw->bij', f1.float(), f2.float()) / (f1.shape[-1]*f1.shape[-2])
 
+# %% ../nbs/05_kd.ipynb #505a42f3
 def fsp_loss(s_feats, t_feats, **kwargs):
     "Relation KD: mean squared difference of FSP matrices of consecutive layer pairs, summed over pairs."
     if len(s_feats) < 2 or len(t_feats) != len(s_feats):
@@ -144,11 +148,13 @@ def check_teacher_student(teacher:nn.Module, student:nn.Module):
     if any(id(p) in t_params for p in student.parameters()):
         raise ValueError('the student shares parameters with the teacher; pass a separate copy')
 
+# %% ../nbs/05_kd.ipynb #8ded85c9
 def _same_data(a:torch.Tensor, b:torch.Tensor) -> bool:
     "`a` and `b` view the same memory the same way (fastai's `CastToTensor` makes a new tensor over the same data)."
     return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
                       and a.dtype == b.dtype and a.device == b.device)
 
+# %% ../nbs/05_kd.ipynb #941c7204
 class DistillCallback(Callback):
     "Distil a frozen `teacher` into the Learner's model: blend the KD (and optional feature) loss into training."
     order = 5  # before MixedPrecision (10) leaves autocast in after_loss
@@ -237,6 +243,7 @@ class LogitsDataset(torch.utils.data.Dataset):
         x, y = self.ds[i]
         return x, y, self.logits[i]
 
+# %% ../nbs/05_kd.ipynb #676a7586
 @torch.no_grad()
 def teacher_logits(teacher:nn.Module, ds, bs:int=512, device=None) -> torch.Tensor:
     "The teacher's logits for every item of `ds` (in eval mode, no gradients), on the CPU."
@@ -244,6 +251,7 @@ def teacher_logits(teacher:nn.Module, ds, bs:int=512, device=None) -> torch.Tens
     xs = [ds[i][0] for i in range(len(ds))]
     return torch.cat([teacher(torch.stack(xs[i:i+bs]).to(dev)).float().cpu() for i in range(0, len(xs), bs)])
 
+# %% ../nbs/05_kd.ipynb #f02c83a4
 def with_teacher_logits(dls:DataLoaders, teacher:nn.Module, bs:int|None=None) -> DataLoaders:
     "A copy of `dls` whose training items carry the teacher's logits, computed once (use without augmentation)."
     if getattr(dls.train_ds, 'augment', None) is not None:
@@ -279,6 +287,7 @@ def random_shift(x:torch.Tensor, # a batch of images (N, C, H, W)
         x = torch.where(mask[:, None, None, None], x.flip(-1), x)
     return x.contiguous()
 
+# %% ../nbs/05_kd.ipynb #d1758d29
 class ShiftAugment(Callback):
     "Random shifts (and flips) of every training batch, seen by student and teacher alike; cached logits go stale."
     order = 6  # after DistillCallback (5) took any cached logits; it sees the new inputs and runs the teacher on them
@@ -300,13 +309,16 @@ def feature_map_sizes(model:nn.Module, img_shape) -> dict:
         model(torch.zeros(1, *img_shape, device=device))
     return {name: sizes[name] for name in module_names(model) if name in sizes}
 
+# %% ../nbs/05_kd.ipynb #702b5ba7
 def _sizes_text(sizes:dict) -> str: return ', '.join(f"{n} {'x'.join(map(str, s))}" for n, s in sizes.items())
 
+# %% ../nbs/05_kd.ipynb #8c8d701c
 def _no_maps(model:nn.Module) -> str:
     return (f'{type(model).__name__} has no module with a feature-map output; its modules: '
             f"{', '.join(module_names(model))}; attention transfer compares (B, C, H, W) maps: choose a network "
             'with convolutional layers')
 
+# %% ../nbs/05_kd.ipynb #1012fbb1
 def attention_layers(model:nn.Module, img_shape, n:int|None=None, sizes:dict|None=None) -> list[str]:
     "`model`'s stage outputs with (B, C, H, W) maps: top Sequentials (2+), else ReLUs, else children; last `n`."
     sizes = feature_map_sizes(model, img_shape) if sizes is None else sizes
@@ -338,12 +350,14 @@ class AttentionPair:
         return (f'{self.student} {side(self.student_size)} <-> {self.teacher} {side(self.teacher_size)}'
                 + (f' (pooled to {side(self.size)})' if self.pooled else ''))
 
+# %% ../nbs/05_kd.ipynb #f4852154
 def _last_at_size(names, sizes) -> dict:
     "`{size: the last of names with a map of that size}`, sizes in the order they first appear."
     out = {}
     for n in names: out[sizes[n]] = n
     return out
 
+# %% ../nbs/05_kd.ipynb #0fbccbed
 def _pairs_by_size(s_names, s_sizes, t_names, t_sizes) -> list:
     "One pair per size both have (the last layer at it on each side); no shared size: the last k of each, in order."
     s_last, t_last = _last_at_size(s_names, s_sizes), _last_at_size(t_names, t_sizes)
@@ -352,6 +366,7 @@ def _pairs_by_size(s_names, s_sizes, t_names, t_sizes) -> list:
     k = min(len(s_last), len(t_last))
     return list(zip(list(s_last.values())[-k:], list(t_last.values())[-k:]))
 
+# %% ../nbs/05_kd.ipynb #8aef0688
 def _partners(named, sizes, role, other_names, other_sizes, other_role) -> list:
     "For each of `role`'s `named` layers, the other network's last candidate layer with a map of the same size."
     by_size = _last_at_size(other_names, other_sizes)
@@ -362,6 +377,7 @@ def _partners(named, sizes, role, other_names, other_sizes, other_role) -> list:
                              f'{_sizes_text(other_sizes)})')
     return [by_size[sizes[n]] for n in named]
 
+# %% ../nbs/05_kd.ipynb #f08d7c3b
 def _side(model, role, img_shape, named) -> tuple:
     "`model`'s map sizes and its layers for attention: `named` ones checked, else `attention_layers`."
     sizes = feature_map_sizes(model, img_shape)
@@ -374,6 +390,7 @@ def _side(model, role, img_shape, named) -> tuple:
                              f'layers with feature maps: {_sizes_text(sizes)}')
     return sizes, list(named) if named is not None else attention_layers(model, img_shape, sizes=sizes)
 
+# %% ../nbs/05_kd.ipynb #5877f68d
 def attention_pairs(student:nn.Module, teacher:nn.Module, img_shape, # the networks; their input's (C, H, W)
                     student_layers:list|None=None, # student layers chosen by hand; `None`: found
                     teacher_layers:list|None=None # teacher layers, paired in order; `None`: found
@@ -406,6 +423,7 @@ def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
     if opt == 'sgd': return partial(SGD, mom=mom, decouple_wd=False)
     return partial(Adam, mom=mom, sqr_mom=0.999, eps=1e-8, decouple_wd=False)
 
+# %% ../nbs/05_kd.ipynb #030d779f
 def fit_schedule(learn:Learner, epochs:int, lr:float,
                  schedule:str='one_cycle', # 'one_cycle' (fastai's); 'cosine': `lr` to `eta_min` per step; 'constant'
                  mom:float|None=None, # one-cycle: the momentum held instead of cycled; `None`: cycled
@@ -421,12 +439,14 @@ def fit_schedule(learn:Learner, epochs:int, lr:float,
     else:
         with learn.no_bar(), learn.no_logging(): fit()
 
+# %% ../nbs/05_kd.ipynb #5f2f413b
 def _learner(model, dls, cbs, opt, wd, fp16, loss_func=None, mom=None):
     learn = Learner(dls, model.to(dls.device), loss_func=loss_func or nn.CrossEntropyLoss(), metrics=accuracy,
                     opt_func=make_opt_func(opt, mom), wd=wd, cbs=cbs)
     if fp16 and dls.device.type == 'cuda': learn.to_fp16()
     return learn
 
+# %% ../nbs/05_kd.ipynb #32ceb951
 def train_classifier(model:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, opt:str='adam', wd:float=1e-4,
                      fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True) -> Learner:
     "Train `model` from scratch on `dls` with cross-entropy (one-cycle schedule); returns the `Learner`."
@@ -435,6 +455,7 @@ def train_classifier(model:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e
     fit_schedule(learn, epochs, lr, show=show)
     return learn
 
+# %% ../nbs/05_kd.ipynb #a96eefc0
 def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=4.,
             alpha:float=0.9,
             opt:str='adam', wd:float=1e-4, fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True,
@@ -451,11 +472,13 @@ def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5,
     fit_schedule(learn, epochs, lr, schedule, mom, eta_min, show)
     return learn
 
+# %% ../nbs/05_kd.ipynb #4613fef7
 def student_optimiser(**given) -> dict:
     "`distill`'s optimiser and schedule (`opt`, `mom`, `wd`, `schedule`, `eta_min`): defaults updated by `given`."
     params = inspect.signature(distill).parameters
     return {k: given.get(k, params[k].default) for k in ('opt', 'mom', 'wd', 'schedule', 'eta_min')}
 
+# %% ../nbs/05_kd.ipynb #28f00644
 @torch.no_grad()
 def evaluate(model:nn.Module, dl, device=None) -> float:
     "Top-1 accuracy of `model` over a DataLoader of `(x, y, ...)` batches."
@@ -474,11 +497,13 @@ def cache_folder(folder:str|Path|None=None) -> Path:
     base = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'  # an empty variable counts as unset, as XDG says
     return Path(base).expanduser()/'dfkd'
 
+# %% ../nbs/05_kd.ipynb #7fa262ae
 def _trained_on(device:torch.device) -> dict:
     "What a trained model's bits depend on besides settings: device type, or on a CPU threads (one adds no key)."
     if device.type != 'cpu': return {'device': device.type}
     return {'threads': torch.get_num_threads()} if torch.get_num_threads() != 1 else {}
 
+# %% ../nbs/05_kd.ipynb #29f222b3
 def cached_classifier(name:str='lenet5_bn', # model registry name
                       dataset:str='mnist5k', size:int|None=32, # data, as `get_dls`
                       epochs:int=8, lr:float=1e-2, bs:int=64, seed:int=0, # training settings, as `train_classifier`
@@ -507,6 +532,7 @@ class _Hinted(nn.Module):
     def __init__(self, student, regressor): super().__init__(); self.student, self.regressor = student, regressor
     def forward(self, x): return self.student(x)
 
+# %% ../nbs/05_kd.ipynb #b6646892
 class HintCallback(Callback):
     "Replace the training loss with the FitNets hint loss between `guided` (student) and `hint` (teacher) layers."
     order = 5
@@ -529,12 +555,14 @@ class HintCallback(Callback):
         if self.teacher_frozen is not None: self.teacher_frozen.__exit__()
     after_cancel_fit = after_fit
 
+# %% ../nbs/05_kd.ipynb #955a776e
 def feature_shape(model:nn.Module, layer:str, img_shape, device='cpu') -> tuple:
     "Shape (without batch) of `layer`'s output for one input of `img_shape`."
     with frozen(model), Hooks(model, layer, detach=True) as h, torch.no_grad():
         model.to(device)(torch.zeros(1, *img_shape, device=device))
     return tuple(h[layer].shape[1:])
 
+# %% ../nbs/05_kd.ipynb #e0d3976e
 def fitnets(student:nn.Module, teacher:nn.Module, dls:DataLoaders, hint:str, guided:str, hint_epochs:int=3,
             epochs:int=5,
             lr:float=3e-3, T:float=4., alpha:float=0.9, show:bool=True, seed:int|None=0) -> tuple[Learner, Learner]:

@@ -27,15 +27,18 @@ PAIR_LR = {'mlp': 1e-3, 'lenet': 1e-2, 'densenet': 1e-2}
 # a zoo name, or (name, architecture kwargs)
 def _member(m) -> tuple[str, dict]: return (m, {}) if isinstance(m, str) else m
 
+# %% ../nbs/06_kd_mnist.ipynb #7013562c
 def _build(m, **shape) -> nn.Module:
     "A pair member as a fresh network."
     name, kw = _member(m); return get_model(name, **shape, **kw)
 
+# %% ../nbs/06_kd_mnist.ipynb #441135a5
 def _model_name(m) -> str:
     "A pair member's label: the zoo name, with its growth rate for a DenseNet."
     name, kw = _member(m)
     return f"{name}-k{kw['growth']}" if 'growth' in kw else name
 
+# %% ../nbs/06_kd_mnist.ipynb #f03b21b4
 def kd_baselines(pair:str='lenet', # a `KD_PAIRS` key, or (teacher, student, img_size): zoo names or (name, kwargs)
                  epochs:int=8, # epochs for each of the three runs
                  T:float=4., alpha:float=0.9, lr:float|None=None, bs:int=64, seed:int=0,
@@ -58,6 +61,7 @@ def kd_baselines(pair:str='lenet', # a `KD_PAIRS` key, or (teacher, student, img
                 student_alone=evaluate(alone, dls.valid), student_kd=evaluate(kd, dls.valid),
                 teacher_s=round(t1-t0, 1), student_s=round(t2-t1, 1), kd_s=round(t3-t2, 1), teacher_model=teacher)
 
+# %% ../nbs/06_kd_mnist.ipynb #9984746c
 def kd_table(rows:list[dict]) -> pd.DataFrame:
     "Mean (and std over seeds) of the accuracy columns, one line per pair."
     df = pd.DataFrame([{k: v for k, v in r.items() if k != 'teacher_model'} for r in rows])

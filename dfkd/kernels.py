@@ -20,6 +20,7 @@ def _channel_statistics(x):
     mean_sq = torch.linalg.vector_norm(x, 2, dim=2).square().sum(0) / n
     return mean, (mean_sq - mean * mean).clamp_min(0)
 
+# %% ../nbs/09_kernels.ipynb #4863bc61
 def _statistics_grad(x, mean, g_mean, g_var):
     "Gradient of a loss of (mean, var) w.r.t. x (N, C, L): a_c·x + b_c, written into one new buffer."
     n = x.shape[0] * x.shape[2]
@@ -30,6 +31,7 @@ def _statistics_grad(x, mean, g_mean, g_var):
     gx = x * a[:, None]
     return gx.add_(b[:, None])
 
+# %% ../nbs/09_kernels.ipynb #5e539453
 class _BatchStatistics(torch.autograd.Function):
     "Per-channel mean and variance of x (N, C, L), with a one-buffer backward."
     @staticmethod
@@ -43,6 +45,7 @@ class _BatchStatistics(torch.autograd.Function):
         x, mean = ctx.saved_tensors
         return _statistics_grad(x, mean, g_mean, g_var)
 
+# %% ../nbs/09_kernels.ipynb #c983d618
 def fast_batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "`batch_statistics` (float32 per-channel mean, biased variance of `x` (N, C, ...)): one-sweep forward and backward."
     return _BatchStatistics.apply(x.float().reshape(x.shape[0], x.shape[1], -1))
@@ -62,6 +65,7 @@ class _StatGap(torch.autograd.Function):
         um, uv = ctx.saved_tensors
         return um * g, uv * g, None, None
 
+# %% ../nbs/09_kernels.ipynb #9c84c61a
 def fast_stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
     "`stat_gap` (L2 norm of the mean gap plus of the variance gap from `bn`'s running statistics) as one autograd node."
     return _StatGap.apply(mean, var, bn.running_mean, bn.running_var)
@@ -87,17 +91,20 @@ class _EvalBNWithStatistics(torch.autograd.Function):
         if g_out is not None: gx.addcmul_(g_out.reshape(n, c, -1), scale[:, None])
         return gx.view(x.shape), None, None
 
+# %% ../nbs/09_kernels.ipynb #32c2a5d6
 def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
     "Whether the statistics' backward can fold into `bn`'s: eval mode, running statistics, float32 input needing grad."
     return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
             and x.requires_grad and torch.is_grad_enabled())
 
+# %% ../nbs/09_kernels.ipynb #0939eab5
 def bn_scale(bn:nn.Module) -> torch.Tensor:
     "The per-channel factor s = γ / √(running_var + ε) of an eval-mode BN layer (its input gradient: s·∂L/∂y)."
     with torch.no_grad():
         scale = (bn.running_var + bn.eps).rsqrt()
         return scale * bn.weight if bn.weight is not None else scale
 
+# %% ../nbs/09_kernels.ipynb #f313c3e5
 def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
                        x:torch.Tensor, # its input
                        out:torch.Tensor, # its output, as the layer computed it
@@ -107,6 +114,7 @@ def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
     if not _foldable(bn, x): return (out, *fast_batch_statistics(x))
     return _EvalBNWithStatistics.apply(x, out.detach(), bn_scale(bn) if scale is None else scale)
 
+# %% ../nbs/09_kernels.ipynb #06131ef6
 class FoldedBNStatistics:
     "The fast path of `BNStatisticsLoss` for one batch over the BN `layers` (name → module) of a frozen teacher."
     def __init__(self, layers:dict):
@@ -141,6 +149,7 @@ class _TotalVariation(torch.autograd.Function):
         out[..., 1:, :].addcmul_(dv, cv); out[..., :-1, :].addcmul_(dv, cv, value=-1)
         return out, None
 
+# %% ../nbs/09_kernels.ipynb #f8441167
 class _MeanSquare(torch.autograd.Function):
     "mean(x²) with a one-pass backward."
     @staticmethod
@@ -153,11 +162,13 @@ class _MeanSquare(torch.autograd.Function):
         x, = ctx.saved_tensors
         return x * (2 * g / x.numel())
 
+# %% ../nbs/09_kernels.ipynb #c29e1ebc
 def fast_total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
     "`total_variation` (mean |horizontal diff|^p plus mean |vertical diff|^p, p = 1 or 2), one-buffer backward."
     if p not in (1, 2): raise ValueError(f'total variation is defined here for p=1 (L1) or p=2 (squared L2), not p={p}')
     return _TotalVariation.apply(x, p)
 
+# %% ../nbs/09_kernels.ipynb #c6314dc0
 def fast_mean_square(x:torch.Tensor) -> torch.Tensor:
     "`mean_square` (mean of x²) in one sweep, with a one-pass backward."
     return _MeanSquare.apply(x)

@@ -40,6 +40,7 @@ def _choice(value, valid, setting):
     if value not in valid: raise ValueError(f'{setting} must be one of {valid}, got {value!r}')
     return value
 
+# %% ../nbs/20_lopes.ipynb #46975ec4
 def sample_targets(meta:TeacherMetadata, kind:str, y:torch.Tensor, generator:torch.Generator|None=None,
                    sampler:str='cholesky' # μ + Lz; 'diagonal' μ + σ⊙z; 'authors' μ + zΣ (σ only: μ + z⊙σ²)
                   ) -> dict:
@@ -47,6 +48,7 @@ def sample_targets(meta:TeacherMetadata, kind:str, y:torch.Tensor, generator:tor
     _choice(sampler, SAMPLERS, 'sampler')
     return meta.sample(kind, y, generator, covariance=sampler == 'cholesky', authors=sampler == 'authors')
 
+# %% ../nbs/20_lopes.ipynb #bdc740e6
 def filter_hooks(model:nn.Module, masks:dict, # {dropout module name: keep-mask (batch, ...)}
                  scale:str='inverted' # 'inverted': kept units × 1/(1-p), as training-mode dropout; 'authors': × 1
                 ) -> list:
@@ -56,16 +58,19 @@ def filter_hooks(model:nn.Module, masks:dict, # {dropout module name: keep-mask 
     def _hook(mod, inp, out): return inp[0] * masks[name_of[mod]]
     return [m.register_forward_hook(_hook) for m in name_of]
 
+# %% ../nbs/20_lopes.ipynb #bc678097
 def keep_prob_hooks(model:nn.Module, names:list[str]) -> list:
     "Hooks making each dropout module `names` multiply its input by its keep probability 1 - p (authors', no filters)."
     def _hook(mod, inp, out): return inp[0] * (1 - mod.p)
     return [get_module(model, n).register_forward_hook(_hook) for n in names]
 
+# %% ../nbs/20_lopes.ipynb #9004ce4b
 def _scale_hooks(meta:TeacherMetadata, teacher:nn.Module, scale:str) -> list:
     "The keep-probability hooks of the authors' form on the teacher's dropouts (none in ours: eval dropout: identity)."
     names = [d['name'] for d in meta.header.get('dropout') or []]
     return keep_prob_hooks(teacher, names) if scale == 'authors' and names else []
 
+# %% ../nbs/20_lopes.ipynb #0600b0e4
 class ActivationMatch(LossTerm):
     "Squared distance between the teacher's activations and targets drawn from the metadata's per-class Gaussians."
     def __init__(self, meta:TeacherMetadata, # statistics recorded for this teacher
@@ -166,12 +171,14 @@ class LopesSettings:
         _choice(self.sampler, SAMPLERS, 'sampler')
         _choice(self.dropout_scale, DROPOUT_SCALES, 'dropout_scale')
 
+# %% ../nbs/20_lopes.ipynb #3f793c40
 @dataclass
 class ActivationSettings(LopesSettings):
     "Settings of `top_layer` and `all_layers`."
     loss:str = 'raw' # 'raw': MSE of pre-activations, layers alike; 'paper': MSE of ReLUs, layers weighted 1/size
     def __post_init__(self): super().__post_init__(); _choice(self.loss, LOSSES, 'loss')
 
+# %% ../nbs/20_lopes.ipynb #562e5175
 @dataclass
 class DropoutSettings(ActivationSettings):
     "Settings of `all_layers_dropout`."
@@ -182,6 +189,7 @@ OBJECTIVES = KINDS
 SETTINGS = dict(top_layer=ActivationSettings, all_layers=ActivationSettings, all_layers_dropout=DropoutSettings,
                 spectral_all_layers=LopesSettings, spectral_layer_pairs=LopesSettings)
 
+# %% ../nbs/20_lopes.ipynb #1377d76d
 def lopes_settings(objective:str, settings=None, **overrides) -> LopesSettings:
     "The settings of `objective`: its defaults, then `settings` (object or dict), then `overrides`; refuses unknowns."
     if objective not in OBJECTIVES: raise ValueError(f'unknown objective {objective!r}; choose one of {OBJECTIVES}')
@@ -192,6 +200,7 @@ def lopes_settings(objective:str, settings=None, **overrides) -> LopesSettings:
         raise TypeError(f'{objective} has no setting {unknown}; its settings are {[f.name for f in fields(cls)]}')
     return cls(**values)
 
+# %% ../nbs/20_lopes.ipynb #692b2be2
 def lopes_terms(meta:TeacherMetadata, objective:str, settings=None) -> list[LossTerm]:
     "The loss terms of one Lopes et al. objective with `settings` (see `lopes_settings`)."
     s = lopes_settings(objective, settings)
@@ -200,6 +209,7 @@ def lopes_terms(meta:TeacherMetadata, objective:str, settings=None) -> list[Loss
     return [ActivationMatch(meta, objective, loss=s.loss, sampler=s.sampler, dropout=getattr(s, 'dropout', 'recorded'),
                             dropout_scale=s.dropout_scale)]
 
+# %% ../nbs/20_lopes.ipynb #6abbc99e
 class ShiftedPixels(PixelParametrization):
     "Pixels whose starting noise is N(`mean`, `std`) in *pixel* units, in the input space normalised by `stats`."
     def __init__(self, img_shape, stats, # per-channel (mean, std) of the normalisation
@@ -214,6 +224,7 @@ class ShiftedPixels(PixelParametrization):
         return opts
     def settings(self) -> dict: return {**super().settings(), 'pixel_init': list(self.pixel_init)}
 
+# %% ../nbs/20_lopes.ipynb #46679dc2
 def _normalisation(meta:TeacherMetadata, stats, need:bool):
     "The normalisation to clamp and initialise in: the metadata's, checked against `stats` when both are known."
     meta.check_normalisation(stats, 'the data given')
@@ -224,6 +235,7 @@ def _normalisation(meta:TeacherMetadata, stats, need:bool):
                          'normalisation), or set clamp=False, init="standard"')
     return found
 
+# %% ../nbs/20_lopes.ipynb #ad52443d
 def lopes_synthesizer(teacher:nn.Module, # the teacher the metadata was recorded on
                       meta:TeacherMetadata, # its metadata (checked against the teacher)
                       objective:str, # one of `OBJECTIVES`
@@ -239,6 +251,7 @@ def lopes_synthesizer(teacher:nn.Module, # the teacher the metadata was recorded
              else PixelParametrization(shape, bounds=bounds))
     return Synthesizer(teacher, lopes_terms(meta, objective, s), param, Schedule(s.iterations, s.lr), device=device)
 
+# %% ../nbs/20_lopes.ipynb #14ff846f
 def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
                        path:str|Path, # folder of the transfer set
                        n_per_class:int=100, # images per class
@@ -252,6 +265,7 @@ def lopes_transfer_set(teacher:nn.Module, meta:TeacherMetadata, objective:str,
                               settings=dict(objective=objective, **asdict(s), metadata_kinds=meta.kinds),
                               stats=meta.header.get('stats') or stats, progress=progress)
 
+# %% ../nbs/20_lopes.ipynb #51113415
 def noise_transfer_set(teacher:nn.Module, path:str|Path, img_shape, n_classes:int, n_per_class:int=100,
                        batch_size:int=100, stats=None, seed:int=0, device=None, **kwargs) -> Path:
     "The floor: Gaussian noise in the normalised input space, labelled with the teacher's logits (no optimisation)."
@@ -277,6 +291,7 @@ def target_distance(teacher:nn.Module, meta:TeacherMetadata, objective:str, x:to
 class NoiseSettings:
     "The noise floor has nothing to set: N(0, 1) images in the normalised input space, labelled by the teacher."
 
+# %% ../nbs/20_lopes.ipynb #432f2ffc
 def _recorded_on(metadata:TeacherMetadata, img_shape) -> TeacherMetadata:
     if tuple(metadata.header['img_shape']) != tuple(img_shape):
         raise ValueError(f"the metadata was recorded on {tuple(metadata.header['img_shape'])} images, not "
@@ -302,6 +317,7 @@ PAPER = dict(iterations=1000, lr=0.07, clamp=False, init='paper', sampler='autho
 SMALL = dict(iterations=200, lr=0.05, clamp=True, init='standard', sampler='cholesky', dropout_scale='inverted',
              student_T=4.)
 
+# %% ../nbs/20_lopes.ipynb #ebc3a111
 def _presets(objective:str) -> dict:
     "The `paper` and `small` presets of one objective: shared settings, plus loss and dropout form where it has them."
     paper, small = dict(PAPER), dict(SMALL)
@@ -309,6 +325,7 @@ def _presets(objective:str) -> dict:
     if SETTINGS[objective] is DropoutSettings: paper['dropout'], small['dropout'] = 'fresh', 'recorded'
     return dict(paper=paper, small=small)
 
+# %% ../nbs/20_lopes.ipynb #e9af0cb7
 def _lopes_spec(objective:str) -> MethodSpec:
     "The registry entry of one objective: the builders, adapted to `lopes_synthesizer` and `lopes_transfer_set`."
     def synthesizer(teacher, img_shape, stats, settings, student=None, metadata=None, device=None):
@@ -322,6 +339,7 @@ def _lopes_spec(objective:str) -> MethodSpec:
                       needs=('metadata',), synthesizer=synthesizer, transfer_set=transfer_set,
                       key_settings=('iterations', 'lr'), notebook='20_lopes', presets=_presets(objective))
 
+# %% ../nbs/20_lopes.ipynb #edbc7a02
 def _noise_set(teacher, path, img_shape, stats, n_classes, settings, n_per_class=100, batch_size=64, seed=0,
                student=None, metadata=None, valid=None, progress=True):
     return noise_transfer_set(teacher, path, img_shape, n_classes, n_per_class, batch_size, stats=stats, seed=seed,
@@ -371,6 +389,7 @@ def lopes_forms_benchmark(out:str|Path, # CSV file of the results, rewritten aft
                           f"({rows[-1]['of_teacher_pct']:.1f}% of the teacher)", flush=True)
     return pd.DataFrame(rows)
 
+# %% ../nbs/20_lopes.ipynb #77a177a1
 def summarize_forms(results:pd.DataFrame) -> pd.DataFrame:
     "Mean ± std over seeds of the student's % of the teacher, one row per objective, one column per preset."
     g = results.groupby(['objective', 'preset']).of_teacher_pct

@@ -32,6 +32,7 @@ def default_layers(model:nn.Module) -> list[str]:
     raise ValueError(f"{type(model).__name__} has no default layer choice; pass `layers=[...]` with the module names "
                      f"to record (e.g. a few late conv layers and the classifier {last_linear_name(model)!r})")
 
+# %% ../nbs/10_metadata.ipynb #eedee119
 def dropout_names(model:nn.Module) -> list[str]:
     "Names of the `nn.Dropout` modules that actually drop something (p > 0)."
     return [n for n in names_of_type(model, nn.Dropout) if get_module(model, n).p > 0]
@@ -41,10 +42,12 @@ def _units(shape) -> int:
     "Vertices contributed by a layer with per-sample output `shape`: channels for feature maps, features otherwise."
     return int(shape[0])
 
+# %% ../nbs/10_metadata.ipynb #0a8c9709
 def pooled_activation(act:torch.Tensor) -> torch.Tensor:
     "Per-vertex activation of a layer output: feature maps are averaged over space, vectors are kept."
     return act.flatten(2).mean(-1) if act.dim() > 2 else act.flatten(1)
 
+# %% ../nbs/10_metadata.ipynb #1ab682a3
 def graph_coefficients(acts:dict, # layer name -> activation (batch, ...)
                        layers:list[str], # the graph's layers, in vertex order
                        basis:torch.Tensor # (vertices, k) graph Fourier basis
@@ -52,6 +55,7 @@ def graph_coefficients(acts:dict, # layer name -> activation (batch, ...)
     "Graph-Fourier coefficients (batch, k) of the pooled activations of `layers`: their concatenation times `basis`."
     return torch.cat([pooled_activation(acts[n]) for n in layers], 1) @ basis
 
+# %% ../nbs/10_metadata.ipynb #e45ce365
 def edge_weights(model:nn.Module, prev:str, nxt:str, prev_shape) -> torch.Tensor:
     "Edge weights (units of `nxt`, units of `prev`): |weights| of `nxt`, summed over kernel or flattened positions."
     m, n_prev = get_module(model, nxt), _units(prev_shape)
@@ -72,6 +76,7 @@ def edge_weights(model:nn.Module, prev:str, nxt:str, prev_shape) -> torch.Tensor
     raise ValueError(f"{nxt!r} (Linear, {m.in_features} inputs) is not fed by {prev!r} "
                      f"(output shape {tuple(prev_shape)}); choose adjacent layers")
 
+# %% ../nbs/10_metadata.ipynb #ec00c3a8
 def layer_graph(model:nn.Module, layers:list[str], shapes:dict) -> sp.csr_matrix:
     "Symmetric sparse adjacency of the graph of the units of `layers` (in order): |weights| between adjacent layers."
     sizes = [_units(shapes[n]) for n in layers]
@@ -85,6 +90,7 @@ def layer_graph(model:nn.Module, layers:list[str], shapes:dict) -> sp.csr_matrix
     if not rows: return sp.csr_matrix((n, n))
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
+# %% ../nbs/10_metadata.ipynb #f952a7fc
 def graph_fourier_basis(adjacency:sp.spmatrix, # symmetric weighted adjacency (n, n)
                         k:int, # number of eigenvectors kept
                         normalized:bool=False # use the normalised Laplacian I - D^-1/2 A D^-1/2 instead of D - A
@@ -141,6 +147,7 @@ class _ClassMoments:
         mean = self.s[:, :, None] / n
         return (self.s2 - n * mean * mean.transpose(1, 2)) / (n - 1).clamp_min(1)
 
+# %% ../nbs/10_metadata.ipynb #ff1a7f08
 def cholesky_factor(cov:torch.Tensor # (..., d, d) symmetric positive semi-definite
                    ) -> torch.Tensor:
     "Lower-triangular `L` with `L @ L.T` = `cov` + εI, ε the least working of 0, 1e-10, ..., 1e-2 × mean variance."
@@ -155,22 +162,26 @@ def cholesky_factor(cov:torch.Tensor # (..., d, d) symmetric positive semi-defin
     raise ValueError('the covariance is not positive semi-definite (not finite?); '
                      'check the activations it was recorded from')
 
+# %% ../nbs/10_metadata.ipynb #f7393c9b
 def bernoulli_keep_masks(n:int, # examples
                          dropouts:list[dict], # the dropout modules as the header lists them: dicts of name, p, shape
                          generator:torch.Generator|None=None) -> dict:
     "Fresh keep-masks {name: bool tensor (n, *shape)} for each dropout module, each unit kept with probability 1 - p."
     return {d['name']: torch.rand((n,) + tuple(d['shape']), generator=generator) >= d['p'] for d in dropouts}
 
+# %% ../nbs/10_metadata.ipynb #9e380581
 def dropout_mask_hooks(model:nn.Module, masks:dict) -> list:
     "Hooks making each dropout module `name` apply the keep-mask `masks[name]` (batch-shaped) as training-mode dropout."
     def _hook(mod, inp, out): return inp[0] * masks[name_of[mod]] / (1 - mod.p)
     name_of = {get_module(model, n): n for n in masks}
     return [m.register_forward_hook(_hook) for m in name_of]
 
+# %% ../nbs/10_metadata.ipynb #f8246dae
 def _ordered_loader(dl):
     "A fastai DataLoader without shuffling or dropped batches, so each example counts once; other iterables as are."
     return dl.new(shuffle=False, drop_last=False) if hasattr(dl, 'new') else dl
 
+# %% ../nbs/10_metadata.ipynb #7d367b0c
 def data_normalisation(dl) -> tuple[list, list]|None:
     "Per-channel `(mean, std)` of `dl`: its `stats`, its dataset's `mean`/`std`, or a fastai `Normalize`; else `None`."
     if getattr(dl, 'stats', None) is not None: return tuple([float(v) for v in s] for s in dl.stats)
@@ -183,6 +194,7 @@ def data_normalisation(dl) -> tuple[list, list]|None:
             return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
     return None
 
+# %% ../nbs/10_metadata.ipynb #896a1955
 def default_metadata_path(teacher_path) -> Path:
     "Where a teacher's metadata goes unless told: beside it, named after it (`lenet.metadata.safetensors`)."
     teacher_path = Path(teacher_path)
@@ -198,6 +210,7 @@ def _kinds_to_record(kinds, teacher:nn.Module, drops:list[str]) -> list[str]:
         raise ValueError(f'{type(teacher).__name__} has no dropout with p > 0; drop "all_layers_dropout" from `kinds`')
     return kinds
 
+# %% ../nbs/10_metadata.ipynb #dec31f3b
 def _probe_shapes(teacher:nn.Module, hooked:list[str], drops:list[str], x:torch.Tensor) -> tuple[dict, list]:
     "Per-example output shapes of the `hooked` modules, and the header's specs of the `drops`, from the batch `x`."
     with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
@@ -207,6 +220,7 @@ def _probe_shapes(teacher:nn.Module, hooked:list[str], drops:list[str], x:torch.
             teacher(x)
             return shapes, [dict(name=n, p=get_module(teacher, n).p, shape=list(hd[n].shape[1:])) for n in drops]
 
+# %% ../nbs/10_metadata.ipynb #534c9d2d
 def _spectral_graphs(teacher:nn.Module, kinds:list[str], layers:list[str], shapes:dict, k:int, k_pair:int,
                      normalized_laplacian:bool) -> tuple[dict, dict]:
     "The graphs the spectral kinds record, keyed by name (`all`, `a+b`), and their eigenvalues and bases to store."
@@ -338,6 +352,7 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
 class MetadataMismatch(ValueError):
     "A metadata file recorded for another teacher than the one given."
 
+# %% ../nbs/10_metadata.ipynb #bfe1554e
 class TeacherMetadata:
     "Per-class activation statistics of one teacher (the header says which), with samplers and a safetensors file."
     def __init__(self, header:dict, tensors:dict): self.header, self.tensors = header, tensors
@@ -454,6 +469,7 @@ def save_metadata(meta:TeacherMetadata, path) -> Path:
     "Write `meta` to `path` (safetensors + JSON header)."
     return meta.save(path)
 
+# %% ../nbs/10_metadata.ipynb #ca0c201c
 def load_metadata(path, teacher:nn.Module|None=None) -> TeacherMetadata:
     "Read a metadata file, refusing it if `teacher` is given and is not the teacher it was recorded on."
     return TeacherMetadata.load(path, teacher)
@@ -497,6 +513,7 @@ def class_output_distributions(model:nn.Module, dl, n_classes:int, T:float=1., d
     for b in dl: m.add(F.softmax(model(b[0].to(dev)) / T, 1), b[1])
     return m.mean_std()[0]
 
+# %% ../nbs/10_metadata.ipynb #5a26687a
 def plot_output_distributions(teacher:nn.Module, student:nn.Module, dl, n_classes:int, T:float=1.):
     "Heat maps of the per-class mean output distributions of teacher and student on `dl`."
     import matplotlib.pyplot as plt

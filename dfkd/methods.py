@@ -195,17 +195,20 @@ def register(spec:Spec) -> Spec:
     _REGISTRY[spec.name] = spec
     return spec
 
+# %% ../nbs/15_methods.ipynb #1dbf96e1
 def _load():
     global _loaded
     if _loaded: return
     _loaded = True
     for m in BUILTIN_MODULES: importlib.import_module(m)
 
+# %% ../nbs/15_methods.ipynb #73694ce2
 def method_names(family:str|None=None) -> list[str]:
     "Names of the registered data-free methods (of one `family`; `DISTILLER`: the distillers), in registration order."
     _load()
     return [n for n, s in _REGISTRY.items() if (s.family == family if family else s.family != DISTILLER)]
 
+# %% ../nbs/15_methods.ipynb #7c5b7883
 def distiller_names() -> list[str]:
     "Names of the registered distillers, in registration order."
     return method_names(DISTILLER)
@@ -219,6 +222,7 @@ def get_spec(name:str) -> Spec:
                        f'or {distiller_names()} (distillers)')
     return _REGISTRY[name]
 
+# %% ../nbs/15_methods.ipynb #189ddb79
 def get_method(name:str) -> MethodSpec:
     "The data-free method `name`; an unknown name is an error that lists the known ones."
     _load()
@@ -229,6 +233,7 @@ def get_method(name:str) -> MethodSpec:
                        f'(`get_distiller`, `dfkd distill --distiller {name}`)')
     return spec
 
+# %% ../nbs/15_methods.ipynb #0276dae4
 def get_distiller(name:str) -> DistillerSpec:
     "The distiller `name`; an unknown name is an error that lists the known ones."
     _load()
@@ -241,6 +246,7 @@ def get_distiller(name:str) -> DistillerSpec:
 def _has_running_bn(model:nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None for m in model.modules())
 
+# %% ../nbs/15_methods.ipynb #4bee6aad
 def check_needs(spec:MethodSpec, teacher:nn.Module, student:nn.Module|None=None, metadata=None):
     "Refuse to run `spec` without what it needs, with the fix."
     if 'bn' in spec.needs and not _has_running_bn(teacher):
@@ -272,6 +278,7 @@ def method_transfer_set(name:str, # a registered method
         return _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student,
                                     metadata, online_budget, progress)
 
+# %% ../nbs/15_methods.ipynb #61ceb4b9
 def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student, metadata,
                          online_budget, progress) -> Path:
     name = spec.name
@@ -293,6 +300,7 @@ def _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, s
                              batch_size=batch_size,
                              seed=seed, student=student, metadata=metadata, valid=dls, progress=progress)
 
+# %% ../nbs/15_methods.ipynb #4a25b0d4
 def method_synthesizer(name:str, teacher:nn.Module, img_shape, stats=None, settings=None, preset:str|None=None,
                        student:nn.Module|None=None, metadata=None, device=None):
     "The engine object of the registered method `name` (a `Synthesizer`), e.g. to run one round or measure a step."
@@ -327,6 +335,7 @@ def keyword_synthesizer(name:str) -> Callable:
     synthesizer.__doc__ = f"The {name} synthesizer for `teacher` against `student`; the method's settings as keywords."
     return synthesizer
 
+# %% ../nbs/15_methods.ipynb #c897b74f
 def keyword_transfer_set(name:str) -> Callable:
     "An offline method's transfer set with its settings as keyword arguments (through `synthesized_transfer_set`)."
     def transfer_set(teacher:nn.Module, path:str|Path, img_shape, stats=None, n_per_class:int=100, batch_size:int=100,
@@ -351,6 +360,7 @@ def methods_table(family:str|None=None) -> list[dict]:
                          defaults=' '.join(f'{k}={d[k]}' for k in keys), notebook=s.notebook))
     return rows
 
+# %% ../nbs/15_methods.ipynb #04e1d985
 def format_methods_table(rows:list[dict]) -> str:
     "The rows of `methods_table` as a Markdown table."
     cols = ['method', 'family', 'paper', 'needs', 'defaults']
@@ -374,11 +384,13 @@ class StudentRun:
     @property
     def model(self) -> nn.Module: return self.learn.model
 
+# %% ../nbs/15_methods.ipynb #95a7242b
 def synthesis_seconds(path:str|Path, fallback:float) -> float:
     "Seconds the shards of the transfer set in `path` took, over every run that wrote them; else `fallback`."
     shards = TransferSet(path, allow_incomplete=True).manifest.get('shards') or []
     return sum(s['seconds'] for s in shards) if shards and all('seconds' in s for s in shards) else fallback
 
+# %% ../nbs/15_methods.ipynb #1b5d29d6
 @patch
 def data_free_student(self:MethodSpec, teacher:nn.Module,
                       new_student:Callable, # () -> a new, seeded student network
@@ -431,16 +443,19 @@ def _parse_value(text:str, tp):
     if isinstance(origin or tp, type) and not isinstance(value, origin or tp): raise ValueError
     return value
 
+# %% ../nbs/15_methods.ipynb #7a7af975
 def _literal_or_name(text:str):
     try: return ast.literal_eval(text)
     except (SyntaxError, ValueError): return text  # a module name needs no quotes
 
+# %% ../nbs/15_methods.ipynb #21245a28
 def _parse_sequence(text:str, tp:type):
     "A list or tuple from comma-separated items, bracketed or not: `fc1,fc2`, `[fc1, fc2]`, `1.0,0.1`; no quotes."
     inner = text.strip()
     if inner[:1] in '[(' and inner[-1:] in '])': inner = inner[1:-1]
     return tp(_literal_or_name(t.strip()) for t in inner.split(',') if t.strip())
 
+# %% ../nbs/15_methods.ipynb #a47e4748
 def type_name(tp) -> str:
     "A type annotation as a reader writes it: `int`, `float | None`."
     return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
@@ -453,6 +468,7 @@ def _is_rate(key:str) -> bool:
     "Learning rates, temperatures, scales and clipping norms: settings that must be > 0."
     return key in ('lr', 'T', 'init_scale', 'clip') or key.startswith('lr_') or key.endswith(('_lr', '_T'))
 
+# %% ../nbs/15_methods.ipynb #4e427f99
 def check_setting(key:str, value, pair:str):
     "Refuse what no run can use: count < 1 (`COUNTS_FROM_ZERO`: < 0), rate or temperature ≤ 0, weight < 0, inf, nan."
     if value is None or isinstance(value, bool): return
@@ -468,6 +484,7 @@ def check_setting(key:str, value, pair:str):
             raise UsageError(f'--set {pair}: {key} is a rate, temperature or scale; give a number > 0')
         if value < 0: raise UsageError(f'--set {pair}: {key} is a weight or factor; give a number ≥ 0')
 
+# %% ../nbs/15_methods.ipynb #8973cac2
 @patch
 def parse_settings(self:Spec, pairs=()) -> dict: # `key=value` strings, as given to `--set`
     "The settings `pairs` set, each checked against this entry's settings dataclass and typed (`UsageError` if not)."

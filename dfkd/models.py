@@ -79,6 +79,7 @@ class BasicBlock(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
+# %% ../nbs/02_models.ipynb #9c77013c
 class ResNet(nn.Module):
     "ResNet of `BasicBlock`s: `blocks` per stage with `widths` channels; 3x3 stem, global average pool, `fc`."
     def __init__(self, blocks=(3, 3, 3), widths=(16, 32, 64), n_in=3, n_classes=10, img_size=32):
@@ -95,6 +96,7 @@ class ResNet(nn.Module):
         for i in range(1, self.n_stages+1): x = getattr(self, f'layer{i}')(x)
         return self.fc(self.flatten(self.pool(x)))
 
+# %% ../nbs/02_models.ipynb #7e4f1452
 def cifar_resnet(depth:int, n_in=3, n_classes=10, img_size=32):
     "He et al.'s CIFAR ResNet of depth 6n+2 (resnet20: n=3)."
     if (depth - 2) % 6: raise ValueError(f'CIFAR ResNet depth must be 6n+2, got {depth}')
@@ -116,6 +118,7 @@ class WideBlock(nn.Module):
         y = self.conv2(self.drop(F.relu(self.bn2(y))))
         return y + (self.shortcut(o) if self.shortcut is not None else x)
 
+# %% ../nbs/02_models.ipynb #c7ba321a
 class WideResNet(nn.Module):
     "WRN-`depth`-`width`: stem conv, three stages `layer1..3` of `WideBlock`s, BN-ReLU, pool, `fc`."
     def __init__(self, depth=16, width=1, n_in=3, n_classes=10, img_size=32, dropout=0.0):
@@ -164,10 +167,12 @@ class DenseLayer(nn.Module):
         y = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
         return torch.cat([x, y], 1)
 
+# %% ../nbs/02_models.ipynb #ed90f218
 class Transition(nn.Sequential):
     def __init__(self, ni, nf):
         super().__init__(nn.BatchNorm2d(ni), nn.ReLU(), nn.Conv2d(ni, nf, 1, bias=False), nn.AvgPool2d(2))
 
+# %% ../nbs/02_models.ipynb #7552c1c5
 class DenseNet(nn.Module):
     "DenseNet-BC with growth rate `growth` and `blocks` dense layers per block (`block1..`), transitions `trans1..`."
     def __init__(self, growth=12, blocks=(6, 12, 24, 16), n_in=3, n_classes=10, img_size=32):
@@ -208,12 +213,17 @@ for _bn in (False, True):
     MODELS[f'lenet5_half{_s}'] = (lambda bn: lambda n_in=1, n_classes=10, img_size=32, **kw: LeNet5(
         n_in, n_classes, img_size, half=True, bn=bn, **kw))(_bn)
 
+# %% ../nbs/02_models.ipynb #6e0652a8
 @register_model('resnet18')
 def resnet18(n_in=3, n_classes=10, img_size=32):
     return ResNet((2, 2, 2, 2), (64, 128, 256, 512), n_in, n_classes, img_size)
+
+# %% ../nbs/02_models.ipynb #8c90cb90
 @register_model('resnet34')
 def resnet34(n_in=3, n_classes=10, img_size=32):
     return ResNet((3, 4, 6, 3), (64, 128, 256, 512), n_in, n_classes, img_size)
+
+# %% ../nbs/02_models.ipynb #93f2a99a
 @register_model('densenet')
 def densenet(n_in=3, n_classes=10, img_size=32, growth=12, blocks=(6, 12, 24, 16)):
     return DenseNet(growth, tuple(blocks), n_in, n_classes, img_size)
@@ -227,6 +237,7 @@ _PATTERNS = [
      lambda m, n_in, n_classes, img_size, **kw: VGG(int(m[1]), n_in, n_classes, img_size, **kw)),
 ]
 
+# %% ../nbs/02_models.ipynb #24dd7ba7
 def _torchvision_model(arch, n_in, n_classes, img_size, **kw):
     import torchvision
     if not hasattr(torchvision.models, arch): raise KeyError(f'torchvision.models has no {arch!r}')
@@ -239,11 +250,13 @@ def _torchvision_model(arch, n_in, n_classes, img_size, **kw):
         setattr(parent, name.rpartition('.')[2], new)
     return m
 
+# %% ../nbs/02_models.ipynb #2187da6d
 def model_names() -> list[str]:
     "Registered names plus the pattern families."
     return sorted(MODELS) + ['resnet{6n+2}', 'wrn_{depth}_{width}', 'vgg{11,16,19}', 'torchvision:<name>',
                              'package.module:ClassOrFactory']
 
+# %% ../nbs/02_models.ipynb #b35690ee
 def get_model(name:str, # registry name, pattern (`resnet20`, `wrn_40_2`), `torchvision:<name>` or `pkg.module:Class`
               n_in:int=1, # input channels
               n_classes:int=10, # number of classes
@@ -264,6 +277,7 @@ def get_model(name:str, # registry name, pattern (`resnet20`, `wrn_40_2`), `torc
     m.dfkd_config = cfg
     return m
 
+# %% ../nbs/02_models.ipynb #f6436b74
 def count_params(m:nn.Module) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
@@ -287,6 +301,7 @@ def _import_attr(module:str, attr:str):
         obj = getattr(obj, part)
     return obj
 
+# %% ../nbs/02_models.ipynb #e72e4e6e
 def _builds_module(obj) -> bool:
     "Whether `obj` declares that it builds a network: an `nn.Module` subclass, or a callable annotated `-> nn.Module`."
     if isinstance(obj, type): return issubclass(obj, nn.Module)
@@ -294,6 +309,7 @@ def _builds_module(obj) -> bool:
     except Exception: return False  # unresolvable annotations declare nothing
     return isinstance(ret, type) and issubclass(ret, nn.Module)
 
+# %% ../nbs/02_models.ipynb #35de7471
 def import_factory(path:str # `package.module:ClassOrFactory`
                   ) -> Callable:
     "The class or factory `path` names, if it declares that it builds a network; anything else is refused uncalled."
@@ -310,11 +326,13 @@ def import_factory(path:str # `package.module:ClassOrFactory`
 SHAPE_PARAMETERS = dict(n_in=('n_in', 'in_chans', 'in_channels'), n_classes=('n_classes', 'num_classes'),
                         img_size=('img_size',))
 
+# %% ../nbs/02_models.ipynb #efa5c742
 def shape_arguments(f, n_in, n_classes, img_size) -> dict:
     "The image shape and classes as the parameters of `f` name them (`SHAPE_PARAMETERS`); those it lacks are left out."
     params, given = inspect.signature(f).parameters, dict(n_in=n_in, n_classes=n_classes, img_size=img_size)
     return {p: given[k] for k, names in SHAPE_PARAMETERS.items() for p in names if p in params and given[k] is not None}
 
+# %% ../nbs/02_models.ipynb #b4baab06
 def _imported_model(path, n_in, n_classes, img_size, /, **kwargs) -> nn.Module:
     "Call the factory `path` names with `kwargs`, adding the image shape and classes where it takes them; `kwargs` win."
     f = import_factory(path)
@@ -335,6 +353,7 @@ def fingerprint(m:nn.Module) -> dict:
                 shapes={k: list(v.shape) for k, v in sd.items()},
                 checksum=tensor_checksum(p for _, p in m.named_parameters()))
 
+# %% ../nbs/02_models.ipynb #f7c2d7ee
 def check_fingerprint(expected:dict, # a `fingerprint` recorded earlier (in a metadata or heads file)
                       model:nn.Module, # the network offered now
                       source:str, # what was recorded, for the message (e.g. the file)
@@ -361,12 +380,14 @@ def is_user_architecture(name:str) -> bool:
 
 _TRUSTED = contextvars.ContextVar('dfkd_trusted_architectures', default=frozenset())
 
+# %% ../nbs/02_models.ipynb #00a1a781
 def trusted_names(trust:str|Iterable[str]|None, # architectures the user trusts: one name or several
                   *named:str|None # architectures a run is given by name (a teacher, a student); `None`s are dropped
                   ) -> list[str]:
     "The architectures a run may build from model files, sorted (for a record): `trust`'s and those the run names."
     return sorted(set([trust] if isinstance(trust, str) else trust or ()) | {n for n in named if n})
 
+# %% ../nbs/02_models.ipynb #18b3cff1
 @contextmanager
 def trusted_architectures(trust:str|Iterable[str]|None):
     "Within this block `load_model` also builds the architectures `trust` names (the CLI opens one for its options)."
@@ -374,6 +395,7 @@ def trusted_architectures(trust:str|Iterable[str]|None):
     try: yield
     finally: _TRUSTED.reset(token)
 
+# %% ../nbs/02_models.ipynb #419f9c18
 class UntrustedArchitecture(ValueError):
     "A model file records an architecture from outside the zoo and torchvision the user did not name; `fix` says how."
     def __init__(self, path, name:str):
@@ -382,6 +404,7 @@ class UntrustedArchitecture(ValueError):
                          f"building it would import {name.partition(':')[0]} and run it. If you trust that code, name "
                          f"the architecture: {self.fix}")
 
+# %% ../nbs/02_models.ipynb #df2cb1d8
 def check_trusted(name:str, # the architecture a model file records
                   path, # the file, for the message
                   trust:str|Iterable[str]|None=None): # the architectures the user named
@@ -395,8 +418,10 @@ def _describe(cfg, arch):
     return (f"{cfg.get('name')} ({arch}, n_in={cfg.get('n_in')}, n_classes={cfg.get('n_classes')}, "
             f"img_size={cfg.get('img_size')})")
 
+# %% ../nbs/02_models.ipynb #98a83116
 def _state_checksum(sd:dict) -> str: return tensor_checksum(sd[k] for k in sorted(sd))
 
+# %% ../nbs/02_models.ipynb #6f40f561
 def save_model(m:nn.Module, path:str|Path, extra:dict|None=None) -> Path:
     "Save `m`'s state as safetensors at `path` (atomically), its recipe, architecture and checksum in the header."
     # safetensors refuses tensors that share memory; clone so tied weights save too
@@ -405,6 +430,7 @@ def save_model(m:nn.Module, path:str|Path, extra:dict|None=None) -> Path:
                 state_checksum=_state_checksum(sd), **(extra or {}))
     return atomic_save_safetensors(sd, path, meta)
 
+# %% ../nbs/02_models.ipynb #a6c96738
 def _not_safetensors(path:Path, error:Exception) -> str:
     "Why `path` cannot be read as safetensors, and what to give instead."
     with path.open('rb') as f: head = f.read(4)
@@ -417,6 +443,7 @@ def _not_safetensors(path:Path, error:Exception) -> str:
                 "'model.safetensors', extra=dict(dataset=NAME, img_shape=[C, H, H]))")
     return f'{path} is not a readable safetensors file ({error}); copy it again from its source, or train it again'
 
+# %% ../nbs/02_models.ipynb #47c451c2
 def _load(path:str|Path) -> tuple[dict, dict]:
     "Tensors and header of the safetensors file `path`; anything else is refused with what to give instead."
     path = Path(path)
@@ -429,6 +456,7 @@ def _load(path:str|Path) -> tuple[dict, dict]:
     except FileNotFoundError: raise
     except Exception as e: raise ValueError(_not_safetensors(path, e)) from None
 
+# %% ../nbs/02_models.ipynb #37fdbde4
 def _read(path:str|Path) -> tuple[dict, dict]:
     "Tensors and header of a model file whose tensors still match the checksum saved with them."
     sd, hdr = _load(path)
@@ -438,10 +466,12 @@ def _read(path:str|Path) -> tuple[dict, dict]:
                          "train it again (`dfkd train`)")
     return sd, hdr
 
+# %% ../nbs/02_models.ipynb #abfed9cb
 def read_model_header(path:str|Path) -> dict:
     "The JSON header of a saved model: `dfkd_config`, `architecture` and any extras."
     return _load(path)[1]
 
+# %% ../nbs/02_models.ipynb #45cdfc39
 def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     "Load weights saved by `save_model` into `m`; a file for another architecture is refused with both named."
     sd, hdr = _read(path)
@@ -458,6 +488,7 @@ def load_weights(m:nn.Module, path:str|Path, strict:bool=True) -> nn.Module:
     m.load_state_dict(sd, strict=strict)
     return m
 
+# %% ../nbs/02_models.ipynb #6643eecd
 def data_record(header:dict) -> dict:
     "What a model file records about the data its model was trained on: `dataset`, `img_shape`, `stats` (those it has)."
     # `training`: `kd.cached_classifier`'s record
@@ -468,8 +499,10 @@ def data_record(header:dict) -> dict:
     if rec['img_shape'] is None and side and cfg.get('n_in'): rec['img_shape'] = [cfg['n_in'], side, side]
     return {k: v for k, v in rec.items() if v is not None}
 
+# %% ../nbs/02_models.ipynb #662e61ee
 def _first_output(module, inputs, output): return output[0]
 
+# %% ../nbs/02_models.ipynb #4f634bee
 def as_classifier(m:nn.Module, # a network
                   img_shape, # (C, H, W) of its inputs
                   what:str='the model', # how messages name it
@@ -495,6 +528,7 @@ def as_classifier(m:nn.Module, # a network
         raise ValueError(f'{what} scores {out.shape[1]} classes, the data has {n_classes}')
     return m
 
+# %% ../nbs/02_models.ipynb #603ed452
 def load_model(path:str|Path, # a file written by `save_model`
                device='cpu',
                trust:str|Iterable[str]|None=None # outside architectures the file may name (`check_trusted`)

@@ -33,6 +33,7 @@ def label_embeddings(n_classes:int, # one row per class
     rows = torch.stack([torch.randn(dim, generator=seed_generator(seed + c)) for c in range(n_classes)])
     return norm * rows / rows.norm(dim=1, keepdim=True)
 
+# %% ../nbs/29_nayer.ipynb #2105f454
 def load_label_embeddings(path, # a safetensors file holding one tensor: one row per class
                           n_classes:int) -> torch.Tensor:
     "The label embeddings of a safetensors file (no pickle), checked against the teacher's number of classes."
@@ -79,6 +80,7 @@ class NoisyLayerGenerator(nn.Module):
         h = g.project(v).view(len(v), -1, *g.side)
         return (torch.sigmoid(g.body(h)) - g.mean) / g.std
 
+# %% ../nbs/29_nayer.ipynb #0e675c83
 def balanced_targets(n:int, n_classes:int, generator:torch.Generator|None=None) -> torch.Tensor:
     "`n // n_classes` runs of 0, 1, ..., n_classes-1, then random classes: each chunk of `n_classes` rows has all."
     runs = torch.arange(n_classes).repeat(n // n_classes)
@@ -128,6 +130,7 @@ def _reset(module:nn.Module):
     for m in module.modules():
         if m is not module and hasattr(m, 'reset_parameters'): m.reset_parameters()
 
+# %% ../nbs/29_nayer.ipynb #0dc5d46b
 class NoisyLayerParametrization(GeneratorParametrization):
     "Each round: noisy layers re-drawn, a fresh Adam on the whole generator; the generator rebuilt when `rebuild(r)`."
     def __init__(self, generator:NoisyLayerGenerator,
@@ -146,6 +149,7 @@ class NoisyLayerParametrization(GeneratorParametrization):
         return ctx.images
     def settings(self) -> dict: return dict(super().settings(), kind='noisy_layer_generator')
 
+# %% ../nbs/29_nayer.ipynb #1755a34c
 class NayerSynthesizer(GeneratorSynthesizer):
     "A `GeneratorSynthesizer` on a `NoisyLayerParametrization`: balanced targets, `batch` images per round."
     def __init__(self, teacher:nn.Module, generator:NoisyLayerGenerator, terms,
@@ -170,6 +174,7 @@ def teacher_classes(teacher:nn.Module, img_shape) -> int:
     device = next(teacher.parameters()).device
     with torch.no_grad(), frozen(teacher): return teacher(torch.zeros(1, *img_shape, device=device)).shape[1]
 
+# %% ../nbs/29_nayer.ipynb #e6c9068e
 def build_nayer_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's shape, stats
                             settings:NayerSettings|None=None,
                             student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> NayerSynthesizer:

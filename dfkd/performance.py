@@ -34,6 +34,7 @@ def keep_freed_memory(mmap_threshold:int=32 << 20, # blocks up to this size come
     _freed_memory_kept = _freed_memory_kept or ok
     return ok
 
+# %% ../nbs/14_performance.ipynb #09b0c24e
 def keeps_freed_memory() -> bool:
     "Whether `keep_freed_memory` has taken effect in this process (timings are then not the default allocator's)."
     return _freed_memory_kept
@@ -54,6 +55,7 @@ class PairedStepClock:
         self.sync(); self.start = time.perf_counter()
     def after_round(self, synth, ctx): self.start = None  # the scoring pass after the last step is no step
 
+# %% ../nbs/14_performance.ipynb #0c1d42b4
 def synthesis_overhead(synthesizer:Synthesizer, # the method to measure
                        batch_size:int=256, # images per batch
                        steps:int=20, # synthesis steps per run (each paired with one floor iteration)

@@ -44,6 +44,7 @@ def write_record(run:str|Path, # the run folder
     atomic_write_json(Path(run)/'record.json', rec)
     return rec
 
+# %% ../nbs/85_pipeline.ipynb #fd65af43
 def start_run(run:str|Path) -> Path:
     "Create the run folder, removing an earlier run's record: until this run's is written, it holds no finished run."
     run = folder_path(run, 'a run folder keeps weights, log and record', '--run')
@@ -51,11 +52,12 @@ def start_run(run:str|Path) -> Path:
     (run/'record.json').unlink(missing_ok=True)
     return run
 
-
+# %% ../nbs/85_pipeline.ipynb #d5847163
 def default_lr(model:str, lr:float|None=None) -> float:
     "The peak learning rate: `lr` if given, else 1e-3 for the Hinton MLPs and 1e-2 for everything else."
     return lr or (1e-3 if model.startswith('hinton') else 1e-2)
 
+# %% ../nbs/85_pipeline.ipynb #48b676e5
 def default_size(model:str, dataset:str, size:int|None=None) -> int|None:
     "The image side: `size` if given, else 28 for MLPs, 32 for the zoo's LeNets on MNIST (padded), else the dataset's."
     # your own architecture (`package.module:Class`) and torchvision's: the data's side unless given
@@ -107,6 +109,7 @@ def train_run(run:str|Path, # the run folder
     print(f"{model} on {dataset}: test accuracy {acc:.4f} ({rec['seconds']:.0f}s) -> {run/'model.safetensors'}")
     return rec
 
+# %% ../nbs/85_pipeline.ipynb #e718c551
 def teacher_data(teacher:torch.nn.Module, # a teacher from `load_model` (its `dfkd_data` is what its file records)
                  dataset:str|None=None, # the dataset asked for; `None`: the teacher's
                  size:int|None=None # the image side asked for; `None`: the teacher's
@@ -123,6 +126,7 @@ def teacher_data(teacher:torch.nn.Module, # a teacher from `load_model` (its `df
                          f"on the command line) contradicts it: leave it unset to use {side}")
     return dataset or known or 'mnist5k', size or side
 
+# %% ../nbs/85_pipeline.ipynb #1f664bf2
 def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data', size:int|None=None, bs:int=64,
                 seed:int=0):
     "A saved teacher's real `DataLoaders` (`teacher_data`), checked against its channels, side, normalisation, classes."
@@ -142,6 +146,7 @@ def teacher_dls(teacher:torch.nn.Module, dataset:str|None=None, root:str='data',
     as_classifier(teacher, dls.img_shape, 'the teacher', dls.n_classes)
     return dls
 
+# %% ../nbs/85_pipeline.ipynb #9fb2f4f7
 def transfer_set_recipe(manifest:dict) -> dict:
     "The student recipe of a transfer set's preset (`MethodSpec.student_recipe`), with `T`; T 4 alone if unknown."
     name = manifest['method'].rpartition(':')[2]  # a manifest may name the family too, e.g. 'lopes:top_layer'
@@ -149,11 +154,13 @@ def transfer_set_recipe(manifest:dict) -> dict:
     spec, preset = get_method(name), manifest.get('preset')
     return dict(spec.student_recipe(preset), T=spec.distill_T(preset))
 
+# %% ../nbs/85_pipeline.ipynb #ba25d100
 def _supplied(name:str, inferred:dict, given:dict) -> str:
     "What dfkd passes to the constructor of `name` beside the user's `given` arguments, for messages."
     if is_user_architecture(name): inferred = shape_arguments(import_factory(name), **inferred)
     return ', '.join(f'{k}={v}' for k, v in inferred.items() if k not in given) or 'nothing'
 
+# %% ../nbs/85_pipeline.ipynb #0c10e9e2
 def build_model(name:str, # an architecture, as `get_model` takes it
                 dls, # the data it is for: image shape and classes
                 kwargs:dict|None=None, # its keyword arguments; they win over the shape and classes inferred from `dls`
@@ -175,6 +182,7 @@ def build_model(name:str, # an architecture, as `get_model` takes it
         if 'cannot take' not in str(e): raise
         raise ValueError(f'{e}: {fix}') from None
 
+# %% ../nbs/85_pipeline.ipynb #10997218
 def distill_run(run:str|Path, # the run folder
                 teacher:str|Path, # teacher weights saved by `train_run` (`model.safetensors`)
                 student:str='lenet5_half_bn', # the student's model name
@@ -246,6 +254,7 @@ class _Job:
     data:dict; student:str; student_kwargs:dict|None; optim:dict; seed:int; epochs:int; n_batches:int; n_per_class:int
     batch_size:int; quiet:bool; ts_path:Path; recipe:dict; start:float
 
+# %% ../nbs/85_pipeline.ipynb #2cea89d4
 def _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, student, trust, data:dict, quiet):
     "The teacher (trained or reused, see `_teacher`), its weights' path, the trusted names and its data settings."
     teacher_w = _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data, quiet)
@@ -255,6 +264,7 @@ def _pipeline_teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epo
     dataset, size = teacher_data(net_t, data['dataset'], data['size'])
     return net_t, teacher_w, trust, dict(data, dataset=dataset, size=size)
 
+# %% ../nbs/85_pipeline.ipynb #fbb333ff
 def _data_free_student(job:_Job) -> dict:
     "The data-free student, trained the method's way (`MethodSpec.data_free_student`), saved with its log and record."
     spec, run, dls, r = job.spec, job.run/'student', job.dls, job.recipe
@@ -286,6 +296,7 @@ def _data_free_student(job:_Job) -> dict:
     return dict(acc=acc, steps=out.steps, ref_epochs=out.passes or reference_epochs(out.steps, real_batches),
                 synthesis_s=out.synthesis_s, distill_s=out.distill_s)
 
+# %% ../nbs/85_pipeline.ipynb #4fae53a7
 def _reference_student(job:_Job, epochs:int) -> dict:
     "KD with real data, on the data-free student's recipe, for `epochs`: the results of its `distill_run`."
     r = job.recipe
@@ -323,6 +334,7 @@ def _teacher(run, teacher, teacher_kwargs, teacher_weights, teacher_epochs, data
               root=data['root'], quiet=quiet)
     return folder/'model.safetensors'
 
+# %% ../nbs/85_pipeline.ipynb #5bd8680b
 def _check_named(teacher, net_t, path):
     "Refuse a teacher name that contradicts the architecture of the weights given."
     name = net_t.dfkd_config['name']
@@ -330,6 +342,7 @@ def _check_named(teacher, net_t, path):
         raise ValueError(f'{path} holds a {name}, not a {teacher}: leave the teacher architecture unset (--teacher) to '
                          f'use it, or give the weights of a {teacher}')
 
+# %% ../nbs/85_pipeline.ipynb #cec58737
 def _metadata(run, spec, teacher, dls, seed, quiet):
     "The teacher's metadata if the method reads some: recorded once (every kind that applies) and reused."
     if 'metadata' not in spec.needs: return None
@@ -338,6 +351,7 @@ def _metadata(run, spec, teacher, dls, seed, quiet):
         record_metadata(teacher, dls.train, n_classes=dls.n_classes, seed=seed, progress=not quiet).save(path)
     return load_metadata(path, teacher)
 
+# %% ../nbs/85_pipeline.ipynb #658050d8
 def _report(run, settings, res, t0) -> dict:
     rec = write_record(run, 'pipeline', settings, res, t0)
     ref = res['kd_with_data_accuracy']
@@ -349,6 +363,7 @@ def _report(run, settings, res, t0) -> dict:
           + f" | {res['seconds']['total']:.0f}s (synthesis {res['seconds']['synthesis']:.0f}s) -> {run}")
     return rec
 
+# %% ../nbs/85_pipeline.ipynb #c57b5b20
 def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses teacher and metadata, resumes synthesis
              method:str=PIPELINE_DEFAULT_METHOD, # a registered method (`dfkd.methods.method_names()`)
              settings:dict|None=None, # the method's settings that differ from its preset (or defaults)

@@ -37,6 +37,7 @@ def spellings(value:str) -> set[str]:
         out |= {f'{abs(x):.{k}f}' for k in range(5)}
     return out
 
+# %% ../nbs/92_prose_numbers.ipynb #a1d146ba
 def produced_numbers(nb:dict) -> set[str]:
     "Every spelling of every number written in the source of a code cell of `nb`: the settings the code states."
     found = set()

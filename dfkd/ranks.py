@@ -17,6 +17,7 @@ def launched() -> bool:
     "Whether `torchrun` started this process as one of several (`WORLD_SIZE` > 1 and a `RANK`)."
     return int(os.environ.get('WORLD_SIZE', '1')) > 1 and 'RANK' in os.environ
 
+# %% ../nbs/08_ranks.ipynb #46390611
 def several_ranks() -> bool:
     "Whether this process is in a process group of more than one: the collectives below then talk to the others."
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -27,14 +28,17 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get('WORLD_SIZE',
                                                                                                           '1'))
 
+# %% ../nbs/08_ranks.ipynb #9ec81b3a
 def rank() -> int:
     "This process's place in the run, 0 ... `world_size() - 1` (0 in a run of one)."
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get('RANK', '0'))
 
+# %% ../nbs/08_ranks.ipynb #bb3c24e0
 def is_main() -> bool:
     "Whether this process is rank 0, the one that writes run folders and prints results."
     return rank() == 0
 
+# %% ../nbs/08_ranks.ipynb #5580f557
 def barrier():
     "Wait until every process of the run gets here (nothing to wait for in a run of one)."
     if several_ranks(): dist.barrier()
@@ -47,6 +51,7 @@ def in_place(t:torch.Tensor, collective):
             on = t.cuda(); collective(on); t.copy_(on.cpu())
         else: collective(t)
 
+# %% ../nbs/08_ranks.ipynb #ee73a535
 def all_reduce_sums(tensors) -> list:
     "Each tensor summed over the run's processes, in place (on the GPU for nccl and back); as they are in a run of one."
     tensors = list(tensors)

@@ -20,6 +20,7 @@ def _term_layers(term) -> list[str]:
     "The teacher's layers a loss term reads: the hooks it placed itself (BatchNorm statistics), else its `layers`."
     return list(getattr(term, 'names', None) or term.layers)
 
+# %% ../nbs/31_teacher_report.ipynb #e0cf7524
 def _first_step(synth, batch:int, n_classes:int) -> dict:
     "The unweighted term values of one synthesis step on `batch` images of every class in turn."
     iterations, synth.schedule = synth.schedule.iterations, copy.copy(synth.schedule)
@@ -63,13 +64,16 @@ def teacher_report(teacher:nn.Module, dls, # the teacher and its real `DataLoade
     return [method_report(m, teacher, dls.img_shape, dls.stats, dls.n_classes, student, metadata, batch, cost)
             for m in methods or method_names()]
 
+# %% ../nbs/31_teacher_report.ipynb #b77b0192
 def _layers_text(layers:list[str], most:int=3) -> str:
     if not layers: return '-'
     return f"{len(layers)}: {', '.join(layers[:most])}" + (', ...' if len(layers) > most else '')
 
+# %% ../nbs/31_teacher_report.ipynb #e884fe0a
 def _terms_text(terms:dict) -> str:
     return ' '.join(f"{k} x{t['weight']:g} {100 * t['share']:.0f}%" for k, t in terms.items()) or '-'
 
+# %% ../nbs/31_teacher_report.ipynb #def61a90
 def format_report(rows:list[dict]) -> str:
     "The rows of `teacher_report` as a Markdown table."
     lines = ['| method | applies | layers read | terms at the first step (weight, share) | step cost |',
@@ -80,6 +84,7 @@ def format_report(rows:list[dict]) -> str:
                      f"{_layers_text(r['layers'])} | {_terms_text(r['terms'])} | {cost} |")
     return '\n'.join(lines)
 
+# %% ../nbs/31_teacher_report.ipynb #c92db0ce
 def report_summary(row:dict, n_apply:int|None=None, n_methods:int|None=None) -> str:
     "One line of `method_report`'s row (and how many methods apply), as `pipeline` prints it."
     head = f'{n_apply} of {n_methods} methods apply to this teacher; ' if n_methods else ''

@@ -32,6 +32,7 @@ def check_weighted_layers(model:nn.Module, names:list[str]):
                          f"{', '.join(wrong)} {'has' if len(wrong) == 1 else 'have'} none: choose layers from "
                          f"{names_of_type(model, WEIGHTED_TYPES)}")
 
+# %% ../nbs/23_soft_targets.ipynb #18772e06
 def weight_similarity(module:nn.Module) -> torch.Tensor:
     "Cosine similarity (units × units) between the rows of `module.weight` (conv filters are flattened)."
     w = F.normalize(module.weight.detach().float().flatten(1), dim=1)
@@ -88,6 +89,7 @@ class SoftTargetTerm(LossTerm, nn.Module):
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
+# %% ../nbs/23_soft_targets.ipynb #ac6e48ca
 def last_conv_name(model:nn.Module) -> str:
     "Name of the last convolution of `model`."
     names = names_of_type(model, CONV_TYPES)
@@ -96,6 +98,7 @@ def last_conv_name(model:nn.Module) -> str:
                          f'0')
     return names[-1]
 
+# %% ../nbs/23_soft_targets.ipynb #03287a73
 def last_conv_activation(model:nn.Module, weight:float=0.1, # λ_act
                          post_relu:bool=True # after ReLU (a later nn.ReLU, else ReLU of the output); `False`: raw
                         ) -> ActivationTerm:
@@ -126,6 +129,7 @@ class SoftTargetSettings:
 
 SOFT_TARGET_DEFAULTS = asdict(SoftTargetSettings())
 
+# %% ../nbs/23_soft_targets.ipynb #0d57e4c8
 def soft_target_synthesizer(teacher:nn.Module, # any classifier
                             img_shape, # (C, H, W) of its inputs
                             stats=None, # (mean, std) input normalisation: clamps pixels to the image of [0, 1]

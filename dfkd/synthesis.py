@@ -37,6 +37,7 @@ class SynthesisContext:
         self.x = self.logits = self.z = self.total = None
         self.acts, self.state, self.values, self.step, self.round = {}, {}, {}, 0, 0
 
+# %% ../nbs/11_synthesis.ipynb #01387fd9
 class LossTerm:
     "A named, weighted loss term; subclasses implement `__call__(ctx) -> scalar` and may use `begin_batch`/`end_batch`."
     name:str = 'term'
@@ -51,11 +52,13 @@ class LossTerm:
     def __call__(self, ctx:SynthesisContext) -> torch.Tensor: raise NotImplementedError
     def __repr__(self): return f'{type(self).__name__}(name={self.name!r}, weight={self.weight})'
 
+# %% ../nbs/11_synthesis.ipynb #6ca00da3
 class CrossEntropyTerm(LossTerm):
     "Cross-entropy of the teacher's logits against the target classes: the images should be classified as their target."
     name = 'ce'
     def __call__(self, ctx): return F.cross_entropy(ctx.logits, ctx.y)
 
+# %% ../nbs/11_synthesis.ipynb #4b81b7b6
 def term_parameters(terms) -> list:
     "The learnable parameters of `terms` (those with a `parameters()` method), optimised with the images."
     return [p for t in terms if callable(getattr(t, 'parameters', None)) for p in t.parameters()]
@@ -132,10 +135,12 @@ class PixelParametrization:
     def to(self, device): return self
     def settings(self) -> dict: return dict(kind='pixels', init_std=self.init_std, bounds=self.bounds)
 
+# %% ../nbs/11_synthesis.ipynb #7c6f619b
 def cosine_factor(frac:float) -> float:
     "½(1 + cos(π × frac)): 1 at the start (`frac` 0), 0 at the end (`frac` 1)."
     return 0.5 * (1 + math.cos(math.pi * frac))
 
+# %% ../nbs/11_synthesis.ipynb #3de6759a
 class Schedule:
     "`iterations` Adam steps a round at learning rate `lr`, optionally cosine-decayed to zero, gradients maybe clipped."
     def __init__(self, iterations:int=200, lr:float=0.05, betas=(0.9, 0.999), cosine:bool=False,
@@ -165,6 +170,7 @@ class Schedule:
 class SynthesisDiverged(FloatingPointError):
     "The synthesis loss became NaN or infinite."
 
+# %% ../nbs/11_synthesis.ipynb #f39560c6
 class History:
     "Listener keeping the unweighted term values of every `every`-th step: of the last round (`keep='round'`) or all."
     def __init__(self, every:int=1, keep:str='round'):
@@ -179,6 +185,7 @@ class History:
 
 _EVENTS = ('before_round', 'before_step', 'after_loss', 'after_backward', 'after_step', 'after_round')
 
+# %% ../nbs/11_synthesis.ipynb #b16e4d61
 class Synthesizer:
     "Optimise images against a frozen `teacher` under weighted `terms`, through a parametrisation and a schedule."
     def __init__(self, teacher:nn.Module, # any classifier
@@ -326,8 +333,11 @@ class Synthesizer:
 TRANSFER_SCHEMA = 'dfkd.transfer_set/2'  # /2: per-shard checksums and label counts, the set's identity in every shard
 
 def shard_name(rank:int, idx:int) -> str: return f'shard-r{rank:02d}-{idx:05d}.safetensors'
+
+# %% ../nbs/11_synthesis.ipynb #54be4840
 def shard_seed(seed:int, idx:int) -> int: return (seed * 1_000_003 + idx) % 2**63  # one seed per job, whatever the rank
 
+# %% ../nbs/11_synthesis.ipynb #2ba489b2
 def plan_jobs(classes:list[int], n_per_class:int, batch_size:int, mixed:bool=False) -> list[list[int]]:
     "A transfer set's batches as each image's class: class by class, or (`mixed`) the classes in turn in each batch."
     if not mixed:
@@ -336,10 +346,12 @@ def plan_jobs(classes:list[int], n_per_class:int, batch_size:int, mixed:bool=Fal
     targets = [c for _ in range(n_per_class) for c in classes]
     return [targets[s:s + batch_size] for s in range(0, len(targets), batch_size)]
 
+# %% ../nbs/11_synthesis.ipynb #1008724d
 def _job_class(targets:list[int]) -> int|None:
     "The class of a batch's `targets`, or None for a mixed batch."
     return targets[0] if len(set(targets)) == 1 else None
 
+# %% ../nbs/11_synthesis.ipynb #23cff165
 def _manifest_name(rank, world_size): return 'manifest.json' if world_size == 1 else f'manifest-r{rank:02d}.json'
 
 # the manifest fields that must agree for shards of an earlier run to be reused (with the teacher's checksum)
@@ -348,15 +360,18 @@ _IDENTITY = ('schema', 'method', 'settings', 'identity', 'seed', 'n_per_class', 
 _IDENTITY_DEFAULTS = dict(mixed_classes=False, preset=None)  # what a manifest without the field means
 IDENTITY_RTOL = 1e-5  # floats closer than this (relative) are the same setting
 
+# %% ../nbs/11_synthesis.ipynb #cdeaca32
 def _as_stored(obj):
     "`obj` as it reads back from JSON (tuples → lists, numpy → Python), to compare as on disk."
     return json.loads(json.dumps(obj, default=_json_default))
 
+# %% ../nbs/11_synthesis.ipynb #cb99d03b
 def set_identity(manifest:dict) -> dict:
     "What makes the transfer set of `manifest` what it is: its identity fields and the teacher's checksum."
     fields = {k: manifest.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY}
     return _as_stored(dict(fields, teacher=(manifest.get('teacher') or {}).get('checksum')))
 
+# %% ../nbs/11_synthesis.ipynb #fa98cffc
 def identity_differences(a, b, where:str='') -> list[str]:
     "Dotted paths where JSON-like `a` and `b` differ; floats agree within `IDENTITY_RTOL`."
     if isinstance(a, dict) and isinstance(b, dict):
@@ -372,10 +387,13 @@ def identity_differences(a, b, where:str='') -> list[str]:
 
 # %% ../nbs/11_synthesis.ipynb #9c139fe1
 def _shard_checksum(t:dict) -> str: return tensor_checksum(t[k] for k in ('x', 'y', 'logits'))
+
+# %% ../nbs/11_synthesis.ipynb #3268c0ea
 def _label_counts(y:torch.Tensor) -> dict:
     "How many of each label `y` holds, as `{'class': count}`."
     return {str(int(k)): int(n) for k, n in zip(*torch.unique(y, return_counts=True))}
 
+# %% ../nbs/11_synthesis.ipynb #a4546212
 def _load_shard(f:Path, entry:dict|None=None) -> tuple[dict|None, dict, str|None]:
     "`(tensors, header, problem)` of shard `f`, checked against its manifest `entry` (or its own header)."
     if not f.exists(): return None, {}, 'is missing'
@@ -393,6 +411,7 @@ def _load_shard(f:Path, entry:dict|None=None) -> tuple[dict|None, dict, str|None
         return None, meta, f"has labels {_label_counts(t['y'])}, not {entry.get('labels')}"
     return t, meta, None
 
+# %% ../nbs/11_synthesis.ipynb #1d698ca9
 def read_manifest(path:str|Path) -> dict:
     "The manifest at `path`, refused with the way out when it is truncated, not a manifest, or of another schema."
     path = Path(path)
@@ -417,6 +436,7 @@ def _refuse_other(path, diffs):
     raise ValueError(f'{path} holds a transfer set made with other [{shown}]; resume with the same arguments, '
                      f'or write to a new folder (or delete this one)')
 
+# %% ../nbs/11_synthesis.ipynb #9662c9c3
 def _adoption_problem(synthesizer, t:dict, meta:dict, ident:dict, job:int, seed:int, targets:list[int]) -> str|None:
     "Why a shard the manifest does not list cannot be taken as job `job` of this run, or None."
     info, made = meta.get('info') or {}, meta.get('set')
@@ -444,6 +464,7 @@ def recording_preset(preset:str|None):
     try: yield
     finally: _PRESET.reset(token)
 
+# %% ../nbs/11_synthesis.ipynb #19282652
 def check_set_folder(path:str|Path) -> Path:
     "`path` as the folder of a transfer set: an existing folder, or a path with nothing there yet; a file is refused."
     return folder_path(path, 'a transfer set is a folder of shards and a manifest', '--out')
@@ -469,6 +490,7 @@ def _planned_set(synthesizer:Synthesizer, n_per_class:int, batch_size:int, n_cla
                     teacher=fingerprint(synthesizer.teacher), complete=False, shards=[], counts={})
     return _as_stored(manifest), jobs
 
+# %% ../nbs/11_synthesis.ipynb #7acffc78
 def _earlier_manifest(path:Path, mpath:Path, manifest:dict) -> dict|None:
     "The manifest an earlier run left at `mpath`, refused unless it plans the same set; `manifest` keeps its values."
     if not mpath.exists(): return None
@@ -522,6 +544,7 @@ def _write_shard(synthesizer:Synthesizer, path:Path, name:str, job:int, targets:
     atomic_save_safetensors(t, path/name, dict(info=info, set=ident))
     return info
 
+# %% ../nbs/11_synthesis.ipynb #eb165af6
 def _listing(manifest:dict, done:dict, complete:bool) -> dict:
     "`manifest` listing the shards `done` (`{file: info}`) in file order, with the label counts they add up to."
     shards = [done[f] for f in sorted(done)]
@@ -597,6 +620,7 @@ def verified_shards(path:str|Path, m:dict) -> tuple[list, list[str]]:
     loaded = [(s['file'], *_load_shard(path/s['file'], s)) for s in m['shards']]
     return [t for _, t, _, p in loaded if p is None], [f'{f} {p}' for f, _, _, p in loaded if p is not None]
 
+# %% ../nbs/11_synthesis.ipynb #aa507093
 def finished_transfer_set(path:str|Path, # folder of the transfer set
                           teacher:nn.Module|None=None, # the set must have been made from this teacher
                           **expect) -> bool: # manifest fields it must record (e.g. method, settings, seed, n_per_class)
@@ -611,6 +635,7 @@ def finished_transfer_set(path:str|Path, # folder of the transfer set
     if diffs: _refuse_other(path, diffs)
     return bool(m['complete']) and not verified_shards(Path(path), m)[1]
 
+# %% ../nbs/11_synthesis.ipynb #4353de94
 class TransferSet(torch.utils.data.Dataset):
     "A transfer set on disk as a dataset of `(x, y, logits)`, verified once on loading."
     def __init__(self, path:str|Path, teacher:nn.Module|None=None, allow_incomplete:bool=False):
@@ -650,6 +675,7 @@ class TransferSet(torch.utils.data.Dataset):
     def __repr__(self):
         return f"TransferSet({self.manifest['method']}, {len(self)} images, {len(self.manifest['shards'])} shards)"
 
+# %% ../nbs/11_synthesis.ipynb #04878b2b
 def transfer_dls(ts:TransferSet|str|Path, # the transfer set (or its folder)
                  valid, # real data for validation: `DataLoaders` (its validation split is used) or a dataset of (x, y)
                  bs:int=128, # training batch size
@@ -683,6 +709,7 @@ def merge_shards(path:str|Path) -> Path:
     barrier()
     return Path(path)
 
+# %% ../nbs/11_synthesis.ipynb #cca8a1f2
 def across_ranks(build): # `build_transfer_set`, or a function with its `rank`, `world_size` returning the set's folder
     "`build` that, under torchrun and without `rank`/`world_size`, does this process's share of jobs and merges them."
     if getattr(build, 'across_ranks', False): return build  # already shared out
@@ -742,6 +769,7 @@ def show_transfer_set(ts:TransferSet, # the transfer set (duck-typed: `x`, `y`, 
     return image_grid(x, ts.stats, titles, ncols=n_per_class, cell=1.0,
                       suptitle=f"{ts.manifest['method']}: target → teacher's prediction")
 
+# %% ../nbs/11_synthesis.ipynb #41763819
 def plot_transfer_set_means(ts:TransferSet, seed:int=0):
     "Per class the mean image (top) and a random example (bottom), then the per-pixel mean and std of the whole set."
     import matplotlib.pyplot as plt

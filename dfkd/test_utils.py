@@ -45,16 +45,19 @@ def fit_student(fit:Callable, # called as `fit(teacher, student, dls, seed=seed,
     set_seed(seed); student = get_model(arch)
     return student, fit(teacher, student, dls, seed=seed, show=False, **kwargs)
 
+# %% ../nbs/19_test_utils.ipynb #410b96a8
 @delegates(fit_student, keep=True)
 def tiny_weights(fit:Callable, teacher:nn.Module, dls, seed:int=1, n_batches:int=3, **kwargs) -> torch.Tensor:
     "The flat weights of the student after a one-epoch `fit_student` on `n_batches` batches of 16."
     return flat_params(fit_student(fit, teacher, dls, seed, epochs=1, n_batches=n_batches, bs=16, **kwargs)[0])
 
+# %% ../nbs/19_test_utils.ipynb #e30a6c3f
 @delegates(fit_student, keep=True)
 def student_accuracy(fit:Callable, teacher:nn.Module, dls, seed:int=0, **kwargs) -> float:
     "Accuracy on `dls.valid` of the student `fit_student` trains."
     return evaluate(fit_student(fit, teacher, dls, seed, **kwargs)[0], dls.valid)
 
+# %% ../nbs/19_test_utils.ipynb #07a9c18a
 def method_accuracy(spec, # a registered method: `spec.train` and `spec.make_settings`
                     teacher:nn.Module, dls, seed:int=0, epochs:int=2, n_batches:int=40, bs:int=64,
                     **settings) -> float: # passed to `spec.make_settings` (e.g. `preset`)

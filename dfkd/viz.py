@@ -25,6 +25,7 @@ def to_pixels(x:torch.Tensor, stats=None) -> torch.Tensor:
         x = x * std + mean
     return x.clamp(0, 1)
 
+# %% ../nbs/04_viz.ipynb #2632bce3
 def show_image(ax, img:torch.Tensor, title:str|None=None, fontsize:int=7):
     "Draw one image (C,H,W in [0,1]; grey when C=1) on `ax` without ticks."
     ax.imshow(img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy(),
@@ -40,6 +41,7 @@ def prediction_titles(logits:torch.Tensor, k:int=2, classes=None) -> list[str]:
     name = (lambda i: classes[i]) if classes is not None else str
     return [' | '.join(f'{name(int(c))} {v:.2f}' for v, c in zip(vs, cs)) for vs, cs in zip(top.values, top.indices)]
 
+# %% ../nbs/04_viz.ipynb #cbea05ba
 def image_grid(x:torch.Tensor, # images (N,C,H,W), normalised or in [0,1]
                stats=None, # normalisation `(mean, std)` to undo
                titles:list|None=None, # one caption per image
@@ -62,12 +64,14 @@ def figure_png(fig, dpi:int=100) -> bytes:
     "The figure rendered as PNG bytes (no display needed)."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
 
+# %% ../nbs/04_viz.ipynb #fc11db7b
 def save_figure(fig, path:str|Path, dpi:int=100, close:bool=True) -> Path:
     "Write the figure as a PNG file atomically; close it unless `close=False`."
     data = figure_png(fig, dpi)
     if close: plt.close(fig)
     return atomic_write_bytes(path, data)
 
+# %% ../nbs/04_viz.ipynb #3984a559
 def png_size(data:bytes) -> tuple[int, int]:
     "(width, height) of a PNG from its IHDR header."
     if data[:8] != b'\x89PNG\r\n\x1a\n': raise ValueError('not a PNG')
@@ -82,6 +86,7 @@ def plot_class_counts(counts:dict, classes=None, title:str='images per class'):
     ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
     fig.tight_layout(); return fig
 
+# %% ../nbs/04_viz.ipynb #90d390b4
 def plot_class_means(x:torch.Tensor, y:torch.Tensor, stats=None, classes=None, cell:float=1.0):
     "The mean image of each class present in `y` (real colours)."
     ks = sorted(int(c) for c in torch.unique(y))
@@ -109,6 +114,7 @@ def plot_history(source, title:str|None=None):
     if title: fig.suptitle(title, fontsize=9)
     fig.tight_layout(); return fig
 
+# %% ../nbs/04_viz.ipynb #126a0b94
 def plot_loss_terms(log:dict, title:str='synthesis loss per term', logy:bool=True):
     "One curve per loss term from `log` ({term name: [value per step]})."
     fig, ax = plt.subplots(figsize=(5, 2.8))
@@ -119,6 +125,7 @@ def plot_loss_terms(log:dict, title:str='synthesis loss per term', logy:bool=Tru
     ax.set_xlabel('step'); ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout(); return fig
 
+# %% ../nbs/04_viz.ipynb #e5960de1
 def plot_results(df, value:str, label:str|None=None, title:str|None=None, ref:float|None=None,
                  ref_label:str='reference'):
     "Horizontal bar chart of column `value` of a results table (`label` column or the index), optional reference line."

@@ -25,6 +25,7 @@ def classifier_layers(teacher:nn.Module, n_classes:int|None=None) -> list[str]:
     return [n for n in names_of_type(teacher, nn.Linear) if n_classes is None
             or get_module(teacher, n).out_features == n_classes]
 
+# %% ../nbs/21_zskd.ipynb #b0c8258e
 def final_layer_weight(teacher:nn.Module, layer:str|None=None, n_classes:int|None=None) -> torch.Tensor:
     "The (classes, features) weight of final layer `layer` (`None`: the last nn.Linear); another kind is refused."
     name = layer or last_linear_name(teacher)
@@ -36,6 +37,7 @@ def final_layer_weight(teacher:nn.Module, layer:str|None=None, n_classes:int|Non
                          f"to one of {classifier_layers(teacher, n_classes)}")
     return w
 
+# %% ../nbs/21_zskd.ipynb #af4df539
 def class_similarity(teacher:nn.Module, # any classifier
                      layer:str|None=None # the final (linear) layer, weight (classes, features); `None`: last nn.Linear
                     ) -> torch.Tensor:
@@ -65,6 +67,7 @@ def dirichlet_concentration(similarity:torch.Tensor, # (classes, classes) from `
     beta = torch.tensor([betas[i % len(betas)] for i in range(len(y))], dtype=torch.float).unsqueeze(1)
     return (beta * rows).clamp_min(floor)
 
+# %% ../nbs/21_zskd.ipynb #431a1864
 def dirichlet_targets(similarity:torch.Tensor, # (classes, classes) from `class_similarity`
                       y:torch.Tensor, # class of each image
                       betas=(1., 0.1), # concentration scales, alternated over the batch
@@ -78,6 +81,7 @@ def dirichlet_targets(similarity:torch.Tensor, # (classes, classes) from `class_
         if seed is not None: torch.manual_seed(seed)
         return torch.distributions.Dirichlet(conc).sample()
 
+# %% ../nbs/21_zskd.ipynb #b6bea5b6
 class DirichletTargetTerm(LossTerm):
     "ZSKD's objective: cross-entropy between Dirichlet soft targets Dir(β·s_c) and softmax(teacher logits / T)."
     name = 'zskd'
@@ -135,6 +139,7 @@ class ImpressionPixels(PixelParametrization):
         extra = {} if (self.init, self.rescale) == ('normal', 'clamp') else dict(init=self.init, rescale=self.rescale)
         return {**super().settings(), **extra}
 
+# %% ../nbs/21_zskd.ipynb #7193c858
 @dataclass
 class ZSKDSettings:
     "ZSKD's settings, with the defaults of our small runs."
@@ -166,6 +171,7 @@ ZSKD_PAPER = dict(betas=(1., 0.1), T=20., iterations=1500, lr=1e-3, cosine=False
 # whole batch is min-max rescaled at every step (L63, L135); T 20 (L72), Adam 1e-3 (L26), 1,500 iterations (L24)
 ZSKD_AUTHORS = dict(ZSKD_PAPER, concentration='authors', init='uniform', rescale='minmax')
 
+# %% ../nbs/21_zskd.ipynb #8f459012
 def zskd_synthesizer(teacher:nn.Module, # any classifier
                      img_shape, # (C, H, W) of the teacher's inputs
                      stats=None, # (mean, std) normalisation of the inputs: clamps pixels to the image of [0, 1]

@@ -27,6 +27,7 @@ def zskt_divergence(s_logits, t_logits, T:float=1., **kwargs):
     "KL(p_T || p_S) at temperature `T`, averaged over every element (images x classes), no T^2: the authors' `kl_div`."
     return soft_target_loss(s_logits, t_logits, T) / (T * T * s_logits.shape[1])
 
+# %% ../nbs/25_zskt.ipynb #7d505247
 def zskt_attention_loss(s_feats, t_feats, **kwargs):
     "Sum over layer pairs of the mean squared difference of L2-normalised attention maps: the authors' form."
     total = 0.
@@ -49,6 +50,7 @@ class ZSKTAdversarialTerm(AdversarialTerm):
         value = super().__call__(ctx)
         return value / ctx.logits.shape[1] if self.element_mean else value
 
+# %% ../nbs/25_zskt.ipynb #df137214
 class ZSKTGenerator(Generator):
     "The engine's generator with ZSKT's head: last conv through an affine BatchNorm, no tanh (authors' `generator.py`)."
     def __init__(self, img_shape, nz:int=100, ngf:int=64, stats=None):
@@ -62,6 +64,7 @@ class RoundLatents:
     z = None
     def before_round(self, synth, ctx): self.z = ctx.z
 
+# %% ../nbs/25_zskt.ipynb #39f20807
 class RepeatedBatchCallback(OnlineSynthesisCallback):
     "ZSKT's rounds: a generator step, then `student_steps` student steps on the new generator's images of its latents."
     def before_fit(self):
@@ -104,6 +107,7 @@ def _check_form(s:ZSKTSettings):
     if s.loss_form not in LOSS_FORMS:
         raise ValueError(f'loss_form must be one of {list(LOSS_FORMS)}, got {s.loss_form!r}')
 
+# %% ../nbs/25_zskt.ipynb #e5bf0c40
 def zskt_attention_pairs(teacher:nn.Module, student:nn.Module, img_shape, # the networks; their input's (C, H, W)
                          settings:ZSKTSettings|None=None) -> list[AttentionPair]:
     "The layer pairs of ZSKT's attention term (`attention_pairs`; none when `beta` is 0), or why none can be formed."
@@ -113,6 +117,7 @@ def zskt_attention_pairs(teacher:nn.Module, student:nn.Module, img_shape, # the 
     except ValueError as e:
         raise ValueError(f'{e}; or set beta=0 to play ZSKT without attention transfer') from None
 
+# %% ../nbs/25_zskt.ipynb #58d9c43a
 def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                            settings:ZSKTSettings|None=None,
                    student:nn.Module|None=None, metadata=None, device=None, seed:int=0) -> GeneratorSynthesizer:
@@ -127,6 +132,7 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teach
     synth.schedule.clip, synth.attention_pairs = s.clip, pairs
     return synth
 
+# %% ../nbs/25_zskt.ipynb #64fc8600
 def _student_loss(pairs:list, s:ZSKTSettings) -> dict:
     "The student's KL form, and attention transfer (weight beta) on the layer `pairs`."
     kd_loss, at_loss = LOSS_FORMS[s.loss_form]
@@ -134,6 +140,7 @@ def _student_loss(pairs:list, s:ZSKTSettings) -> dict:
     return dict(kd_loss=kd_loss, feature_loss=at_loss, student_layers=[p.student for p in pairs],
                 teacher_layers=[p.teacher for p in pairs], beta=s.beta)
 
+# %% ../nbs/25_zskt.ipynb #aae12dba
 class GeneratorCosine(Callback):
     "Before each training batch, set the generator's lr to `lr` × ½(1 + cos(π × share done)): zero at the end."
     order = 0  # before the game's callback (order 1), which steps the generator
@@ -146,6 +153,7 @@ class GeneratorCosine(Callback):
         if self.synthesizer.param.opt is not None:
             for g in self.synthesizer.param.opt.param_groups: g['lr'] = lr
 
+# %% ../nbs/25_zskt.ipynb #7d90666c
 def train_zskt(teacher:nn.Module, student:nn.Module, dls, settings:ZSKTSettings|None=None, epochs:int=3,
                n_batches:int=50, bs:int=64, lr:float=1e-2, seed:int=0, show:bool=True, cbs=None,
                **recipe): # the student's optimiser and schedule for `distill` (opt, mom, wd, schedule, eta_min)
