@@ -434,9 +434,9 @@ CLI_HINTS = {'resume `build_transfer_set` with the same '
              'Delete those shards and resume': 'Delete those shards and run the same `dfkd synthesize` command again',
              'as `root`': 'as --root',
              'pass `layers=[...]`': 'pass --layers (`dfkd stats`)',
-             'pass student_layers and teacher_layers explicitly':
-                 'name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME] '
-                 '(a network without any, such as an MLP: add --set beta=0 to leave attention transfer out)',
+             'or set beta=0 to play ZSKT without attention transfer':
+                 'or name layers with feature maps with --set student_layers=NAME[,NAME] teacher_layers=NAME[,NAME], '
+                 'or add --set beta=0 to play ZSKT without attention transfer',
              'pass feature_layers=[...]': 'choose a teacher with BatchNorm layers',
              'or pass download=True on a machine with internet access':
                  """or, on a machine with internet access, download them once with python -c "from dfkd.data import """
