@@ -181,8 +181,8 @@ def synthesized_transfer_set(spec:MethodSpec, teacher:nn.Module, path:str|Path, 
                               settings=asdict(s), stats=stats, progress=progress)
 
 # %% ../nbs/15_methods.ipynb #8aa0d686
-BUILTIN_MODULES = ('dfkd.lopes', 'dfkd.zskd', 'dfkd.deepinversion', 'dfkd.soft_targets',
-                   'dfkd.dafl', 'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd', 'dfkd.nayer', 'dfkd.dih_baselines')
+BUILTIN_MODULES = ('dfkd.lopes', 'dfkd.zskd', 'dfkd.deepinversion', 'dfkd.soft_targets', 'dfkd.dafl',
+                   'dfkd.zskt', 'dfkd.dfq', 'dfkd.cmi', 'dfkd.fastdfkd', 'dfkd.nayer', 'dfkd.dih_baselines')
 _REGISTRY:dict = {}
 _loaded = False
 
