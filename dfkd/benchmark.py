@@ -19,7 +19,7 @@ from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
 from .metadata import KINDS, record_metadata, load_metadata
-from .synthesis import TransferSet, class_fidelity
+from .transfer_set import TransferSet, class_fidelity
 from .performance import synthesis_overhead
 from .methods import get_method, method_names, method_synthesizer, check_needs
 from .viz import save_figure

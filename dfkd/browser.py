@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 import torch, matplotlib.pyplot as plt
 from .core import seed_generator
-from .synthesis import TransferSet, show_transfer_set
+from .transfer_set import TransferSet, show_transfer_set
 from .viz import image_grid, prediction_titles, plot_class_counts, plot_class_means, save_figure
 
 # %% auto #0

@@ -23,7 +23,8 @@ from .performance import keep_freed_memory
 from .data import DATASETS
 from .models import get_model, load_model, model_names, trusted_architectures, trusted_names, UntrustedArchitecture
 from .metadata import KINDS, record_metadata, load_metadata, default_metadata_path
-from .synthesis import TransferSet, SynthesisDiverged, check_set_folder
+from .synthesis import SynthesisDiverged
+from .transfer_set import TransferSet, check_set_folder
 from .methods import (FAMILIES, DISTILLER, get_method, get_spec, method_names, distiller_names, method_transfer_set,
                           methods_table, format_methods_table, type_name, check_setting, COUNTS_FROM_ZERO)
 from .pipeline import (write_record, train_run, distill_run, teacher_dls, build_model, pipeline, data_args,
@@ -172,7 +173,9 @@ def cmd_methods(args) -> dict:
     needs = ', '.join(spec.needs) or 'nothing'
     print(f'{spec.name} ({spec.family}, {spec.paper}; notebook {spec.notebook}; needs: {needs})')
     for r in rows: print(f"  {r['setting']}={r['default']!r} ({r['type']}): {r['doc']}")
-    if spec.presets: print(f"  presets: {', '.join(spec.presets)} (--preset)")
+    if spec.presets and spec.recipe_keys: print(f"  presets: {', '.join(spec.presets)} (--preset)")
+    for p, values in ({} if spec.recipe_keys else spec.presets).items():  # a distiller's: `dfkd distill --set`
+        print(f"  preset {p}: " + ' '.join(f'{k}={v}' for k, v in values.items()))
     recipes = {p: spec.student_recipe(p) for p in spec.presets} if spec.recipe_keys else {}
     for p, r in recipes.items():
         if r: print(f"  preset {p} trains its students with " + ' '.join(f'{k}={v}' for k, v in r.items()))

@@ -174,6 +174,6 @@ register(MethodSpec('cmi', 'generator', 'Fang et al. 2021, IJCAI', CMISettings, 
                                            student_steps=400, pool_size=200 * 256, T=20., pool_augment='crop_flip',
                                            # student: zju-vipa/CMI datafree_kd.py 287-290, scripts/cmi/cmi_cifar10.sh
                                            student_T=20., student_opt='sgd', student_lr=0.1, student_mom=0.9,
-                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=0.,
+                                           student_wd=1e-4, student_schedule='cosine_epoch', student_eta_min=0.,
                                            student_bs=256),
                              'small': dict(g_steps=10, student_steps=5)}));  # the small run, 27_cmi

@@ -81,7 +81,7 @@ dfq = keyword_trainer('dfq')
 _DFQ_CIFAR = dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, betas=(0.5, 0.999), bn=1., bn_form='gaussian_kl',
                   entropy=1., balance=20.,
                   adversarial=1., adv_T=1., student_steps=10, student_opt='sgd', student_lr=0.1, student_mom=0.9,
-                  student_wd=1e-4, student_schedule='cosine', student_eta_min=0., student_bs=256)
+                  student_wd=1e-4, student_schedule='cosine_epoch', student_eta_min=0., student_bs=256)
 DFQ_PRESETS = {
     # the paper's loss terms with the settings of zju-vipa/CMI scripts/dfq/dfq_cifar10_wrn402_wrn161.sh and
     # Fast-Datafree scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64, nz 256), lr_g 1e-3 with betas (0.5, 0.999)

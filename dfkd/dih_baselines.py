@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from .core import set_seed, seed_generator
 from .hooks import Hooks, get_module, last_linear_name
 from .models import BasicBlock, get_model, count_params
-from .kd import DistillCallback, soft_target_loss, attention_loss, attention_pairs, fitnets, frozen
+from .kd import HINTON_KD, DistillCallback, soft_target_loss, attention_loss, attention_pairs, fitnets, frozen
 from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, activation_shapes, make_heads,
                       default_head_layers, fit_recipe, fine_tune_heads, label_callbacks, dih, HeadsDistillCallback)
 from .methods import DISTILLER, DistillerSpec, register, get_distiller
@@ -397,8 +397,9 @@ def _kd(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:KDSett
 
 register(DistillerSpec('alone', DISTILLER, 'no teacher: the student trained on the labels', AloneSettings,
                        trainer=_alone, notebook='41_dih_baselines'))
+# two KD settings, named apart: the DIH README's (the default, DIH's tables) and `dfkd distill`'s (`dfkd.kd.distill`)
 register(DistillerSpec('kd', DISTILLER, 'Hinton, Vinyals & Dean 2015, NIPS DL workshop', KDSettings,
-                       trainer=_kd, notebook='05_kd'))
+                       trainer=_kd, notebook='05_kd', presets={'dih': dict(DIH_KD), 'distill': dict(HINTON_KD)}))
 
 # %% ../nbs/41_dih_baselines.ipynb #579a01b9
 class TeacherLabelled(torch.utils.data.Dataset):

@@ -15,7 +15,7 @@ from .data import get_dls
 from .models import get_model, save_model, load_model
 from .kd import cached_classifier, evaluate
 from .methods import get_method, method_transfer_set, distiller_names
-from .synthesis import transfer_dls
+from .transfer_set import transfer_dls
 from .dih import (Recipe, IntermediateHeads, fine_tune_heads, dih_distill, fit_recipe, heads_path, save_heads,
                   load_heads, head_accuracies)
 from .dih_baselines import distill_with

@@ -13,7 +13,7 @@ import pandas as pd
 from .core import default_device, set_seed, positive_int, positive_float, call_with_options
 from .models import load_model, save_model, count_params
 from .kd import evaluate
-from .synthesis import TransferSet, transfer_dls
+from .transfer_set import TransferSet, transfer_dls
 from .pipeline import (write_record, start_run, teacher_data, teacher_dls, build_model, default_lr, data_args,
                            table_records)
 from .dih import (Recipe, HEADS_RECIPE, IntermediateHeads, fine_tune_heads, head_accuracies, heads_path, save_heads,
@@ -190,7 +190,7 @@ def add_distillers(d, # the `distill` subparser of `dfkd.cli.make_parser`
     names = distiller_names()
     d.add_argument('--distiller', default=None, choices=names, metavar='NAME',
                    help=f"how the student learns, one of {', '.join(names)} (`dfkd methods NAME` lists its settings) "
-                        "[kd: Hinton KD]")
+                        "[kd: Hinton KD at its `distill` preset, T 4 and alpha 0.9 on real data]")
     d.add_argument('--method', default=None, choices=names, help=argparse.SUPPRESS)  # --distiller, for one more release
     d.add_argument('--assistant', default=None,
                    help="takd: the assistant's model name; default: the CIFAR ResNet nearest the geometric mean "

@@ -13,7 +13,7 @@ from .core import set_seed
 from .models import get_model
 from .kd import evaluate
 from .methods import get_method, method_transfer_set
-from .synthesis import transfer_dls
+from .transfer_set import transfer_dls
 from .dih import Recipe, HEADS_RECIPE, dih, head_accuracies
 from .dih_baselines import distill_with
 

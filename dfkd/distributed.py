@@ -17,7 +17,8 @@ from fastai.distributed import DistributedTrainer, DistributedDL  # fastai's dis
 from torch.distributed.elastic.multiprocessing.errors import record
 from .core import atomic_write_json, read_json
 from .ranks import launched, several_ranks, world_size, rank, is_main, in_place, all_reduce_sums
-from .synthesis import term_parameters, shard_seed
+from .synthesis import term_parameters
+from .transfer_set import shard_seed
 
 # %% auto #0
 __all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'default_backend', 'RankDL', 'split_batches', 'RankTrainer',

@@ -93,6 +93,6 @@ register(MethodSpec('fastdfkd', 'generator', 'Fang et al. 2022, AAAI', FastDFKDS
                                            pool_augment='crop_flip',  # fast_meta.py 182, registry.py
                                            # the student: --lr 0.2, datafree_kd.py 322-324
                                            student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9,
-                                           student_wd=1e-4, student_schedule='cosine', student_eta_min=2e-4,
+                                           student_wd=1e-4, student_schedule='cosine_epoch', student_eta_min=2e-4,
                                            student_bs=256),
                              'small': dict(student_steps=4, meta='reptile')}));  # the small run, 28_fastdfkd

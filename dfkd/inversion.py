@@ -14,8 +14,9 @@ from .core import read_json, load_safetensors
 from .hooks import Hooks, names_of_type
 from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
-from .synthesis import (LossTerm, StudentTerm, Synthesizer, build_transfer_set, merge_manifests, TransferSet,
-                            transfer_dls, read_manifest, verified_shards)
+from .synthesis import LossTerm, StudentTerm, Synthesizer
+from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, transfer_dls, read_manifest,
+                               verified_shards)
 
 # %% auto #0
 __all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers', 'bn_gaps',

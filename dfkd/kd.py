@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
 # %% ../nbs/05_kd.ipynb #3288e367
 from __future__ import annotations
-import os, json, hashlib, inspect
+import os, json, hashlib, inspect, math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,12 +26,12 @@ from .models import get_model, save_model, load_model
 from .data import get_dls  # dfkd.data and dfkd.models import only dfkd.core: no cycle
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'pooled_to_match', 'attention_map',
-           'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits', 'check_teacher_student',
-           'DistillCallback', 'LogitsDataset', 'teacher_logits', 'with_teacher_logits', 'random_shift', 'ShiftAugment',
-           'feature_map_sizes', 'attention_layers', 'AttentionPair', 'attention_pairs', 'make_opt_func', 'fit_schedule',
-           'train_classifier', 'distill', 'student_optimiser', 'evaluate', 'cache_folder', 'cached_classifier',
-           'HintCallback', 'feature_shape', 'fitnets']
+__all__ = ['OPTIMIZERS', 'HINTON_KD', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'pooled_to_match',
+           'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits',
+           'check_teacher_student', 'DistillCallback', 'LogitsDataset', 'teacher_logits', 'with_teacher_logits',
+           'random_shift', 'ShiftAugment', 'feature_map_sizes', 'attention_layers', 'AttentionPair', 'attention_pairs',
+           'make_opt_func', 'EpochCosine', 'fit_schedule', 'train_classifier', 'distill', 'student_optimiser',
+           'evaluate', 'cache_folder', 'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
 
 # %% ../nbs/05_kd.ipynb #4f16ccf6
 def soft_target_loss(s_logits, t_logits, T:float=4., **kwargs):
@@ -412,7 +412,8 @@ def attention_pairs(student:nn.Module, teacher:nn.Module, img_shape, # the netwo
 
 # %% ../nbs/05_kd.ipynb #3ac9cfb4
 OPTIMIZERS = ('adam', 'sgd')  # the students' optimisers (`opt`)
-SCHEDULES = ('one_cycle', 'cosine', 'constant')  # their learning-rate schedules (`schedule`)
+HINTON_KD = dict(T=4., alpha=0.9)  # `distill`'s KD on real data, as `dfkd distill` and the pipeline run it
+SCHEDULES = ('one_cycle', 'cosine', 'cosine_epoch', 'constant')  # their learning-rate schedules (`schedule`)
 
 def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
                   mom:float|None=None): # `None`: fastai's; a number: the torch form, with this momentum or Adam beta1
@@ -423,9 +424,20 @@ def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
     if opt == 'sgd': return partial(SGD, mom=mom, decouple_wd=False)
     return partial(Adam, mom=mom, sqr_mom=0.999, eps=1e-8, decouple_wd=False)
 
+# %% ../nbs/05_kd.ipynb #55f2d1e5
+class EpochCosine(Callback):
+    "Epoch e of E at `eta_min + (lr - eta_min)(1 + cos(pi e/E))/2`: torch's `CosineAnnealingLR(T_max=E)` stepped per epoch."
+    order = ParamScheduler.order
+    def __init__(self, lr:float, eta_min:float=0.): self.lr, self.eta_min = lr, eta_min
+    def before_batch(self):
+        if not self.training: return
+        cos = (1 + math.cos(math.pi * self.epoch / self.n_epoch)) / 2
+        self.opt.set_hyper('lr', self.eta_min + (self.lr - self.eta_min) * cos)
+
 # %% ../nbs/05_kd.ipynb #030d779f
 def fit_schedule(learn:Learner, epochs:int, lr:float,
-                 schedule:str='one_cycle', # 'one_cycle' (fastai's); 'cosine': `lr` to `eta_min` per step; 'constant'
+                 schedule:str='one_cycle', # 'one_cycle' (fastai's); 'cosine': `lr` to `eta_min` per step;
+                                           # 'cosine_epoch': the same cosine stepped once per epoch; 'constant'
                  mom:float|None=None, # one-cycle: the momentum held instead of cycled; `None`: cycled
                  eta_min:float=0., show:bool=True):
     "Fit `learn` `epochs` under `schedule`; cosine: step k of K at `eta_min + (lr - eta_min)(1 + cos(pi k/K))/2`."
@@ -434,6 +446,7 @@ def fit_schedule(learn:Learner, epochs:int, lr:float,
     if schedule == 'one_cycle':
         fit = partial(learn.fit_one_cycle, epochs, lr, **({} if mom is None else dict(moms=(mom,)*3)))
     elif schedule == 'cosine': fit = partial(learn.fit, epochs, lr, cbs=ParamScheduler({'lr': SchedCos(lr, eta_min)}))
+    elif schedule == 'cosine_epoch': fit = partial(learn.fit, epochs, lr, cbs=EpochCosine(lr, eta_min))
     else: fit = partial(learn.fit, epochs, lr)
     if show: fit()
     else:

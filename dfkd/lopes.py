@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import seed_generator
 from .metadata import KINDS, TeacherMetadata, dropout_mask_hooks, graph_coefficients
 from .hooks import get_module
-from .synthesis import LossTerm, Synthesizer, PixelParametrization, Schedule, build_transfer_set
+from .synthesis import LossTerm, Synthesizer, PixelParametrization, Schedule
+from .transfer_set import build_transfer_set
 from .methods import MethodSpec, register
 import tempfile
 import pandas as pd
@@ -21,7 +22,7 @@ from .data import get_dls
 from .models import get_model
 from .metadata import record_metadata
 from .kd import cached_classifier, distill, evaluate
-from .synthesis import TransferSet, transfer_dls
+from .transfer_set import TransferSet, transfer_dls
 
 # %% auto #0
 __all__ = ['LOSSES', 'DROPOUT_FORMS', 'SAMPLERS', 'DROPOUT_SCALES', 'INITS', 'OBJECTIVES', 'SETTINGS', 'PAPER', 'SMALL',

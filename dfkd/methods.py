@@ -16,8 +16,8 @@ from .core import UsageError
 from fastcore.basics import patch
 from .models import fingerprint
 from .kd import OPTIMIZERS, distill
-from .synthesis import (build_transfer_set, check_set_folder, recording_preset, finished_transfer_set, TransferSet,
-                            transfer_dls)
+from .transfer_set import (build_transfer_set, check_set_folder, recording_preset, finished_transfer_set,
+                               TransferSet, transfer_dls)
 from .generators import generator_transfer_set
 
 # %% auto #0
@@ -35,8 +35,9 @@ NEEDS = ('metadata', 'student', 'bn')
 RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student_wd', 'student_schedule',
                'student_eta_min',
                'student_bs') # preset keys that set the student's recipe rather than the method's settings
-# the schedules a preset's `student_schedule` may name (the authors' scripts use these two)
-RECIPE_SCHEDULES = ('cosine', 'constant')
+# the schedules a preset's `student_schedule` may name (the authors' scripts use these three): cosine per step
+# (ZSKT), cosine per epoch (Fast-Datafree, CMI, DFQ, NAYER), constant (DAFL on MNIST, Lopes, ZSKD)
+RECIPE_SCHEDULES = ('cosine', 'cosine_epoch', 'constant')
 # the recipe's keys that `distill` and an online `train` take as they are
 OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')
 

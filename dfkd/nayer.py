@@ -209,6 +209,6 @@ register(MethodSpec('nayer', 'generator', 'Tran et al. 2024, CVPR', NayerSetting
                                  pool_augment='crop_flip', pool_size=(20 * 10 + 100 * 2) * 400,  # 120 epochs, all kept
                                  # the student: --lr 0.2 --batch_size 512, datafree_kd.py 336-338, --eta_min 2e-4
                                  student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9, student_wd=1e-4,
-                                 student_schedule='cosine', student_eta_min=2e-4, student_bs=512),
+                                 student_schedule='cosine_epoch', student_eta_min=2e-4, student_bs=512),
                              'small': dict(synthesis_bs=40, g_steps=5, warmup_epochs=1, gwp_loops=2, g_loops=1,
                                            kd_steps=4, g_life=10)}));  # the small run below

@@ -18,9 +18,9 @@ from .data import DATASETS
 from .data import get_dls
 from .models import (get_model, load_model, save_model, count_params, as_classifier, trusted_names,
                          is_user_architecture, import_factory, shape_arguments)
-from .kd import train_classifier, distill, evaluate, student_optimiser
+from .kd import HINTON_KD, train_classifier, distill, evaluate, student_optimiser
 from .metadata import record_metadata, load_metadata
-from .synthesis import TransferSet, transfer_dls
+from .transfer_set import TransferSet, transfer_dls
 from .methods import get_method, method_names, OPTIMISER_KEYS
 from .benchmark import BenchConfig
 from .report import method_report, report_summary
@@ -206,10 +206,10 @@ def distill_run(run:str|Path, # the run folder
         raise FileNotFoundError(f'{teacher} does not exist: train a teacher first (`train_run`, `dfkd train`)')
     net_t = load_model(teacher, device=default_device(), trust=trusted_names(trust, student))
     dataset, size = teacher_data(net_t, dataset, size)
-    if alpha is None: alpha = 1. if transfer_set else 0.9
+    if alpha is None: alpha = 1. if transfer_set else HINTON_KD['alpha']
     ts = TransferSet(transfer_set, teacher=net_t) if transfer_set else None
     # a `paper` set: its authors' student recipe; arguments given win
-    recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=4.)
+    recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=HINTON_KD['T'])
     T, lr = T if T is not None else recipe['T'], default_lr(student, lr or recipe.get('lr'))
     optim = student_optimiser(**{k: recipe[k] for k in OPTIMISER_KEYS if k in recipe})
     optim.update({k: v for k, v in dict(opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min).items()

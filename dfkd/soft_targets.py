@@ -11,7 +11,8 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass, asdict
 from .hooks import get_module, names_of_type, last_linear_name
-from .synthesis import LossTerm, ActivationTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
+from .synthesis import LossTerm, ActivationTerm, Synthesizer, Schedule, PixelParametrization
+from .transfer_set import build_transfer_set
 from .inversion import JitterFlip
 from .methods import MethodSpec, register, keyword_transfer_set
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass, asdict
 from .hooks import get_module, last_linear_name, names_of_type
-from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization, build_transfer_set
+from .synthesis import LossTerm, Synthesizer, Schedule, PixelParametrization
+from .transfer_set import build_transfer_set
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
