@@ -25,8 +25,8 @@ __all__ = ['DIH_KD', 'MHKD_AUTHORS', 'WithHeads', 'assistant_name', 'LiveTeacher
            'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback', 'example_labels', 'crd', 'mhkd_head',
            'sep_conv', 'tofd_head', 'orthogonal_loss', 'PairedHeadsCallback', 'paired_heads', 'tofd', 'first_stages',
            'mhkd', 'AloneSettings', 'KDSettings', 'TeacherLabelled', 'teacher_labelled', 'FitNetsSettings',
-           'ATSettings', 'TAKDSettings', 'CRDSettings', 'CRDKDSettings', 'TOFDSettings', 'MHKDSettings', 'DIHSettings',
-           'distill_with']
+           'fitnets_layers', 'ATSettings', 'TAKDSettings', 'CRDSettings', 'CRDKDSettings', 'TOFDSettings',
+           'MHKDSettings', 'DIHSettings', 'distill_with']
 
 # %% ../nbs/41_dih_baselines.ipynb #a910bd91
 class WithHeads(nn.Module):
@@ -419,14 +419,35 @@ def teacher_labelled(dls:DataLoaders) -> DataLoaders:
 # %% ../nbs/41_dih_baselines.ipynb #165a5708
 @dataclass
 class FitNetsSettings(KDSettings):
-    "FitNets: a hint stage at the middle stage of each network, then KD at these settings."
+    "FitNets: a hint stage at the teacher's `hint` layer for the student's `guided` one, then KD at these settings."
+    hint:str|None = None # the teacher's hint layer; `None`: found (`fitnets_layers`)
+    guided:str|None = None # the student's guided layer; `None`: found (`fitnets_layers`)
+
+# %% ../nbs/41_dih_baselines.ipynb #fde4c45b
+def fitnets_layers(student:nn.Module, teacher:nn.Module, img_shape, # the networks; their input's (C, H, W)
+                   hint:str|None=None, guided:str|None=None) -> tuple[str, str]: # layers named by hand, else found
+    "FitNets' (hint, guided): as named, else each zoo network's middle stage, else the middle pair of `attention_pairs`."
+    if hint is not None and guided is not None: return hint, guided
+    try: return hint or _stage(teacher), guided or _stage(student)
+    except ValueError: pass   # not a zoo network: its layers are found from the maps both networks give
+    try: pairs = attention_pairs(student, teacher, img_shape, None if guided is None else [guided],
+                                 None if hint is None else [hint])
+    except ValueError as e:
+        raise ValueError(f'FitNets found no hint and guided layers for a {type(teacher).__name__} teacher and a '
+                         f'{type(student).__name__} student ({e}); name them: hint=... guided=... (`dfkd distill '
+                         '--distiller fitnets --set hint=NAME guided=NAME`)') from None
+    same = [p for p in pairs if not p.pooled] or pairs   # maps of one size first; the regressor pools the others
+    p = same[len(same) // 2]
+    return p.teacher, p.student
 
 # %% ../nbs/41_dih_baselines.ipynb #955042fd
 def _fitnets(student, teacher, dls, recipe, head_recipe, labels, seed, show, s:FitNetsSettings):
     if labels == 'teacher': dls = teacher_labelled(dls)  # the hint stage's loss reads (x, y) batches
     elif getattr(dls.train, 'yields_teacher_logits', False):
         raise ValueError("a transfer set is labelled by its teacher: pass labels='teacher'")
-    fitnets(student, teacher, dls, hint=_stage(teacher), guided=_stage(student),
+    hint, guided = fitnets_layers(student, teacher, dls.img_shape, s.hint, s.guided)   # refused here, before any work
+    if show: print(f'FitNets: the student\'s {guided!r} learns the teacher\'s {hint!r}')
+    fitnets(student, teacher, dls, hint=hint, guided=guided,
             hint_epochs=max(1, round(recipe.epochs / 5)), epochs=recipe.epochs, lr=recipe.lr, T=s.T, alpha=s.alpha,
             show=show, seed=seed)
     return student
