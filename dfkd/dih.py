@@ -20,7 +20,7 @@ from fastcore.meta import delegates
 from .core import set_seed, atomic_save_safetensors, load_safetensors
 from .hooks import Hooks
 from .models import ResNet, WideResNet, VGG, LeNet5, HintonMLP, DenseNet, fingerprint, check_fingerprint
-from .kd import frozen, soft_target_loss, DistillCallback
+from .kd import frozen, soft_target_loss, DistillCallback, feature_map_sizes, attention_layers
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'HEADS_RECIPE', 'HEADS_SCHEMA', 'Recipe', 'step_schedule', 'ce_loss', 'fit_recipe', 'Head',
@@ -94,9 +94,17 @@ def pooled_head(shapes, n_classes:int) -> Head:
 
 HEAD_KINDS = {'linear': linear_head, 'pooled': pooled_head}
 
+# %% ../nbs/40_dih.ipynb #2bf5ed9d
+def _found_head_layers(model:nn.Module, img_shape) -> list[str]:
+    "Stage outputs of a network outside the zoo: its maps' stages (`attention_layers`), else hidden ReLUs but the last."
+    sizes = feature_map_sizes(model, img_shape)
+    if sizes: return attention_layers(model, img_shape, sizes=sizes)
+    return [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)][:-1]
+
 # %% ../nbs/40_dih.ipynb #1f5f6b00
-def default_head_layers(model:nn.Module) -> list[str]:
-    "The module names after which DIH mounts heads on a zoo network (each stage, less the classifier's own input)."
+def default_head_layers(model:nn.Module, # a zoo network, or any other when `img_shape` is given
+                        img_shape=None) -> list[str]: # (C, H, W) of its inputs: finds a network's positions
+    "Where DIH mounts heads: each stage's output, less the classifier's own input (zoo networks by class, others found)."
     if isinstance(model, ResNet): return [f'layer{i}' for i in range(1, model.n_stages + 1)]
     if isinstance(model, WideResNet): return ['layer1', 'layer2', 'layer3']
     if isinstance(model, VGG):
@@ -105,8 +113,12 @@ def default_head_layers(model:nn.Module) -> list[str]:
     if isinstance(model, LeNet5): return ['pool1', 'pool2', 'relu3']
     if isinstance(model, HintonMLP): return [f'relu{i}' for i in range(1, model.n_hidden)]
     if isinstance(model, DenseNet): return [f'trans{i}' for i in range(1, model.n_blocks)] + [f'block{model.n_blocks}']
-    raise ValueError(f'no default head positions for a {type(model).__name__}: pass `layers=` with module names '
-                     f'(`dfkd.hooks.module_names(model)` lists them), e.g. the output of each stage')
+    found = _found_head_layers(model, img_shape) if img_shape is not None else []
+    if found: return found
+    raise ValueError(f'no default head positions for a {type(model).__name__}'
+                     + (' (no feature maps, and fewer than two hidden ReLUs)' if img_shape is not None else '')
+                     + ': pass `layers=` with module names (`dfkd.hooks.module_names(model)` lists them), e.g. the '
+                     'output of each stage')
 
 # %% ../nbs/40_dih.ipynb #e749f659
 def activation_shapes(model:nn.Module, layers:list, img_shape) -> tuple[list, int]:
@@ -126,12 +138,12 @@ class IntermediateHeads(nn.Module):
     "Classifier heads on the named layers of a frozen `teacher`; only the heads are parameters of this module."
     def __init__(self, teacher:nn.Module, # any classifier; kept outside this module's parameters and always run frozen
                  img_shape, # (C, H, W) of the teacher's inputs
-                 layers:list|None=None, # module names; `None`: `default_head_layers(teacher)`
+                 layers:list|None=None, # module names; `None`: `default_head_layers(teacher, img_shape)`
                  kind:str='linear', # a key of `HEAD_KINDS`
                  n_classes:int|None=None): # `None`: the size of the teacher's output
         super().__init__()
         object.__setattr__(self, 'teacher', teacher)  # bypasses nn.Module's registration: not a submodule
-        self.layers = list(default_head_layers(teacher) if layers is None else layers)
+        self.layers = list(default_head_layers(teacher, img_shape) if layers is None else layers)
         self.kind, self.img_shape = kind, tuple(img_shape)
         self.shapes, n_out = activation_shapes(teacher, self.layers, self.img_shape)
         self.n_classes = n_classes or n_out

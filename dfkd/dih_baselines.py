@@ -311,6 +311,18 @@ class PairedHeadsCallback(HeadsDistillCallback):
         if self.orth_weight: loss = loss + self.orth_weight * sum(orthogonal_loss(r.weight) for r in m.extras)
         self.set_loss(loss)
 
+# %% ../nbs/41_dih_baselines.ipynb #3d96d5df
+def _head_pairs(student, teacher, img_shape, teacher_layers=None, student_layers=None, teacher_heads=None) -> tuple:
+    "Teacher and student head positions, one per pair: found ones cut to the deepest `k` both have; named ones checked."
+    t = teacher_heads.layers if teacher_heads is not None else teacher_layers
+    found_t, found_s = t is None, student_layers is None
+    t = default_head_layers(teacher, img_shape) if found_t else list(t)
+    s = default_head_layers(student, img_shape) if found_s else list(student_layers)
+    if len(s) == len(t): return t, s
+    if found_t and found_s: k = min(len(s), len(t)); return t[-k:], s[-k:]
+    raise ValueError(f'{len(s)} student positions {s} for {len(t)} teacher positions {t}: each student head pairs '
+                     'with one teacher head, so name as many student_layers as teacher_layers')
+
 # %% ../nbs/41_dih_baselines.ipynb #b653b63b
 def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(),
                  head_recipe:Recipe=HEADS_RECIPE,
@@ -323,11 +335,11 @@ def paired_heads(kind:str, student:nn.Module, teacher:nn.Module, dls, recipe:Rec
     "Heads of `kind` on both networks, trained by `PairedHeadsCallback` (`head_training`); `(teacher_heads, learner)`."
     if head_training not in ('fine_tuned', 'joint'):
         raise ValueError(f"head_training must be 'fine_tuned' or 'joint', got {head_training!r}")
+    t_layers, layers = _head_pairs(student, teacher, dls.img_shape, teacher_layers, student_layers, teacher_heads)
     if teacher_heads is None:
-        set_seed(seed); teacher_heads = IntermediateHeads(teacher, dls.img_shape, teacher_layers, kind, dls.n_classes)
+        set_seed(seed); teacher_heads = IntermediateHeads(teacher, dls.img_shape, t_layers, kind, dls.n_classes)
         if head_training == 'fine_tuned':
             fine_tune_heads(teacher_heads, dls, head_recipe, labels=labels, seed=seed, show=show)
-    layers = default_head_layers(student) if student_layers is None else list(student_layers)
     set_seed(seed)  # the student's heads start the same whether or not the teacher's were trained here
     model = WithHeads(student, layers, make_heads(kind, activation_shapes(student, layers, dls.img_shape)[0],
                                                   dls.n_classes)).to(dls.device)
@@ -353,9 +365,9 @@ def tofd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head
                         orth_weight=orth_weight, **kwargs)
 
 # %% ../nbs/41_dih_baselines.ipynb #f18a748a
-def first_stages(model:nn.Module, n:int=2) -> list[str]:
-    "The first `n` of `default_head_layers(model)`: where MHKD's authors mount heads (stages one and two)."
-    return default_head_layers(model)[:n]
+def first_stages(model:nn.Module, n:int=2, img_shape=None) -> list[str]:
+    "The first `n` of `default_head_layers(model, img_shape)`: where MHKD's authors mount heads (stages one and two)."
+    return default_head_layers(model, img_shape)[:n]
 
 # train_mhkd.py: temperatures [4], alphas [0.1], mhkd_beta 0.5
 MHKD_AUTHORS = dict(T=4., alpha=0.1, head_weight=0.5, head_training='joint')
@@ -364,8 +376,8 @@ MHKD_AUTHORS = dict(T=4., alpha=0.1, head_weight=0.5, head_training='joint')
 def mhkd(student:nn.Module, teacher:nn.Module, dls, recipe:Recipe=Recipe(), head_recipe:Recipe=HEADS_RECIPE,
          teacher_layers=None, student_layers=None, **kwargs): # `None`: `first_stages`; `MHKD_AUTHORS` overridable
     "MHKD as its authors ran it: 2-conv 2-FC heads on the first two stages, teacher's joint with CE, student KD × 0.5."
-    tl = first_stages(teacher) if teacher_layers is None else teacher_layers
-    sl = first_stages(student) if student_layers is None else student_layers
+    tl = first_stages(teacher, img_shape=dls.img_shape) if teacher_layers is None else teacher_layers
+    sl = first_stages(student, img_shape=dls.img_shape) if student_layers is None else student_layers
     return paired_heads('mhkd', student, teacher, dls, recipe, head_recipe, tl, sl, **{**MHKD_AUTHORS, **kwargs})
 
 # %% ../nbs/41_dih_baselines.ipynb #e4cc007a
