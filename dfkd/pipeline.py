@@ -293,7 +293,8 @@ def _data_free_student(job:_Job) -> dict:
           f'{job.ts_path} ({time.time() - job.start:.0f}s)')
     real_batches = len(dls.train) if r['bs'] == dls.train.bs else len(dls.train.new(bs=r['bs']))
     # the reference makes as many passes over the real data, or, after a game, as many steps as whole epochs allow
-    return dict(acc=acc, steps=out.steps, ref_epochs=out.passes or reference_epochs(out.steps, real_batches),
+    return dict(acc=acc, steps=out.steps,  # `None`: a split smaller than one batch (no reference then: `pipeline`)
+                ref_epochs=out.passes or (reference_epochs(out.steps, real_batches) if real_batches else None),
                 synthesis_s=out.synthesis_s, distill_s=out.distill_s)
 
 # %% ../nbs/85_pipeline.ipynb #4fae53a7
@@ -363,6 +364,15 @@ def _report(run, settings, res, t0) -> dict:
           + f" | {res['seconds']['total']:.0f}s (synthesis {res['seconds']['synthesis']:.0f}s) -> {run}")
     return rec
 
+# %% ../nbs/85_pipeline.ipynb #21676f3c
+def _check_reference_batch(n_real:int, student_bs:int, from_preset:bool):
+    "Refuse, before any work, a KD-with-data reference whose batch is larger than the real training split."
+    if n_real >= student_bs: return
+    whose = " (the preset's student_bs)" if from_preset else ''
+    raise ValueError(f"the real training split holds {n_real} images, fewer than one batch of the students' "
+                     f"{student_bs}{whose}, so the KD-with-data reference cannot train: pass a smaller student_bs "
+                     "(--student-bs) or reference=False (--no-reference)")
+
 # %% ../nbs/85_pipeline.ipynb #c57b5b20
 def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses teacher and metadata, resumes synthesis
              method:str=PIPELINE_DEFAULT_METHOD, # a registered method (`dfkd.methods.method_names()`)
@@ -403,6 +413,7 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses te
     args.update(teacher=net_t.dfkd_config['name'], teacher_kwargs=net_t.dfkd_config['kwargs'], dataset=data['dataset'],
                 size=data['size'], T=T, preset=preset, lr=lr, student_bs=student_bs)  # the record holds what ran
     dls = teacher_dls(net_t, **data)
+    if reference: _check_reference_batch(len(dls.train_ds), student_bs, r.get('bs') == student_bs)
     start_run(run)  # every check passed: from here the stages overwrite what an earlier run left, so its record goes
     job = _Job(run=run, spec=spec, settings=s, preset=preset, teacher=net_t, teacher_w=teacher_w, trust=trust, dls=dls,
                data=dict(data, bs=student_bs), student=student, student_kwargs=student_kwargs, optim=optim, seed=seed,
