@@ -12,13 +12,14 @@ from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm
 from .transfer_set import build_transfer_set
 from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop,
-                        bn_layer_names)
+                        bn_layer_names, bn_noise_scale)
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
-           'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings',
-           'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer', 'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
+           'DEEPINVERSION_NORMALISED', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
+           'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
+           'adi_synthesizer', 'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
@@ -26,6 +27,8 @@ class DeepInversionSettings:
     "DeepInversion's loss weights, priors, batches, jitter and schedule (`small` preset); a zero weight drops its term."
     ce:float = 1. # cross-entropy to the target class
     bn:float = 10. # λ_BN: BatchNorm-statistics matching (its size depends on the teacher: `bn_gaps` measures it)
+    bn_scale:str = 'raw' # 'raw': the authors' term; 'noise': mean over layers of each one's distance over its value on
+                         # noise (`bn_noise_scale`), so one `bn` is the same pull on any teacher
     first_bn_multiplier:float = 1. # α of the first BN layer (the others have 1)
     bn2d_only:bool = True # only BatchNorm2d layers, as the authors' hooks (if the teacher has any); `False`: every BN
     tv_l1:float = 0. # λ_TV on the absolute differences of neighbouring pixels
@@ -46,9 +49,10 @@ DEEPINVERSION_DEFAULTS = asdict(DeepInversionSettings())
 def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1., tv_l1:float=0., tv_l2:float=2.5e-5,
                         l2:float=0.,
                         priors:str='deepinversion', # the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
-                        bn_layers:list[str]|None=None) -> list: # the BN layers to match; `None`: every one
+                        bn_layers:list[str]|None=None, # the BN layers to match; `None`: every one
+                        bn_scale:dict|None=None) -> list: # per-layer scales of the BN term (`bn_noise_scale`)
     "DeepInversion's loss terms with their weights; a zero weight leaves a term out."
-    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers),
+    terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers, scale=bn_scale),
              TotalVariation(tv_l1, p=1, form=priors),
              TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors)]
     return [t for t in terms if t.weight]
@@ -57,6 +61,15 @@ def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1.,
 def _bn_layers(teacher:nn.Module, bn2d_only:bool) -> list[str]|None:
     "The BN layers DeepInversion matches: the BatchNorm2d ones (`bn2d_only`, if the teacher has any), else `None`: all."
     return (bn_layer_names(teacher, (nn.BatchNorm2d,)) or None) if bn2d_only else None
+
+# %% ../nbs/22_deepinversion.ipynb #8edf727e
+BN_SCALES = ('raw', 'noise')  # `bn_scale`: the authors' BN term, or each layer's distance over its value on noise
+
+def _bn_scale(teacher:nn.Module, img_shape, s, layers) -> dict|None:
+    "The BN term's per-layer scales under `s.bn_scale`: each layer's distance on Gaussian noise (`bn_noise_scale`)."
+    if s.bn_scale not in BN_SCALES: raise ValueError(f'bn_scale must be one of {BN_SCALES}, got {s.bn_scale!r}')
+    if s.bn_scale == 'raw' or not s.bn: return None
+    return bn_noise_scale(teacher, img_shape, layers if layers is not None else bn_layer_names(teacher))
 
 # %% ../nbs/22_deepinversion.ipynb #c2a7a7ee
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers
@@ -69,8 +82,9 @@ def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm l
                               **overrides) -> Synthesizer: # settings by name
     "A `Synthesizer` for DeepInversion."
     s = DEEPINVERSION.make_settings(settings, **overrides)
-    terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2, s.priors,
-                                _bn_layers(teacher, s.bn2d_only) if s.bn else None) + list(extra_terms)
+    layers = _bn_layers(teacher, s.bn2d_only) if s.bn else None
+    terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2, s.priors, layers,
+                                _bn_scale(teacher, img_shape, s, layers)) + list(extra_terms)
     return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats if s.clamp else None),
                        Schedule(s.iterations, s.lr, cosine=s.cosine), augment=JitterFlip(s.max_shift, s.flip),
                        device=device, log_every=10, mix_classes=s.mix_classes)
@@ -81,7 +95,7 @@ deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 # defaults of cifar10/deepinversion_cifar10.py: 2,000 Adam steps at a constant rate, batches of 256 that hold the ten
 # classes in turn, TV-L2 over four directions 2.5e-5, L2 0, jitter 2, no flips, no clipping, hooks on BatchNorm2d only,
 # no first-layer multiplier
-DEEPINVERSION_PAPER = dict(ce=1., bn=10., first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0.,
+DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0.,
                            priors='deepinversion', mix_classes=True, clamp=False, max_shift=2, flip=False,
                            iterations=2000, lr=0.05, cosine=False)
 # the one-class recipe: one class per batch, every BN layer, a strong first layer (students as good, images not of
@@ -89,6 +103,8 @@ DEEPINVERSION_PAPER = dict(ce=1., bn=10., first_bn_multiplier=1., bn2d_only=True
 DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3,
                                priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False, iterations=200,
                                lr=0.05, cosine=True)
+# any teacher: the `small` settings with the BN term normalised per layer by its value on noise (`bn_noise_scale`)
+DEEPINVERSION_NORMALISED = dict(DEEPINVERSION_DEFAULTS, bn_scale='noise', bn=30.)
 # NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are Fast-Datafree's
 # "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256 --T 20), whose students
 # distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4 (117, 322) and a cosine to 2e-4
@@ -101,7 +117,7 @@ DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR'
                            key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
                            notebook='22_deepinversion',
                            presets=dict(paper=dict(DEEPINVERSION_PAPER, **DEEPINVERSION_STUDENT), small=DEEPINVERSION_DEFAULTS,
-                                        one_class=DEEPINVERSION_ONE_CLASS))
+                                        one_class=DEEPINVERSION_ONE_CLASS, normalised=DEEPINVERSION_NORMALISED))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
 @dataclass

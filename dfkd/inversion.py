@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import read_json, load_safetensors
+from .core import read_json, load_safetensors, seed_generator
 from .hooks import Hooks, names_of_type
 from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
@@ -20,7 +20,7 @@ from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, tra
 
 # %% auto #0
 __all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers', 'bn_gaps',
-           'BNStatisticsLoss', 'total_variation', 'mean_square', 'neighbour_differences',
+           'BNStatisticsLoss', 'bn_noise_scale', 'total_variation', 'mean_square', 'neighbour_differences',
            'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence',
            'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
 
@@ -72,19 +72,22 @@ def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen
 
 # %% ../nbs/12_inversion.ipynb #0b01827d
 class BNStatisticsLoss(LossTerm):
-    "DeepInversion's BN loss: Σ_l α_l (‖μ_l(x) − running_mean_l‖₂ + ‖σ²_l(x) − running_var_l‖₂)."
+    "DeepInversion's BN loss Σ_l α_l d_l, d_l = ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂; with `scale`, mean_l α_l d_l / s_l."
     name = 'bn'
     def __init__(self, weight:float=1., # multiplies the term
                  first_multiplier:float=10., # α of the first BN layer (the others have 1)
                  bn_layers:list[str]|None=None, # BN module names; `None` is every BN layer with running statistics
                  fast:bool=True, # the kernels of `dfkd.kernels` (same values and gradients); `False`: the plain forms
+                 scale:dict|None=None, # s_l per layer (`bn_noise_scale`): one weight, one pull on any teacher
                  name:str|None=None):
         super().__init__(weight, name)
-        self.first_multiplier, self.bn_layers, self.fast = first_multiplier, bn_layers, fast
+        self.first_multiplier, self.bn_layers, self.fast, self.scale = first_multiplier, bn_layers, fast, scale
         self.hooks, self.kernels, self.distances, self.names = None, None, {}, []
     def begin_batch(self, ctx):
         self.names = list(bn_layer_names(ctx.teacher) if self.bn_layers is None else self.bn_layers)
         check_bn_layers(ctx.teacher, self.names)
+        missing = [n for n in self.names if self.scale is not None and n not in self.scale]
+        if missing: raise ValueError(f'the BN term has no scale for {missing}: measure it with `bn_noise_scale` on them')
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the '
                              f'BN-statistics loss has nothing to match; drop the term (weight 0 or leave it out) or '
@@ -108,7 +111,19 @@ class BNStatisticsLoss(LossTerm):
         self.hooks, self.kernels, self.distances = None, None, {}
     def __call__(self, ctx):
         d = self.distances
-        return self.first_multiplier * d[self.names[0]] + sum(d[n] for n in self.names[1:])
+        if self.scale is None: return self.first_multiplier * d[self.names[0]] + sum(d[n] for n in self.names[1:])
+        s = self.scale
+        return (self.first_multiplier * d[self.names[0]] / s[self.names[0]]
+                + sum(d[n] / s[n] for n in self.names[1:])) / len(self.names)
+
+# %% ../nbs/12_inversion.ipynb #e785a19a
+@torch.no_grad()
+def bn_noise_scale(teacher:nn.Module, img_shape, # a network with BatchNorm layers; its input's (C, H, W)
+                   layers:list[str]|None=None, # BN layer names; `None`: every one with running statistics
+                   n:int=64, seed:int=0) -> dict[str, float]: # the noise batch: `n` standard normal images, seeded
+    "Each BN layer's distance d_l (`bn_gaps`, both halves) on Gaussian noise in the normalised input space."
+    x = torch.randn(n, *img_shape, generator=seed_generator(seed)).to(next(teacher.parameters()).device)
+    return {name: m + v for name, (m, v) in bn_gaps(teacher, x, layers).items()}
 
 # %% ../nbs/12_inversion.ipynb #29ddd9ea
 def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:

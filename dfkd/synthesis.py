@@ -211,7 +211,9 @@ class Synthesizer:
     def img_shape(self) -> tuple: return tuple(self.param.img_shape)
     def settings(self) -> dict:
         "A JSON-able description for manifests."
-        return dict(terms=[dict(type=type(t).__name__, name=t.name, weight=t.weight) for t in self.terms],
+        return dict(terms=[dict(type=type(t).__name__, name=t.name, weight=t.weight,
+                                **({'scale': t.scale} if getattr(t, 'scale', None) is not None else {}))
+                           for t in self.terms],
                     parametrization=self.param.settings(), schedule=self.schedule.settings(), targets=self.targets)
     def to(self, device):
         self.device = torch.device(device); self.teacher.to(self.device); self.param.to(self.device)
