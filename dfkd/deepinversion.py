@@ -95,9 +95,9 @@ deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 # defaults of cifar10/deepinversion_cifar10.py: 2,000 Adam steps at a constant rate, batches of 256 that hold the ten
 # classes in turn, TV-L2 over four directions 2.5e-5, L2 0, jitter 2, no flips, no clipping, hooks on BatchNorm2d only,
 # no first-layer multiplier
-DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1., bn2d_only=True, tv_l1=0., tv_l2=2.5e-5, l2=0.,
-                           priors='deepinversion', mix_classes=True, clamp=False, max_shift=2, flip=False,
-                           iterations=2000, lr=0.05, cosine=False)
+DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1., bn2d_only=True,
+                           tv_l1=0., tv_l2=2.5e-5, l2=0., priors='deepinversion', mix_classes=True, clamp=False,
+                           max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False)
 # the one-class recipe: one class per batch, every BN layer, a strong first layer (students as good, images not of
 # their class)
 DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3,
@@ -105,10 +105,10 @@ DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=
                                lr=0.05, cosine=True)
 # any teacher: the `small` settings with the BN term normalised per layer by its value on noise (`bn_noise_scale`)
 DEEPINVERSION_NORMALISED = dict(DEEPINVERSION_DEFAULTS, bn_scale='noise', bn=30.)
-# NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are Fast-Datafree's
-# "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256 --T 20), whose students
-# distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4 (117, 322) and a cosine to 2e-4
-# stepped once per epoch (324, 399-400): the `paper` presets' students' recipe
+# NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are
+# Fast-Datafree's "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256
+# --T 20), whose students distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4
+# (117, 322) and a cosine to 2e-4 stepped once per epoch (324, 399-400): the `paper` presets' students' recipe
 DEEPINVERSION_STUDENT = dict(student_T=20., student_opt='sgd', student_lr=0.1, student_mom=0.9, student_wd=1e-4,
                              student_schedule='cosine_epoch', student_eta_min=2e-4, student_bs=256)
 
@@ -116,8 +116,9 @@ DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR'
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
                            key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
                            notebook='22_deepinversion',
-                           presets=dict(paper=dict(DEEPINVERSION_PAPER, **DEEPINVERSION_STUDENT), small=DEEPINVERSION_DEFAULTS,
-                                        one_class=DEEPINVERSION_ONE_CLASS, normalised=DEEPINVERSION_NORMALISED))
+                           presets=dict(paper=dict(DEEPINVERSION_PAPER, **DEEPINVERSION_STUDENT),
+                                        small=DEEPINVERSION_DEFAULTS, one_class=DEEPINVERSION_ONE_CLASS,
+                                        normalised=DEEPINVERSION_NORMALISED))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
 @dataclass

@@ -104,7 +104,7 @@ def _found_head_layers(model:nn.Module, img_shape) -> list[str]:
 # %% ../nbs/40_dih.ipynb #1f5f6b00
 def default_head_layers(model:nn.Module, # a zoo network, or any other when `img_shape` is given
                         img_shape=None) -> list[str]: # (C, H, W) of its inputs: finds a network's positions
-    "Where DIH mounts heads: each stage's output, less the classifier's own input (zoo networks by class, others found)."
+    "Where DIH mounts heads: each stage's output but the classifier's own input (zoo networks by class, others found)."
     if isinstance(model, ResNet): return [f'layer{i}' for i in range(1, model.n_stages + 1)]
     if isinstance(model, WideResNet): return ['layer1', 'layer2', 'layer3']
     if isinstance(model, VGG):

@@ -438,7 +438,7 @@ class FitNetsSettings(KDSettings):
 # %% ../nbs/41_dih_baselines.ipynb #fde4c45b
 def fitnets_layers(student:nn.Module, teacher:nn.Module, img_shape, # the networks; their input's (C, H, W)
                    hint:str|None=None, guided:str|None=None) -> tuple[str, str]: # layers named by hand, else found
-    "FitNets' (hint, guided): as named, else each zoo network's middle stage, else the middle pair of `attention_pairs`."
+    "FitNets' (hint, guided): as named, else each zoo network's middle stage, else the middle `attention_pairs` pair."
     if hint is not None and guided is not None: return hint, guided
     try: return hint or _stage(teacher), guided or _stage(student)
     except ValueError: pass   # not a zoo network: its layers are found from the maps both networks give

@@ -72,7 +72,7 @@ def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen
 
 # %% ../nbs/12_inversion.ipynb #0b01827d
 class BNStatisticsLoss(LossTerm):
-    "DeepInversion's BN loss Σ_l α_l d_l, d_l = ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂; with `scale`, mean_l α_l d_l / s_l."
+    "DeepInversion's BN loss Σ_l α_l d_l, d_l = ‖μ_l(x) − μ_l‖₂ + ‖σ²_l(x) − σ²_l‖₂; `scale`: mean_l α_l d_l / s_l."
     name = 'bn'
     def __init__(self, weight:float=1., # multiplies the term
                  first_multiplier:float=10., # α of the first BN layer (the others have 1)
@@ -87,7 +87,7 @@ class BNStatisticsLoss(LossTerm):
         self.names = list(bn_layer_names(ctx.teacher) if self.bn_layers is None else self.bn_layers)
         check_bn_layers(ctx.teacher, self.names)
         missing = [n for n in self.names if self.scale is not None and n not in self.scale]
-        if missing: raise ValueError(f'the BN term has no scale for {missing}: measure it with `bn_noise_scale` on them')
+        if missing: raise ValueError(f'the BN term has no scale for {missing}: measure them with `bn_noise_scale`')
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the '
                              f'BN-statistics loss has nothing to match; drop the term (weight 0 or leave it out) or '
@@ -116,7 +116,7 @@ class BNStatisticsLoss(LossTerm):
         return (self.first_multiplier * d[self.names[0]] / s[self.names[0]]
                 + sum(d[n] / s[n] for n in self.names[1:])) / len(self.names)
 
-# %% ../nbs/12_inversion.ipynb #e785a19a
+# %% ../nbs/12_inversion.ipynb #002128fb
 @torch.no_grad()
 def bn_noise_scale(teacher:nn.Module, img_shape, # a network with BatchNorm layers; its input's (C, H, W)
                    layers:list[str]|None=None, # BN layer names; `None`: every one with running statistics

@@ -426,7 +426,7 @@ def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
 
 # %% ../nbs/05_kd.ipynb #55f2d1e5
 class EpochCosine(Callback):
-    "Epoch e of E at `eta_min + (lr - eta_min)(1 + cos(pi e/E))/2`: torch's `CosineAnnealingLR(T_max=E)` stepped per epoch."
+    "Epoch e of E at `eta_min + (lr - eta_min)(1 + cos(pi e/E))/2`: `CosineAnnealingLR(T_max=E)` stepped per epoch."
     order = ParamScheduler.order
     def __init__(self, lr:float, eta_min:float=0.): self.lr, self.eta_min = lr, eta_min
     def before_batch(self):

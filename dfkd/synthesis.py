@@ -1,4 +1,4 @@
-"""The engine of all inversion methods: parametrisations, loss terms, schedules, the `Synthesizer` loop; `11_transfer_set` writes its images to disk.
+"""The engine of all inversion methods: parametrisations, loss terms, schedules and the `Synthesizer` loop.
 
 Docs: https://dfkd.github.io/dfkd/synthesis.html.md"""
 

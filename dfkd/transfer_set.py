@@ -1,4 +1,4 @@
-"""What an offline method writes: shards, a manifest that says what made them, a reader for distillation; built by `build_transfer_set` from any `Synthesizer` (`11_synthesis`).
+"""What an offline method writes: shards and a manifest, built from any `Synthesizer`; a reader for distillation.
 
 Docs: https://dfkd.github.io/dfkd/transfer_set.html.md"""
 
