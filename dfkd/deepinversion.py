@@ -69,7 +69,7 @@ def _bn_scale(teacher:nn.Module, img_shape, s, layers) -> dict|None:
     "The BN term's per-layer scales under `s.bn_scale`: each layer's distance on Gaussian noise (`bn_noise_scale`)."
     if s.bn_scale not in BN_SCALES: raise ValueError(f'bn_scale must be one of {BN_SCALES}, got {s.bn_scale!r}')
     if s.bn_scale == 'raw' or not s.bn: return None
-    return bn_noise_scale(teacher, img_shape, layers if layers is not None else bn_layer_names(teacher))
+    return bn_noise_scale(teacher, img_shape, layers)
 
 # %% ../nbs/22_deepinversion.ipynb #c2a7a7ee
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers

@@ -19,6 +19,7 @@ from .hooks import Hooks
 from .kd import distill, check_teacher_student
 from .kd import frozen, random_shift
 from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule
+from .transfer_set import build_transfer_set
 from .viz import image_grid
 
 # %% auto #0
@@ -498,7 +499,6 @@ class GeneratorSampler:
 def generator_transfer_set(synthesizer:GeneratorSynthesizer, path, n_per_class:int=100, batch_size:int=100,
                            method:str='generator', stats=None, seed:int=0, pool_factor:int=4, **kwargs):
     "Write a transfer set sampled from `synthesizer`'s trained generator (resumable; see `build_transfer_set`)."
-    from dfkd.transfer_set import build_transfer_set
     return build_transfer_set(GeneratorSampler(synthesizer, pool_factor), path, n_per_class, batch_size, seed=seed,
                               method=method, stats=stats, **kwargs)
 

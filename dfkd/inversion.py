@@ -86,7 +86,7 @@ class BNStatisticsLoss(LossTerm):
     def begin_batch(self, ctx):
         self.names = list(bn_layer_names(ctx.teacher) if self.bn_layers is None else self.bn_layers)
         check_bn_layers(ctx.teacher, self.names)
-        missing = [n for n in self.names if self.scale is not None and n not in self.scale]
+        missing = [n for n in self.names if n not in self.scale] if self.scale is not None else []
         if missing: raise ValueError(f'the BN term has no scale for {missing}: measure them with `bn_noise_scale`')
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the '

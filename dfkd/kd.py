@@ -469,8 +469,8 @@ def train_classifier(model:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e
     return learn
 
 # %% ../nbs/05_kd.ipynb #a96eefc0
-def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=4.,
-            alpha:float=0.9,
+def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5, lr:float=3e-3, T:float=HINTON_KD['T'],
+            alpha:float=HINTON_KD['alpha'],
             opt:str='adam', wd:float=1e-4, fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True,
             shift:int=0, flip:bool=False, # random shifts/flips of training batches (`ShiftAugment`); 0 and False: none
             schedule:str='one_cycle', # 'one_cycle', 'cosine' (`lr` to `eta_min`) or 'constant' (`fit_schedule`)
