@@ -6,7 +6,7 @@ Docs: https://dfkd.github.io/dfkd/kd.html.md"""
 
 # %% ../nbs/05_kd.ipynb #3288e367
 from __future__ import annotations
-import os, json, hashlib, inspect, math
+import os, json, hashlib, inspect
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -426,13 +426,11 @@ def make_opt_func(opt:str='adam', # 'adam' or 'sgd'
 
 # %% ../nbs/05_kd.ipynb #55f2d1e5
 class EpochCosine(Callback):
-    "Epoch e of E at `eta_min + (lr - eta_min)(1 + cos(pi e/E))/2`: `CosineAnnealingLR(T_max=E)` stepped per epoch."
+    "fastai's `SchedCos` from `lr` to `eta_min`, read once per epoch: torch's `CosineAnnealingLR(T_max=epochs)`."
     order = ParamScheduler.order
-    def __init__(self, lr:float, eta_min:float=0.): self.lr, self.eta_min = lr, eta_min
+    def __init__(self, lr:float, eta_min:float=0.): self.sched = SchedCos(lr, eta_min)
     def before_batch(self):
-        if not self.training: return
-        cos = (1 + math.cos(math.pi * self.epoch / self.n_epoch)) / 2
-        self.opt.set_hyper('lr', self.eta_min + (self.lr - self.eta_min) * cos)
+        if self.training: self.opt.set_hyper('lr', self.sched(self.epoch / self.n_epoch))
 
 # %% ../nbs/05_kd.ipynb #030d779f
 def fit_schedule(learn:Learner, epochs:int, lr:float,
