@@ -22,8 +22,8 @@ from .generators import generator_transfer_set
 
 # %% auto #0
 __all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES',
-           'COUNTS_FROM_ZERO', 'Spec', 'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set', 'register',
-           'method_names', 'distiller_names', 'get_spec', 'get_method', 'get_distiller', 'check_needs',
+           'COUNTS_FROM_ZERO', 'recipe_optim', 'Spec', 'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set',
+           'register', 'method_names', 'distiller_names', 'get_spec', 'get_method', 'get_distiller', 'check_needs',
            'method_transfer_set', 'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer',
            'keyword_transfer_set', 'methods_table', 'format_methods_table', 'StudentRun', 'synthesis_seconds',
            'type_name', 'check_setting']
@@ -40,6 +40,11 @@ RECIPE_KEYS = ('student_T', 'student_opt', 'student_lr', 'student_mom', 'student
 RECIPE_SCHEDULES = ('cosine', 'cosine_epoch', 'constant')
 # the recipe's keys that `distill` and an online `train` take as they are
 OPTIMISER_KEYS = ('opt', 'mom', 'wd', 'schedule', 'eta_min')
+
+def recipe_optim(recipe:dict, **given) -> dict:
+    "The `OPTIMISER_KEYS` a student recipe sets, then each of `given` that is not `None` (what the caller gives wins)."
+    given = {k: v for k, v in given.items() if v is not None}
+    return {**{k: recipe[k] for k in OPTIMISER_KEYS if k in recipe}, **given}
 
 @dataclass
 class Spec:
@@ -146,7 +151,7 @@ class MethodSpec(Spec):
             raise ValueError(f'{self.name} is offline: it writes a transfer set (`method_transfer_set`), '
                              'a student distils on it')
         r = self.student_recipe(preset)
-        kw = {**{k: r[k] for k in ('lr', 'bs') if k in r}, **{k: r[k] for k in OPTIMISER_KEYS if k in r}, **budget}
+        kw = {**{k: r[k] for k in ('lr', 'bs') if k in r}, **recipe_optim(r), **budget}
         params = inspect.signature(self.train).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             missing = [k for k in kw if k not in params]

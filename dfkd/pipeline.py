@@ -21,7 +21,7 @@ from .models import (get_model, load_model, save_model, count_params, as_classif
 from .kd import HINTON_KD, train_classifier, distill, evaluate, student_optimiser
 from .metadata import record_metadata, load_metadata
 from .transfer_set import TransferSet, transfer_dls
-from .methods import get_method, method_names, OPTIMISER_KEYS
+from .methods import get_method, method_names, recipe_optim
 from .benchmark import BenchConfig
 from .report import method_report, report_summary
 
@@ -211,9 +211,7 @@ def distill_run(run:str|Path, # the run folder
     # a `paper` set: its authors' student recipe; arguments given win
     recipe = transfer_set_recipe(ts.manifest) if ts else dict(T=HINTON_KD['T'])
     T, lr = T if T is not None else recipe['T'], default_lr(student, lr or recipe.get('lr'))
-    optim = student_optimiser(**{k: recipe[k] for k in OPTIMISER_KEYS if k in recipe})
-    optim.update({k: v for k, v in dict(opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min).items()
-                  if v is not None})
+    optim = student_optimiser(**recipe_optim(recipe, opt=opt, mom=mom, wd=wd, schedule=schedule, eta_min=eta_min))
     settings.update(dataset=dataset, size=size, T=T, alpha=alpha, lr=lr, **optim)  # the record holds what ran
     run = start_run(run)
     set_seed(seed)
@@ -404,7 +402,7 @@ def pipeline(run:str|Path='runs/pipeline', # run folder: a second call reuses te
     s = spec.make_settings(settings, preset)
     T, s = spec.temperature(s, T, preset)
     r = spec.student_recipe(preset)  # the preset's student recipe (a `paper` preset: its authors'); arguments win
-    optim = {k: r[k] for k in OPTIMISER_KEYS if k in r}
+    optim = recipe_optim(r)
     lr, student_bs = default_lr(student, lr or r.get('lr')), student_bs or r.get('bs') or bs
     run = Path(run)
     net_t, teacher_w, trust, data = _pipeline_teacher(
