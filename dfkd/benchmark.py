@@ -28,8 +28,8 @@ from .viz import save_figure
 __all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'TTA_FRACTIONS', 'BENCHMARKS', 'Pair',
            'teacher_seed', 'BenchConfig', 'check_config', 'EpochClock', 'row_path', 'not_applicable', 'planned_rows',
            'run_benchmark', 'read_rows', 'benchmark_table', 'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy',
-           'machine_info', 'versions', 'read_table', 'rows_seconds', 'write_results', 'agreement', 'bench_table',
-           'bench_kd', 'add_bench_command', 'run_bench_command']
+           'machine_info', 'versions', 'read_table', 'rows_seconds', 'write_results', 'agreement', 'variant_rows',
+           'variant_table', 'write_variants', 'bench_table', 'bench_kd', 'add_bench_command', 'run_bench_command']
 
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)
@@ -160,12 +160,13 @@ def _preset(name:str, cfg:BenchConfig) -> str|None:
     return cfg.preset if cfg.preset in get_method(name).presets else None
 
 # %% ../nbs/30_benchmark.ipynb #15991dd5
-def _settings(name:str, cfg:BenchConfig):
-    "The method's settings: its defaults, the benchmark's preset if it has one, `cfg.iterations` if it has the field."
+def _settings(name:str, cfg:BenchConfig, overrides:dict|None=None):
+    "The method's settings: defaults, the benchmark's preset, `cfg.iterations` if it has the field, then `overrides`."
     spec = get_method(name)
     has_iterations = 'iterations' in {f.name for f in fields(spec.settings)}
-    return spec.make_settings(dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations
-                              else None, _preset(name, cfg))
+    given = dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations else {}
+    return spec.make_settings({**given, **(overrides or {})}, _preset(name, cfg))
+
 
 # %% ../nbs/30_benchmark.ipynb #6759ba07
 def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata=None,
@@ -221,7 +222,8 @@ def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
                           'pair with this teacher.')
 
 # %% ../nbs/30_benchmark.ipynb #378724c6
-def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict) -> dict:
+def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict,
+                overrides:dict|None=None) -> dict: # settings laid over the benchmark's (`variant_rows`)
     "Method `name`'s row for one seed (teacher, metadata, set or game, student); `cache` keeps probes and step costs."
     spec, ts = get_method(name), teacher_seed(pair, seed)
     meta, meta_s = cache['metadata', ts] if 'metadata' in spec.needs else (None, 0.)
@@ -234,9 +236,10 @@ def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig,
     if ('cost', name) not in cache: cache['cost', name] = _step_cost(name, pair, teacher, dls, cfg, meta)
     clock, n_batches = EpochClock(), math.ceil(cfg.n_per_class * dls.n_classes / cfg.bs)
     run = spec.data_free_student(teacher, lambda: _new_student(pair, dls, seed), dls, folder/name/f'set{seed}',
-                                 _settings(name, cfg), _preset(name, cfg), epochs=cfg.epochs, n_batches=n_batches,
-                                 bs=cfg.bs, lr=pair.lr, alpha=cfg.alpha, shift=cfg.shift, n_per_class=cfg.n_per_class,
-                                 batch_size=cfg.batch_size, seed=seed, metadata=meta, cbs=[clock])
+                                 _settings(name, cfg, overrides), _preset(name, cfg), epochs=cfg.epochs,
+                                 n_batches=n_batches, bs=cfg.bs, lr=pair.lr, alpha=cfg.alpha, shift=cfg.shift,
+                                 n_per_class=cfg.n_per_class, batch_size=cfg.batch_size,
+                                 seed=seed, metadata=meta, cbs=[clock])
     return dict(status='ok', accuracy=evaluate(run.model, dls.valid), curve=clock.curve,
                 curve_offset_s=run.curve_offset_s + meta_s, distill_s=run.distill_s, n_images=run.n_images,
                 synthesis_s=run.synthesis_s + meta_s, class_fidelity=class_fidelity(None, TransferSet(run.path)),
@@ -478,6 +481,60 @@ def agreement(committed:pd.DataFrame, # a `benchmark_table` (or its CSV's `read_
                         within=abs(z(acc.mean())) <= k,
                         replicates_within=f'{sum(abs(z(a)) <= k for a in acc)}/{len(acc)}'))
     return _in_order(pd.DataFrame(out))
+
+# %% ../nbs/30_benchmark.ipynb #c9a43e16
+def variant_rows(pair:str, method:str, # a `PAIRS` key and a registered method
+                 variants:dict, # name -> settings laid over the benchmark preset's; `{}`: the benchmark's own row
+                 run:str|Path, # run folder: one JSON per variant and seed, so a stopped search resumes
+                 cfg:BenchConfig=BenchConfig(), seeds:int=3, progress:bool=True) -> list[dict]:
+    "`method`'s rows on `pair` under each variant of its settings, on `cfg`'s protocol and seeds."
+    p, run, cache = PAIRS[pair], Path(run), {}
+    run.mkdir(parents=True, exist_ok=True); _check_run_config(run, replace(cfg, pairs=(pair,), methods=(method,)))
+    jobs = [(v, s, run/pair/f'{method}-{v}'/f'seed{s}.json') for v in variants for s in range(seeds)]
+    for v, s, path in maybe_progress(jobs, display=progress, leave=False):
+        if path.exists(): continue
+        ts = teacher_seed(p, s)
+        dls = get_dls(cfg.dataset, bs=cfg.bs, size=p.size, seed=s)
+        if ('teacher', ts) not in cache:
+            cache['teacher', ts] = _teacher(p, cfg, ts); _check_teacher(run/pair, cache['teacher', ts], ts)
+        if 'metadata' in get_method(method).needs and ('metadata', ts) not in cache:
+            cache['metadata', ts] = _metadata(cache['teacher', ts], dls, run/pair, p.layers, ts)
+        row = _method_row(method, p, cache['teacher', ts], dls, path.parent, cfg, s, cache, overrides=variants[v])
+        atomic_write_json(path, dict(pair=pair, method=method, variant=v, settings=variants[v], seed=s, teacher_seed=ts,
+                                     **{k: w for k, w in row.items() if k != 'path'}))
+    return [read_json(path) for *_, path in jobs]
+
+
+# %% ../nbs/30_benchmark.ipynb #a7589b6c
+def variant_table(rows:list[dict], # `variant_rows`' rows
+                  reference:list[dict]) -> pd.DataFrame: # the pair's rows of KD with real data (and any others)
+    "Per variant: settings, accuracy mean ± std and replicates (%), class fidelity, synthesis seconds, time to KD's shares."
+    kd, out = [r for r in reference if r['method'] == 'kd_real_data'], []
+    for v in dict.fromkeys(r['variant'] for r in rows):
+        g = [r for r in rows if r['variant'] == v and r['status'] == 'ok']
+        if not g: continue
+        acc = pd.Series([100 * r['accuracy'] for r in g])
+        tta = time_to_accuracy(kd + g).set_index('method').loc[g[0]['method']]
+        out.append(dict(variant=v, settings=g[0]['settings'], seeds=len(g), accuracy=acc.mean(),
+                        accuracy_std=acc.std() if len(g) > 1 else float('nan'),
+                        replicates=' '.join(f'{a:.1f}' for a in acc),
+                        class_fidelity=pd.Series([r['class_fidelity'] for r in g], dtype=float).mean(),
+                        synthesis_s=sum(r['synthesis_s'] for r in g) / len(g),
+                        **{k: tta[k] for k in tta.index if k.startswith(('s_to_', 'reached_'))}))
+    return pd.DataFrame(out)
+
+def write_variants(rows:list[dict], # `variant_rows`' rows, of one pair or several
+                   reference:list[dict], # those pairs' rows of KD with real data
+                   path:str|Path, cfg:BenchConfig=BenchConfig()) -> dict:
+    "Write a search's rows and its `variant_table` per pair to the JSON file `path`, with the machine and versions."
+    pairs = list(dict.fromkeys(r['pair'] for r in rows))
+    tables = {p: variant_table([r for r in rows if r['pair'] == p], [r for r in reference if r['pair'] == p])
+              for p in pairs}
+    record = dict(settings=_as_json(asdict(cfg)), versions=versions(), machine=machine_info(), rows=rows,
+                  tables={p: t.to_dict('records') for p, t in tables.items()})
+    atomic_write_json(path, record)
+    return record
+
 
 # %% ../nbs/30_benchmark.ipynb #4f327ba4
 def bench_table(args) -> dict:

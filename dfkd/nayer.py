@@ -20,18 +20,27 @@ from .fastdfkd import MomentumBNStatisticsLoss
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['train_nayer', 'nayer', 'nayer_synthesizer', 'label_embeddings', 'load_label_embeddings', 'NoisyLayerGenerator',
-           'balanced_targets', 'NayerSettings', 'NoisyLayerParametrization', 'NayerSynthesizer', 'teacher_classes',
-           'build_nayer_synthesizer']
+__all__ = ['EMBEDDING_KINDS', 'train_nayer', 'nayer', 'nayer_synthesizer', 'label_embeddings', 'load_label_embeddings',
+           'NoisyLayerGenerator', 'balanced_targets', 'NayerSettings', 'NoisyLayerParametrization', 'NayerSynthesizer',
+           'teacher_classes', 'build_nayer_synthesizer']
 
 # %% ../nbs/29_nayer.ipynb #baec06f7
+EMBEDDING_KINDS = ('gaussian', 'onehot')
+
 def label_embeddings(n_classes:int, # one row per class
                      dim:int=512, # CLIP ViT-B/32's text width
                      norm:float=11., # the norm of CLIP's text embeddings
-                     seed:int=0) -> torch.Tensor:
-    "Fixed Gaussian vectors, one per class: row `c` is drawn from its own stream (`seed + c`) and scaled to `norm`."
+                     seed:int=0,
+                     kind:str='gaussian') -> torch.Tensor: # or 'onehot': row c is `norm` times the c-th unit vector
+    "Fixed vectors, one per class, of norm `norm`: Gaussian (row `c` from its own stream, `seed + c`) or one-hot."
+    if kind not in EMBEDDING_KINDS: raise ValueError(f'kind must be one of {EMBEDDING_KINDS}, got {kind!r}')
+    if kind == 'onehot':
+        if dim < n_classes:
+            raise ValueError(f'one-hot embeddings of {n_classes} classes need dim >= {n_classes}, got {dim}')
+        return norm * torch.eye(n_classes, dim)
     rows = torch.stack([torch.randn(dim, generator=seed_generator(seed + c)) for c in range(n_classes)])
     return norm * rows / rows.norm(dim=1, keepdim=True)
+
 
 # %% ../nbs/29_nayer.ipynb #2105f454
 def load_label_embeddings(path, # a safetensors file holding one tensor: one row per class
@@ -90,7 +99,7 @@ def balanced_targets(n:int, n_classes:int, generator:torch.Generator|None=None) 
 @dataclass
 class NayerSettings:
     "NAYER's settings: embeddings, generator, schedule of epochs and batches, loss weights, the student's side."
-    embeddings:str|None = None # safetensors file of one row per class; `None`: Gaussian vectors of norm 11
+    embeddings:str|None = None # `None`: Gaussian rows of norm 11; 'onehot': an axis per class; else a safetensors file
     emb_dim:int = 512 # width of the Gaussian embeddings (a file's rows set their own)
     noise_dim:int = 1000 # output width of a noisy layer (`le_emb_size`)
     ngf:int = 16 # generator width (channels of its last feature map; 64 in the paper)
@@ -182,7 +191,7 @@ def build_nayer_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teac
     s = settings or NayerSettings()
     if student is None: raise ValueError('NAYER plays against the student: pass the student network (--student)')
     n_classes = teacher_classes(teacher, img_shape)
-    emb = (label_embeddings(n_classes, s.emb_dim) if s.embeddings is None
+    emb = (label_embeddings(n_classes, s.emb_dim, kind=s.embeddings or 'gaussian') if s.embeddings in (None, 'onehot')
            else load_label_embeddings(s.embeddings, n_classes))
     generator = NoisyLayerGenerator(img_shape, emb, n_noisy=math.ceil(s.synthesis_bs / n_classes),
                                     noise_dim=s.noise_dim, ngf=s.ngf, stats=stats)
@@ -210,5 +219,6 @@ register(MethodSpec('nayer', 'generator', 'Tran et al. 2024, CVPR', NayerSetting
                                  # the student: --lr 0.2 --batch_size 512, datafree_kd.py 336-338, --eta_min 2e-4
                                  student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9, student_wd=1e-4,
                                  student_schedule='cosine_epoch', student_eta_min=2e-4, student_bs=512),
+                             # the authors' life in generator steps: 10 epochs x 2 batches x 30 steps = 120 x 1 x 5
                              'small': dict(synthesis_bs=40, g_steps=5, warmup_epochs=1, gwp_loops=2, g_loops=1,
-                                           kd_steps=4, g_life=10)}));  # the small run below
+                                           kd_steps=4, g_life=120)}));  # the small run below
