@@ -179,7 +179,8 @@ ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInvers
                  needs=('bn', 'student'), synthesizer=_adi_synthesizer, transfer_set=_adi_transfer_set,
                  key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'),
                  notebook='22_deepinversion',
-                 presets=dict(paper=dict(ADI_PAPER, **DEEPINVERSION_STUDENT), small=ADI_DEFAULTS))
+                 presets=dict(paper=dict(ADI_PAPER, **DEEPINVERSION_STUDENT), small=ADI_DEFAULTS,
+                              normalised=dict(ADI_DEFAULTS, bn_scale='noise', bn=30.)))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
 register(DEEPINVERSION)
