@@ -167,7 +167,6 @@ def _settings(name:str, cfg:BenchConfig, overrides:dict|None=None):
     given = dict(iterations=cfg.iterations) if cfg.iterations is not None and has_iterations else {}
     return spec.make_settings({**given, **(overrides or {})}, _preset(name, cfg))
 
-
 # %% ../nbs/30_benchmark.ipynb #6759ba07
 def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata=None,
                    img_shape=None, settings=None) -> str|None: # with these, the synthesizer is built as a probe
@@ -221,6 +220,19 @@ def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
                           f'bench --threads N), restore their cache file ($DFKD_CACHE), or delete {folder} to redo the '
                           'pair with this teacher.')
 
+# %% ../nbs/30_benchmark.ipynb #390da207
+def _seed_inputs(p:str, method:str, cfg:BenchConfig, seed:int, cache:dict, run:Path) -> tuple:
+    "Seed `seed`'s data and teacher of pair `p` (a new teacher checked against `run`), `method`'s metadata; cached."
+    pair, ts = PAIRS[p], teacher_seed(PAIRS[p], seed)
+    # the shuffle follows the seed
+    if ('dls', seed) not in cache: cache['dls', seed] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=seed)
+    if ('teacher', ts) not in cache:
+        cache['teacher', ts] = _teacher(pair, cfg, ts); _check_teacher(run/p, cache['teacher', ts], ts)
+    needs_meta = method not in REFERENCES and 'metadata' in get_method(method).needs
+    if needs_meta and ('metadata', ts) not in cache:
+        cache['metadata', ts] = _metadata(cache['teacher', ts], cache['dls', seed], run/p, pair.layers, ts)
+    return cache['dls', seed], cache['teacher', ts]
+
 # %% ../nbs/30_benchmark.ipynb #378724c6
 def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig, seed:int, cache:dict,
                 overrides:dict|None=None) -> dict: # settings laid over the benchmark's (`variant_rows`)
@@ -265,24 +277,14 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
     for p, m, s in maybe_progress(jobs, display=progress, leave=False):
         path = row_path(run, p, m, s)
         if path.exists(): continue
-        pair, ts = PAIRS[p], teacher_seed(PAIRS[p], s)
-        cache = caches.setdefault(p, {})
-        # the shuffle follows the seed
-        if ('dls', s) not in cache: cache['dls', s] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=s)
-        dls = cache['dls', s]
-        if ('teacher', ts) not in cache:
-            cache['teacher', ts] = _teacher(pair, cfg, ts)
-            _check_teacher(run/p, cache['teacher', ts], ts)
-        teacher = cache['teacher', ts]
+        pair, ts, cache = PAIRS[p], teacher_seed(PAIRS[p], s), caches.setdefault(p, {})
+        dls, teacher = _seed_inputs(p, m, cfg, s, cache, run)
         if m == 'teacher': row = dict(status='ok', accuracy=evaluate(teacher, dls.valid))
         elif m == 'student_alone': row = dict(_train_student(pair, None, dls, cfg, s), status='ok', curve_offset_s=0.)
         elif m == 'kd_real_data':
             row = dict(_train_student(pair, teacher, dls, cfg, s), status='ok', n_images=len(dls.train_ds),
                        curve_offset_s=0.)
-        else:
-            if 'metadata' in get_method(m).needs and ('metadata', ts) not in cache:
-                cache['metadata', ts] = _metadata(teacher, dls, run/p, pair.layers, ts)
-            row = _method_row(m, pair, teacher, dls, run/p, cfg, s, cache)
+        else: row = _method_row(m, pair, teacher, dls, run/p, cfg, s, cache)
         row = dict(pair=p, method=m, seed=s, teacher_seed=ts, **{k: v for k, v in row.items() if k != 'path'})
         atomic_write_json(path, row)
         if verbose:
@@ -493,22 +495,17 @@ def variant_rows(pair:str, method:str, # a `PAIRS` key and a registered method
     jobs = [(v, s, run/pair/f'{method}-{v}'/f'seed{s}.json') for v in variants for s in range(seeds)]
     for v, s, path in maybe_progress(jobs, display=progress, leave=False):
         if path.exists(): continue
-        ts = teacher_seed(p, s)
-        dls = get_dls(cfg.dataset, bs=cfg.bs, size=p.size, seed=s)
-        if ('teacher', ts) not in cache:
-            cache['teacher', ts] = _teacher(p, cfg, ts); _check_teacher(run/pair, cache['teacher', ts], ts)
-        if 'metadata' in get_method(method).needs and ('metadata', ts) not in cache:
-            cache['metadata', ts] = _metadata(cache['teacher', ts], dls, run/pair, p.layers, ts)
-        row = _method_row(method, p, cache['teacher', ts], dls, path.parent, cfg, s, cache, overrides=variants[v])
-        atomic_write_json(path, dict(pair=pair, method=method, variant=v, settings=variants[v], seed=s, teacher_seed=ts,
+        dls, teacher = _seed_inputs(pair, method, cfg, s, cache, run)
+        row = _method_row(method, p, teacher, dls, path.parent, cfg, s, cache, overrides=variants[v])
+        atomic_write_json(path, dict(pair=pair, method=method, variant=v, settings=variants[v], seed=s,
+                                     teacher_seed=teacher_seed(p, s),
                                      **{k: w for k, w in row.items() if k != 'path'}))
     return [read_json(path) for *_, path in jobs]
-
 
 # %% ../nbs/30_benchmark.ipynb #a7589b6c
 def variant_table(rows:list[dict], # `variant_rows`' rows
                   reference:list[dict]) -> pd.DataFrame: # the pair's rows of KD with real data (and any others)
-    "Per variant: settings, accuracy mean ± std and replicates (%), class fidelity, synthesis seconds, time to KD's shares."
+    "Per variant: settings, accuracy mean ± std and replicates (%), fidelity, synthesis seconds, time to KD's shares."
     kd, out = [r for r in reference if r['method'] == 'kd_real_data'], []
     for v in dict.fromkeys(r['variant'] for r in rows):
         g = [r for r in rows if r['variant'] == v and r['status'] == 'ok']
@@ -534,7 +531,6 @@ def write_variants(rows:list[dict], # `variant_rows`' rows, of one pair or sever
                   tables={p: t.to_dict('records') for p, t in tables.items()})
     atomic_write_json(path, record)
     return record
-
 
 # %% ../nbs/30_benchmark.ipynb #4f327ba4
 def bench_table(args) -> dict:

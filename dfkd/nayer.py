@@ -41,7 +41,6 @@ def label_embeddings(n_classes:int, # one row per class
     rows = torch.stack([torch.randn(dim, generator=seed_generator(seed + c)) for c in range(n_classes)])
     return norm * rows / rows.norm(dim=1, keepdim=True)
 
-
 # %% ../nbs/29_nayer.ipynb #2105f454
 def load_label_embeddings(path, # a safetensors file holding one tensor: one row per class
                           n_classes:int) -> torch.Tensor:
@@ -191,8 +190,9 @@ def build_nayer_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teac
     s = settings or NayerSettings()
     if student is None: raise ValueError('NAYER plays against the student: pass the student network (--student)')
     n_classes = teacher_classes(teacher, img_shape)
-    emb = (label_embeddings(n_classes, s.emb_dim, kind=s.embeddings or 'gaussian') if s.embeddings in (None, 'onehot')
-           else load_label_embeddings(s.embeddings, n_classes))
+    kind = s.embeddings or 'gaussian'  # a kind of fixed vectors, or a file
+    emb = (label_embeddings(n_classes, s.emb_dim, kind=kind) if kind in EMBEDDING_KINDS
+           else load_label_embeddings(kind, n_classes))
     generator = NoisyLayerGenerator(img_shape, emb, n_noisy=math.ceil(s.synthesis_bs / n_classes),
                                     noise_dim=s.noise_dim, ngf=s.ngf, stats=stats)
     terms = [MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), CrossEntropyTerm(s.oh),
