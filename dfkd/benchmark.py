@@ -220,7 +220,7 @@ def _check_teacher(folder:Path, teacher:nn.Module, seed:int=0):
                           f'bench --threads N), restore their cache file ($DFKD_CACHE), or delete {folder} to redo the '
                           'pair with this teacher.')
 
-# %% ../nbs/30_benchmark.ipynb #390da207
+# %% ../nbs/30_benchmark.ipynb #c8022a28
 def _seed_inputs(p:str, method:str, cfg:BenchConfig, seed:int, cache:dict, run:Path) -> tuple:
     "Seed `seed`'s data and teacher of pair `p` (a new teacher checked against `run`), `method`'s metadata; cached."
     pair, ts = PAIRS[p], teacher_seed(PAIRS[p], seed)
