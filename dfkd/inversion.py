@@ -1,4 +1,4 @@
-"""What model-inversion methods share, on the engine: BN-statistics matching, image priors, jitter, a competing student.
+"""What model-inversion methods share: BN-statistics matching, image priors, jitter, a competing student.
 
 Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 
