@@ -471,7 +471,7 @@ def distill(student:nn.Module, teacher:nn.Module, dls:DataLoaders, epochs:int=5,
             alpha:float=HINTON_KD['alpha'],
             opt:str='adam', wd:float=1e-4, fp16:bool=False, cbs=None, seed:int|None=0, show:bool=True,
             shift:int=0, flip:bool=False, # random shifts/flips of training batches (`ShiftAugment`); 0 and False: none
-            schedule:str='one_cycle', # 'one_cycle', 'cosine' (`lr` to `eta_min`) or 'constant' (`fit_schedule`)
+            schedule:str='one_cycle', # one of `SCHEDULES` (`fit_schedule`)
             mom:float|None=None, # `None`: fastai's optimiser; a number: torch's, this momentum/beta1 (`make_opt_func`)
             eta_min:float=0., # the cosine schedule's last learning rate
             **distill_kwargs) -> Learner:
