@@ -47,7 +47,7 @@ def produced_numbers(nb:dict) -> set[str]:
     return found
 
 # %% ../nbs/92_prose_numbers.ipynb #9128562a
-_cites = re.compile(r'et al\b|\bthe authors|authors\'|\breports?\b|\breported\b|\bpublished\b|\(\d{4}[a-z]?\)|'
+_cites = re.compile(r'et al\b|\bthe authors|authors\'|\breports?\b|\breported\b|\(\d{4}[a-z]?\)|'
                     r'\b(?:Table|Fig\.?|Figure) \d|REFERENCE|arXiv|\bCVPR|\bICCV|\bNeurIPS|\bICLR|\bAAAI|\bECCV|'
                     r'\bICML|https?://|github\.com|\]\(', re.I)
 _sentence = re.compile(r'(?<=[.!?])\s+(?=[A-Z*(_])|\n+')
