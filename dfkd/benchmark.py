@@ -46,7 +46,13 @@ PAIRS = {'lenet5': Pair('lenet5_bn', 'lenet5_half_bn', 32, 1e-2),
          'resnet': Pair('resnet20', 'resnet8', 16, 1e-2, teacher_epochs=15, teacher_shift=2,
                         layers=('layer3.2.conv1', 'layer3.2.conv2', 'fc'),  # the last residual block and the classifier
                         # one teacher (this pair's rows cost hours): its ± covers sets and students, not teachers
-                        teacher_per_seed=False)}
+                        teacher_per_seed=False),
+         # beyond the zoo's shapes, as users build networks: a MobileNet-style teacher with global pooling at 28 px,
+         # whose maps (28, 14, 7) differ from its LeNet student's (24, 8); a teacher with GroupNorm, not BatchNorm
+         'mobilenet': Pair('mobilenet_tiny', 'lenet5_half_bn', 28, 1e-2,
+                           layers=('features.4.0', 'features.4.3', 'classifier')),  # the last block and the classifier
+         'groupnorm': Pair('groupnorm_cnn', 'lenet5_half_bn', 32, 1e-2, teacher_epochs=15, teacher_shift=2,
+                           layers=('features.2.0', 'features.3.0', 'head'))}
 
 REFERENCES = ('teacher', 'student_alone', 'kd_real_data')  # rows every pair gets besides the registered methods
 

@@ -17,7 +17,7 @@ from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
 __all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
-           'DEEPINVERSION_NORMALISED', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
+           'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
            'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
            'adi_synthesizer', 'adi_transfer_set']
 
@@ -26,9 +26,9 @@ __all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 
 class DeepInversionSettings:
     "DeepInversion's loss weights, priors, batches, jitter and schedule (`small` preset); a zero weight drops its term."
     ce:float = 1. # cross-entropy to the target class
-    bn:float = 10. # λ_BN: BatchNorm-statistics matching (its size depends on the teacher: `bn_gaps` measures it)
-    bn_scale:str = 'raw' # 'raw': the authors' term; 'noise': mean over layers of each one's distance over its value on
-                         # noise (`bn_noise_scale`), so one `bn` is the same pull on any teacher
+    bn:float = 30. # λ_BN: BatchNorm-statistics matching (under `bn_scale='raw'` its size depends on the teacher)
+    bn_scale:str = 'noise' # 'noise': mean over layers of each one's distance over its value on noise
+                           # (`bn_noise_scale`), so one `bn` is the same pull on any teacher; 'raw': the authors' sum
     first_bn_multiplier:float = 1. # α of the first BN layer (the others have 1)
     bn2d_only:bool = True # only BatchNorm2d layers, as the authors' hooks (if the teacher has any); `False`: every BN
     tv_l1:float = 0. # λ_TV on the absolute differences of neighbouring pixels
@@ -100,11 +100,11 @@ DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1.
                            max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False)
 # the one-class recipe: one class per batch, every BN layer, a strong first layer (students as good, images not of
 # their class)
-DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2, tv_l2=0., l2=1e-3,
-                               priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False, iterations=200,
-                               lr=0.05, cosine=True)
-# any teacher: the `small` settings with the BN term normalised per layer by its value on noise (`bn_noise_scale`)
-DEEPINVERSION_NORMALISED = dict(DEEPINVERSION_DEFAULTS, bn_scale='noise', bn=30.)
+DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., bn_scale='raw', first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2,
+                               tv_l2=0., l2=1e-3, priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False,
+                               iterations=200, lr=0.05, cosine=True)
+# `small` with the authors' raw BN term at their weight: fits teachers whose BN statistics are small (LeNet-5-BN)
+DEEPINVERSION_RAW = dict(DEEPINVERSION_DEFAULTS, bn_scale='raw', bn=10.)
 # NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are
 # Fast-Datafree's "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256
 # --T 20), whose students distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4
@@ -117,8 +117,8 @@ DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR'
                            key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
                            notebook='22_deepinversion',
                            presets=dict(paper=dict(DEEPINVERSION_PAPER, **DEEPINVERSION_STUDENT),
-                                        small=DEEPINVERSION_DEFAULTS, one_class=DEEPINVERSION_ONE_CLASS,
-                                        normalised=DEEPINVERSION_NORMALISED))
+                                        small=DEEPINVERSION_DEFAULTS, raw=DEEPINVERSION_RAW,
+                                        one_class=DEEPINVERSION_ONE_CLASS))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
 @dataclass
@@ -180,7 +180,7 @@ ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInvers
                  key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'),
                  notebook='22_deepinversion',
                  presets=dict(paper=dict(ADI_PAPER, **DEEPINVERSION_STUDENT), small=ADI_DEFAULTS,
-                              normalised=dict(ADI_DEFAULTS, bn_scale='noise', bn=30.)))
+                              raw=dict(ADI_DEFAULTS, bn_scale='raw', bn=10.)))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
 register(DEEPINVERSION)

@@ -16,10 +16,10 @@ from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 # %% auto #0
 __all__ = ['VGG_CFG', 'MODELS', 'SHAPE_PARAMETERS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock',
            'WideResNet', 'VGG', 'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34',
-           'densenet', 'model_names', 'get_model', 'count_params', 'import_factory', 'shape_arguments', 'fingerprint',
-           'check_fingerprint', 'is_user_architecture', 'trusted_names', 'trusted_architectures',
-           'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header', 'load_weights', 'data_record',
-           'as_classifier', 'load_model']
+           'densenet', 'model_names', 'get_model', 'count_params', 'MobileNetTiny', 'GroupNormCNN', 'import_factory',
+           'shape_arguments', 'fingerprint', 'check_fingerprint', 'is_user_architecture', 'trusted_names',
+           'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header',
+           'load_weights', 'data_record', 'as_classifier', 'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):
@@ -281,6 +281,37 @@ def get_model(name:str, # registry name, pattern (`resnet20`, `wrn_40_2`), `torc
 def count_params(m:nn.Module) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
+
+# %% ../nbs/02_models.ipynb #e3910ee8
+class MobileNetTiny(nn.Module):
+    "A MobileNet-style classifier as users write one: a stem, depthwise-separable blocks (BN, ReLU6), global pooling."
+    def __init__(self, n_in=1, num_classes=10, width=16):
+        super().__init__()
+        def block(ci, co, stride): # depthwise 3x3, then pointwise 1x1, each with BN and ReLU6
+            return nn.Sequential(nn.Conv2d(ci, ci, 3, stride, 1, groups=ci, bias=False), nn.BatchNorm2d(ci), nn.ReLU6(),
+                                 nn.Conv2d(ci, co, 1, bias=False), nn.BatchNorm2d(co), nn.ReLU6())
+        w = width
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(n_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU6()),
+            block(w, 2 * w, 2), block(2 * w, 2 * w, 1), block(2 * w, 4 * w, 2), block(4 * w, 4 * w, 1))
+        self.pool, self.classifier = nn.AdaptiveAvgPool2d(1), nn.Linear(4 * w, num_classes)
+    def forward(self, x): return self.classifier(self.pool(self.features(x)).flatten(1))
+
+class GroupNormCNN(nn.Module):
+    "A small CNN normalised by GroupNorm instead of BatchNorm (timm-style `in_chans`), global pooling, a linear head."
+    def __init__(self, in_chans=1, num_classes=10, width=16, groups=4):
+        super().__init__()
+        def block(ci, co, stride): return nn.Sequential(nn.Conv2d(ci, co, 3, stride, 1, bias=False),
+                                                        nn.GroupNorm(groups, co), nn.ReLU())
+        w = width
+        self.features = nn.Sequential(block(in_chans, w, 1), block(w, 2 * w, 2), block(2 * w, 2 * w, 1),
+                                      block(2 * w, 4 * w, 2))
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(4 * w, num_classes)
+    def forward(self, x): return self.head(self.pool(self.features(x)).flatten(1))
+
+MODELS['mobilenet_tiny'] = lambda n_in=1, n_classes=10, img_size=28, **kw: MobileNetTiny(n_in, n_classes, **kw)
+MODELS['groupnorm_cnn'] = lambda n_in=1, n_classes=10, img_size=32, **kw: GroupNormCNN(n_in, n_classes, **kw)
+
 
 # %% ../nbs/02_models.ipynb #eedefe3e
 def _import_attr(module:str, attr:str):
