@@ -17,7 +17,7 @@ from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
 __all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
-           'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
+           'RAW_BN', 'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
            'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
            'adi_synthesizer', 'adi_transfer_set']
 
@@ -103,8 +103,9 @@ DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1.
 DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., bn_scale='raw', first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2,
                                tv_l2=0., l2=1e-3, priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False,
                                iterations=200, lr=0.05, cosine=True)
-# `small` with the authors' raw BN term at their weight: fits teachers whose BN statistics are small (LeNet-5-BN)
-DEEPINVERSION_RAW = dict(DEEPINVERSION_DEFAULTS, bn_scale='raw', bn=10.)
+# the authors' raw BN term at their weight: fits teachers whose BN statistics are small (LeNet-5-BN); `raw` presets
+RAW_BN = dict(bn_scale='raw', bn=10.)
+DEEPINVERSION_RAW = dict(DEEPINVERSION_DEFAULTS, **RAW_BN)
 # NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are
 # Fast-Datafree's "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256
 # --T 20), whose students distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4
@@ -180,7 +181,7 @@ ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInvers
                  key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'),
                  notebook='22_deepinversion',
                  presets=dict(paper=dict(ADI_PAPER, **DEEPINVERSION_STUDENT), small=ADI_DEFAULTS,
-                              raw=dict(ADI_DEFAULTS, bn_scale='raw', bn=10.)))
+                              raw=dict(ADI_DEFAULTS, **RAW_BN)))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
 register(DEEPINVERSION)
