@@ -26,10 +26,11 @@ from .viz import save_figure
 
 # %% auto #0
 __all__ = ['PAIRS', 'REFERENCES', 'PAPER', 'QUICK', 'SELECTION', 'TABLE_COLUMNS', 'TTA_FRACTIONS', 'BENCHMARKS', 'Pair',
-           'teacher_seed', 'BenchConfig', 'check_config', 'EpochClock', 'row_path', 'not_applicable', 'planned_rows',
-           'run_benchmark', 'read_rows', 'benchmark_table', 'time_to_accuracy', 'plot_table', 'plot_time_to_accuracy',
-           'machine_info', 'versions', 'read_table', 'rows_seconds', 'write_results', 'agreement', 'variant_rows',
-           'variant_table', 'write_variants', 'bench_table', 'bench_kd', 'add_bench_command', 'run_bench_command']
+           'teacher_seed', 'BenchConfig', 'check_config', 'EpochClock', 'row_path', 'not_applicable',
+           'planned_rows', 'run_benchmark', 'read_rows', 'benchmark_table', 'time_to_accuracy', 'plot_table',
+           'plot_time_to_accuracy', 'machine_info', 'versions', 'read_table', 'rows_seconds', 'write_results',
+           'agreement', 'variant_rows', 'variant_table', 'write_variants', 'bench_table', 'bench_kd',
+           'add_bench_command', 'run_bench_command']
 
 # %% ../nbs/30_benchmark.ipynb #44a22631
 @dataclass(frozen=True)

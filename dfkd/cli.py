@@ -35,9 +35,9 @@ from .report import teacher_report, format_report
 from .dih_cli import add_heads_command, add_distillers, add_bench_dih
 
 # %% auto #0
-__all__ = ['SHORTCUTS', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'cmd_train', 'cmd_distill', 'parse_settings', 'cmd_stats',
-           'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_inspect', 'cmd_pipeline', 'make_parser',
-           'named_architectures', 'main', 'cli_message', 'console']
+__all__ = ['SHORTCUTS', 'ARCH_OPTIONS', 'LIBRARY_ERRORS', 'CLI_HINTS', 'cmd_train', 'cmd_distill', 'parse_settings',
+           'cmd_stats', 'cmd_synthesize', 'cmd_show', 'settings_table', 'cmd_methods', 'cmd_inspect',
+           'cmd_pipeline', 'make_parser', 'named_architectures', 'main', 'cli_message', 'console']
 
 # %% ../nbs/90_cli.ipynb #6c141a39
 def _default(f, name:str):

@@ -14,8 +14,8 @@ import numpy as np, torch
 # %% auto #0
 __all__ = ['default_device', 'limit_test_threads', 'torch_threads', 'set_seed', 'seed_generator', 'atomic_write_bytes',
            'atomic_write_text', 'atomic_write_json', 'read_json', 'folder_path', 'atomic_save_safetensors',
-           'load_safetensors', 'maybe_progress', 'tensor_checksum', 'UsageError', 'positive_int', 'positive_float',
-           'json_object', 'call_with_options']
+           'load_safetensors', 'maybe_progress', 'tensor_checksum', 'UsageError', 'positive_int',
+           'positive_float', 'json_object', 'call_with_options']
 
 # %% ../nbs/00_core.ipynb #7654be0c
 def default_device(device:str|torch.device|None=None # `None` picks the best available; a string or device forces it

@@ -14,9 +14,10 @@ from fastai.data.load import DataLoader
 from .core import default_device
 
 # %% auto #0
-__all__ = ['load_mnist', 'load_fashion_mnist', 'load_cifar10', 'load_cifar100', 'DATASETS', 'load_mnist5k', 'load_digits8',
-           'disk_loader', 'read_cifar_bin', 'write_idx', 'write_tiny_mnist', 'write_tiny_cifar', 'ImageTensorDataset',
-           'cifar_augment', 'resize_images', 'norm_stats', 'make_dls', 'get_dls']
+__all__ = ['load_mnist', 'load_fashion_mnist', 'load_cifar10', 'load_cifar100', 'DATASETS', 'load_mnist5k',
+           'load_digits8', 'disk_loader', 'read_cifar_bin', 'write_idx', 'write_tiny_mnist',
+           'write_tiny_cifar', 'ImageTensorDataset', 'cifar_augment', 'resize_images', 'norm_stats',
+           'make_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #252de91f
 def _split(n, n_test, seed=0):

@@ -16,10 +16,10 @@ from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip,
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
-           'RAW_BN', 'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI',
-           'DeepInversionSettings', 'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings',
-           'adi_synthesizer', 'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER',
+           'DEEPINVERSION_ONE_CLASS', 'RAW_BN', 'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION',
+           'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
+           'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer', 'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass

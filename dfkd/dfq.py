@@ -15,8 +15,8 @@ from .generators import (GeneratorSettings, online_trainer, Generator, Generator
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
-__all__ = ['BN_FORMS', 'train_dfq', 'dfq', 'DFQ_PRESETS', 'GaussianBNStatisticsLoss', 'SampleEntropyTerm', 'DFQSettings',
-           'build_dfq_synthesizer', 'dfq_synthesizer']
+__all__ = ['BN_FORMS', 'train_dfq', 'dfq', 'DFQ_PRESETS', 'GaussianBNStatisticsLoss', 'SampleEntropyTerm',
+           'DFQSettings', 'build_dfq_synthesizer', 'dfq_synthesizer']
 
 # %% ../nbs/26_dfq.ipynb #a40ac75d
 class GaussianBNStatisticsLoss(BNStatisticsLoss):

@@ -24,10 +24,10 @@ from .kd import frozen, soft_target_loss, DistillCallback, feature_map_sizes, at
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'HEADS_RECIPE', 'HEADS_SCHEMA', 'Recipe', 'step_schedule', 'ce_loss', 'fit_recipe', 'Head',
-           'linear_head', 'pooled_head', 'default_head_layers', 'activation_shapes', 'make_heads', 'IntermediateHeads',
-           'summed_head_ce', 'mean_head_accuracy', 'TeacherLabels', 'label_callbacks', 'fine_tune_heads',
-           'head_accuracies', 'HeadsMismatch', 'heads_path', 'save_heads', 'load_heads', 'cohort_loss',
-           'HeadsDistillCallback', 'CohortDistillCallback', 'dih_distill', 'dih']
+           'linear_head', 'pooled_head', 'default_head_layers', 'activation_shapes', 'make_heads',
+           'IntermediateHeads', 'summed_head_ce', 'mean_head_accuracy', 'TeacherLabels', 'label_callbacks',
+           'fine_tune_heads', 'head_accuracies', 'HeadsMismatch', 'heads_path', 'save_heads', 'load_heads',
+           'cohort_loss', 'HeadsDistillCallback', 'CohortDistillCallback', 'dih_distill', 'dih']
 
 # %% ../nbs/40_dih.ipynb #a9cc5e6e
 @dataclass

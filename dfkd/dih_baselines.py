@@ -21,12 +21,13 @@ from .dih import (Recipe, HEADS_RECIPE, Head, HEAD_KINDS, IntermediateHeads, act
 from .methods import DISTILLER, DistillerSpec, register, get_distiller
 
 # %% auto #0
-__all__ = ['DIH_KD', 'MHKD_AUTHORS', 'WithHeads', 'assistant_name', 'LiveTeacherLogits', 'takd', 'nce_loss', 'ContrastiveMemory',
-           'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback', 'example_labels', 'crd', 'mhkd_head',
-           'sep_conv', 'tofd_head', 'orthogonal_loss', 'PairedHeadsCallback', 'paired_heads', 'tofd', 'first_stages',
-           'mhkd', 'AloneSettings', 'KDSettings', 'TeacherLabelled', 'teacher_labelled', 'FitNetsSettings',
-           'fitnets_layers', 'ATSettings', 'TAKDSettings', 'CRDSettings', 'CRDKDSettings', 'TOFDSettings',
-           'MHKDSettings', 'DIHSettings', 'distill_with']
+__all__ = ['DIH_KD', 'MHKD_AUTHORS', 'WithHeads', 'assistant_name', 'LiveTeacherLogits', 'takd', 'nce_loss',
+           'ContrastiveMemory', 'IndexedDataset', 'with_train', 'with_indices', 'CRDCallback',
+           'example_labels', 'crd', 'mhkd_head', 'sep_conv', 'tofd_head', 'orthogonal_loss',
+           'PairedHeadsCallback', 'paired_heads', 'tofd', 'first_stages', 'mhkd', 'AloneSettings',
+           'KDSettings', 'TeacherLabelled', 'teacher_labelled', 'FitNetsSettings', 'fitnets_layers',
+           'ATSettings', 'TAKDSettings', 'CRDSettings', 'CRDKDSettings', 'TOFDSettings', 'MHKDSettings',
+           'DIHSettings', 'distill_with']
 
 # %% ../nbs/41_dih_baselines.ipynb #a910bd91
 class WithHeads(nn.Module):

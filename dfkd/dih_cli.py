@@ -23,8 +23,8 @@ from .dih_baselines import distill_with
 from .dih_benchmark import DIH_CIFAR100, DIH_MNIST_QUICK, dih_benchmark, summarise, run_dih_config
 
 # %% auto #0
-__all__ = ['BENCH_DIH', 'heads_run', 'add_heads_command', 'distiller_run', 'add_distillers', 'bench_dih', 'bench_dih_cifar100',
-           'cmd_bench_dih', 'add_bench_dih']
+__all__ = ['BENCH_DIH', 'heads_run', 'add_heads_command', 'distiller_run', 'add_distillers', 'bench_dih',
+           'bench_dih_cifar100', 'cmd_bench_dih', 'add_bench_dih']
 
 # %% ../nbs/86_dih_cli.ipynb #3f56ade8
 def _load_teacher(path):

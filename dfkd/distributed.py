@@ -22,9 +22,9 @@ from .transfer_set import shard_seed
 
 # %% auto #0
 __all__ = ['ONE_PROCESS_COMMANDS', 'PRECISIONS', 'default_backend', 'RankDL', 'split_batches', 'RankTrainer',
-           'distributed_context', 'rank_argv', 'record_world_size', 'launched_console', 'average_', 'shared_parameters',
-           'SharedGame', 'average_buffers', 'share_game', 'check_precision', 'precision_callbacks',
-           'synthesis_precision']
+           'distributed_context', 'rank_argv', 'record_world_size', 'launched_console', 'average_',
+           'shared_parameters', 'SharedGame', 'average_buffers', 'share_game', 'check_precision',
+           'precision_callbacks', 'synthesis_precision']
 
 # %% ../nbs/16_distributed.ipynb #9aabf4c7
 def default_backend() -> str:

@@ -24,10 +24,11 @@ from .viz import image_grid
 
 # %% auto #0
 __all__ = ['Generator', 'sample_latent', 'GeneratorEnsemble', 'ClassBalanceTerm', 'AdversarialTerm', 'random_crop_flip',
-           'black_value', 'pool_crop_flip', 'term_optimizers', 'GeneratorParametrization', 'GeneratorSynthesizer',
-           'MetaGeneratorParametrization', 'reset_first_layer', 'MetaGeneratorSynthesizer', 'term_gradient_norm',
-           'LatentDataLoader', 'generator_dls', 'RingBuffer', 'OnlineSynthesisCallback', 'train_online',
-           'GeneratorSettings', 'PooledStudentSettings', 'online_trainer', 'GeneratorSampler', 'generator_transfer_set',
+           'black_value', 'pool_crop_flip', 'term_optimizers', 'GeneratorParametrization',
+           'GeneratorSynthesizer', 'MetaGeneratorParametrization', 'reset_first_layer',
+           'MetaGeneratorSynthesizer', 'term_gradient_norm', 'LatentDataLoader', 'generator_dls',
+           'RingBuffer', 'OnlineSynthesisCallback', 'train_online', 'GeneratorSettings',
+           'PooledStudentSettings', 'online_trainer', 'GeneratorSampler', 'generator_transfer_set',
            'show_generated']
 
 # %% ../nbs/13_generators.ipynb #7befc663

@@ -19,10 +19,11 @@ from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, tra
                                verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers', 'bn_gaps',
-           'BNStatisticsLoss', 'bn_noise_scale', 'total_variation', 'mean_square', 'neighbour_differences',
-           'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'JitterFlip', 'js_divergence',
-           'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
+__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers',
+           'bn_gaps', 'BNStatisticsLoss', 'bn_noise_scale', 'total_variation', 'mean_square',
+           'neighbour_differences', 'deepinversion_total_variation', 'image_norm', 'TotalVariation',
+           'ImageNorm', 'JitterFlip', 'js_divergence', 'adi_divergence', 'CompetitionTerm',
+           'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

@@ -27,11 +27,12 @@ from .data import get_dls  # dfkd.data and dfkd.models import only dfkd.core: no
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'HINTON_KD', 'SCHEDULES', 'soft_target_loss', 'Regressor', 'hint_loss', 'pooled_to_match',
-           'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen', 'mark_yields_teacher_logits',
-           'check_teacher_student', 'DistillCallback', 'LogitsDataset', 'teacher_logits', 'with_teacher_logits',
-           'random_shift', 'ShiftAugment', 'feature_map_sizes', 'attention_layers', 'AttentionPair', 'attention_pairs',
-           'make_opt_func', 'EpochCosine', 'fit_schedule', 'train_classifier', 'distill', 'student_optimiser',
-           'evaluate', 'cache_folder', 'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
+           'attention_map', 'attention_loss', 'fsp_matrix', 'fsp_loss', 'frozen',
+           'mark_yields_teacher_logits', 'check_teacher_student', 'DistillCallback', 'LogitsDataset',
+           'teacher_logits', 'with_teacher_logits', 'random_shift', 'ShiftAugment', 'feature_map_sizes',
+           'attention_layers', 'AttentionPair', 'attention_pairs', 'make_opt_func', 'EpochCosine',
+           'fit_schedule', 'train_classifier', 'distill', 'student_optimiser', 'evaluate', 'cache_folder',
+           'cached_classifier', 'HintCallback', 'feature_shape', 'fitnets']
 
 # %% ../nbs/05_kd.ipynb #4f16ccf6
 def soft_target_loss(s_logits, t_logits, T:float=4., **kwargs):

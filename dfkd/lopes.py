@@ -26,10 +26,10 @@ from .transfer_set import TransferSet, transfer_dls
 
 # %% auto #0
 __all__ = ['LOSSES', 'DROPOUT_FORMS', 'SAMPLERS', 'DROPOUT_SCALES', 'INITS', 'OBJECTIVES', 'SETTINGS', 'PAPER', 'SMALL',
-           'sample_targets', 'filter_hooks', 'keep_prob_hooks', 'ActivationMatch', 'SpectralMatch', 'LopesSettings',
-           'ActivationSettings', 'DropoutSettings', 'lopes_settings', 'lopes_terms', 'ShiftedPixels',
-           'lopes_synthesizer', 'lopes_transfer_set', 'noise_transfer_set', 'target_distance', 'NoiseSettings',
-           'lopes_forms_benchmark', 'summarize_forms']
+           'sample_targets', 'filter_hooks', 'keep_prob_hooks', 'ActivationMatch', 'SpectralMatch',
+           'LopesSettings', 'ActivationSettings', 'DropoutSettings', 'lopes_settings', 'lopes_terms',
+           'ShiftedPixels', 'lopes_synthesizer', 'lopes_transfer_set', 'noise_transfer_set',
+           'target_distance', 'NoiseSettings', 'lopes_forms_benchmark', 'summarize_forms']
 
 # %% ../nbs/20_lopes.ipynb #e4c78751
 LOSSES = ('raw', 'paper')

@@ -16,11 +16,11 @@ from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
 from fastai.data.transforms import Normalize
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'graph_coefficients', 'edge_weights',
-           'layer_graph', 'graph_fourier_basis', 'cholesky_factor', 'bernoulli_keep_masks', 'dropout_mask_hooks',
-           'data_normalisation', 'default_metadata_path', 'record_metadata', 'MetadataMismatch', 'TeacherMetadata',
-           'save_metadata', 'load_metadata', 'plot_top_layer_stats', 'plot_statistics_sample',
-           'class_output_distributions', 'plot_output_distributions']
+__all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'graph_coefficients',
+           'edge_weights', 'layer_graph', 'graph_fourier_basis', 'cholesky_factor', 'bernoulli_keep_masks',
+           'dropout_mask_hooks', 'data_normalisation', 'default_metadata_path', 'record_metadata',
+           'MetadataMismatch', 'TeacherMetadata', 'save_metadata', 'load_metadata', 'plot_top_layer_stats',
+           'plot_statistics_sample', 'class_output_distributions', 'plot_output_distributions']
 
 # %% ../nbs/10_metadata.ipynb #22c42e23
 KINDS = ('top_layer', 'all_layers', 'all_layers_dropout', 'spectral_all_layers', 'spectral_layer_pairs')

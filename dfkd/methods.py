@@ -22,11 +22,11 @@ from .generators import generator_transfer_set
 
 # %% auto #0
 __all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES',
-           'COUNTS_FROM_ZERO', 'recipe_optim', 'Spec', 'MethodSpec', 'DistillerSpec', 'synthesized_transfer_set',
-           'register', 'method_names', 'distiller_names', 'get_spec', 'get_method', 'get_distiller', 'check_needs',
-           'method_transfer_set', 'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer',
-           'keyword_transfer_set', 'methods_table', 'format_methods_table', 'StudentRun', 'synthesis_seconds',
-           'type_name', 'check_setting']
+           'COUNTS_FROM_ZERO', 'recipe_optim', 'Spec', 'MethodSpec', 'DistillerSpec',
+           'synthesized_transfer_set', 'register', 'method_names', 'distiller_names', 'get_spec',
+           'get_method', 'get_distiller', 'check_needs', 'method_transfer_set', 'method_synthesizer',
+           'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table',
+           'format_methods_table', 'StudentRun', 'synthesis_seconds', 'type_name', 'check_setting']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')  # the families of data-free methods

@@ -14,12 +14,13 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_save_safetensors, load_safetensors, tensor_checksum
 
 # %% auto #0
-__all__ = ['VGG_CFG', 'MODELS', 'SHAPE_PARAMETERS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet', 'WideBlock',
-           'WideResNet', 'VGG', 'DenseLayer', 'Transition', 'DenseNet', 'register_model', 'resnet18', 'resnet34',
-           'densenet', 'model_names', 'get_model', 'count_params', 'MobileNetTiny', 'GroupNormCNN', 'import_factory',
-           'shape_arguments', 'fingerprint', 'check_fingerprint', 'is_user_architecture', 'trusted_names',
-           'trusted_architectures', 'UntrustedArchitecture', 'check_trusted', 'save_model', 'read_model_header',
-           'load_weights', 'data_record', 'as_classifier', 'load_model']
+__all__ = ['VGG_CFG', 'MODELS', 'SHAPE_PARAMETERS', 'HintonMLP', 'LeNet5', 'BasicBlock', 'ResNet', 'cifar_resnet',
+           'WideBlock', 'WideResNet', 'VGG', 'DenseLayer', 'Transition', 'DenseNet', 'register_model',
+           'resnet18', 'resnet34', 'densenet', 'model_names', 'get_model', 'count_params', 'MobileNetTiny',
+           'GroupNormCNN', 'import_factory', 'shape_arguments', 'fingerprint', 'check_fingerprint',
+           'is_user_architecture', 'trusted_names', 'trusted_architectures', 'UntrustedArchitecture',
+           'check_trusted', 'save_model', 'read_model_header', 'load_weights', 'data_record', 'as_classifier',
+           'load_model']
 
 # %% ../nbs/02_models.ipynb #76159801
 class HintonMLP(nn.Module):

@@ -21,8 +21,8 @@ from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
 __all__ = ['EMBEDDING_KINDS', 'train_nayer', 'nayer', 'nayer_synthesizer', 'label_embeddings', 'load_label_embeddings',
-           'NoisyLayerGenerator', 'balanced_targets', 'NayerSettings', 'NoisyLayerParametrization', 'NayerSynthesizer',
-           'teacher_classes', 'build_nayer_synthesizer']
+           'NoisyLayerGenerator', 'balanced_targets', 'NayerSettings', 'NoisyLayerParametrization',
+           'NayerSynthesizer', 'teacher_classes', 'build_nayer_synthesizer']
 
 # %% ../nbs/29_nayer.ipynb #baec06f7
 EMBEDDING_KINDS = ('gaussian', 'onehot')

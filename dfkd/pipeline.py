@@ -26,9 +26,9 @@ from .benchmark import BenchConfig
 from .report import method_report, report_summary
 
 # %% auto #0
-__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run', 'default_lr',
-           'default_size', 'table_records', 'data_args', 'train_run', 'teacher_data', 'teacher_dls',
-           'transfer_set_recipe', 'build_model', 'distill_run', 'reference_epochs', 'pipeline']
+__all__ = ['PIPELINE_DEFAULT_METHOD', 'PIPELINE_DEFAULT_TEACHER', 'PIPELINE_PRESET', 'write_record', 'start_run',
+           'default_lr', 'default_size', 'table_records', 'data_args', 'train_run', 'teacher_data',
+           'teacher_dls', 'transfer_set_recipe', 'build_model', 'distill_run', 'reference_epochs', 'pipeline']
 
 # %% ../nbs/85_pipeline.ipynb #3c1eb5b1
 def write_record(run:str|Path, # the run folder

@@ -10,7 +10,8 @@ import os
 import torch, torch.distributed as dist
 
 # %% auto #0
-__all__ = ['launched', 'several_ranks', 'world_size', 'rank', 'is_main', 'barrier', 'in_place', 'all_reduce_sums', 'rank_share']
+__all__ = ['launched', 'several_ranks', 'world_size', 'rank', 'is_main', 'barrier', 'in_place', 'all_reduce_sums',
+           'rank_share']
 
 # %% ../nbs/08_ranks.ipynb #643f72f5
 def launched() -> bool:

@@ -16,7 +16,8 @@ from .kd import evaluate
 from .synthesis import SynthesisContext
 
 # %% auto #0
-__all__ = ['logits_context', 'flat_params', 'CountBatches', 'fit_student', 'tiny_weights', 'student_accuracy', 'method_accuracy']
+__all__ = ['logits_context', 'flat_params', 'CountBatches', 'fit_student', 'tiny_weights', 'student_accuracy',
+           'method_accuracy']
 
 # %% ../nbs/19_test_utils.ipynb #93c68579
 def logits_context(logits:torch.Tensor, **attrs) -> SynthesisContext:

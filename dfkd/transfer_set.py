@@ -22,10 +22,10 @@ from .kd import frozen
 from .synthesis import SynthesisDiverged, Synthesizer
 
 # %% auto #0
-__all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'shard_name', 'shard_seed', 'plan_jobs', 'set_identity',
-           'identity_differences', 'read_manifest', 'recording_preset', 'check_set_folder', 'merge_manifests',
-           'verified_shards', 'finished_transfer_set', 'TransferSet', 'transfer_dls', 'merge_shards', 'across_ranks',
-           'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
+__all__ = ['TRANSFER_SCHEMA', 'IDENTITY_RTOL', 'build_transfer_set', 'shard_name', 'shard_seed', 'plan_jobs',
+           'set_identity', 'identity_differences', 'read_manifest', 'recording_preset', 'check_set_folder',
+           'merge_manifests', 'verified_shards', 'finished_transfer_set', 'TransferSet', 'transfer_dls',
+           'merge_shards', 'across_ranks', 'class_fidelity', 'show_transfer_set', 'plot_transfer_set_means']
 
 # %% ../nbs/11_transfer_set.ipynb #c37f28df
 TRANSFER_SCHEMA = 'dfkd.transfer_set/2'  # /2: per-shard checksums and label counts, the set's identity in every shard

@@ -16,9 +16,9 @@ from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
 __all__ = ['CONCENTRATIONS', 'IMPRESSION_INITS', 'IMPRESSION_RESCALES', 'ZSKD_DEFAULTS', 'ZSKD_STUDENT', 'ZSKD_PAPER',
-           'ZSKD_AUTHORS', 'zskd_transfer_set', 'ZSKD', 'classifier_layers', 'final_layer_weight', 'class_similarity',
-           'dirichlet_concentration', 'dirichlet_targets', 'DirichletTargetTerm', 'ImpressionPixels', 'ZSKDSettings',
-           'zskd_synthesizer']
+           'ZSKD_AUTHORS', 'zskd_transfer_set', 'ZSKD', 'classifier_layers', 'final_layer_weight',
+           'class_similarity', 'dirichlet_concentration', 'dirichlet_targets', 'DirichletTargetTerm',
+           'ImpressionPixels', 'ZSKDSettings', 'zskd_synthesizer']
 
 # %% ../nbs/21_zskd.ipynb #2dd5a7da
 def classifier_layers(teacher:nn.Module, n_classes:int|None=None) -> list[str]:
