@@ -11,15 +11,16 @@ import torch, torch.nn as nn
 from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm
 from .transfer_set import build_transfer_set
-from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, JitterFlip, CompetitionTerm, student_in_the_loop,
-                        bn_layer_names, bn_noise_scale)
+from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, BorderPrior, JitterFlip, CompetitionTerm,
+                            student_in_the_loop, bn_layer_names, bn_noise_scale)
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
 __all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER',
-           'DEEPINVERSION_ONE_CLASS', 'RAW_BN', 'DEEPINVERSION_RAW', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION',
-           'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
-           'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer', 'adi_transfer_set']
+           'DEEPINVERSION_ONE_CLASS', 'RAW_BN', 'DEEPINVERSION_RAW', 'NO_BORDER', 'DEEPINVERSION_STUDENT',
+           'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings',
+           'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer',
+           'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
@@ -39,6 +40,8 @@ class DeepInversionSettings:
     clamp:bool = True # keep pixels in the range real images occupy (the authors' CIFAR code does not clamp)
     max_shift:int = 2 # random jitter of up to this many pixels per axis, each step
     flip:bool = False # random horizontal flips (natural images, not digits)
+    border:float = 10. # λ_border of the centred-object prior (`BorderPrior`); 0 for images that fill the frame
+    border_frac:float = 0.6 # the middle share of each side the prior leaves free
     iterations:int = 200 # Adam steps per batch
     lr:float = 0.05 # initial learning rate
     cosine:bool = False # cosine decay of the learning rate to zero; `False`: constant (the authors' CIFAR code)
@@ -50,11 +53,14 @@ def deepinversion_terms(ce:float=1., bn:float=10., first_bn_multiplier:float=1.,
                         l2:float=0.,
                         priors:str='deepinversion', # the image priors: 'deepinversion' or 'mean' (see `TotalVariation`)
                         bn_layers:list[str]|None=None, # the BN layers to match; `None`: every one
-                        bn_scale:dict|None=None) -> list: # per-layer scales of the BN term (`bn_noise_scale`)
+                        bn_scale:dict|None=None, # per-layer scales of the BN term (`bn_noise_scale`)
+                        border:float=0., border_frac:float=0.6, # the centred-object prior (`BorderPrior`)
+                        stats=None) -> list: # the images' (mean, std): the prior's background is black under them
     "DeepInversion's loss terms with their weights; a zero weight leaves a term out."
     terms = [CrossEntropyTerm(ce), BNStatisticsLoss(bn, first_bn_multiplier, bn_layers, scale=bn_scale),
              TotalVariation(tv_l1, p=1, form=priors),
-             TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors)]
+             TotalVariation(tv_l2, p=2, form=priors), ImageNorm(l2, form=priors),
+             BorderPrior.from_stats(border, stats, frac=border_frac)]
     return [t for t in terms if t.weight]
 
 # %% ../nbs/22_deepinversion.ipynb #04e9f074
@@ -84,7 +90,8 @@ def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm l
     s = DEEPINVERSION.make_settings(settings, **overrides)
     layers = _bn_layers(teacher, s.bn2d_only) if s.bn else None
     terms = deepinversion_terms(s.ce, s.bn, s.first_bn_multiplier, s.tv_l1, s.tv_l2, s.l2, s.priors, layers,
-                                _bn_scale(teacher, img_shape, s, layers)) + list(extra_terms)
+                                _bn_scale(teacher, img_shape, s, layers), s.border, s.border_frac,
+                                stats) + list(extra_terms)
     return Synthesizer(teacher, terms, PixelParametrization.from_stats(img_shape, stats if s.clamp else None),
                        Schedule(s.iterations, s.lr, cosine=s.cosine), augment=JitterFlip(s.max_shift, s.flip),
                        device=device, log_every=10, mix_classes=s.mix_classes)
@@ -97,15 +104,20 @@ deepinversion_transfer_set = keyword_transfer_set('deepinversion')
 # no first-layer multiplier
 DEEPINVERSION_PAPER = dict(ce=1., bn=10., bn_scale='raw', first_bn_multiplier=1., bn2d_only=True,
                            tv_l1=0., tv_l2=2.5e-5, l2=0., priors='deepinversion', mix_classes=True, clamp=False,
-                           max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False)
+                           max_shift=2, flip=False, iterations=2000, lr=0.05, cosine=False, border=0.,
+                           border_frac=0.6)
 # the one-class recipe: one class per batch, every BN layer, a strong first layer (students as good, images not of
 # their class)
 DEEPINVERSION_ONE_CLASS = dict(ce=1., bn=3., bn_scale='raw', first_bn_multiplier=30., bn2d_only=False, tv_l1=1e-2,
                                tv_l2=0., l2=1e-3, priors='mean', mix_classes=False, clamp=True, max_shift=2, flip=False,
-                               iterations=200, lr=0.05, cosine=True)
-# the authors' raw BN term at their weight: fits teachers whose BN statistics are small (LeNet-5-BN); `raw` presets
-RAW_BN = dict(bn_scale='raw', bn=10.)
+                               iterations=200, lr=0.05, cosine=True, border=0.,
+                               border_frac=0.6)
+# the authors' raw BN term at their weight without the centred-object prior: fits teachers whose BN statistics are
+# small (LeNet-5-BN); `raw` presets
+RAW_BN = dict(bn_scale='raw', bn=10., border=0.)
 DEEPINVERSION_RAW = dict(DEEPINVERSION_DEFAULTS, **RAW_BN)
+# `small` without the centred-object prior (the normalised BN term alone): for images that fill the frame
+NO_BORDER = dict(border=0.)
 # NVlabs/DeepInversion ships no student training. The DeepInversion numbers REFERENCE.md compares with are
 # Fast-Datafree's "DeepInv-2k" baseline (README.md 30, 45; scripts/deepinv_cifar.sh: --lr 0.1 --batch_size 256
 # --T 20), whose students distil with KLDiv at T (datafree_kd.py 249) under SGD, momentum 0.9, weight decay 1e-4
@@ -115,10 +127,11 @@ DEEPINVERSION_STUDENT = dict(student_T=20., student_opt='sgd', student_lr=0.1, s
 
 DEEPINVERSION = MethodSpec('deepinversion', 'inversion', 'Yin et al. 2020, CVPR',
                            DeepInversionSettings, needs=('bn',), synthesizer=deepinversion_synthesizer,
-                           key_settings=('bn', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
+                           key_settings=('bn', 'border', 'first_bn_multiplier', 'mix_classes', 'iterations', 'lr'),
                            notebook='22_deepinversion',
                            presets=dict(paper=dict(DEEPINVERSION_PAPER, **DEEPINVERSION_STUDENT),
                                         small=DEEPINVERSION_DEFAULTS, raw=DEEPINVERSION_RAW,
+                                        no_border=dict(DEEPINVERSION_DEFAULTS, **NO_BORDER),
                                         one_class=DEEPINVERSION_ONE_CLASS))
 
 # %% ../nbs/22_deepinversion.ipynb #3271e087
@@ -181,7 +194,7 @@ ADI = MethodSpec('adi', 'inversion', 'Yin et al. 2020, CVPR (adaptive DeepInvers
                  key_settings=('competition', 'competition_form', 'rounds', 'epochs_per_round'),
                  notebook='22_deepinversion',
                  presets=dict(paper=dict(ADI_PAPER, **DEEPINVERSION_STUDENT), small=ADI_DEFAULTS,
-                              raw=dict(ADI_DEFAULTS, **RAW_BN)))
+                              raw=dict(ADI_DEFAULTS, **RAW_BN), no_border=dict(ADI_DEFAULTS, **NO_BORDER)))
 
 # %% ../nbs/22_deepinversion.ipynb #6af0aa4e
 register(DEEPINVERSION)

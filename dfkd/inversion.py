@@ -22,8 +22,8 @@ from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, tra
 __all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers',
            'bn_gaps', 'BNStatisticsLoss', 'bn_noise_scale', 'total_variation', 'mean_square',
            'neighbour_differences', 'deepinversion_total_variation', 'image_norm', 'TotalVariation',
-           'ImageNorm', 'JitterFlip', 'js_divergence', 'adi_divergence', 'CompetitionTerm',
-           'RoundsTransferSet', 'student_in_the_loop']
+           'ImageNorm', 'centre_window', 'BorderPrior', 'JitterFlip', 'js_divergence', 'adi_divergence',
+           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -188,6 +188,37 @@ class ImageNorm(LossTerm):
     def begin_batch(self, ctx):
         if self.form == 'mean': self.kernel = fast_mean_square if self.fast else mean_square
     def __call__(self, ctx): return self.kernel(ctx.x)
+
+# %% ../nbs/12_inversion.ipynb #f06cb6a9
+def centre_window(h:int, w:int, frac:float=0.6, # the centred rectangle's share of each side
+                  soft:float=2.) -> torch.Tensor: # pixels over which the weight falls from 1 to 0
+    "(h, w) weights: 1 inside the centred rectangle, falling linearly to 0 over `soft` pixels outside it."
+    def ramp(n):
+        d = (torch.arange(n) - (n - 1) / 2).abs() - frac * n / 2
+        return (1 - d.clamp(min=0) / soft).clamp(0, 1)
+    return ramp(h)[:, None] * ramp(w)[None]
+
+# %% ../nbs/12_inversion.ipynb #7803c0e1
+class BorderPrior(LossTerm):
+    "Centred-object prior: mean square distance from `background` of the pixels outside `centre_window(frac)`."
+    name = 'border'
+    def __init__(self, weight:float=1., frac:float=0.6, soft:float=2.,
+                 background=0., # per-channel (or one) value in the images' space; `from_stats`: black pixels
+                 name:str|None=None):
+        super().__init__(weight, name); self.frac, self.soft = frac, soft
+        self.background, self._mask = torch.as_tensor(background, dtype=torch.float).reshape(-1, 1, 1), None
+    @classmethod
+    def from_stats(cls, weight:float, stats, **kwargs):
+        "The background is pixel 0 normalised by `stats` = (mean, std); 0 for `stats=None` (unnormalised images)."
+        if stats is None: return cls(weight, **kwargs)
+        mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
+        return cls(weight, background=-mean / std, **kwargs)
+    def __call__(self, ctx):
+        x = ctx.x
+        if self._mask is None or self._mask.shape != x.shape[-2:] or self._mask.device != x.device:
+            self._mask = 1 - centre_window(*x.shape[-2:], self.frac, self.soft).to(x.device)
+        m, b = self._mask.to(x.dtype), self.background.to(x)
+        return ((x - b).square() * m).sum((-2, -1)).mean() / m.sum()
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
 class JitterFlip:
