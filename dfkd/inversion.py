@@ -14,7 +14,7 @@ from .core import read_json, load_safetensors, seed_generator
 from .hooks import Hooks, names_of_type
 from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
-from .synthesis import LossTerm, StudentTerm, Synthesizer
+from .synthesis import LossTerm, StudentTerm, Synthesizer, normalised_pixel
 from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, transfer_dls, read_manifest,
                                verified_shards)
 
@@ -206,19 +206,18 @@ class BorderPrior(LossTerm):
                  background=0., # per-channel (or one) value in the images' space; `from_stats`: black pixels
                  name:str|None=None):
         super().__init__(weight, name); self.frac, self.soft = frac, soft
-        self.background, self._mask = torch.as_tensor(background, dtype=torch.float).reshape(-1, 1, 1), None
+        self.background, self._cache = torch.as_tensor(background, dtype=torch.float).reshape(-1, 1, 1), {}
     @classmethod
     def from_stats(cls, weight:float, stats, **kwargs):
-        "The background is pixel 0 normalised by `stats` = (mean, std); 0 for `stats=None` (unnormalised images)."
-        if stats is None: return cls(weight, **kwargs)
-        mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
-        return cls(weight, background=-mean / std, **kwargs)
+        "The background is a black pixel under `stats` = (mean, std) (`normalised_pixel`); 0 for `stats=None`."
+        return cls(weight, background=normalised_pixel(0., stats), **kwargs)
     def __call__(self, ctx):
-        x = ctx.x
-        if self._mask is None or self._mask.shape != x.shape[-2:] or self._mask.device != x.device:
-            self._mask = 1 - centre_window(*x.shape[-2:], self.frac, self.soft).to(x.device)
-        m, b = self._mask.to(x.dtype), self.background.to(x)
-        return ((x - b).square() * m).sum((-2, -1)).mean() / m.sum()
+        x = ctx.x; key = (x.shape[-2:], x.device, x.dtype)
+        if key not in self._cache:  # the border's weights and the background, once per image size, device and dtype
+            m = 1 - centre_window(*x.shape[-2:], self.frac, self.soft).to(x)
+            self._cache = {key: (m, self.background.to(x), m.sum())}
+        m, b, total = self._cache[key]
+        return ((x - b).square() * m).sum((-2, -1)).mean() / total
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
 class JitterFlip:

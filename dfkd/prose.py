@@ -69,9 +69,10 @@ class WrapAll:
     width = 110
     def __init__(self, nb=None):
         import textwrap, nbdev.maker
-        w = self.width
+        if getattr(nbdev.maker.TextWrapper, 'dfkd_width', None) == self.width: return  # patched by an earlier notebook
         class _Wrap(textwrap.TextWrapper):
-            def __init__(self, width=70, **kwargs): super().__init__(width=min(width, w), **kwargs)
+            dfkd_width = self.width
+            def __init__(self, width=70, **kwargs): super().__init__(width=min(width, self.dfkd_width), **kwargs)
         nbdev.maker.TextWrapper = _Wrap  # the name `ModuleMaker.make` wraps `__all__` with
     def cell(self, cell): pass
 

@@ -16,7 +16,8 @@ from .kd import check_teacher_student, frozen
 
 # %% auto #0
 __all__ = ['SynthesisContext', 'LossTerm', 'CrossEntropyTerm', 'term_parameters', 'ActivationTerm', 'StudentTerm',
-           'PixelParametrization', 'cosine_factor', 'Schedule', 'SynthesisDiverged', 'History', 'Synthesizer']
+           'normalised_pixel', 'PixelParametrization', 'cosine_factor', 'Schedule', 'SynthesisDiverged',
+           'History', 'Synthesizer']
 
 # %% ../nbs/11_synthesis.ipynb #fd528a6e
 class SynthesisContext:
@@ -95,6 +96,12 @@ class StudentTerm(LossTerm):
         self._frozen = None
 
 # %% ../nbs/11_synthesis.ipynb #6649d99d
+def normalised_pixel(value:float, stats) -> torch.Tensor:
+    "Per-channel (value − mean) / std of a pixel `value` in [0, 1] under `stats` = (mean, std); `value` if no stats."
+    if stats is None: return torch.tensor([float(value)])
+    mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
+    return (value - mean) / std
+
 class PixelParametrization:
     "Images optimised directly: Gaussian noise at the start of a round, clamped to `bounds` after each step."
     def __init__(self, img_shape, # (C, H, W) of one image
@@ -106,8 +113,8 @@ class PixelParametrization:
     def from_stats(cls, img_shape, stats, **kwargs):
         "Clamp to the normalised image of [0, 1] pixels under `stats` = (mean, std); no clamping for `stats=None`."
         if stats is None: return cls(img_shape, **kwargs)
-        mean, std = torch.as_tensor(stats[0]).float(), torch.as_tensor(stats[1]).float()
-        return cls(img_shape, bounds=((-mean/std).tolist(), ((1-mean)/std).tolist()), **kwargs)
+        lows, highs = normalised_pixel(0., stats).tolist(), normalised_pixel(1., stats).tolist()
+        return cls(img_shape, bounds=(lows, highs), **kwargs)
     def start_round(self, ctx, n:int, schedule, extra_params=()) -> list:
         x = torch.randn((n,) + self.img_shape, generator=ctx.generator) * self.init_std
         self.x = x.to(ctx.device).requires_grad_(True)
