@@ -20,9 +20,10 @@ from .fastdfkd import MomentumBNStatisticsLoss
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
 # %% auto #0
-__all__ = ['EMBEDDING_KINDS', 'train_nayer', 'nayer', 'nayer_synthesizer', 'label_embeddings', 'load_label_embeddings',
-           'NoisyLayerGenerator', 'balanced_targets', 'NayerSettings', 'NoisyLayerParametrization',
-           'NayerSynthesizer', 'teacher_classes', 'build_nayer_synthesizer']
+__all__ = ['EMBEDDING_KINDS', 'train_nayer', 'NAYER_SMALL', 'NAYER_FAST', 'nayer', 'nayer_synthesizer',
+           'label_embeddings', 'load_label_embeddings', 'NoisyLayerGenerator', 'balanced_targets',
+           'NayerSettings', 'NoisyLayerParametrization', 'NayerSynthesizer', 'teacher_classes',
+           'build_nayer_synthesizer']
 
 # %% ../nbs/29_nayer.ipynb #baec06f7
 EMBEDDING_KINDS = ('gaussian', 'onehot')
@@ -204,6 +205,10 @@ def build_nayer_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teac
 train_nayer = online_trainer(build_nayer_synthesizer, NayerSettings)
 
 # %% ../nbs/29_nayer.ipynb #ce391932
+# the authors' life in generator steps: 10 epochs x 2 batches x 30 steps = 120 x 1 x 5
+NAYER_SMALL = dict(synthesis_bs=40, g_steps=5, warmup_epochs=1, gwp_loops=2, g_loops=1, kd_steps=4, g_life=120)
+# the fast path ("A fast path" below): a light generator, a batch every 8 student steps
+NAYER_FAST = dict(NAYER_SMALL, ngf=8, noise_dim=256, kd_steps=8)
 # the settings as keywords
 nayer, nayer_synthesizer = keyword_trainer('nayer'), keyword_synthesizer('nayer')
 
@@ -219,6 +224,4 @@ register(MethodSpec('nayer', 'generator', 'Tran et al. 2024, CVPR', NayerSetting
                                  # the student: --lr 0.2 --batch_size 512, datafree_kd.py 336-338, --eta_min 2e-4
                                  student_T=20., student_opt='sgd', student_lr=0.2, student_mom=0.9, student_wd=1e-4,
                                  student_schedule='cosine_epoch', student_eta_min=2e-4, student_bs=512),
-                             # the authors' life in generator steps: 10 epochs x 2 batches x 30 steps = 120 x 1 x 5
-                             'small': dict(synthesis_bs=40, g_steps=5, warmup_epochs=1, gwp_loops=2, g_loops=1,
-                                           kd_steps=4, g_life=120)}));  # the small run below
+                             'small': NAYER_SMALL, 'fast': NAYER_FAST}));
