@@ -18,7 +18,7 @@ from .models import fingerprint
 from .hooks import Hooks
 from .kd import distill, check_teacher_student
 from .kd import frozen, random_shift
-from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule
+from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule, normalised_pixel
 from .transfer_set import build_transfer_set
 from .viz import image_grid
 
@@ -126,7 +126,7 @@ def black_value(generator:nn.Module) -> torch.Tensor:
     g = generator.members[0] if isinstance(generator, GeneratorEnsemble) else generator
     mean, std = getattr(g, 'mean', None), getattr(g, 'std', None)
     if mean is None or std is None: return torch.zeros(1, 1, 1, 1)
-    return (0. - mean) / std
+    return normalised_pixel(0., (mean, std))  # keeps the buffers' (1, C, 1, 1) shape and device
 
 # %% ../nbs/13_generators.ipynb #7612900d
 def pool_crop_flip(x:torch.Tensor, # images (N, C, H, W)
