@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .hooks import Hooks
 from .synthesis import LossTerm, CrossEntropyTerm
-from .inversion import BNStatisticsLoss, bn_layer_names
+from .inversion import BNStatisticsLoss, bn_layer_names, bn_term_scale, prior_terms
 from .generators import (online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer, AdversarialTerm,
                          RingBuffer, random_crop_flip)
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
@@ -135,6 +135,7 @@ class CMISettings(PooledStudentSettings):
     lr_z:float|None = None # Adam learning rate of the latents; `None` is `lr_g`
     ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
     bn:float = 1. # lambda_bn, weight of the BN-statistics term
+    bn_scale:str = 'raw' # 'raw': the authors' sum; 'total': over its value on noise (`bn_term_scale`)
     adversarial:float = 0.5 # lambda_adv, weight of the agreement-masked adversarial term
     contrastive:float = 0.8 # lambda_cr, weight of the contrastive term
     cr_T:float = 0.2 # tau, temperature of the contrastive logits
@@ -151,8 +152,9 @@ def build_cmi_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teache
     generator = Generator.from_settings(img_shape, stats, s)
     contrastive = ContrastiveTerm(teacher, img_shape, s.contrastive, T=s.cr_T, bank_size=s.bank_size,
                                   n_negatives=s.n_negatives, lr=s.lr_g, head_optimizer=s.head_optimizer)
-    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1.),
-             AdversarialTerm(student, s.adversarial, where_agree=True), contrastive]
+    scale = bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)
+    terms = [CrossEntropyTerm(s.ce), BNStatisticsLoss(s.bn, first_multiplier=1., scale=scale),
+             AdversarialTerm(student, s.adversarial, where_agree=True), contrastive, *prior_terms(s, stats)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, steps=s.g_steps,
                                 optimize_latent=True, lr_latent=s.lr_z,
                                 reset=True, targets=True, augment=random_crop_flip, seed=seed, device=device,

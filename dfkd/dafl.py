@@ -12,6 +12,7 @@ from .hooks import last_linear_name
 from .models import LeNet5
 from .synthesis import CrossEntropyTerm, ActivationTerm
 from .generators import GeneratorSettings, online_trainer, Generator, GeneratorSynthesizer, ClassBalanceTerm
+from .inversion import prior_terms
 from .methods import MethodSpec, register, keyword_trainer
 
 # %% auto #0
@@ -65,7 +66,7 @@ def build_dafl_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teach
     set_conv_bn_eps(generator, s.bn_eps)
     terms = [CrossEntropyTerm(s.onehot, name='onehot'),
              ActivationTerm(s.activation, layer=s.feature_layer or dafl_feature_layer(teacher), read='input'),
-             InformationEntropyTerm(s.balance, base=s.entropy_base, name='balance')]
+             InformationEntropyTerm(s.balance, base=s.entropy_base, name='balance'), *prior_terms(s, stats)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, seed=seed, device=device)
 
 train_dafl = online_trainer(build_dafl_synthesizer, DAFLSettings)

@@ -12,15 +12,14 @@ from dataclasses import dataclass, asdict, fields
 from .synthesis import Synthesizer, Schedule, PixelParametrization, CrossEntropyTerm
 from .transfer_set import build_transfer_set
 from .inversion import (BNStatisticsLoss, TotalVariation, ImageNorm, BorderPrior, JitterFlip, CompetitionTerm,
-                            student_in_the_loop, bn_layer_names, bn_noise_scale)
+                            student_in_the_loop, bn_layer_names, bn_noise_scale, bn_term_scale, BN_SCALES)
 from .methods import MethodSpec, register, keyword_transfer_set
 
 # %% auto #0
-__all__ = ['DEEPINVERSION_DEFAULTS', 'BN_SCALES', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER',
-           'DEEPINVERSION_ONE_CLASS', 'RAW_BN', 'DEEPINVERSION_RAW', 'NO_BORDER', 'DEEPINVERSION_STUDENT',
-           'DEEPINVERSION', 'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings',
-           'deepinversion_terms', 'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer',
-           'adi_transfer_set']
+__all__ = ['DEEPINVERSION_DEFAULTS', 'deepinversion_transfer_set', 'DEEPINVERSION_PAPER', 'DEEPINVERSION_ONE_CLASS',
+           'RAW_BN', 'DEEPINVERSION_RAW', 'NO_BORDER', 'DEEPINVERSION_STUDENT', 'DEEPINVERSION',
+           'ADI_DEFAULTS', 'ADI_PAPER', 'ADI', 'DeepInversionSettings', 'deepinversion_terms',
+           'deepinversion_synthesizer', 'ADISettings', 'adi_synthesizer', 'adi_transfer_set']
 
 # %% ../nbs/22_deepinversion.ipynb #9d1c9179
 @dataclass
@@ -69,13 +68,9 @@ def _bn_layers(teacher:nn.Module, bn2d_only:bool) -> list[str]|None:
     return (bn_layer_names(teacher, (nn.BatchNorm2d,)) or None) if bn2d_only else None
 
 # %% ../nbs/22_deepinversion.ipynb #8edf727e
-BN_SCALES = ('raw', 'noise')  # `bn_scale`: the authors' BN term, or each layer's distance over its value on noise
-
 def _bn_scale(teacher:nn.Module, img_shape, s, layers) -> dict|None:
-    "The BN term's per-layer scales under `s.bn_scale`: each layer's distance on Gaussian noise (`bn_noise_scale`)."
-    if s.bn_scale not in BN_SCALES: raise ValueError(f'bn_scale must be one of {BN_SCALES}, got {s.bn_scale!r}')
-    if s.bn_scale == 'raw' or not s.bn: return None
-    return bn_noise_scale(teacher, img_shape, layers)
+    "The BN term's per-layer scales under `s.bn_scale` (`bn_term_scale`); none without the term."
+    return bn_term_scale(teacher, img_shape, s.bn_scale, layers, s.bn)
 
 # %% ../nbs/22_deepinversion.ipynb #c2a7a7ee
 def deepinversion_synthesizer(teacher:nn.Module, # a classifier with BatchNorm layers

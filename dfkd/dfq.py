@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F
 from .synthesis import LossTerm
-from .inversion import BNStatisticsLoss
+from .inversion import BNStatisticsLoss, bn_term_scale, prior_terms
 from .generators import (GeneratorSettings, online_trainer, Generator, GeneratorEnsemble, GeneratorSynthesizer,
                              ClassBalanceTerm, AdversarialTerm, train_online, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer
@@ -41,18 +41,31 @@ class DFQSettings(GeneratorSettings):
     "DFQ's choices: the generator ensemble, four loss weights, the adversarial temperature, how the student distils."
     n_generators:int = 2 # size of the generator ensemble
     lr_g:float = 1e-3 # Adam learning rate of the ensemble
-    bn:float = 1. # weight of L_BN
+    bn:float = 125. # weight of L_BN (under `bn_scale='total'`: of L_BN over its value on noise)
     bn_form:str = 'moments' # L_BN's distance: 'moments' (DeepInversion's) or 'gaussian_kl' (the paper's, per channel)
+    bn_scale:str = 'total' # 'total': L_BN over its value on noise (`bn_term_scale`); 'raw': the sum over layers
     entropy:float = 1. # weight of the per-sample entropy
     balance:float = 5. # weight of the batch entropy -H(mean p_T)
     adversarial:float = 1. # weight of -KL(p_T || p_S)
     adv_T:float = 1. # temperature of the generator's adversarial KL
     T:float = 4. # the student's distillation temperature
     student_steps:int = 1 # student steps per generator step
+    border:float = 20. # weight of the centred-object prior (`BorderPrior`); 0: none (the paper's)
+    border_frac:float = 0.7 # the middle share of each side the prior leaves free (MNIST's digits: 20 of 28 pixels)
 
 # %% ../nbs/26_dfq.ipynb #d82c276b
 BN_FORMS = {'gaussian_kl': GaussianBNStatisticsLoss,
-            'moments': lambda weight: BNStatisticsLoss(weight, first_multiplier=1.)}
+            'moments': lambda weight, scale=None: BNStatisticsLoss(weight, first_multiplier=1., scale=scale)}
+
+def _dfq_bn_term(teacher:nn.Module, img_shape, s:DFQSettings) -> BNStatisticsLoss:
+    "L_BN in `s.bn_form`, scaled under `s.bn_scale` (noise scales are measured with the moment distance)."
+    if s.bn_form not in BN_FORMS: raise ValueError(f'bn_form must be one of {list(BN_FORMS)}, got {s.bn_form!r}')
+    scale = bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)
+    if scale is None: return BN_FORMS[s.bn_form](s.bn)
+    if s.bn_form != 'moments':
+        raise ValueError(f"bn_scale={s.bn_scale!r} divides by the moment distance on noise: use bn_form='moments', "
+                         "or bn_scale='raw' with the Gaussian KL")
+    return BN_FORMS['moments'](s.bn, scale)
 
 def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                           settings:DFQSettings|None=None,
@@ -60,9 +73,8 @@ def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teache
     "DFQ's generator side: an ensemble trained with BN statistics, per-image and batch entropy, adversarial term."
     s = settings or DFQSettings()
     generator = GeneratorEnsemble([Generator.from_settings(img_shape, stats, s) for _ in range(s.n_generators)])
-    if s.bn_form not in BN_FORMS: raise ValueError(f'bn_form must be one of {list(BN_FORMS)}, got {s.bn_form!r}')
-    terms = [BN_FORMS[s.bn_form](s.bn), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
-             AdversarialTerm(student, s.adversarial, T=s.adv_T)]
+    terms = [_dfq_bn_term(teacher, img_shape, s), SampleEntropyTerm(s.entropy), ClassBalanceTerm(s.balance),
+             AdversarialTerm(student, s.adversarial, T=s.adv_T), *prior_terms(s, stats)]
     return GeneratorSynthesizer(teacher, generator, terms, lr=s.lr_g, betas=s.betas, seed=seed, device=device)
 
 train_dfq = online_trainer(build_dfq_synthesizer, DFQSettings)
@@ -79,9 +91,12 @@ dfq = keyword_trainer('dfq')
 
 # %% ../nbs/26_dfq.ipynb #60843b92
 _DFQ_CIFAR = dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, betas=(0.5, 0.999), bn=1., bn_form='gaussian_kl',
+                  bn_scale='raw', border=0., border_frac=0.6,
                   entropy=1., balance=20.,
                   adversarial=1., adv_T=1., student_steps=10, student_opt='sgd', student_lr=0.1, student_mom=0.9,
                   student_wd=1e-4, student_schedule='cosine_epoch', student_eta_min=0., student_bs=256)
+_DFQ_SMALL = dict(n_generators=2, ngf=16, lr_g=1e-3, bn_form='moments', entropy=1., balance=5., adversarial=1., adv_T=1.,
+                  T=4., student_steps=1, student_T=4.)
 DFQ_PRESETS = {
     # the paper's loss terms with the settings of zju-vipa/CMI scripts/dfq/dfq_cifar10_wrn402_wrn161.sh and
     # Fast-Datafree scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64, nz 256), lr_g 1e-3 with betas (0.5, 0.999)
@@ -92,10 +107,12 @@ DFQ_PRESETS = {
     'paper': dict(_DFQ_CIFAR, T=1., student_T=1.),
     # the same with the script's --T 20 taking effect: the student at T = 20 (with the T^2 factor)
     'script_T20': dict(_DFQ_CIFAR, T=20., student_T=20.),
-    # mnist5k, LeNet-5-BN -> LeNet-5-half: the comparison cell of this notebook
-    'small': dict(n_generators=2, ngf=16, lr_g=1e-3, bn=1., bn_form='moments', entropy=1., balance=5., adversarial=1.,
-                  adv_T=1., T=4., student_steps=1, student_T=4.),
+    # mnist5k, LeNet-5-BN -> LeNet-5-half (the comparison cell of this notebook) with the raw moment distance
+    'raw': dict(_DFQ_SMALL, bn=1., bn_scale='raw', border=0., border_frac=0.6),
+    # the default: L_BN over its value on noise at weight 125 (on LeNet-5 about the raw term at weight 1), and the
+    # centred-object prior; chosen on three teachers at the full protocol (below)
+    'small': dict(_DFQ_SMALL, bn=125., bn_scale='total', border=20., border_frac=0.7),
 }
 register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),
                     synthesizer=build_dfq_synthesizer, train=train_dfq, student_T=DFQSettings.T,
-                    key_settings=('n_generators', 'bn', 'adversarial', 'T'), notebook='26_dfq', presets=DFQ_PRESETS));
+                    key_settings=('n_generators', 'bn', 'bn_scale', 'border', 'adversarial', 'T'), notebook='26_dfq', presets=DFQ_PRESETS));

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch, torch.nn as nn
 from .synthesis import CrossEntropyTerm
-from .inversion import BNStatisticsLoss
+from .inversion import BNStatisticsLoss, bn_term_scale, prior_terms
 from .generators import (online_trainer, PooledStudentSettings, Generator, GeneratorSynthesizer,
                          MetaGeneratorSynthesizer, AdversarialTerm, random_crop_flip)
 from .methods import MethodSpec, register, get_method, keyword_trainer, keyword_synthesizer
@@ -55,6 +55,7 @@ class FastDFKDSettings(PooledStudentSettings):
     meta_lr:float|None = None # Adam learning rate of the meta update; `None` is `g_steps * lr_g`
     ce:float = 1. # lambda_ce, weight of the cross-entropy to the random targets
     bn:float = 1. # lambda_bn, weight of the momentum BN-statistics term
+    bn_scale:str = 'raw' # 'raw': the authors' sum; 'total': over its value on noise (`bn_term_scale`)
     adversarial:float = 1. # lambda_adv, weight of the agreement-masked adversarial term
     bn_momentum:float = 0.9 # m, weight of the past rounds' average in the BN term
     augment:bool = False # show the teacher and student a random crop (padding 4) + flip of each image
@@ -68,8 +69,9 @@ def build_fastdfkd_synthesizer(teacher:nn.Module, img_shape, stats=None, # the t
     "FastDFKD's generator side: a meta-learned generator with CE, momentum BN and agreement-masked adversarial terms."
     s = settings or FastDFKDSettings()
     generator = Generator.from_settings(img_shape, stats, s)
-    terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum),
-             AdversarialTerm(student, s.adversarial, where_agree=True, start_round=s.warmup)]
+    terms = [CrossEntropyTerm(s.ce), MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum,
+                                                  scale=bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)),
+             AdversarialTerm(student, s.adversarial, where_agree=True, start_round=s.warmup), *prior_terms(s, stats)]
     return MetaGeneratorSynthesizer(teacher, generator, terms, meta=s.meta, meta_lr=s.meta_lr, lr=s.lr_g, betas=s.betas,
                                     steps=s.g_steps, lr_latent=s.lr_z, reset_first_layer_at=s.reset_l0, targets=True,
                                     augment=random_crop_flip if s.augment else None, seed=seed, device=device)

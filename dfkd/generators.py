@@ -19,6 +19,7 @@ from .hooks import Hooks
 from .kd import distill, check_teacher_student
 from .kd import frozen, random_shift
 from .synthesis import SynthesisContext, LossTerm, StudentTerm, Synthesizer, Schedule, normalised_pixel
+from .inversion import prior_terms
 from .transfer_set import build_transfer_set
 from .viz import image_grid
 
@@ -440,6 +441,8 @@ class GeneratorSettings:
     ngf:int = 16 # generator width (channels of its last feature map)
     output:str = 'tanh' # head: 'tanh' (valid normalised pixels) or 'bn' (tanh + affine-free BN, DAFL's and ZSKT's)
     betas:tuple = (0.5, 0.999) # Adam betas of the generator and its latents (DCGAN's)
+    border:float = 0. # weight of the centred-object prior on generated images (`BorderPrior`); 0: none (the papers')
+    border_frac:float = 0.6 # the middle share of each side the prior leaves free
 
 # %% ../nbs/13_generators.ipynb #86ec9476
 @dataclass

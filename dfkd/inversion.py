@@ -19,11 +19,12 @@ from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, tra
                                verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap', 'check_bn_layers',
-           'bn_gaps', 'BNStatisticsLoss', 'bn_noise_scale', 'total_variation', 'mean_square',
-           'neighbour_differences', 'deepinversion_total_variation', 'image_norm', 'TotalVariation',
-           'ImageNorm', 'centre_window', 'BorderPrior', 'JitterFlip', 'js_divergence', 'adi_divergence',
-           'CompetitionTerm', 'RoundsTransferSet', 'student_in_the_loop']
+__all__ = ['BN_TYPES', 'BN_SCALES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap',
+           'check_bn_layers', 'bn_gaps', 'BNStatisticsLoss', 'bn_noise_scale', 'bn_term_scale',
+           'total_variation', 'mean_square', 'neighbour_differences', 'deepinversion_total_variation',
+           'image_norm', 'TotalVariation', 'ImageNorm', 'centre_window', 'BorderPrior', 'prior_terms',
+           'JitterFlip', 'js_divergence', 'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet',
+           'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -126,6 +127,20 @@ def bn_noise_scale(teacher:nn.Module, img_shape, # a network with BatchNorm laye
     x = torch.randn(n, *img_shape, generator=seed_generator(seed)).to(next(teacher.parameters()).device)
     return {name: m + v for name, (m, v) in bn_gaps(teacher, x, layers).items()}
 
+BN_SCALES = ('raw', 'noise', 'total')  # the BN term as the authors wrote it, or divided by its value on noise
+
+def bn_term_scale(teacher:nn.Module, img_shape, # the teacher and its input's (C, H, W)
+                  bn_scale:str, # 'raw': none; 'noise': each layer over its own distance on noise; 'total': the sum
+                  layers:list[str]|None=None, # BN layer names; `None`: every one with running statistics
+                  weight:float=1.) -> dict|None: # the term's weight: at 0 there is no term to scale
+    "`BNStatisticsLoss`'s `scale` under `bn_scale`: `None` (raw), `bn_noise_scale` per layer, or their mean everywhere."
+    if bn_scale not in BN_SCALES: raise ValueError(f'bn_scale must be one of {BN_SCALES}, got {bn_scale!r}')
+    if bn_scale == 'raw' or not weight: return None
+    s = bn_noise_scale(teacher, img_shape, layers)
+    # 'total': s_l = S / L for every layer, so the scaled term is the raw one over S, its value on noise (first α = 1)
+    return s if bn_scale == 'noise' or not s else {n: sum(s.values()) / len(s) for n in s}
+
+
 # %% ../nbs/12_inversion.ipynb #29ddd9ea
 def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:
     "Mean |horizontal difference|^p plus mean |vertical difference|^p of images `x` (N, C, H, W), for p = 1 or 2."
@@ -218,6 +233,11 @@ class BorderPrior(LossTerm):
             self._cache = {key: (m, self.background.to(x), m.sum())}
         m, b, total = self._cache[key]
         return ((x - b).square() * m).sum((-2, -1)).mean() / total
+
+def prior_terms(s, stats=None) -> list[LossTerm]:
+    "The centred-object prior of settings `s` (fields `border`, `border_frac`) when `s.border` > 0; black background."
+    return [BorderPrior.from_stats(s.border, stats, frac=s.border_frac)] if s.border else []
+
 
 # %% ../nbs/12_inversion.ipynb #c25a4f60
 class JitterFlip:

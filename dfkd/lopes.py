@@ -13,6 +13,7 @@ from .core import seed_generator
 from .metadata import KINDS, TeacherMetadata, dropout_mask_hooks, graph_coefficients
 from .hooks import get_module
 from .synthesis import LossTerm, Synthesizer, PixelParametrization, Schedule
+from .inversion import prior_terms
 from .transfer_set import build_transfer_set
 from .methods import MethodSpec, register
 import tempfile
@@ -167,6 +168,8 @@ class LopesSettings:
     init:str = 'standard' # start: 'standard' N(0, 1) in the normalised input space; 'paper' N(0.15, 0.1) in pixel units
     sampler:str = 'cholesky' # targets μ + Lz ('cholesky'), μ + σ⊙z ('diagonal') or the authors' μ + zΣ
     dropout_scale:str = 'inverted' # 'inverted': filters × 1/(1-p), else identity; 'authors': × 1, else × (1-p)
+    border:float = 0. # weight of the centred-object prior (`BorderPrior`, black background); 0: none (the paper's)
+    border_frac:float = 0.6 # the middle share of each side the prior leaves free
     def __post_init__(self):
         _choice(self.init, INITS, 'init')
         _choice(self.sampler, SAMPLERS, 'sampler')
@@ -205,10 +208,11 @@ def lopes_settings(objective:str, settings=None, **overrides) -> LopesSettings:
 def lopes_terms(meta:TeacherMetadata, objective:str, settings=None) -> list[LossTerm]:
     "The loss terms of one Lopes et al. objective with `settings` (see `lopes_settings`)."
     s = lopes_settings(objective, settings)
+    priors = prior_terms(s, meta.header.get('stats'))
     if objective.startswith('spectral'):
-        return [SpectralMatch(meta, objective, sampler=s.sampler, dropout_scale=s.dropout_scale)]
+        return [SpectralMatch(meta, objective, sampler=s.sampler, dropout_scale=s.dropout_scale), *priors]
     return [ActivationMatch(meta, objective, loss=s.loss, sampler=s.sampler, dropout=getattr(s, 'dropout', 'recorded'),
-                            dropout_scale=s.dropout_scale)]
+                            dropout_scale=s.dropout_scale), *priors]
 
 # %% ../nbs/20_lopes.ipynb #6abbc99e
 class ShiftedPixels(PixelParametrization):

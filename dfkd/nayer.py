@@ -16,6 +16,7 @@ from .kd import frozen
 from .synthesis import CrossEntropyTerm
 from .generators import (Generator, GeneratorParametrization, GeneratorSynthesizer, AdversarialTerm,
                              online_trainer, random_crop_flip, term_optimizers, _without)
+from .inversion import bn_term_scale, prior_terms
 from .fastdfkd import MomentumBNStatisticsLoss
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
 
@@ -113,6 +114,7 @@ class NayerSettings:
     warmup_epochs:int = 20 # epochs of synthesis alone: no student step, no adversarial term
     kd_steps:int = 400 # student steps per epoch
     bn:float = 10. # weight of the momentum BN-statistics term
+    bn_scale:str = 'raw' # 'raw': the authors' sum; 'total': over its value on noise (`bn_term_scale`)
     oh:float = 0.5 # weight of the cross-entropy to the targets
     adv:float = 1.33 # weight of the agreement-masked adversarial term
     bn_momentum:float = 0.9 # m, weight of the past batches' average in the BN term
@@ -120,6 +122,8 @@ class NayerSettings:
     pool_size:int = 20000 # capacity of the pool of synthesised images the student samples from
     pool_augment:str|None = 'crop_flip' # the pool's draws cropped (black 4-pixel border) and flipped; `None`: as stored
     T:float = 20. # the student's distillation temperature
+    border:float = 0. # weight of the centred-object prior on generated images (`BorderPrior`); 0: none (the paper's)
+    border_frac:float = 0.6 # the middle share of each side the prior leaves free
     @property
     def warmup(self) -> int: return self.warmup_epochs * self.gwp_loops # rounds before the student's first step
     @property
@@ -196,8 +200,10 @@ def build_nayer_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teac
            else load_label_embeddings(kind, n_classes))
     generator = NoisyLayerGenerator(img_shape, emb, n_noisy=math.ceil(s.synthesis_bs / n_classes),
                                     noise_dim=s.noise_dim, ngf=s.ngf, stats=stats)
-    terms = [MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum), CrossEntropyTerm(s.oh),
-             AdversarialTerm(student, s.adv, where_agree=True, start_round=s.warmup)]
+    scale = bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)
+    terms = [MomentumBNStatisticsLoss(s.bn, momentum=s.bn_momentum, scale=scale),
+             CrossEntropyTerm(s.oh),
+             AdversarialTerm(student, s.adv, where_agree=True, start_round=s.warmup), *prior_terms(s, stats)]
     return NayerSynthesizer(teacher, generator, terms, batch=s.synthesis_bs, rebuild=s.rebuilds_at, lr=s.lr_g,
                             betas=s.betas, steps=s.g_steps, augment=random_crop_flip if s.augment else None,
                             seed=seed, device=device)

@@ -12,6 +12,7 @@ from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from .kd import (attention_map, attention_loss, soft_target_loss, distill, frozen, pooled_to_match, attention_pairs,
                      AttentionPair)
+from .inversion import prior_terms
 from .generators import (GeneratorSettings, Generator, GeneratorSynthesizer, AdversarialTerm,
                              OnlineSynthesisCallback, generator_dls, check_teacher_student)
 from .methods import MethodSpec, register, keyword_trainer, keyword_synthesizer
@@ -128,7 +129,8 @@ def build_zskt_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teach
     generator = ZSKTGenerator(img_shape, s.nz, s.ngf,
                               stats) if s.output == 'affine' else Generator.from_settings(img_shape, stats, s)
     term = ZSKTAdversarialTerm(student, s.adversarial, T=s.T, element_mean=s.loss_form == 'authors')
-    synth = GeneratorSynthesizer(teacher, generator, [term], lr=s.lr_g, betas=s.betas, seed=seed, device=device)
+    synth = GeneratorSynthesizer(teacher, generator, [term, *prior_terms(s, stats)], lr=s.lr_g, betas=s.betas,
+                                 seed=seed, device=device)
     synth.schedule.clip, synth.attention_pairs = s.clip, pairs
     return synth
 
