@@ -95,8 +95,8 @@ _DFQ_CIFAR = dict(n_generators=1, ngf=64, nz=256, lr_g=1e-3, betas=(0.5, 0.999),
                   entropy=1., balance=20.,
                   adversarial=1., adv_T=1., student_steps=10, student_opt='sgd', student_lr=0.1, student_mom=0.9,
                   student_wd=1e-4, student_schedule='cosine_epoch', student_eta_min=0., student_bs=256)
-_DFQ_SMALL = dict(n_generators=2, ngf=16, lr_g=1e-3, bn_form='moments', entropy=1., balance=5., adversarial=1., adv_T=1.,
-                  T=4., student_steps=1, student_T=4.)
+_DFQ_SMALL = dict(n_generators=2, ngf=16, lr_g=1e-3, bn_form='moments', entropy=1., balance=5., adversarial=1.,
+                  adv_T=1., T=4., student_steps=1, student_T=4.)
 DFQ_PRESETS = {
     # the paper's loss terms with the settings of zju-vipa/CMI scripts/dfq/dfq_cifar10_wrn402_wrn161.sh and
     # Fast-Datafree scripts/dfq_cifar.sh (CIFAR-10): one generator (ngf 64, nz 256), lr_g 1e-3 with betas (0.5, 0.999)
@@ -115,4 +115,5 @@ DFQ_PRESETS = {
 }
 register(MethodSpec('dfq', 'generator', 'Choi et al. 2020, CVPR-W', DFQSettings, needs=('bn', 'student'),
                     synthesizer=build_dfq_synthesizer, train=train_dfq, student_T=DFQSettings.T,
-                    key_settings=('n_generators', 'bn', 'bn_scale', 'border', 'adversarial', 'T'), notebook='26_dfq', presets=DFQ_PRESETS));
+                    key_settings=('n_generators', 'bn', 'bn_scale', 'border', 'adversarial', 'T'), notebook='26_dfq',
+                    presets=DFQ_PRESETS));
