@@ -48,7 +48,9 @@ def method_report(name:str, # a registered data-free method
     total = sum(abs(v) for v in weighted.values()) or 1.
     pairs = getattr(synth, 'attention_pairs', None) or []  # ZSKT: the teacher's side of its attention pairs
     row['layers'] = list(dict.fromkeys([n for t in synth.terms for n in _term_layers(t)] + [p.teacher for p in pairs]))
-    row['terms'] = {t.name: dict(value=first[t.name], weight=t.weight, share=abs(weighted[t.name]) / total)
+    row['terms'] = {t.name: dict(value=first[t.name], weight=t.weight, share=abs(weighted[t.name]) / total,
+                                 # a term divided by its value on noise (`bn_term_scale`): that value, measured here
+                                 **({'scale': sum(t.scale.values())} if getattr(t, 'scale', None) else {}))
                     for t in synth.terms}
     if cost and spec.times_steps:
         synth = method_synthesizer(name, teacher, img_shape, stats, student=student, metadata=metadata)
@@ -71,12 +73,14 @@ def _layers_text(layers:list[str], most:int=3) -> str:
 
 # %% ../nbs/31_teacher_report.ipynb #e884fe0a
 def _terms_text(terms:dict) -> str:
-    return ' '.join(f"{k} x{t['weight']:g} {100 * t['share']:.0f}%" for k, t in terms.items()) or '-'
+    scale = lambda t: f" /{t['scale']:.3g}" if 'scale' in t else ''
+    return ' '.join(f"{k} x{t['weight']:g}{scale(t)} {100 * t['share']:.0f}%" for k, t in terms.items()) or '-'
 
 # %% ../nbs/31_teacher_report.ipynb #def61a90
 def format_report(rows:list[dict]) -> str:
     "The rows of `teacher_report` as a Markdown table."
-    lines = ['| method | applies | layers read | terms at the first step (weight, share) | step cost |',
+    lines = ['| method | applies | layers read | terms at the first step (weight, /measured scale, share) '
+             '| step cost |',
              '|---' * 5 + '|']
     for r in rows:
         cost = f"{r['step_cost']:.2f}x" if r['step_cost'] is not None else '-'
