@@ -18,10 +18,10 @@ from .core import (set_seed, atomic_write_json, atomic_write_text, read_json, ma
 from .data import get_dls
 from .models import get_model, fingerprint, check_fingerprint
 from .kd import train_classifier, distill, evaluate, cached_classifier, ShiftAugment
-from .metadata import KINDS, record_metadata, load_metadata
+from .metadata import KINDS, record_metadata, load_metadata, norm_input_layers
 from .transfer_set import TransferSet, class_fidelity
 from .performance import synthesis_overhead
-from .methods import get_method, method_names, method_synthesizer, check_needs
+from .methods import get_method, method_names, method_synthesizer, check_needs, uses_metadata
 from .viz import save_figure
 
 # %% auto #0
@@ -194,7 +194,10 @@ def not_applicable(name:str, teacher:nn.Module, student:nn.Module|None, metadata
 def _metadata(teacher:nn.Module, dls, folder:Path, layers=None, seed:int=0) -> tuple:
     "Seed `seed`'s teacher's metadata on `layers` (recorded once, then read from `folder`), and its recording seconds."
     path, info = folder/f'metadata_seed{seed}.safetensors', folder/f'metadata_seed{seed}.json'
-    if path.exists() and info.exists(): return load_metadata(path, teacher), read_json(info)['seconds']
+    if path.exists() and info.exists():
+        meta = load_metadata(path, teacher)
+        # a file of an earlier dfkd may lack the channel statistics this teacher's BN-matching methods read
+        if meta.channel_layers or not norm_input_layers(teacher): return meta, read_json(info)['seconds']
     start = time.perf_counter(); meta = record_metadata(teacher, dls.train, layers=layers, seed=seed, progress=False)
     seconds = time.perf_counter() - start
     meta.save(path); atomic_write_json(info, dict(seconds=seconds, kinds=meta.kinds))
@@ -207,7 +210,7 @@ def _step_cost(name:str, pair:Pair, teacher:nn.Module, dls, cfg:BenchConfig, met
     if not spec.times_steps: return None
     student = _new_student(pair, dls, 0) if 'student' in spec.needs else None
     synth = method_synthesizer(name, teacher, dls.img_shape, dls.stats, settings=_settings(name, cfg), student=student,
-                               metadata=metadata if 'metadata' in spec.needs else None)
+                               metadata=metadata)
     return synthesis_overhead(synth, batch_size=cfg.cost_batch, steps=cfg.cost_steps, repeats=cfg.cost_repeats)['ratio']
 
 # %% ../nbs/30_benchmark.ipynb #3a20cff7
@@ -235,7 +238,7 @@ def _seed_inputs(p:str, method:str, cfg:BenchConfig, seed:int, cache:dict, run:P
     if ('dls', seed) not in cache: cache['dls', seed] = get_dls(cfg.dataset, bs=cfg.bs, size=pair.size, seed=seed)
     if ('teacher', ts) not in cache:
         cache['teacher', ts] = _teacher(pair, cfg, ts); _check_teacher(run/p, cache['teacher', ts], ts)
-    needs_meta = method not in REFERENCES and 'metadata' in get_method(method).needs
+    needs_meta = method not in REFERENCES and uses_metadata(get_method(method), cache['teacher', ts])
     if needs_meta and ('metadata', ts) not in cache:
         cache['metadata', ts] = _metadata(cache['teacher', ts], cache['dls', seed], run/p, pair.layers, ts)
     return cache['dls', seed], cache['teacher', ts]
@@ -245,7 +248,7 @@ def _method_row(name:str, pair:Pair, teacher, dls, folder:Path, cfg:BenchConfig,
                 overrides:dict|None=None) -> dict: # settings laid over the benchmark's (`variant_rows`)
     "Method `name`'s row for one seed (teacher, metadata, set or game, student); `cache` keeps probes and step costs."
     spec, ts = get_method(name), teacher_seed(pair, seed)
-    meta, meta_s = cache['metadata', ts] if 'metadata' in spec.needs else (None, 0.)
+    meta, meta_s = cache['metadata', ts] if uses_metadata(spec, teacher) else (None, 0.)
     if ('why', name) not in cache:  # once per pair and method: the probe builds the method's synthesizer
         cache['why', name] = not_applicable(name, teacher, _new_student(pair, dls, 0), meta, dls.img_shape,
                                             _settings(name, cfg))
@@ -301,8 +304,8 @@ def run_benchmark(cfg:BenchConfig=BenchConfig(), # the settings (`QUICK` for the
 
 # %% ../nbs/30_benchmark.ipynb #c3f281b1
 def read_rows(run:str|Path, cfg:BenchConfig|None=None) -> list[dict]:
-    "Every finished row in `run` (of `cfg`'s pairs and methods, when given)."
-    rows = [read_json(f) for f in sorted(Path(run).glob('*/*/seed*.json'))]
+    "Every finished row in `run` (of `cfg`'s pairs and methods, when given); `variant_rows`' rows are not the method's."
+    rows = [r for f in sorted(Path(run).glob('*/*/seed*.json')) if 'variant' not in (r := read_json(f))]
     if cfg is None: return rows
     keep = set(REFERENCES) | set(check_config(cfg))
     return [r for r in rows if r['pair'] in cfg.pairs and r['method'] in keep

@@ -94,13 +94,15 @@ def cmd_stats(args) -> dict:
     if out.is_dir():
         raise ValueError(f'--out {out} is a folder: it names the metadata file; give a file path, e.g. '
                          f'{out/"model.metadata.safetensors"}')
-    meta = record_metadata(teacher, dls.train, kinds=args.kinds, layers=args.layers, T=args.T, k=args.k,
-                           k_pair=args.k_pair,
+    kinds = [] if args.kinds == ['none'] else args.kinds  # 'none': the channel statistics alone
+    meta = record_metadata(teacher, dls.train, kinds=kinds, layers=args.layers, T=args.T, k=args.k,
+                           k_pair=args.k_pair, channels=args.channels,
                            n_classes=dls.n_classes, seed=args.seed, progress=not args.quiet)
     meta.save(out)
-    res = dict(metadata=str(out), kinds=meta.kinds, layers=meta.layers, bytes=out.stat().st_size,
-               seconds=round(time.time() - t0, 2))
-    print(f"metadata {meta.kinds} for {len(meta.layers)} layers -> {out} ({res['bytes']/1e6:.2f} MB, "
+    res = dict(metadata=str(out), kinds=meta.kinds, layers=meta.layers, channels=meta.channel_layers,
+               bytes=out.stat().st_size, seconds=round(time.time() - t0, 2))
+    chans = f', channel statistics of {len(meta.channel_layers)} layers' if meta.channel_layers else ''
+    print(f"metadata {meta.kinds} for {len(meta.layers)} layers{chans} -> {out} ({res['bytes']/1e6:.2f} MB, "
           f"{res['seconds']:.0f}s)")
     return res
 
@@ -197,7 +199,8 @@ def _inspect_command(sub):
     "`dfkd inspect`: the teacher report."
     ins = sub.add_parser('inspect', help='what each method would do with a teacher: layers, terms, step cost')
     ins.add_argument('--teacher', required=True, help='teacher weights (model.safetensors)')
-    ins.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (the Lopes objectives)')
+    ins.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (the Lopes objectives; '
+                     'BN-matching methods on a teacher without BatchNorm)')
     ins.add_argument('--methods', nargs='+', default=None, choices=method_names(), metavar='METHOD',
                      help='only these methods [every registered one]')
     ins.add_argument('--no-cost', action='store_true', help='skip timing a step of each method')
@@ -270,8 +273,12 @@ def _stats_command(sub):
     "`dfkd stats`: a teacher's metadata on its training data."
     st = sub.add_parser('stats', help='record teacher metadata (Lopes et al. statistics) on its training data')
     st.add_argument('--teacher', required=True, help='teacher weights (model.safetensors from `dfkd train`)')
-    st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS),
-                    help='statistics to record; default: all that apply')
+    st.add_argument('--kinds', nargs='+', default=None, choices=list(KINDS) + ['none'],
+                    help="statistics to record; default: all that apply; 'none': the channel statistics alone")
+    st.add_argument('--channels', nargs='+', default=None,
+                    help='layers whose inputs\' per-channel mean and variance to record (what the BN-matching methods '
+                         'match on a teacher without BatchNorm); default: its normalisation layers without running '
+                         'statistics (GroupNorm, InstanceNorm)')
     st.add_argument('--layers', nargs='+', default=None,
                     help='module names to record; default: the zoo\'s choice for the architecture')
     for name, what in (('T', 'temperature dividing the top layer'),
@@ -295,7 +302,9 @@ def _synthesize_command(sub):
     _method_args(sy)
     sy.add_argument('--preset', default=None,
                     help="a named group of the method's settings from the registry (e.g. paper)")
-    sy.add_argument('--metadata', default=None, help='metadata file from `dfkd stats` (methods that need metadata)')
+    sy.add_argument('--metadata', default=None,
+                    help='metadata file from `dfkd stats` (the Lopes objectives; BN-matching methods on a teacher '
+                         'without BatchNorm: its channel statistics)')
     sy.add_argument('--n-per-class', type=positive_int, default=100, help='images per class [%(default)s]')
     sy.add_argument('--batch-size', type=positive_int, default=100,
                     help='images optimised together (one shard) [%(default)s]')

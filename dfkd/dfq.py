@@ -60,12 +60,11 @@ BN_FORMS = {'gaussian_kl': GaussianBNStatisticsLoss,
 def _dfq_bn_term(teacher:nn.Module, img_shape, s:DFQSettings) -> BNStatisticsLoss:
     "L_BN in `s.bn_form`, scaled under `s.bn_scale` (noise scales are measured with the moment distance)."
     if s.bn_form not in BN_FORMS: raise ValueError(f'bn_form must be one of {list(BN_FORMS)}, got {s.bn_form!r}')
-    scale = bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)
-    if scale is None: return BN_FORMS[s.bn_form](s.bn)
-    if s.bn_form != 'moments':
+    if s.bn_form != 'moments' and s.bn_scale in ('noise', 'total') and s.bn:  # refused before the pass measuring it
         raise ValueError(f"bn_scale={s.bn_scale!r} divides by the moment distance on noise: use bn_form='moments', "
                          "or bn_scale='raw' with the Gaussian KL")
-    return BN_FORMS['moments'](s.bn, scale)
+    scale = bn_term_scale(teacher, img_shape, s.bn_scale, weight=s.bn)
+    return BN_FORMS[s.bn_form](s.bn) if scale is None else BN_FORMS['moments'](s.bn, scale)
 
 def build_dfq_synthesizer(teacher:nn.Module, img_shape, stats=None, # the teacher, its input's (C, H, W), normalisation
                           settings:DFQSettings|None=None,

@@ -6,12 +6,12 @@ Docs: https://dfkd.github.io/dfkd/inversion.html.md"""
 
 # %% ../nbs/12_inversion.ipynb #792765b2
 from __future__ import annotations
-import math
+import copy, math
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import read_json, load_safetensors, seed_generator
-from .hooks import Hooks, names_of_type
+from .hooks import Hooks, names_of_type, get_module
 from .kd import distill, frozen
 from .kernels import FoldedBNStatistics, fast_total_variation, fast_mean_square
 from .synthesis import LossTerm, StudentTerm, Synthesizer, normalised_pixel
@@ -19,19 +19,21 @@ from .transfer_set import (build_transfer_set, merge_manifests, TransferSet, tra
                                verified_shards)
 
 # %% auto #0
-__all__ = ['BN_TYPES', 'BN_SCALES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap',
+__all__ = ['BN_TYPES', 'RECORDED', 'BN_SCALES', 'COMPETITION_FORMS', 'bn_layer_names', 'batch_statistics', 'stat_gap',
            'check_bn_layers', 'bn_gaps', 'BNStatisticsLoss', 'bn_noise_scale', 'bn_term_scale',
-           'total_variation', 'mean_square', 'neighbour_differences', 'deepinversion_total_variation',
-           'image_norm', 'TotalVariation', 'ImageNorm', 'centre_window', 'BorderPrior', 'prior_terms',
-           'JitterFlip', 'js_divergence', 'adi_divergence', 'CompetitionTerm', 'RoundsTransferSet',
-           'student_in_the_loop']
+           'with_recorded_statistics', 'total_variation', 'mean_square', 'neighbour_differences',
+           'deepinversion_total_variation', 'image_norm', 'TotalVariation', 'ImageNorm', 'centre_window',
+           'BorderPrior', 'prior_terms', 'JitterFlip', 'js_divergence', 'adi_divergence', 'CompetitionTerm',
+           'RoundsTransferSet', 'student_in_the_loop']
 
 # %% ../nbs/12_inversion.ipynb #6f8ad62a
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+RECORDED = 'dfkd_recorded_statistics'  # set on a layer that holds statistics recorded on the data as running buffers
 
 def bn_layer_names(model:nn.Module, types:tuple=BN_TYPES) -> list[str]:
-    "Names of the BatchNorm layers of `model` (of `types`) that track running statistics, in definition order."
-    return [n for n in names_of_type(model, types) if model.get_submodule(n).running_mean is not None]
+    "BatchNorm layers of `model` (of `types`) tracking running statistics, and layers holding recorded ones, in order."
+    return [n for n, m in model.named_modules()
+            if (isinstance(m, types) and m.running_mean is not None) or getattr(m, RECORDED, False)]
 
 # %% ../nbs/12_inversion.ipynb #6aac75b5
 def batch_statistics(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,14 +49,15 @@ def stat_gap(mean:torch.Tensor, var:torch.Tensor, bn:nn.Module) -> torch.Tensor:
 
 # %% ../nbs/12_inversion.ipynb #251a40bb
 def check_bn_layers(model:nn.Module, names:list[str]):
-    "Refuse names of `model`'s modules that are not BatchNorm layers with running statistics, naming the valid ones."
+    "Refuse names of `model`'s modules without running (or recorded) statistics, naming the valid ones."
     valid = bn_layer_names(model)
     modules = dict(model.named_modules())
     wrong = [f"{n!r} ({type(modules[n]).__name__})" for n in names if n in modules and n not in valid]
     if wrong:
         raise ValueError(f"the BN-statistics loss matches the running statistics of BatchNorm layers, but "
                          f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not a BatchNorm layer with running "
-                         f"statistics; choose from {valid}")
+                         f"statistics; choose from {valid} (a layer of another kind: record its input statistics with "
+                         f"`record_metadata(..., channels=[...])` and use `with_recorded_statistics`)")
 
 # %% ../nbs/12_inversion.ipynb #f66e4c85
 def bn_gaps(model:nn.Module, # a network with BatchNorm layers (evaluated frozen: running statistics unchanged)
@@ -92,8 +95,9 @@ class BNStatisticsLoss(LossTerm):
         if missing: raise ValueError(f'the BN term has no scale for {missing}: measure them with `bn_noise_scale`')
         if not self.names:
             raise ValueError(f'{type(ctx.teacher).__name__} has no BatchNorm layer with running statistics, so the '
-                             f'BN-statistics loss has nothing to match; drop the term (weight 0 or leave it out) or '
-                             f'use a teacher trained with BN')
+                             f'BN-statistics loss has nothing to match; drop the term (weight 0 or leave it out), '
+                             f'use a teacher trained with BN, or record the inputs of its normalisation layers on the '
+                             f'data (`record_metadata`) and pass `with_recorded_statistics(teacher, metadata)`')
         self.hooks = Hooks(ctx.teacher, self.names, fn=self._record)
         if self.fast:
             # the teacher is frozen for the batch
@@ -140,6 +144,30 @@ def bn_term_scale(teacher:nn.Module, img_shape, # the teacher and its input's (C
     # 'total': s_l = S / L for every layer, so the scaled term is the raw one over S, its value on noise (first α = 1)
     return s if bn_scale == 'noise' or not s else {n: sum(s.values()) / len(s) for n in s}
 
+
+# %% ../nbs/12_inversion.ipynb #08efce5e
+def with_recorded_statistics(teacher:nn.Module, # any network; left untouched
+                             metadata) -> nn.Module: # a `TeacherMetadata` of this teacher with `channel_layers`
+    "A copy of `teacher` whose recorded layers hold their inputs' statistics as running buffers, for the BN term."
+    stats = metadata.channel_statistics()
+    if not stats:
+        raise ValueError('this metadata holds no channel statistics: record them with `record_metadata(teacher, dl, '
+                         'channels=[...])` (by default the normalisation layers without running statistics)')
+    metadata.check_teacher(teacher)
+    out = copy.deepcopy(teacher)
+    dev = next(out.parameters()).device
+    for name, (mean, var) in stats.items():
+        m = get_module(out, name)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            raise ValueError(f'{name!r} keeps running statistics of its own; record channels only of layers without')
+        if mean.shape[0] != getattr(m, 'num_channels', getattr(m, 'num_features', mean.shape[0])):
+            raise ValueError(f'{name!r} has other channels than the {mean.shape[0]} recorded')
+        # not persistent: the state dict, the fingerprint and the outputs stay the teacher's
+        m.register_buffer('running_mean', mean.to(dev, torch.float32), persistent=False)
+        m.register_buffer('running_var', var.to(dev, torch.float32), persistent=False)
+        if not hasattr(m, 'eps'): m.eps = 1e-5  # DFQ's Gaussian KL reads it
+        setattr(m, RECORDED, True)
+    return out
 
 # %% ../nbs/12_inversion.ipynb #29ddd9ea
 def total_variation(x:torch.Tensor, p:int=1) -> torch.Tensor:

@@ -93,8 +93,10 @@ class _EvalBNWithStatistics(torch.autograd.Function):
 
 # %% ../nbs/09_kernels.ipynb #32c2a5d6
 def _foldable(bn:nn.Module, x:torch.Tensor) -> bool:
-    "Whether the statistics' backward can fold into `bn`'s: eval mode, running statistics, float32 input needing grad."
-    return (not bn.training and bn.running_var is not None and x.dtype == torch.float32
+    "Whether the statistics' backward folds into `bn`'s: eval-mode BatchNorm, running statistics, float32 x with grad."
+    # another normalisation layer may hold recorded statistics (`with_recorded_statistics`): its output is no x·s + b
+    return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and not bn.training and bn.running_var is not None
+            and x.dtype == torch.float32
             and x.requires_grad and torch.is_grad_enabled())
 
 # %% ../nbs/09_kernels.ipynb #0939eab5
@@ -118,7 +120,8 @@ def bn_with_statistics(bn:nn.Module, # an eval-mode BatchNorm layer
 class FoldedBNStatistics:
     "The fast path of `BNStatisticsLoss` for one batch over the BN `layers` (name → module) of a frozen teacher."
     def __init__(self, layers:dict):
-        self.scales = {n: bn_scale(m) for n, m in layers.items() if m.running_var is not None}
+        self.scales = {n: bn_scale(m) for n, m in layers.items()
+                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None}
     def statistics(self, name:str, bn:nn.Module, x:torch.Tensor, out:torch.Tensor):
         "`(out, mean, var)` for a forward hook on layer `name`, the layer's backward folded into the statistics'."
         return bn_with_statistics(bn, x, out, self.scales.get(name))

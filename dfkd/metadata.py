@@ -16,11 +16,12 @@ from .models import fingerprint, check_fingerprint, HintonMLP, LeNet5
 from fastai.data.transforms import Normalize
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEMA', 'default_layers', 'dropout_names', 'pooled_activation', 'graph_coefficients',
-           'edge_weights', 'layer_graph', 'graph_fourier_basis', 'cholesky_factor', 'bernoulli_keep_masks',
-           'dropout_mask_hooks', 'data_normalisation', 'default_metadata_path', 'record_metadata',
-           'MetadataMismatch', 'TeacherMetadata', 'save_metadata', 'load_metadata', 'plot_top_layer_stats',
-           'plot_statistics_sample', 'class_output_distributions', 'plot_output_distributions']
+__all__ = ['KINDS', 'SCHEMA', 'NORM_TYPES', 'default_layers', 'norm_input_layers', 'dropout_names', 'pooled_activation',
+           'graph_coefficients', 'edge_weights', 'layer_graph', 'graph_fourier_basis', 'cholesky_factor',
+           'bernoulli_keep_masks', 'dropout_mask_hooks', 'data_normalisation', 'default_metadata_path',
+           'record_metadata', 'MetadataMismatch', 'TeacherMetadata', 'save_metadata', 'load_metadata',
+           'plot_top_layer_stats', 'plot_statistics_sample', 'class_output_distributions',
+           'plot_output_distributions']
 
 # %% ../nbs/10_metadata.ipynb #22c42e23
 KINDS = ('top_layer', 'all_layers', 'all_layers_dropout', 'spectral_all_layers', 'spectral_layer_pairs')
@@ -31,6 +32,14 @@ def default_layers(model:nn.Module) -> list[str]:
     if isinstance(model, (HintonMLP, LeNet5)): return names_of_type(model, (nn.Linear, nn.Conv2d))
     raise ValueError(f"{type(model).__name__} has no default layer choice; pass `layers=[...]` with the module names "
                      f"to record (e.g. a few late conv layers and the classifier {last_linear_name(model)!r})")
+
+# normalisation layers that may keep no running statistics: what their inputs' per-channel statistics stand in for
+NORM_TYPES = (nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, nn.modules.batchnorm._BatchNorm)
+
+def norm_input_layers(model:nn.Module) -> list[str]:
+    "Normalisation layers without running statistics: those whose inputs' channel statistics `record_metadata` keeps."
+    return [n for n, m in model.named_modules()
+            if isinstance(m, NORM_TYPES) and getattr(m, 'running_mean', None) is None]
 
 # %% ../nbs/10_metadata.ipynb #eedee119
 def dropout_names(model:nn.Module) -> list[str]:
@@ -245,6 +254,7 @@ class _Recording:
                  progress:bool):
         self.teacher, self.dev, self.layers, self.shapes, self.n_classes = teacher, dev, layers, shapes, n_classes
         self.cov_max_units, self.progress, self.moments, self.moment_shapes = cov_max_units, progress, {}, {}
+        self.channels = {}  # layer -> [Σx, Σx², count] per channel of its input, in float64
 
     def add(self, key:str, shape, v:torch.Tensor, y:torch.Tensor):
         "Add the batch `v` to statistic `key`; the top layer and statistics of few units keep a full covariance."
@@ -258,10 +268,19 @@ class _Recording:
         "Add each recorded layer's activations in `acts` as statistic `prefix:layer`."
         for n in self.layers: self.add(f'{prefix}:{n}', self.shapes[n], acts[n], y)
 
-    def plain_pass(self, dl, h:Hooks, kinds:list[str], top_layer:str, T:float, graphs:dict, bases:dict):
+    def add_channels(self, inputs:dict):
+        "Add each hooked layer's input (N, C, ...) to its per-channel sums over examples and positions."
+        for n, x in inputs.items():
+            x = x.transpose(0, 1).flatten(1).double()
+            acc = self.channels.setdefault(n, [0., 0., torch.zeros((), dtype=torch.float64, device=x.device)])
+            acc[0], acc[1], acc[2] = acc[0] + x.sum(1), acc[1] + x.square().sum(1), acc[2] + x.shape[1]
+
+    def plain_pass(self, dl, h:Hooks, kinds:list[str], top_layer:str, T:float, graphs:dict, bases:dict,
+                   hc:Hooks|None=None): # `hc`: hooks storing the inputs of the channel-statistics layers
         "Every kind but the dropout one, in one pass over `dl` with the hooks `h` on the layers."
         for xb, yb in maybe_progress(dl, leave=False, display=self.progress):
             self.teacher(xb.to(self.dev)); yb = yb.cpu()
+            if hc is not None: self.add_channels(hc.inputs)
             if 'top_layer' in kinds: self.add('top_layer', self.shapes[top_layer], h[top_layer] / T, yb)
             if 'all_layers' in kinds: self.add_layers(h.outputs, yb, 'all_layers')
             for g, spec in graphs.items():
@@ -286,10 +305,20 @@ class _Recording:
         return {f'masks:{n}': torch.stack([torch.stack(kept[n][c]) for c in range(self.n_classes)]).to(torch.uint8)
                 for n in drops}
 
+    def channel_statistics(self) -> dict:
+        "Each channel layer's input mean and biased variance over the whole data (`channels:layer:mean|var`)."
+        all_reduce_sums(t for acc in self.channels.values() for t in acc)
+        out = {}
+        for n, (s1, s2, count) in self.channels.items():
+            mean = s1 / count
+            out[f'channels:{n}:mean'], out[f'channels:{n}:var'] = mean.float(), (s2 / count - mean.square()).float()
+        return out
+
     def statistics(self) -> dict:
         "Per-class mean, std and (where full) Cholesky factor of every statistic, and the per-class count."
-        moments, tensors = self.moments, {}
+        moments, tensors = self.moments, self.channel_statistics()
         all_reduce_sums(t for m in moments.values() for t in (m.n, m.s, m.s2))  # under torchrun: every process's part
+        if not moments: return tensors
         for key, m in moments.items():
             (mean, std), shape = m.mean_std(), (self.n_classes, *self.moment_shapes[key])
             tensors[f'{key}:mean'], tensors[f'{key}:std'] = mean.view(shape), std.view(shape)
@@ -299,6 +328,15 @@ class _Recording:
             few = torch.nonzero(counts < 2).flatten().tolist()
             raise ValueError(f'classes {few} have fewer than 2 examples in `dl`')
         return tensors
+
+# %% ../nbs/10_metadata.ipynb #ac0dde63
+def _channel_layers(teacher:nn.Module, channels) -> list[str]:
+    "The layers whose input statistics to record: `None` the normalisation layers without running statistics."
+    if channels is None: return norm_input_layers(teacher)
+    if channels is False: return []
+    if channels is True: channels = norm_input_layers(teacher)
+    for n in channels: get_module(teacher, n)  # an unknown name is refused with the valid ones
+    return list(channels)
 
 # %% ../nbs/10_metadata.ipynb #f0d422ea
 def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
@@ -315,6 +353,8 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
                     n_classes:int|None=None, # `None` reads the `DataLoaders`' `n_classes` or the top layer's width
                     stats=None, # the data's per-channel normalisation (mean, std); `None`: `data_normalisation(dl)`
                     dataset:str|None=None, # the data's name, for the reader; `None`: the `DataLoaders`' `dataset_name`
+                    channels:list[str]|bool|None=None, # layers whose inputs' per-channel mean and variance to keep
+                                                       # (a BN term can match them); `None`: `norm_input_layers`
                     seed:int=0, # seeds the dropout filters
                     device=None, # where the teacher runs; `None` picks `default_device`
                     progress:bool=True):
@@ -322,10 +362,13 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     dev = default_device(device); teacher = teacher.to(dev).eval()
     dls, dl = (dl, dl.train) if hasattr(dl, 'train') and hasattr(dl, 'valid') else (None, dl)
     stats = stats if stats is not None else data_normalisation(dl if dls is None else dls)
-    layers = list(layers) if layers is not None else default_layers(teacher)
-    top_layer = top_layer or last_linear_name(teacher)
     drops = dropout_names(teacher)
     kinds = _kinds_to_record(kinds, teacher, drops)
+    # only the top layer's statistics, or none, need no layer choice
+    layers = list(layers) if layers is not None else default_layers(teacher) if set(kinds) - {'top_layer'} else []
+    top_layer = top_layer or last_linear_name(teacher)
+    channels = _channel_layers(teacher, channels)
+    if not kinds and not channels: raise ValueError('nothing to record: give `kinds`, or `channels` (layer names)')
     hooked = list(dict.fromkeys(layers + [top_layer]))
     dl = rank_share(_ordered_loader(dl))  # under torchrun: this process's part of the data (`08_ranks`)
     x0 = next(iter(dl))[0]
@@ -333,8 +376,10 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
     if n_classes is None: n_classes = getattr(dls, 'n_classes', None) or int(np.prod(shapes[top_layer]))
     graphs, tensors = _spectral_graphs(teacher, kinds, layers, shapes, k, k_pair, normalized_laplacian)
     rec = _Recording(teacher, dev, layers, shapes, n_classes, cov_max_units, progress)
-    with torch.no_grad(), Hooks(teacher, hooked, detach=True) as h:
-        rec.plain_pass(dl, h, kinds, top_layer, T, graphs, {g: tensors[f'graph:{g}:basis'].to(dev) for g in graphs})
+    with (torch.no_grad(), Hooks(teacher, hooked, detach=True) as h,
+          Hooks(teacher, channels, store_input=True, store_output=False, detach=True) as hc):
+        rec.plain_pass(dl, h, kinds, top_layer, T, graphs, {g: tensors[f'graph:{g}:basis'].to(dev) for g in graphs},
+                       hc if channels else None)
         if 'all_layers_dropout' in kinds: tensors.update(rec.dropout_pass(dl, h, drop_specs, n_masks, seed))
     tensors.update(rec.statistics())
     full = [key for key, m in rec.moments.items() if m.full]
@@ -345,7 +390,9 @@ def record_metadata(teacher:nn.Module, # any classifier; left in eval mode
                                   'per-unit (diagonal) standard deviations only'),
                   dropout=drop_specs, n_masks=n_masks if 'all_layers_dropout' in kinds else 0,
                   stats=[list(map(float, s)) for s in stats] if stats is not None else None,
-                  dataset=dataset or getattr(dls, 'dataset_name', None), teacher=fingerprint(teacher))
+                  dataset=dataset or getattr(dls, 'dataset_name', None), teacher=fingerprint(teacher),
+                  channels=[dict(name=n, channels=int(rec.channels[n][0].numel()), count=int(rec.channels[n][2]))
+                            for n in channels])
     return TeacherMetadata(header, tensors)
 
 # %% ../nbs/10_metadata.ipynb #b7fb0e2e
@@ -366,6 +413,13 @@ class TeacherMetadata:
     def top_layer(self): return self.header['top_layer']['name']
     @property
     def graphs(self): return self.header['graphs']
+    @property
+    def channel_layers(self) -> list[str]:
+        "Layers whose inputs' per-channel statistics were recorded (`record_metadata`'s `channels`)."
+        return [c['name'] for c in self.header.get('channels', [])]
+    def channel_statistics(self) -> dict:
+        "{layer: (mean, var)} of each channel layer's input over the recorded data: what a BN term can match."
+        return {n: (self.tensors[f'channels:{n}:mean'], self.tensors[f'channels:{n}:var']) for n in self.channel_layers}
     def __repr__(self):
         return (f"TeacherMetadata({self.header['teacher']['architecture']}, kinds={self.kinds}, layers={self.layers}, "
                 f"classes={self.n_classes})")

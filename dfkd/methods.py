@@ -19,14 +19,17 @@ from .kd import OPTIMIZERS, distill
 from .transfer_set import (build_transfer_set, check_set_folder, recording_preset, finished_transfer_set,
                                TransferSet, transfer_dls)
 from .generators import generator_transfer_set
+from .inversion import bn_layer_names, with_recorded_statistics
+from .metadata import norm_input_layers
 
 # %% auto #0
 __all__ = ['FAMILIES', 'DISTILLER', 'NEEDS', 'RECIPE_KEYS', 'RECIPE_SCHEDULES', 'OPTIMISER_KEYS', 'BUILTIN_MODULES',
            'COUNTS_FROM_ZERO', 'recipe_optim', 'Spec', 'MethodSpec', 'DistillerSpec',
            'synthesized_transfer_set', 'register', 'method_names', 'distiller_names', 'get_spec',
-           'get_method', 'get_distiller', 'check_needs', 'method_transfer_set', 'method_synthesizer',
-           'keyword_trainer', 'keyword_synthesizer', 'keyword_transfer_set', 'methods_table',
-           'format_methods_table', 'StudentRun', 'synthesis_seconds', 'type_name', 'check_setting']
+           'get_method', 'get_distiller', 'uses_metadata', 'method_teacher', 'check_needs',
+           'method_transfer_set', 'method_synthesizer', 'keyword_trainer', 'keyword_synthesizer',
+           'keyword_transfer_set', 'methods_table', 'format_methods_table', 'StudentRun', 'synthesis_seconds',
+           'type_name', 'check_setting']
 
 # %% ../nbs/15_methods.ipynb #a4a2387b
 FAMILIES = ('metadata', 'inversion', 'generator', 'floor')  # the families of data-free methods
@@ -249,16 +252,28 @@ def get_distiller(name:str) -> DistillerSpec:
     return spec
 
 # %% ../nbs/15_methods.ipynb #11cd37b9
-def _has_running_bn(model:nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None for m in model.modules())
+def _recorded_channels(metadata) -> bool: return bool(metadata is not None and metadata.channel_layers)
+
+def uses_metadata(spec:MethodSpec, teacher:nn.Module) -> bool:
+    "Whether `spec` reads metadata with this teacher: a Lopes objective, or BN matching on normalisation without BN."
+    return 'metadata' in spec.needs or ('bn' in spec.needs and not bn_layer_names(teacher)
+                                        and bool(norm_input_layers(teacher)))
+
+def method_teacher(spec:MethodSpec, teacher:nn.Module, metadata=None) -> nn.Module:
+    "The teacher `spec` runs on: with `metadata`'s channel statistics where it matches BN statistics it does not keep."
+    if 'bn' in spec.needs and not bn_layer_names(teacher) and _recorded_channels(metadata):
+        return with_recorded_statistics(teacher, metadata)
+    return teacher
 
 # %% ../nbs/15_methods.ipynb #4bee6aad
 def check_needs(spec:MethodSpec, teacher:nn.Module, student:nn.Module|None=None, metadata=None):
     "Refuse to run `spec` without what it needs, with the fix."
-    if 'bn' in spec.needs and not _has_running_bn(teacher):
+    if 'bn' in spec.needs and not bn_layer_names(teacher) and not _recorded_channels(metadata):
+        norms = norm_input_layers(teacher)
+        fix = (f" and no recorded ones: record the inputs of its normalisation layers ({', '.join(norms)}) on the "
+               "training data with `dfkd stats` (or `record_metadata`) and pass the file (--metadata)" if norms else '')
         raise ValueError(f'{spec.name} matches BatchNorm statistics, but {type(teacher).__name__} has no BatchNorm '
-                         'layer with running '
-                         "statistics; choose a method that does not need them "
+                         f"layer with running statistics{fix}; choose a method that does not need them "
                          f"({', '.join(n for n in method_names() if 'bn' not in get_method(n).needs)})")
     if 'metadata' in spec.needs and metadata is None:
         raise ValueError(f'{spec.name} reconstructs from metadata recorded on the real data: record it with '
@@ -280,6 +295,7 @@ def method_transfer_set(name:str, # a registered method
     spec = get_method(name); s = spec.make_settings(settings, preset)
     check_needs(spec, teacher, student, metadata)
     check_set_folder(path)
+    teacher = method_teacher(spec, teacher, metadata)
     with recording_preset(preset):
         return _method_transfer_set(spec, teacher, path, dls, s, n_per_class, batch_size, seed, preset, student,
                                     metadata, online_budget, progress)
@@ -313,8 +329,8 @@ def method_synthesizer(name:str, teacher:nn.Module, img_shape, stats=None, setti
     spec = get_method(name)
     if spec.synthesizer is None: raise ValueError(f'{name} has no synthesis loop (it is the {spec.family} baseline)')
     check_needs(spec, teacher, student, metadata)
-    return spec.synthesizer(teacher, img_shape, stats, spec.make_settings(settings, preset), student=student,
-                            metadata=metadata, device=device)
+    return spec.synthesizer(method_teacher(spec, teacher, metadata), img_shape, stats,
+                            spec.make_settings(settings, preset), student=student, metadata=metadata, device=device)
 
 # %% ../nbs/15_methods.ipynb #a151db57
 def keyword_trainer(name:str) -> Callable:
@@ -411,7 +427,8 @@ def data_free_student(self:MethodSpec, teacher:nn.Module,
     T, s = self.temperature(self.make_settings(settings, preset), T, preset)
     start, optim = time.perf_counter(), optim or {}
     if self.online:
-        learn = self.train_student(teacher, new_student(), dls, s, epochs=epochs, n_batches=n_batches, bs=bs, lr=lr,
+        learn = self.train_student(method_teacher(self, teacher, metadata), new_student(), dls, s, epochs=epochs,
+                                   n_batches=n_batches, bs=bs, lr=lr,
                                    seed=seed, show=show, cbs=cbs, **optim)
         spent, n = time.perf_counter() - start, min(n_per_class, 32)
         with recording_preset(preset):

@@ -21,7 +21,7 @@ from .models import (get_model, load_model, save_model, count_params, as_classif
 from .kd import HINTON_KD, train_classifier, distill, evaluate, student_optimiser
 from .metadata import record_metadata, load_metadata
 from .transfer_set import TransferSet, transfer_dls
-from .methods import get_method, method_names, recipe_optim
+from .methods import get_method, method_names, recipe_optim, uses_metadata
 from .benchmark import BenchConfig
 from .report import method_report, report_summary
 
@@ -343,12 +343,17 @@ def _check_named(teacher, net_t, path):
 
 # %% ../nbs/85_pipeline.ipynb #cec58737
 def _metadata(run, spec, teacher, dls, seed, quiet):
-    "The teacher's metadata if the method reads some: recorded once (every kind that applies) and reused."
-    if 'metadata' not in spec.needs: return None
+    "The teacher's metadata if the method reads some (`uses_metadata`): recorded once and reused."
+    if not uses_metadata(spec, teacher): return None
     path = run/'metadata.safetensors'
-    if not path.exists():
-        record_metadata(teacher, dls.train, n_classes=dls.n_classes, seed=seed, progress=not quiet).save(path)
-    return load_metadata(path, teacher)
+    meta = load_metadata(path, teacher) if path.exists() else None
+    lopes = 'metadata' in spec.needs  # a BN-matching method on a teacher without BN reads the channel statistics alone
+    if meta is None or (not lopes and not meta.channel_layers):
+        # every kind that applies for a Lopes objective; else the kinds already there, if any (nothing is lost)
+        meta = record_metadata(teacher, dls.train, kinds=None if lopes else (meta.kinds if meta else []),
+                               n_classes=dls.n_classes, seed=seed, progress=not quiet)
+        meta.save(path)
+    return meta
 
 # %% ../nbs/85_pipeline.ipynb #658050d8
 def _report(run, settings, res, t0) -> dict:
