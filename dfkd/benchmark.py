@@ -517,6 +517,9 @@ def variant_table(rows:list[dict], # `variant_rows`' rows
                   reference:list[dict]) -> pd.DataFrame: # the pair's rows of KD with real data (and any others)
     "Per variant: settings, accuracy mean ± std and replicates (%), fidelity, synthesis seconds, time to KD's shares."
     kd, out = [r for r in reference if r['method'] == 'kd_real_data'], []
+    pairs = sorted({r['pair'] for r in rows} - {r['pair'] for r in kd})
+    if pairs: raise ValueError(f"`reference` holds no kd_real_data row of {pairs}: times to KD's shares are measured "
+                               "against them; pass the pair's rows of the benchmark run (`read_rows`)")
     for v in dict.fromkeys(r['variant'] for r in rows):
         g = [r for r in rows if r['variant'] == v and r['status'] == 'ok']
         if not g: continue
