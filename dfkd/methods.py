@@ -254,21 +254,24 @@ def get_distiller(name:str) -> DistillerSpec:
 # %% ../nbs/15_methods.ipynb #11cd37b9
 def _recorded_channels(metadata) -> bool: return bool(metadata is not None and metadata.channel_layers)
 
+def _lacks_bn(spec:MethodSpec, teacher:nn.Module) -> bool:
+    "Whether `spec` matches BN statistics that `teacher` does not keep."
+    return 'bn' in spec.needs and not bn_layer_names(teacher)
+
 def uses_metadata(spec:MethodSpec, teacher:nn.Module) -> bool:
     "Whether `spec` reads metadata with this teacher: a Lopes objective, or BN matching on normalisation without BN."
-    return 'metadata' in spec.needs or ('bn' in spec.needs and not bn_layer_names(teacher)
-                                        and bool(norm_input_layers(teacher)))
+    return 'metadata' in spec.needs or (_lacks_bn(spec, teacher) and bool(norm_input_layers(teacher)))
 
 def method_teacher(spec:MethodSpec, teacher:nn.Module, metadata=None) -> nn.Module:
     "The teacher `spec` runs on: with `metadata`'s channel statistics where it matches BN statistics it does not keep."
-    if 'bn' in spec.needs and not bn_layer_names(teacher) and _recorded_channels(metadata):
+    if _lacks_bn(spec, teacher) and _recorded_channels(metadata):
         return with_recorded_statistics(teacher, metadata)
     return teacher
 
 # %% ../nbs/15_methods.ipynb #4bee6aad
 def check_needs(spec:MethodSpec, teacher:nn.Module, student:nn.Module|None=None, metadata=None):
     "Refuse to run `spec` without what it needs, with the fix."
-    if 'bn' in spec.needs and not bn_layer_names(teacher) and not _recorded_channels(metadata):
+    if _lacks_bn(spec, teacher) and not _recorded_channels(metadata):
         norms = norm_input_layers(teacher)
         fix = (f" and no recorded ones: record the inputs of its normalisation layers ({', '.join(norms)}) on the "
                "training data with `dfkd stats` (or `record_metadata`) and pass the file (--metadata)" if norms else '')
